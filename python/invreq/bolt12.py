@@ -1,0 +1,77 @@
+"""BOLT 12 byte layer: the public face of the native core ``invreq._core``.
+
+Everything here runs in Rust (``rust/invreq-core``); this module only names it, documents it
+and adds the network table. Errors are the classes of :mod:`invreq.errors`:
+``DecodeError`` (a string or stream breaks a rule), ``SignatureError`` (a signature does not
+verify), ``InvalidFieldError`` (a builder value cannot be encoded).
+
+Typical use::
+
+    unsigned = UnsignedInvoiceRequest(metadata=os.urandom(16), description="ATM withdrawal",
+                                      amount_msat=1_000_000, payer_id=key33)
+    signed = unsigned.with_signature(sign(unsigned.digest))   # verified before it returns
+    signed.bolt12      # 'lnr1...'
+    decode_invoice_request(signed.bolt12).invreq_id == signed.invreq_id
+"""
+
+from __future__ import annotations
+
+from invreq._core import (
+    InvoiceRequest,
+    UnsignedInvoiceRequest,
+    chains,
+    decode_invoice_request,
+    decode_string,
+    encode_string,
+    encode_tlv_stream,
+    merkle_root,
+    parse_invoice_request,
+    parse_tlv_stream,
+    signature_digest,
+    tagged_hash,
+    verify_signature,
+)
+
+__all__ = [
+    "CHAINS",
+    "INVOICE_REQUEST_HRP",
+    "NETWORKS",
+    "InvoiceRequest",
+    "UnsignedInvoiceRequest",
+    "chain_for_network",
+    "decode_invoice_request",
+    "decode_string",
+    "encode_string",
+    "encode_tlv_stream",
+    "merkle_root",
+    "network_for_chain",
+    "parse_invoice_request",
+    "parse_tlv_stream",
+    "signature_digest",
+    "tagged_hash",
+    "verify_signature",
+]
+
+INVOICE_REQUEST_HRP = "lnr"
+
+#: Network name -> 32-byte chain hash as it appears on the wire (REFERENCE §1).
+CHAINS: dict[str, bytes] = dict(chains())
+#: The networks invreq serves, in CLN's order.
+NETWORKS: tuple[str, ...] = tuple(CHAINS)
+
+
+def chain_for_network(network: str) -> bytes | None:
+    """The ``invreq_chain`` to write for ``network``: ``None`` for bitcoin (BOLT 12 says to
+    omit it), the chain hash otherwise. Raises ``KeyError`` for an unknown network."""
+    chain = CHAINS[network]
+    return None if network == "bitcoin" else chain
+
+
+def network_for_chain(chain: bytes | None) -> str | None:
+    """The network of an ``invreq_chain`` value (``None`` means bitcoin); ``None`` if unknown."""
+    if chain is None:
+        return "bitcoin"
+    for name, value in CHAINS.items():
+        if value == chain:
+            return name
+    return None

@@ -1,0 +1,134 @@
+"""Every exception invreq raises, and the one place JSON-RPC error objects are made.
+
+Byte-layer errors (``Bolt12Error`` and subclasses) are raised by the native core
+``invreq._core``; the binding maps its typed Rust errors onto these classes, so Python
+code catches them by class, never by parsing messages.
+
+RPC errors carry a stable numeric code (CLN's codes, REFERENCE §6). ``RpcError.to_json``
+is the only function that builds a JSON-RPC ``error`` object.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "Bolt12Error",
+    "DecodeError",
+    "InvalidFieldError",
+    "SignatureError",
+    "RpcError",
+    "InvalidRequest",
+    "MethodNotFound",
+    "InvalidParams",
+    "UnknownInvoiceRequest",
+    "NotActive",
+    "SignerError",
+    "StoreError",
+    "CODE_INVALID_REQUEST",
+    "CODE_METHOD_NOT_FOUND",
+    "CODE_INVALID_PARAMS",
+    "CODE_CATCHALL",
+    "CODE_NOT_ACTIVE",
+    "CODE_SIGNER",
+    "CODE_STORE",
+]
+
+# --- byte layer -------------------------------------------------------------------------
+
+
+class Bolt12Error(ValueError):
+    """Base class of every error of the BOLT 12 byte layer."""
+
+
+class DecodeError(Bolt12Error):
+    """A string or TLV stream breaks an encoding or reader rule (BOLT 12, REFERENCE §3, §7).
+
+    The message says exactly which rule, e.g. ``unknown even type 78``.
+    """
+
+
+class SignatureError(Bolt12Error):
+    """A BIP-340 signature does not verify against the key it must come from."""
+
+
+class InvalidFieldError(Bolt12Error):
+    """A value given to a builder cannot be encoded (e.g. a payer id that is not a point)."""
+
+
+# --- JSON-RPC ---------------------------------------------------------------------------
+
+CODE_INVALID_REQUEST = -32600
+CODE_METHOD_NOT_FOUND = -32601
+CODE_INVALID_PARAMS = -32602
+CODE_CATCHALL = -1
+CODE_NOT_ACTIVE = 1001
+# Beyond CLN: failures of the signer (device refused, busy, timed out) and of the store
+# (disk full, read-only). Both mean "nothing was created"; codes chosen outside CLN's
+# offer/invoice ranges so clients can tell them apart from parameter errors.
+CODE_SIGNER = 2001
+CODE_STORE = 2002
+
+
+class RpcError(Exception):
+    """An error answered to a JSON-RPC caller: ``{code, message, data?}``."""
+
+    code: int = CODE_CATCHALL
+
+    def __init__(self, message: str, *, code: int | None = None, data: Any = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+        self.message = message
+        self.data = data
+
+    def to_json(self) -> dict[str, Any]:
+        err: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.data is not None:
+            err["data"] = self.data
+        return err
+
+
+class InvalidRequest(RpcError):
+    """Not a JSON-RPC request at all: bad JSON, invalid UTF-8, missing ``jsonrpc``, too large."""
+
+    code = CODE_INVALID_REQUEST
+
+
+class MethodNotFound(RpcError):
+    code = CODE_METHOD_NOT_FOUND
+
+    def __init__(self, method: str) -> None:
+        super().__init__(f"Unknown command '{method}'")
+
+
+class InvalidParams(RpcError):
+    """Any parameter problem; the message always names the parameter (CLN's wording)."""
+
+    code = CODE_INVALID_PARAMS
+
+
+class UnknownInvoiceRequest(RpcError):
+    code = CODE_CATCHALL
+
+    def __init__(self) -> None:
+        super().__init__("Unknown invoice_request")
+
+
+class NotActive(RpcError):
+    code = CODE_NOT_ACTIVE
+
+    def __init__(self) -> None:
+        super().__init__("invoice_request is not active")
+
+
+class SignerError(RpcError):
+    """The signer could not produce a signature (refused, busy, unreachable, timed out)."""
+
+    code = CODE_SIGNER
+
+
+class StoreError(RpcError):
+    """The store could not make a change durable (disk full, read-only database ...)."""
+
+    code = CODE_STORE

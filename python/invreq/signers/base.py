@@ -1,0 +1,29 @@
+"""The signer interface: where the BIP-340 signature of an invoice_request comes from.
+
+A signer receives the whole unsigned TLV stream (not only the digest) so a device can
+recompute the merkle root and show what it signs. The service verifies every returned
+signature against ``payer_id`` before anything is stored (``UnsignedInvoiceRequest.
+with_signature`` refuses a bad one), so a faulty signer can never produce a stored record.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+__all__ = ["Signer"]
+
+
+class Signer(Protocol):
+    #: 33-byte compressed public key: the invreq_payer_id of every request it signs.
+    payer_id: bytes
+    #: How the key is identified in records, e.g. "software:<hex>" or "hwi:<fp>/<path>".
+    key_id: str
+
+    async def sign_invoice_request(self, unsigned_tlv: bytes, digest: bytes) -> bytes:
+        """Return the 64-byte BIP-340 signature of ``digest``.
+
+        ``digest`` is H("lightning"||"invoice_request"||"signature", merkle_root(unsigned_tlv)).
+        Raises ``invreq.errors.SignerError`` when it cannot sign (refused, busy, timeout).
+        """
+
+    async def close(self) -> None: ...

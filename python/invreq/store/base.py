@@ -1,0 +1,87 @@
+"""The store interface: what the service needs from a database, and nothing more.
+
+Every method is async. An implementation keeps its blocking I/O off the event loop (a
+worker thread for SQLite, an async driver for PostgreSQL). A write returns only once it is
+durable: the record survives a crash of the process or of the machine from that moment on.
+Concurrent writers are grouped into one transaction (group commit) so throughput does not
+fall to one fsync per request.
+
+State changes are decided by the database, never by process memory: ``disable`` is a
+conditional update, so two instances sharing one database cannot both win.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Protocol
+
+__all__ = ["Record", "ListQuery", "Store"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Record:
+    """One invoice_request we issued (REFERENCE §5)."""
+
+    invreq_id: str  # 64 lower-case hex characters; the primary key
+    bolt12: str  # the lnr1... string
+    label: str | None
+    active: bool
+    single_use: bool
+    used: bool
+    created_at: int  # unix seconds
+    payer_key: str  # which signer key made it: "software:<payer_id hex>" or "hwi:<fp>/<path>"
+    # Set by the store on insert: 1, 2, 3 ... in creation order (CLN's `created_index`).
+    created_index: int = 0
+    # Approval evidence from an approving device (JSON object), or None.
+    approval: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The CLN object for the three commands: key order as REFERENCE §5 lists it."""
+        out: dict[str, Any] = {
+            "invreq_id": self.invreq_id,
+            "active": self.active,
+            "single_use": self.single_use,
+            "bolt12": self.bolt12,
+            "used": self.used,
+        }
+        if self.label is not None:
+            out["label"] = self.label
+        return out
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ListQuery:
+    """Filters of ``listinvoicerequests``; all optional, combined with AND."""
+
+    invreq_id: str | None = None
+    active_only: bool = False
+    label: str | None = None
+    start: int | None = None  # first created_index to return (inclusive)
+    limit: int | None = None
+
+
+class Store(Protocol):
+    async def open(self) -> None:
+        """Connect, create or migrate the schema. Called once before any other method."""
+
+    async def close(self) -> None:
+        """Finish pending writes, then release everything."""
+
+    async def insert(self, record: Record) -> Record:
+        """Make ``record`` durable; return it with ``created_index`` filled in.
+
+        Raises ``invreq.errors.StoreError`` when the change cannot be made durable; then
+        nothing was stored.
+        """
+
+    async def get(self, invreq_id: str) -> Record | None: ...
+
+    async def list(self, query: ListQuery) -> list[Record]:
+        """Records matching ``query`` in creation order."""
+
+    async def disable(self, invreq_id: str) -> Record:
+        """Set ``active`` false, durably, and return the new record.
+
+        Raises ``UnknownInvoiceRequest`` or ``NotActive`` (already inactive); the check and
+        the change are one atomic statement.
+        """

@@ -1,0 +1,558 @@
+//! The `invoice_request` message (BOLT 12 "Invoice Requests"): build, sign, read.
+//!
+//! Writing follows the "not responding to an offer" case (what CLN's `invoicerequest`
+//! makes, a *refund* in LDK's words). Reading accepts both cases and applies every reader
+//! requirement of BOLT 12 to each (REFERENCE §7).
+
+use std::ops::RangeInclusive;
+use std::sync::OnceLock;
+
+use secp256k1::{schnorr, Message, PublicKey, Secp256k1, VerifyOnly, XOnlyPublicKey};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result, SemanticError, SignatureError};
+use crate::{merkle, string, tlv};
+
+/// The human-readable part of an invoice_request string.
+pub const HRP: &str = "lnr";
+
+/// TLV types of the `invoice_request` stream.
+pub mod types {
+    pub const INVREQ_METADATA: u64 = 0;
+    pub const OFFER_CHAINS: u64 = 2;
+    pub const OFFER_METADATA: u64 = 4;
+    pub const OFFER_CURRENCY: u64 = 6;
+    pub const OFFER_AMOUNT: u64 = 8;
+    pub const OFFER_DESCRIPTION: u64 = 10;
+    pub const OFFER_FEATURES: u64 = 12;
+    pub const OFFER_ABSOLUTE_EXPIRY: u64 = 14;
+    pub const OFFER_PATHS: u64 = 16;
+    pub const OFFER_ISSUER: u64 = 18;
+    pub const OFFER_QUANTITY_MAX: u64 = 20;
+    pub const OFFER_ISSUER_ID: u64 = 22;
+    pub const INVREQ_CHAIN: u64 = 80;
+    pub const INVREQ_AMOUNT: u64 = 82;
+    pub const INVREQ_FEATURES: u64 = 84;
+    pub const INVREQ_QUANTITY: u64 = 86;
+    pub const INVREQ_PAYER_ID: u64 = 88;
+    pub const INVREQ_PAYER_NOTE: u64 = 89;
+    pub const INVREQ_PATHS: u64 = 90;
+    pub const INVREQ_BIP_353_NAME: u64 = 91;
+    pub const SIGNATURE: u64 = 240;
+
+    /// Every type this module knows, ascending.
+    pub const KNOWN: [u64; 21] = [
+        INVREQ_METADATA, OFFER_CHAINS, OFFER_METADATA, OFFER_CURRENCY, OFFER_AMOUNT,
+        OFFER_DESCRIPTION, OFFER_FEATURES, OFFER_ABSOLUTE_EXPIRY, OFFER_PATHS, OFFER_ISSUER,
+        OFFER_QUANTITY_MAX, OFFER_ISSUER_ID, INVREQ_CHAIN, INVREQ_AMOUNT, INVREQ_FEATURES,
+        INVREQ_QUANTITY, INVREQ_PAYER_ID, INVREQ_PAYER_NOTE, INVREQ_PATHS,
+        INVREQ_BIP_353_NAME, SIGNATURE,
+    ];
+}
+
+/// Non-signature types an invoice_request may carry (BOLT 12 "Requirements").
+pub const INVOICE_REQUEST_TYPES: RangeInclusive<u64> = 0..=159;
+/// The experimental range, also allowed and also part of `invreq_id`.
+pub const EXPERIMENTAL_TYPES: RangeInclusive<u64> = 1_000_000_000..=2_999_999_999;
+
+fn in_invreq_ranges(t: u64) -> bool {
+    INVOICE_REQUEST_TYPES.contains(&t) || EXPERIMENTAL_TYPES.contains(&t)
+}
+
+fn secp() -> &'static Secp256k1<VerifyOnly> {
+    static S: OnceLock<Secp256k1<VerifyOnly>> = OnceLock::new();
+    S.get_or_init(Secp256k1::verification_only)
+}
+
+/// The introduction node of a blinded path: a node id or a short channel id with direction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IntroductionNode {
+    NodeId([u8; 33]),
+    Sciddir { direction: u8, scid: u64 },
+}
+
+/// One hop of a blinded path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlindedHop {
+    pub blinded_node_id: [u8; 33],
+    pub encrypted_recipient_data: Vec<u8>,
+}
+
+/// A `blinded_path` (BOLT 4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlindedPath {
+    pub first_node: IntroductionNode,
+    pub first_path_key: [u8; 33],
+    pub hops: Vec<BlindedHop>,
+}
+
+/// Every field of an invoice_request, as read (all optional at this level).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fields {
+    pub metadata: Option<Vec<u8>>,
+    pub offer_chains: Option<Vec<[u8; 32]>>,
+    pub offer_metadata: Option<Vec<u8>>,
+    pub offer_currency: Option<String>,
+    pub offer_amount: Option<u64>,
+    pub description: Option<String>,
+    pub offer_features: Option<Vec<u8>>,
+    pub absolute_expiry: Option<u64>,
+    pub offer_paths: Option<Vec<BlindedPath>>,
+    pub issuer: Option<String>,
+    pub offer_quantity_max: Option<u64>,
+    pub offer_issuer_id: Option<[u8; 33]>,
+    pub chain: Option<[u8; 32]>,
+    pub amount_msat: Option<u64>,
+    pub features: Option<Vec<u8>>,
+    pub quantity: Option<u64>,
+    pub payer_id: Option<[u8; 33]>,
+    pub payer_note: Option<String>,
+    pub paths: Option<Vec<BlindedPath>>,
+    pub bip353_name: Option<(String, String)>,
+    /// Unknown odd records, byte for byte, in stream order.
+    pub unknown: Vec<(u64, Vec<u8>)>,
+}
+
+/// A signed invoice_request: from [`UnsignedInvoiceRequest::with_signature`] or [`decode`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvoiceRequest {
+    pub fields: Fields,
+    pub signature: [u8; 64],
+    /// The whole signed TLV stream.
+    pub bytes: Vec<u8>,
+    pub invreq_id: [u8; 32],
+}
+
+impl InvoiceRequest {
+    /// The `lnr1...` string, lower case.
+    pub fn to_bolt12(&self) -> String {
+        string::encode(HRP, &self.bytes).expect("lnr is a valid human-readable part")
+    }
+}
+
+/// The fields a writer sets (REFERENCE §1); references, so building copies nothing twice.
+#[derive(Debug, Clone, Copy)]
+pub struct Builder<'a> {
+    pub metadata: &'a [u8],
+    pub description: &'a str,
+    pub amount_msat: u64,
+    pub payer_id: &'a [u8],
+    pub absolute_expiry: Option<u64>,
+    pub issuer: Option<&'a str>,
+    pub chain: Option<&'a [u8]>,
+    pub unknown: &'a [(u64, Vec<u8>)],
+}
+
+/// An invoice_request ready to be signed.
+#[derive(Debug, Clone)]
+pub struct UnsignedInvoiceRequest {
+    fields: Fields,
+    bytes: Vec<u8>,
+    payer_key: XOnlyPublicKey,
+    merkle_root: [u8; 32],
+    digest: [u8; 32],
+    invreq_id: [u8; 32],
+    /// Where the signature record goes: before the first experimental record, since types
+    /// must ascend and experimental types (1e9..) are above the signature's 240.
+    signature_at: usize,
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> Error {
+    Error::InvalidField { field, reason: reason.into() }
+}
+
+/// Parses a compressed point into the x-only key BIP-340 verifies with.
+///
+/// The service signs every request with one key; remembering the last key parsed saves the
+/// square root a parse costs (a few microseconds) on every request.
+fn xonly_of(point: &[u8]) -> Option<XOnlyPublicKey> {
+    thread_local! {
+        static LAST: std::cell::Cell<Option<([u8; 33], XOnlyPublicKey)>> = const { std::cell::Cell::new(None) };
+    }
+    let point: [u8; 33] = point.try_into().ok()?;
+    if let Some((p, k)) = LAST.with(|c| c.get()) {
+        if p == point {
+            return Some(k);
+        }
+    }
+    let key = PublicKey::from_slice(&point).ok()?.x_only_public_key().0;
+    LAST.with(|c| c.set(Some((point, key))));
+    Some(key)
+}
+
+impl Builder<'_> {
+    /// Builds the unsigned stream, its merkle root, signature digest and `invreq_id`.
+    pub fn build(&self) -> Result<UnsignedInvoiceRequest> {
+        use types::*;
+        if self.metadata.is_empty() {
+            return Err(invalid("metadata", "must not be empty"));
+        }
+        if self.amount_msat == 0 {
+            return Err(invalid("amount_msat", "must be positive"));
+        }
+        let payer_key =
+            xonly_of(self.payer_id).ok_or_else(|| invalid("payer_id", "not a compressed secp256k1 point"))?;
+        let chain: Option<[u8; 32]> = match self.chain {
+            None => None,
+            Some(c) => Some(c.try_into().map_err(|_| invalid("chain", "must be 32 bytes"))?),
+        };
+        for (i, (t, _)) in self.unknown.iter().enumerate() {
+            if t % 2 == 0 {
+                return Err(invalid("unknown_records", format!("type {t} is even")));
+            }
+            if types::KNOWN.contains(t) {
+                return Err(invalid("unknown_records", format!("type {t} is a known field")));
+            }
+            if !in_invreq_ranges(*t) {
+                return Err(invalid("unknown_records", format!("type {t} is outside the invoice_request ranges")));
+            }
+            if self.unknown[..i].iter().any(|(u, _)| u == t) {
+                return Err(invalid("unknown_records", format!("type {t} appears twice")));
+            }
+        }
+        let (amount, askip) = tlv::tu64_bytes(self.amount_msat);
+        let expiry = self.absolute_expiry.map(tlv::tu64_bytes);
+        let mut recs: Vec<(u64, &[u8])> = Vec::with_capacity(7 + self.unknown.len());
+        recs.push((INVREQ_METADATA, self.metadata));
+        recs.push((OFFER_DESCRIPTION, self.description.as_bytes()));
+        if let Some((b, skip)) = expiry.as_ref() {
+            recs.push((OFFER_ABSOLUTE_EXPIRY, &b[*skip..]));
+        }
+        if let Some(i) = self.issuer {
+            recs.push((OFFER_ISSUER, i.as_bytes()));
+        }
+        if let Some(c) = chain.as_ref() {
+            recs.push((INVREQ_CHAIN, c));
+        }
+        recs.push((INVREQ_AMOUNT, &amount[askip..]));
+        recs.push((INVREQ_PAYER_ID, self.payer_id));
+        if !self.unknown.is_empty() {
+            recs.extend(self.unknown.iter().map(|(t, v)| (*t, v.as_slice())));
+            recs.sort_unstable_by_key(|(t, _)| *t);
+        }
+        // Room for the signature record too, so attaching it does not reallocate.
+        let size: usize = recs.iter().map(|(t, v)| tlv::record_len(*t, v.len())).sum();
+        let mut bytes = Vec::with_capacity(size + 2 + 64);
+        let mut id = Sha256::new();
+        let mut signature_at = None;
+        for (t, v) in &recs {
+            let start = bytes.len();
+            if *t > SIGNATURE && signature_at.is_none() {
+                signature_at = Some(start);
+            }
+            tlv::write_record(&mut bytes, *t, v);
+            id.update(&bytes[start..]);
+        }
+        let signature_at = signature_at.unwrap_or(bytes.len());
+        let merkle_root = merkle::merkle_root(&bytes)?;
+        let digest = merkle::signature_digest("invoice_request", "signature", &merkle_root);
+        let fields = Fields {
+            metadata: Some(self.metadata.to_vec()),
+            description: Some(self.description.to_owned()),
+            absolute_expiry: self.absolute_expiry,
+            issuer: self.issuer.map(str::to_owned),
+            chain,
+            amount_msat: Some(self.amount_msat),
+            payer_id: Some(self.payer_id.try_into().expect("checked by xonly_of")),
+            unknown: self.unknown.to_vec(),
+            ..Fields::default()
+        };
+        Ok(UnsignedInvoiceRequest {
+            fields,
+            bytes,
+            payer_key,
+            merkle_root,
+            digest,
+            invreq_id: id.finalize().into(),
+            signature_at,
+        })
+    }
+}
+
+impl UnsignedInvoiceRequest {
+    /// The unsigned TLV stream.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+    pub fn merkle_root(&self) -> [u8; 32] {
+        self.merkle_root
+    }
+    /// `H("lightning" || "invoice_request" || "signature", merkle_root)`: what the signer signs.
+    pub fn digest(&self) -> [u8; 32] {
+        self.digest
+    }
+    pub fn invreq_id(&self) -> [u8; 32] {
+        self.invreq_id
+    }
+    pub fn fields(&self) -> &Fields {
+        &self.fields
+    }
+
+    /// Attaches `signature` after checking it against `invreq_payer_id`: a signer that
+    /// returns garbage can never produce an invoice_request that leaves this function.
+    pub fn with_signature(&self, signature: &[u8]) -> Result<InvoiceRequest> {
+        let sig: [u8; 64] = signature.try_into().map_err(|_| SignatureError::Malformed)?;
+        verify(&self.digest, &sig, &self.payer_key)?;
+        let (low, high) = self.bytes.split_at(self.signature_at);
+        let mut bytes = Vec::with_capacity(self.bytes.len() + 3 + 64);
+        bytes.extend_from_slice(low);
+        tlv::write_record(&mut bytes, types::SIGNATURE, &sig);
+        bytes.extend_from_slice(high);
+        Ok(InvoiceRequest { fields: self.fields.clone(), signature: sig, bytes, invreq_id: self.invreq_id })
+    }
+}
+
+fn verify(digest: &[u8; 32], sig: &[u8; 64], key: &XOnlyPublicKey) -> Result<()> {
+    let sig = schnorr::Signature::from_slice(sig).map_err(|_| SignatureError::Malformed)?;
+    let msg = Message::from_digest(*digest);
+    secp().verify_schnorr(&sig, &msg, key).map_err(|_| SignatureError::DoesNotVerify.into())
+}
+
+/// Checks that a BIP-340 `signature` of `digest` verifies against the compressed `point`.
+pub fn verify_signature(digest: &[u8], signature: &[u8], point: &[u8]) -> Result<()> {
+    let digest: [u8; 32] = digest.try_into().map_err(|_| invalid("digest", "must be 32 bytes"))?;
+    let sig: [u8; 64] = signature.try_into().map_err(|_| SignatureError::Malformed)?;
+    let key = xonly_of(point).ok_or_else(|| invalid("pubkey", "not a compressed secp256k1 point"))?;
+    verify(&digest, &sig, &key)
+}
+
+// ---- reading ----------------------------------------------------------------------------
+
+/// How much of the curve arithmetic a read performs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// Everything: points lie on the curve and the signature verifies.
+    Full,
+    /// Structure only: every framing, range, presence and value rule, but points are only
+    /// checked for form (33 bytes, prefix 02/03) and the signature is not verified. For
+    /// callers that verify separately, and for measuring the parser alone.
+    StructureOnly,
+}
+
+fn semantic(field: &'static str, reason: &'static str) -> Error {
+    SemanticError::InvalidField { field, reason }.into()
+}
+
+fn read_point(field: &'static str, b: &[u8], check: Check) -> Result<[u8; 33]> {
+    let p: [u8; 33] = b.try_into().map_err(|_| semantic(field, "not 33 bytes"))?;
+    if p[0] != 2 && p[0] != 3 {
+        return Err(semantic(field, "not a compressed point"));
+    }
+    if check == Check::Full && PublicKey::from_slice(&p).is_err() {
+        return Err(semantic(field, "not a point on the curve"));
+    }
+    Ok(p)
+}
+
+fn read_utf8(field: &'static str, b: &[u8]) -> Result<String> {
+    String::from_utf8(b.to_vec()).map_err(|_| semantic(field, "invalid utf-8"))
+}
+
+/// Refuses a feature bitmap with any even bit set: we know no invoice_request feature, and
+/// BOLT 12 says unknown even bits are fatal while unknown odd bits are ignored.
+fn check_features(field: &'static str, b: &[u8]) -> Result<()> {
+    for (i, byte) in b.iter().rev().enumerate() {
+        for bit in (0..8).step_by(2) {
+            if byte & (1 << bit) != 0 {
+                return Err(SemanticError::UnknownEvenFeature { field, bit: i * 8 + bit }.into());
+            }
+        }
+    }
+    Ok(())
+}
+
+struct Cursor<'a> {
+    b: &'a [u8],
+    field: &'static str,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        if self.b.len() < n {
+            return Err(semantic(self.field, "truncated"));
+        }
+        let (h, t) = self.b.split_at(n);
+        self.b = t;
+        Ok(h)
+    }
+}
+
+fn read_paths(field: &'static str, b: &[u8], check: Check) -> Result<Vec<BlindedPath>> {
+    let mut c = Cursor { b, field };
+    let mut paths = Vec::new();
+    while !c.b.is_empty() {
+        let first_node = match c.b[0] {
+            0 | 1 => {
+                let s = c.take(9)?;
+                let mut scid = [0u8; 8];
+                scid.copy_from_slice(&s[1..]);
+                IntroductionNode::Sciddir { direction: s[0], scid: u64::from_be_bytes(scid) }
+            }
+            _ => IntroductionNode::NodeId(read_point(field, c.take(33)?, check)?),
+        };
+        let first_path_key = read_point(field, c.take(33)?, check)?;
+        let num_hops = c.take(1)?[0];
+        if num_hops == 0 {
+            return Err(semantic(field, "blinded path with zero hops"));
+        }
+        let mut hops = Vec::with_capacity(num_hops.into());
+        for _ in 0..num_hops {
+            let blinded_node_id = read_point(field, c.take(33)?, check)?;
+            let l = c.take(2)?;
+            let enclen = usize::from(u16::from_be_bytes([l[0], l[1]]));
+            hops.push(BlindedHop { blinded_node_id, encrypted_recipient_data: c.take(enclen)?.to_vec() });
+        }
+        paths.push(BlindedPath { first_node, first_path_key, hops });
+    }
+    if paths.is_empty() {
+        return Err(semantic(field, "no blinded paths"));
+    }
+    Ok(paths)
+}
+
+fn read_bip353(b: &[u8]) -> Result<(String, String)> {
+    const F: &str = "invreq_bip_353_name";
+    let mut c = Cursor { b, field: F };
+    let nl = c.take(1)?[0];
+    let name = c.take(nl.into())?;
+    let dl = c.take(1)?[0];
+    let domain = c.take(dl.into())?;
+    if !c.b.is_empty() {
+        return Err(semantic(F, "trailing bytes"));
+    }
+    let ok = |s: &[u8]| s.iter().all(|&ch| ch.is_ascii_alphanumeric() || b"-_.".contains(&ch));
+    if !ok(name) || !ok(domain) {
+        return Err(semantic(F, "characters other than 0-9 a-z A-Z - _ ."));
+    }
+    // Only ASCII passed the check above, so these conversions cannot fail.
+    Ok((String::from_utf8_lossy(name).into_owned(), String::from_utf8_lossy(domain).into_owned()))
+}
+
+/// Reads and validates a signed invoice_request stream (REFERENCE §7).
+pub fn parse(bytes: &[u8], check: Check) -> Result<InvoiceRequest> {
+    use types::*;
+    let mut f = Fields::default();
+    let mut signature: Option<&[u8]> = None;
+    let mut id = Sha256::new();
+    for r in tlv::records(bytes) {
+        let r = r?;
+        let (t, v) = (r.typ, r.value);
+        let in_ranges = in_invreq_ranges(t);
+        if !in_ranges && !merkle::SIGNATURE_TYPES.contains(&t) {
+            return Err(SemanticError::TypeOutOfRange(t).into());
+        }
+        if in_ranges {
+            id.update(r.raw);
+        }
+        match t {
+            INVREQ_METADATA => f.metadata = Some(v.to_vec()),
+            OFFER_CHAINS => {
+                if v.is_empty() || v.len() % 32 != 0 {
+                    return Err(semantic("offer_chains", "not a non-empty list of 32-byte chain hashes"));
+                }
+                f.offer_chains = Some(v.chunks_exact(32).map(|c| c.try_into().expect("32")).collect());
+            }
+            OFFER_METADATA => f.offer_metadata = Some(v.to_vec()),
+            OFFER_CURRENCY => f.offer_currency = Some(read_utf8("offer_currency", v)?),
+            OFFER_AMOUNT => {
+                let a = tlv::read_tu64("offer_amount", v)?;
+                if a == 0 {
+                    return Err(semantic("offer_amount", "zero"));
+                }
+                f.offer_amount = Some(a);
+            }
+            OFFER_DESCRIPTION => f.description = Some(read_utf8("offer_description", v)?),
+            OFFER_FEATURES => {
+                check_features("offer_features", v)?;
+                f.offer_features = Some(v.to_vec());
+            }
+            OFFER_ABSOLUTE_EXPIRY => f.absolute_expiry = Some(tlv::read_tu64("offer_absolute_expiry", v)?),
+            OFFER_PATHS => f.offer_paths = Some(read_paths("offer_paths", v, check)?),
+            OFFER_ISSUER => f.issuer = Some(read_utf8("offer_issuer", v)?),
+            OFFER_QUANTITY_MAX => f.offer_quantity_max = Some(tlv::read_tu64("offer_quantity_max", v)?),
+            OFFER_ISSUER_ID => f.offer_issuer_id = Some(read_point("offer_issuer_id", v, check)?),
+            INVREQ_CHAIN => {
+                f.chain = Some(v.try_into().map_err(|_| semantic("invreq_chain", "not 32 bytes"))?)
+            }
+            INVREQ_AMOUNT => f.amount_msat = Some(tlv::read_tu64("invreq_amount", v)?),
+            INVREQ_FEATURES => {
+                check_features("invreq_features", v)?;
+                f.features = Some(v.to_vec());
+            }
+            INVREQ_QUANTITY => f.quantity = Some(tlv::read_tu64("invreq_quantity", v)?),
+            INVREQ_PAYER_ID => f.payer_id = Some(read_point("invreq_payer_id", v, check)?),
+            INVREQ_PAYER_NOTE => f.payer_note = Some(read_utf8("invreq_payer_note", v)?),
+            INVREQ_PATHS => f.paths = Some(read_paths("invreq_paths", v, check)?),
+            INVREQ_BIP_353_NAME => f.bip353_name = Some(read_bip353(v)?),
+            SIGNATURE => signature = Some(v),
+            _ if t % 2 == 0 => return Err(SemanticError::UnknownEvenType(t).into()),
+            // Unknown odd signature-range records are not ours to keep: they are not signed.
+            _ if !in_ranges => {}
+            _ => f.unknown.push((t, v.to_vec())),
+        }
+    }
+    if f.metadata.is_none() {
+        return Err(SemanticError::Missing("invreq_metadata").into());
+    }
+    let Some(payer_id) = f.payer_id else {
+        return Err(SemanticError::Missing("invreq_payer_id").into());
+    };
+    check_kind(&f)?;
+    let sig = signature.ok_or(SemanticError::Missing("signature"))?;
+    let sig: [u8; 64] = sig.try_into().map_err(|_| semantic("signature", "not 64 bytes"))?;
+    if check == Check::Full {
+        let root = merkle::merkle_root(bytes)?;
+        let digest = merkle::signature_digest("invoice_request", "signature", &root);
+        let key = xonly_of(&payer_id).ok_or_else(|| semantic("invreq_payer_id", "not a point on the curve"))?;
+        verify(&digest, &sig, &key)?;
+    }
+    Ok(InvoiceRequest { fields: f, signature: sig, bytes: bytes.to_vec(), invreq_id: id.finalize().into() })
+}
+
+/// The rules that depend on whether the request answers an offer.
+fn check_kind(f: &Fields) -> Result<()> {
+    let answers_offer = f.offer_issuer_id.is_some() || f.offer_paths.is_some();
+    if answers_offer {
+        match (f.offer_quantity_max, f.quantity) {
+            (Some(_), None) => return Err(SemanticError::Missing("invreq_quantity").into()),
+            (Some(max), Some(q)) if q == 0 || (max != 0 && q > max) => {
+                return Err(semantic("invreq_quantity", "zero or above offer_quantity_max"))
+            }
+            (None, Some(_)) => {
+                return Err(SemanticError::Unexpected {
+                    field: "invreq_quantity",
+                    why: "the offer has no offer_quantity_max",
+                }
+                .into())
+            }
+            _ => {}
+        }
+        if f.offer_amount.is_none() && f.amount_msat.is_none() {
+            return Err(SemanticError::Missing("invreq_amount").into());
+        }
+    } else {
+        const WHY: &str = "the invoice_request answers no offer";
+        if f.offer_chains.is_some() {
+            return Err(SemanticError::Unexpected { field: "offer_chains", why: WHY }.into());
+        }
+        if f.offer_features.is_some() {
+            return Err(SemanticError::Unexpected { field: "offer_features", why: WHY }.into());
+        }
+        if f.offer_quantity_max.is_some() {
+            return Err(SemanticError::Unexpected { field: "offer_quantity_max", why: WHY }.into());
+        }
+        if f.amount_msat.is_none() {
+            return Err(SemanticError::Missing("invreq_amount").into());
+        }
+    }
+    Ok(())
+}
+
+/// Decodes an `lnr1...` string and applies every reader rule.
+pub fn decode(s: &str, check: Check) -> Result<InvoiceRequest> {
+    let bytes = string::decode_with_hrp(s, HRP)?;
+    parse(&bytes, check)
+}
+
+#[cfg(test)]
+mod tests;

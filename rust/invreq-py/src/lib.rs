@@ -1,0 +1,359 @@
+//! `invreq._core`: the thin Python binding of `invreq-core`.
+//!
+//! Type conversion and one error mapping, nothing else: every BOLT 12 rule lives in the core
+//! crate. Bytes come in by reference and go out as one `bytes` object. The public, documented
+//! API is the Python facade `invreq.bolt12`.
+
+use invreq_core::error::Error as CoreError;
+use invreq_core::invoice_request::{self as ir, BlindedPath, Check, IntroductionNode};
+use invreq_core::{merkle, string, tlv};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList};
+
+pyo3::import_exception!(invreq.errors, DecodeError);
+pyo3::import_exception!(invreq.errors, SignatureError);
+pyo3::import_exception!(invreq.errors, InvalidFieldError);
+
+/// The one place a core error becomes a Python exception (classes live in `invreq.errors`).
+struct Failure(CoreError);
+
+impl From<Failure> for PyErr {
+    fn from(Failure(e): Failure) -> PyErr {
+        let msg = e.to_string();
+        match e {
+            CoreError::Decode(_) => DecodeError::new_err(msg),
+            CoreError::Signature(_) => SignatureError::new_err(msg),
+            CoreError::InvalidField { .. } => InvalidFieldError::new_err(msg),
+        }
+    }
+}
+
+type Res<T> = Result<T, Failure>;
+
+fn core<T>(r: invreq_core::Result<T>) -> Res<T> {
+    r.map_err(Failure)
+}
+
+fn bytes<'py>(py: Python<'py>, b: &[u8]) -> Bound<'py, PyBytes> {
+    PyBytes::new(py, b)
+}
+
+#[pyfunction]
+fn merkle_root<'py>(py: Python<'py>, tlv_stream: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    Ok(bytes(py, &core(merkle::merkle_root(tlv_stream))?))
+}
+
+#[pyfunction]
+fn tagged_hash<'py>(py: Python<'py>, tag: &[u8], msg: &[u8]) -> Bound<'py, PyBytes> {
+    bytes(py, &merkle::tagged_hash(tag, msg))
+}
+
+#[pyfunction]
+fn signature_digest<'py>(
+    py: Python<'py>,
+    messagename: &str,
+    fieldname: &str,
+    merkle_root: &[u8],
+) -> PyResult<Bound<'py, PyBytes>> {
+    let root: [u8; 32] =
+        merkle_root.try_into().map_err(|_| PyValueError::new_err("merkle_root must be 32 bytes"))?;
+    Ok(bytes(py, &merkle::signature_digest(messagename, fieldname, &root)))
+}
+
+#[pyfunction]
+fn encode_string(hrp: &str, data: &[u8]) -> PyResult<String> {
+    Ok(core(string::encode(hrp, data))?)
+}
+
+#[pyfunction]
+fn decode_string<'py>(py: Python<'py>, s: &str) -> PyResult<(String, Bound<'py, PyBytes>)> {
+    let (hrp, data) = core(string::decode(s))?;
+    Ok((hrp, bytes(py, &data)))
+}
+
+#[pyfunction]
+fn parse_tlv_stream<'py>(py: Python<'py>, stream: &[u8]) -> PyResult<Bound<'py, PyList>> {
+    let list = PyList::empty(py);
+    for r in tlv::records(stream) {
+        let r = core(r.map_err(CoreError::from))?;
+        list.append((r.typ, bytes(py, r.value)))?;
+    }
+    Ok(list)
+}
+
+#[pyfunction]
+fn encode_tlv_stream<'py>(py: Python<'py>, records: Vec<(u64, Vec<u8>)>) -> PyResult<Bound<'py, PyBytes>> {
+    let refs: Vec<(u64, &[u8])> = records.iter().map(|(t, v)| (*t, v.as_slice())).collect();
+    Ok(bytes(py, &core(tlv::encode_stream(&refs))?))
+}
+
+#[pyfunction]
+fn verify_signature(digest: &[u8], signature: &[u8], pubkey: &[u8]) -> PyResult<()> {
+    Ok(core(ir::verify_signature(digest, signature, pubkey))?)
+}
+
+#[pyfunction]
+fn chains<'py>(py: Python<'py>) -> Vec<(&'static str, Bound<'py, PyBytes>)> {
+    invreq_core::chain::CHAINS.iter().map(|(n, h)| (*n, bytes(py, h))).collect()
+}
+
+/// An invoice_request built from fields, waiting for its signature.
+#[pyclass(frozen, module = "invreq._core")]
+struct UnsignedInvoiceRequest(ir::UnsignedInvoiceRequest);
+
+#[pymethods]
+impl UnsignedInvoiceRequest {
+    #[new]
+    #[pyo3(signature = (*, metadata, description, amount_msat, payer_id, absolute_expiry=None, issuer=None, chain=None, unknown_records=Vec::new()))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        metadata: &[u8],
+        description: &str,
+        amount_msat: u64,
+        payer_id: &[u8],
+        absolute_expiry: Option<u64>,
+        issuer: Option<&str>,
+        chain: Option<&[u8]>,
+        unknown_records: Vec<(u64, Vec<u8>)>,
+    ) -> PyResult<Self> {
+        let b = ir::Builder {
+            metadata,
+            description,
+            amount_msat,
+            payer_id,
+            absolute_expiry,
+            issuer,
+            chain,
+            unknown: &unknown_records,
+        };
+        Ok(Self(core(b.build())?))
+    }
+
+    #[getter]
+    fn tlv_stream<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes(py, self.0.bytes())
+    }
+    #[getter]
+    fn merkle_root<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes(py, &self.0.merkle_root())
+    }
+    #[getter]
+    fn digest<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes(py, &self.0.digest())
+    }
+    #[getter]
+    fn invreq_id<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes(py, &self.0.invreq_id())
+    }
+
+    fn with_signature(&self, signature: &[u8]) -> PyResult<InvoiceRequest> {
+        Ok(InvoiceRequest(core(self.0.with_signature(signature))?))
+    }
+
+    fn __repr__(&self) -> String {
+        format!("UnsignedInvoiceRequest(invreq_id={})", hex(&self.0.invreq_id()))
+    }
+}
+
+/// A signed, valid invoice_request.
+#[pyclass(frozen, module = "invreq._core")]
+struct InvoiceRequest(ir::InvoiceRequest);
+
+fn opt_bytes<'py>(py: Python<'py>, b: Option<&[u8]>) -> Option<Bound<'py, PyBytes>> {
+    b.map(|b| bytes(py, b))
+}
+
+fn hex(b: &[u8]) -> String {
+    const D: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(b.len() * 2);
+    for &x in b {
+        s.push(D[usize::from(x >> 4)] as char);
+        s.push(D[usize::from(x & 15)] as char);
+    }
+    s
+}
+
+/// Blinded paths in the shape of CLN's `decode` output (hex strings, JSON-ready).
+fn paths_json<'py>(py: Python<'py>, paths: &[BlindedPath]) -> PyResult<Bound<'py, PyList>> {
+    let out = PyList::empty(py);
+    for p in paths {
+        let d = PyDict::new(py);
+        match &p.first_node {
+            IntroductionNode::NodeId(n) => d.set_item("first_node_id", hex(n))?,
+            IntroductionNode::Sciddir { direction, scid } => {
+                let scid = format!("{}x{}x{}", scid >> 40, (scid >> 16) & 0xff_ffff, scid & 0xffff);
+                d.set_item("first_scid", scid)?;
+                d.set_item("first_scid_dir", *direction)?;
+            }
+        }
+        d.set_item("first_path_key", hex(&p.first_path_key))?;
+        let hops = PyList::empty(py);
+        for h in &p.hops {
+            let hd = PyDict::new(py);
+            hd.set_item("blinded_node_id", hex(&h.blinded_node_id))?;
+            hd.set_item("encrypted_recipient_data", hex(&h.encrypted_recipient_data))?;
+            hops.append(hd)?;
+        }
+        d.set_item("path", hops)?;
+        out.append(d)?;
+    }
+    Ok(out)
+}
+
+#[pymethods]
+impl InvoiceRequest {
+    /// The `lnr1...` string (lower case).
+    #[getter]
+    fn bolt12(&self) -> String {
+        self.0.to_bolt12()
+    }
+    #[getter]
+    fn tlv_stream<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes(py, &self.0.bytes)
+    }
+    #[getter]
+    fn invreq_id<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes(py, &self.0.invreq_id)
+    }
+    #[getter]
+    fn signature<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes(py, &self.0.signature)
+    }
+    #[getter]
+    fn metadata<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes(py, self.0.fields.metadata.as_deref().unwrap_or_default())
+    }
+    #[getter]
+    fn payer_id<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes(py, self.0.fields.payer_id.as_ref().map(|p| p.as_slice()).unwrap_or_default())
+    }
+    #[getter]
+    fn chain<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        opt_bytes(py, self.0.fields.chain.as_ref().map(|c| c.as_slice()))
+    }
+    #[getter]
+    fn amount_msat(&self) -> Option<u64> {
+        self.0.fields.amount_msat
+    }
+    #[getter]
+    fn description(&self) -> Option<&str> {
+        self.0.fields.description.as_deref()
+    }
+    #[getter]
+    fn issuer(&self) -> Option<&str> {
+        self.0.fields.issuer.as_deref()
+    }
+    #[getter]
+    fn absolute_expiry(&self) -> Option<u64> {
+        self.0.fields.absolute_expiry
+    }
+    #[getter]
+    fn features<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        opt_bytes(py, self.0.fields.features.as_deref())
+    }
+    #[getter]
+    fn quantity(&self) -> Option<u64> {
+        self.0.fields.quantity
+    }
+    #[getter]
+    fn payer_note(&self) -> Option<&str> {
+        self.0.fields.payer_note.as_deref()
+    }
+    #[getter]
+    fn paths<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyList>>> {
+        self.0.fields.paths.as_deref().map(|p| paths_json(py, p)).transpose()
+    }
+    #[getter]
+    fn bip353_name(&self) -> Option<(String, String)> {
+        self.0.fields.bip353_name.clone()
+    }
+    #[getter]
+    fn offer_chains<'py>(&self, py: Python<'py>) -> Option<Vec<Bound<'py, PyBytes>>> {
+        self.0.fields.offer_chains.as_ref().map(|c| c.iter().map(|h| bytes(py, h)).collect())
+    }
+    #[getter]
+    fn offer_metadata<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        opt_bytes(py, self.0.fields.offer_metadata.as_deref())
+    }
+    #[getter]
+    fn offer_currency(&self) -> Option<&str> {
+        self.0.fields.offer_currency.as_deref()
+    }
+    #[getter]
+    fn offer_amount(&self) -> Option<u64> {
+        self.0.fields.offer_amount
+    }
+    #[getter]
+    fn offer_features<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        opt_bytes(py, self.0.fields.offer_features.as_deref())
+    }
+    #[getter]
+    fn offer_paths<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyList>>> {
+        self.0.fields.offer_paths.as_deref().map(|p| paths_json(py, p)).transpose()
+    }
+    #[getter]
+    fn offer_quantity_max(&self) -> Option<u64> {
+        self.0.fields.offer_quantity_max
+    }
+    #[getter]
+    fn offer_issuer_id<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        opt_bytes(py, self.0.fields.offer_issuer_id.as_ref().map(|p| p.as_slice()))
+    }
+    /// Unknown odd records, byte for byte: `[(type, value), ...]`.
+    #[getter]
+    fn unknown_records<'py>(&self, py: Python<'py>) -> Vec<(u64, Bound<'py, PyBytes>)> {
+        self.0.fields.unknown.iter().map(|(t, v)| (*t, bytes(py, v))).collect()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("InvoiceRequest(invreq_id={})", hex(&self.0.invreq_id))
+    }
+
+    fn __eq__(&self, other: &Self) -> bool {
+        self.0.bytes == other.0.bytes
+    }
+
+    fn __hash__(&self) -> u64 {
+        u64::from_be_bytes(self.0.invreq_id[..8].try_into().expect("8 bytes"))
+    }
+}
+
+fn check(verify: bool) -> Check {
+    if verify {
+        Check::Full
+    } else {
+        Check::StructureOnly
+    }
+}
+
+#[pyfunction]
+#[pyo3(signature = (s, *, verify=true))]
+fn decode_invoice_request(s: &str, verify: bool) -> PyResult<InvoiceRequest> {
+    Ok(InvoiceRequest(core(ir::decode(s, check(verify)))?))
+}
+
+#[pyfunction]
+#[pyo3(signature = (tlv_stream, *, verify=true))]
+fn parse_invoice_request(tlv_stream: &[u8], verify: bool) -> PyResult<InvoiceRequest> {
+    Ok(InvoiceRequest(core(ir::parse(tlv_stream, check(verify)))?))
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(merkle_root, m)?)?;
+    m.add_function(wrap_pyfunction!(tagged_hash, m)?)?;
+    m.add_function(wrap_pyfunction!(signature_digest, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_string, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_string, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_tlv_stream, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_tlv_stream, m)?)?;
+    m.add_function(wrap_pyfunction!(verify_signature, m)?)?;
+    m.add_function(wrap_pyfunction!(chains, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_invoice_request, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_invoice_request, m)?)?;
+    m.add_class::<UnsignedInvoiceRequest>()?;
+    m.add_class::<InvoiceRequest>()?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
