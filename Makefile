@@ -33,7 +33,7 @@ $(DEPS_STAMP): pyproject.toml constraints.txt | $(PY)
 
 # The extension, built in release mode and installed editable into the venv.
 $(BUILD_STAMP): $(DEPS_STAMP) $(RUST_SOURCES) pyproject.toml
-	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/maturin develop --release --locked --skip-install --quiet
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/maturin develop --release --locked --quiet
 	$(PY) -c 'import invreq._core'
 	touch $@
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-__all__ = ["Signer"]
+__all__ = ["Signer", "StartupError"]
 
 
 class Signer(Protocol):
@@ -27,3 +27,9 @@ class Signer(Protocol):
         """
 
     async def close(self) -> None: ...
+
+
+class StartupError(RuntimeError):
+    """A signer or approver that cannot be used as configured (missing device, stock
+    firmware without the extension, unreadable key file ...). ``invreq serve`` prints the
+    message and exits; it never falls back to another signer."""
