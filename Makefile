@@ -37,10 +37,11 @@ $(BUILD_STAMP): $(DEPS_STAMP) $(RUST_SOURCES) pyproject.toml
 	$(PY) -c 'import invreq._core'
 	touch $@
 
-# The service (invreq serve) is not landed yet: until it is, `make run` shows what the
-# package does by decoding and verifying the seed doc's example string.
+# The service on its embedded defaults: SQLite and a software key in ~/.invreq/bitcoin/,
+# unix socket ~/.invreq/bitcoin/invreq-rpc, HTTP on 127.0.0.1:3010. ARGS adds options,
+# e.g. `make run ARGS="--network regtest"`.
 run: $(BUILD_STAMP)
-	$(PY) -c 'from invreq import bolt12; s="lnr1qqgypua5g7rp293k00s66ayvnv26czst2d5k6urvv5s8getnw3gzqp3zderpzxstt8927ynqg044h0egcd8n5h3n9g0u0v4h8ncc3yg02gps7sjqtqssytfzxcs2xkdy0lml0tzy0jzugmyj8kjn8zfzrgq9fsgurc72x82e7pq947t0ks7a4yejz8w79x4zj25s3pu6zrnw2e0v2ugdescpcqsq307z4p2dlxe92fv7xd43qut0pjkg4y094hupqyhsj8dlhvmmfng6sv"; r=bolt12.decode_invoice_request(s); print("decoded and verified:", r.description, r.amount_msat, "msat, invreq_id", r.invreq_id.hex())'
+	$(VENV)/bin/invreq serve $(ARGS)
 
 test: test-rust test-python
 

@@ -1,7 +1,7 @@
 """Shared pytest configuration.
 
-Fixtures that need real components (a PostgreSQL server, the reference device, a running
-service) live in the helper modules beside the tests that use them.
+Fixtures that need real components (a running service, later a PostgreSQL server and the
+reference device) live in helper modules registered here as plugins.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+pytest_plugins = ["_service_fixtures"]
 
 VECTORS = Path(__file__).parent / "vectors"
 

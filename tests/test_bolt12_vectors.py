@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from coincurve import PrivateKey
-
 from invreq import bolt12
 from invreq.errors import DecodeError, SignatureError
 
@@ -39,7 +38,9 @@ def test_merkle_root_matches_each_signature_vector(case: dict) -> None:
         # The n1 cases give their records in the leaf keys: H(`LnLeaf`,<record hex>).
         data = b"".join(
             bytes.fromhex(k.split(",", 1)[1].rstrip(")"))
-            for leaf in case["leaves"] for k in leaf if k.startswith("H(`LnLeaf`")
+            for leaf in case["leaves"]
+            for k in leaf
+            if k.startswith("H(`LnLeaf`")
         )
     assert bolt12.merkle_root(data).hex() == case["merkle"]
 

@@ -27,7 +27,8 @@ def encode_tlv_stream(records: Sequence[tuple[int, bytes]]) -> bytes:
     """Encodes records; types must strictly increase."""
 
 def verify_signature(digest: bytes, signature: bytes, pubkey: bytes) -> None:
-    """Raises SignatureError unless the BIP-340 signature of digest verifies for pubkey (33 bytes)."""
+    """Raises SignatureError unless the BIP-340 signature of digest verifies for pubkey
+    (33 bytes)."""
 
 def chains() -> list[tuple[str, bytes]]: ...
 
@@ -111,6 +112,7 @@ class InvoiceRequest:
     def __hash__(self) -> int: ...
 
 def decode_invoice_request(s: str, *, verify: bool = True) -> InvoiceRequest:
-    """Decode an lnr1 string with every reader rule; verify=False skips curve checks and the signature."""
+    """Decode an lnr1 string with every reader rule; verify=False skips curve checks and
+    the signature."""
 
 def parse_invoice_request(tlv_stream: bytes, *, verify: bool = True) -> InvoiceRequest: ...

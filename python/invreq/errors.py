@@ -13,25 +13,26 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
-    "Bolt12Error",
-    "DecodeError",
-    "InvalidFieldError",
-    "SignatureError",
-    "RpcError",
-    "InvalidRequest",
-    "MethodNotFound",
-    "InvalidParams",
-    "UnknownInvoiceRequest",
-    "NotActive",
-    "SignerError",
-    "StoreError",
+    "CODE_CATCHALL",
+    "CODE_INVALID_PARAMS",
     "CODE_INVALID_REQUEST",
     "CODE_METHOD_NOT_FOUND",
-    "CODE_INVALID_PARAMS",
-    "CODE_CATCHALL",
     "CODE_NOT_ACTIVE",
     "CODE_SIGNER",
     "CODE_STORE",
+    "Bolt12Error",
+    "DecodeError",
+    "InvalidFieldError",
+    "InvalidParams",
+    "InvalidRequest",
+    "MethodNotFound",
+    "NotActive",
+    "RpcError",
+    "SignatureError",
+    "SignerError",
+    "StartupError",
+    "StoreError",
+    "UnknownInvoiceRequest",
 ]
 
 # --- byte layer -------------------------------------------------------------------------
@@ -132,3 +133,12 @@ class StoreError(RpcError):
     """The store could not make a change durable (disk full, read-only database ...)."""
 
     code = CODE_STORE
+
+
+# --- start-up ---------------------------------------------------------------------------
+
+
+class StartupError(RuntimeError):
+    """Something configured cannot be used (missing device, stock firmware without the
+    extension, a key file others can read, an unreachable database ...). ``invreq serve``
+    prints the message and exits non-zero; it never falls back to something else."""

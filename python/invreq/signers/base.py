@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from invreq.errors import StartupError
+
 __all__ = ["Signer", "StartupError"]
 
 
@@ -27,9 +29,3 @@ class Signer(Protocol):
         """
 
     async def close(self) -> None: ...
-
-
-class StartupError(RuntimeError):
-    """A signer or approver that cannot be used as configured (missing device, stock
-    firmware without the extension, unreadable key file ...). ``invreq serve`` prints the
-    message and exits; it never falls back to another signer."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Protocol
 
-__all__ = ["Record", "ListQuery", "Store"]
+__all__ = ["ListQuery", "Record", "Store"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -85,3 +85,7 @@ class Store(Protocol):
         Raises ``UnknownInvoiceRequest`` or ``NotActive`` (already inactive); the check and
         the change are one atomic statement.
         """
+
+    async def mark_used(self, invreq_id: str) -> Record:
+        """An invoice for this request was paid: ``used`` true, and ``active`` false when
+        single-use. Raises ``UnknownInvoiceRequest``."""

@@ -1,0 +1,72 @@
+"""Service configuration: one dataclass, filled by the command line (and later a file)."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+from pathlib import Path
+
+from invreq.bolt12 import NETWORKS
+
+__all__ = ["DEFAULT_DATA_DIR", "SOCKET_NAME", "Config", "ConfigError"]
+
+DEFAULT_DATA_DIR = Path("~/.invreq")
+SOCKET_NAME = "invreq-rpc"
+DB_NAME = "invreq.sqlite3"
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work; the message names the option and how to fix it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    data_dir: Path = DEFAULT_DATA_DIR
+    network: str = "bitcoin"
+    http_host: str = "127.0.0.1"
+    http_port: int = 3010  # 0 turns HTTP off
+    db: str | None = None  # None: SQLite in the network directory
+    log_level: str = "info"
+
+    @property
+    def network_dir(self) -> Path:
+        return self.data_dir.expanduser() / self.network
+
+    @property
+    def socket_path(self) -> Path:
+        return self.network_dir / SOCKET_NAME
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.network_dir / DB_NAME
+
+    def validate(self) -> None:
+        if self.network not in NETWORKS:
+            raise ConfigError(
+                f"--network: unknown network {self.network!r}; one of {', '.join(NETWORKS)}"
+            )
+        if not 0 <= self.http_port <= 65535:
+            raise ConfigError(f"--http-port: {self.http_port} is not a TCP port (0 turns HTTP off)")
+        if self.http_port and not _is_loopback(self.http_host):
+            # Until HTTP has authentication, anyone who can reach the port could create
+            # requests that pay out money: refuse rather than expose it.
+            raise ConfigError(
+                f"--http-host: {self.http_host} is not a loopback address; HTTP has no "
+                "authentication yet, so it only binds 127.0.0.1, ::1 or localhost"
+            )
+        # A unix socket path is limited to 107 bytes on Linux (sun_path).
+        if len(os.fsencode(self.socket_path)) > 107:
+            raise ConfigError(
+                f"--data-dir: the socket path {self.socket_path} is longer than the 107 bytes "
+                "a unix socket allows; choose a shorter data directory"
+            )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

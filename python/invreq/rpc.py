@@ -1,0 +1,318 @@
+"""JSON-RPC 2.0 as CLN speaks it: parsing, the envelope, dispatch, and unix-socket framing.
+
+One request goes: bytes -> :func:`parse` (strict UTF-8 and JSON, with the two source facts
+:mod:`invreq.params` needs) -> :meth:`Dispatcher.handle_value` (envelope checks, method
+lookup, :func:`invreq.params.bind`, the service call) -> one reply object -> bytes. Both
+front doors (HTTP and the unix socket) share this path; they differ only in framing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import json.scanner
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from invreq import params
+from invreq.errors import InvalidRequest, MethodNotFound, RpcError
+from invreq.params import DuplicateNames, UEscaped
+
+if TYPE_CHECKING:
+    from invreq.service import Service
+
+__all__ = [
+    "MAX_REQUEST_BYTES",
+    "Dispatcher",
+    "RequestSplitter",
+    "build_dispatcher",
+    "error_reply",
+    "parse",
+]
+
+log = logging.getLogger("invreq.rpc")
+
+#: The largest request accepted (one JSON value on the socket, one HTTP body).
+MAX_REQUEST_BYTES = 64 * 1024
+
+Handler = Callable[..., Awaitable[Any]]
+
+# --- parsing ----------------------------------------------------------------------------
+
+
+def _pairs_hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        seen: set[str] = set()
+        dups: list[str] = []
+        for k, _ in pairs:
+            if k in seen and k not in dups:
+                dups.append(k)
+            seen.add(k)
+        return DuplicateNames(pairs, dups)
+    return d
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+_ESCAPE = re.compile(r"\\(.)", re.S)
+
+
+def _scanstring_marking(s: str, end: int, strict: bool = True) -> tuple[str, int]:
+    value, new_end = json.decoder.scanstring(s, end, strict)  # type: ignore[attr-defined]
+    if any(m.group(1) == "u" for m in _ESCAPE.finditer(s, end, new_end - 1)):
+        return UEscaped(value), new_end
+    return value, new_end
+
+
+# The common case (no backslash-u anywhere in the request) uses the C scanner; only a
+# request that contains one pays for the pure-Python scanner that marks such strings.
+_FAST = json.JSONDecoder(object_pairs_hook=_pairs_hook, parse_constant=_refuse_constant)
+_MARKING = json.JSONDecoder(object_pairs_hook=_pairs_hook, parse_constant=_refuse_constant)
+_MARKING.parse_string = _scanstring_marking  # type: ignore[attr-defined]
+_MARKING.scan_once = json.scanner.py_make_scanner(_MARKING)  # type: ignore[attr-defined]
+
+
+def parse(raw: bytes) -> Any:
+    """Strict UTF-8, strict JSON; raises ``InvalidRequest`` saying which."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InvalidRequest(f"malformed request: invalid UTF-8 at byte {e.start}") from None
+    decoder = _MARKING if "\\u" in text else _FAST
+    try:
+        return decoder.decode(text)
+    except (ValueError, RecursionError) as e:
+        raise InvalidRequest(f"malformed request: {e}") from None
+
+
+# --- replies ----------------------------------------------------------------------------
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _error_object(req_id: Any, err: RpcError) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": req_id, "error": err.to_json()}
+
+
+def error_reply(req_id: Any, err: RpcError) -> bytes:
+    """A complete unix-socket error reply (ends with the blank line CLN clients split on)."""
+    return _dumps(_error_object(req_id, err)) + b"\n\n"
+
+
+# --- dispatch ---------------------------------------------------------------------------
+
+_ABSENT = object()
+
+
+class Dispatcher:
+    """Maps method names to (parameter table, coroutine) and answers requests."""
+
+    def __init__(self, methods: dict[str, tuple[params.Command, Handler]]) -> None:
+        self.methods = methods
+
+    async def handle_value(self, msg: Any) -> dict[str, Any] | None:
+        """Answer one parsed request object; None for a notification (no ``id``)."""
+        if not isinstance(msg, dict):
+            return _error_object(None, InvalidRequest("request must be a JSON object"))
+        req_id = msg.get("id", _ABSENT)
+        if req_id is not _ABSENT and not (
+            req_id is None
+            or (isinstance(req_id, (str, int, float)) and not isinstance(req_id, bool))
+        ):
+            return _error_object(None, InvalidRequest("id: should be a string or a number"))
+        reply_id = None if req_id is _ABSENT else req_id
+        try:
+            if msg.get("jsonrpc") != "2.0":
+                raise InvalidRequest('jsonrpc: should be "2.0"')
+            method = msg.get("method")
+            if not isinstance(method, str):
+                raise InvalidRequest("method: should be a string")
+            entry = self.methods.get(method)
+            if entry is None:
+                raise MethodNotFound(method)
+            command, handler = entry
+            kwargs = params.bind(command, msg.get("params"))
+            result = await handler(**kwargs)
+        except RpcError as e:
+            if req_id is _ABSENT:
+                return None
+            return _error_object(reply_id, e)
+        except Exception:
+            # A bug must not take the connection down, and must not look like success.
+            log.exception("internal error in %r", msg.get("method"))
+            if req_id is _ABSENT:
+                return None
+            return _error_object(reply_id, RpcError("internal error (see the server log)"))
+        if req_id is _ABSENT:
+            return None
+        return {"jsonrpc": "2.0", "id": req_id, "result": result}
+
+    async def _answer(self, raw: bytes) -> Any:
+        """A reply object, a list of them (batch), or None when nothing is owed."""
+        try:
+            value = parse(raw)
+        except InvalidRequest as e:
+            return _error_object(None, e)
+        if isinstance(value, list):
+            if not value:
+                return _error_object(None, InvalidRequest("empty batch"))
+            # Concurrently, so a batch of creations shares commits; gather keeps the order.
+            replies = await asyncio.gather(*(self.handle_value(m) for m in value))
+            kept = [r for r in replies if r is not None]
+            return kept or None
+        return await self.handle_value(value)
+
+    async def handle_stream_request(self, raw: bytes) -> bytes:
+        """One framed request from the unix socket -> its reply and the ``\\n\\n`` after it."""
+        reply = await self._answer(raw)
+        return b"" if reply is None else _dumps(reply) + b"\n\n"
+
+    async def handle_http(self, body: bytes) -> bytes | None:
+        """An HTTP body (one request or a batch) -> the reply body, None if nothing is owed."""
+        reply = await self._answer(body)
+        return None if reply is None else _dumps(reply)
+
+
+def build_dispatcher(service: Service) -> Dispatcher:
+    methods: dict[str, tuple[params.Command, Handler]] = {
+        params.INVOICEREQUEST.name: (params.INVOICEREQUEST, service.invoicerequest),
+        params.LISTINVOICEREQUESTS.name: (params.LISTINVOICEREQUESTS, service.listinvoicerequests),
+        params.DISABLEINVOICEREQUEST.name: (
+            params.DISABLEINVOICEREQUEST,
+            service.disableinvoicerequest,
+        ),
+        params.DECODE.name: (params.DECODE, service.decode),
+        params.GETINFO.name: (params.GETINFO, service.getinfo),
+        params.NOTIFICATIONS.name: (params.NOTIFICATIONS, _notifications),
+    }
+    dispatcher = Dispatcher(methods)
+
+    async def help_(command: str | None = None) -> dict[str, Any]:
+        return {"help": help_entries(dispatcher, command)}
+
+    methods[params.HELP.name] = (params.HELP, help_)
+    return dispatcher
+
+
+async def _notifications(enable: bool | None = None) -> dict[str, Any]:
+    # lightning-cli asks before every call and reads the answer into a 100-byte buffer.
+    return {}
+
+
+def help_entries(dispatcher: Dispatcher, only: str | None) -> list[dict[str, Any]]:
+    commands = [c for c, _ in dispatcher.methods.values()]
+    if only is not None:
+        commands = [c for c in commands if c.name == only]
+        if not commands:
+            raise MethodNotFound(only)
+    return [
+        {
+            "command": c.usage,
+            "category": c.category,
+            "description": c.description,
+            "verbose": "\n".join(
+                [c.description]
+                + [
+                    f"  {p.name} ({p.kind}{'' if p.required else ', optional'}): {p.doc}"
+                    for p in c.params
+                ]
+            ),
+        }
+        for c in commands
+    ]
+
+
+# --- unix-socket framing ----------------------------------------------------------------
+
+_OUTSIDE_STRING = re.compile(rb'[\[\]{}"]')
+_INSIDE_STRING = re.compile(rb'["\\]')
+_WHITESPACE = b" \t\r\n"
+_CLOSING = {ord("}"): ord("{"), ord("]"): ord("[")}
+
+
+class RequestSplitter:
+    """Cuts a byte stream into whole JSON requests without waiting for a delimiter or EOF.
+
+    CLN clients send requests back to back with nothing between them, so the boundary is
+    found by tracking brackets outside strings. Anything that is not an object or array at
+    the top level, a mismatched bracket, or a request over ``limit`` bytes raises
+    ``InvalidRequest``: the stream cannot be resynchronised after that.
+    """
+
+    def __init__(self, limit: int = MAX_REQUEST_BYTES) -> None:
+        self.limit = limit
+        self._buf = bytearray()
+        self._pos = 0  # next byte to scan
+        self._start = -1  # start of the current request, -1 between requests
+        self._stack: list[int] = []
+        self._in_string = False
+
+    def feed(self, data: bytes) -> list[bytes]:
+        buf = self._buf
+        buf += data
+        out: list[bytes] = []
+        pos = self._pos
+        n = len(buf)
+        while pos < n:
+            if self._start < 0:
+                c = buf[pos]
+                if c in _WHITESPACE:
+                    pos += 1
+                    continue
+                if c not in (0x7B, 0x5B):  # { [
+                    raise InvalidRequest(
+                        f"malformed request: expected a JSON object, got {bytes([c])!r}"
+                    )
+                self._start = pos
+                self._stack.append(c)
+                pos += 1
+            elif self._in_string:
+                m = _INSIDE_STRING.search(buf, pos)
+                if m is None:
+                    pos = n
+                    break
+                if m.group() == b"\\":
+                    if m.end() >= n:  # the escaped byte has not arrived yet
+                        pos = m.start()
+                        break
+                    pos = m.end() + 1
+                else:
+                    self._in_string = False
+                    pos = m.end()
+            else:
+                m = _OUTSIDE_STRING.search(buf, pos)
+                if m is None:
+                    pos = n
+                    break
+                c = buf[m.start()]
+                pos = m.end()
+                if c == 0x22:  # "
+                    self._in_string = True
+                elif c in _CLOSING:
+                    if not self._stack or self._stack.pop() != _CLOSING[c]:
+                        raise InvalidRequest("malformed request: mismatched bracket")
+                    if not self._stack:
+                        if pos - self._start > self.limit:
+                            raise InvalidRequest(f"request larger than {self.limit} bytes")
+                        out.append(bytes(buf[self._start : pos]))
+                        self._start = -1
+                else:
+                    self._stack.append(c)
+        # Drop what has been consumed; keep the unfinished request.
+        keep_from = self._start if self._start >= 0 else pos
+        if keep_from:
+            del buf[:keep_from]
+            pos -= keep_from
+            if self._start >= 0:
+                self._start = 0
+        self._pos = pos
+        if self._start >= 0 and len(buf) > self.limit:
+            raise InvalidRequest(f"request larger than {self.limit} bytes")
+        return out

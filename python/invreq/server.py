@@ -1,0 +1,202 @@
+"""Where requests enter: the HTTP JSON-RPC endpoint and the CLN-style unix socket.
+
+``create_app(config)`` builds everything from the configuration (no module-level state):
+the store, the signer, the service and the dispatcher are opened by an
+aiohttp ``cleanup_ctx`` and closed in reverse order on shutdown. The unix socket server is
+one more context in that chain, so both front doors open and close together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from invreq import rpc
+from invreq.config import Config
+from invreq.errors import InvalidRequest
+from invreq.service import Service
+
+__all__ = ["CONFIG_KEY", "DISPATCHER_KEY", "SERVICE_KEY", "create_app", "serve"]
+
+log = logging.getLogger("invreq.server")
+
+CONFIG_KEY = web.AppKey("config", Config)
+SERVICE_KEY = web.AppKey("service", Service)
+DISPATCHER_KEY = web.AppKey("dispatcher", rpc.Dispatcher)
+
+#: Bytes read from a unix-socket connection at once.
+READ_CHUNK = 65536
+
+
+async def _open_service(app: web.Application) -> AsyncIterator[None]:
+    from invreq.signers.factory import open_signer
+    from invreq.store.url import open_store
+
+    config = app[CONFIG_KEY]
+    _prepare_network_dir(config.network_dir)
+    store = open_store(config.db, config.sqlite_path)
+    await store.open()
+    try:
+        signer = await open_signer(config)
+        try:
+            service = Service(network=config.network, store=store, signer=signer)
+            app[SERVICE_KEY] = service
+            app[DISPATCHER_KEY] = rpc.build_dispatcher(service)
+            yield
+        finally:
+            await signer.close()
+    finally:
+        await store.close()
+
+
+def _prepare_network_dir(path: Path) -> None:
+    # The directory holds the signer secret and the socket: owner only.
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+
+
+class _UnixConnections:
+    """Tracks open unix-socket connections so shutdown can let in-flight requests finish."""
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.busy: set[asyncio.Task[None]] = set()
+
+
+async def _handle_unix(
+    app: web.Application,
+    conns: _UnixConnections,
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+) -> None:
+    """One client connection: requests back to back, replies in order, each ending "\\n\\n"."""
+    task = asyncio.current_task()
+    assert task is not None
+    conns.tasks.add(task)
+    splitter = rpc.RequestSplitter()
+    dispatcher = app[DISPATCHER_KEY]
+    try:
+        while True:
+            data = await reader.read(READ_CHUNK)
+            if not data:
+                break
+            try:
+                requests = splitter.feed(data)
+            except InvalidRequest as e:
+                # The stream cannot be resynchronised after garbage or an oversized
+                # request: answer once, then close this connection (others are unaffected).
+                writer.write(rpc.error_reply(None, e))
+                await writer.drain()
+                break
+            for raw in requests:
+                conns.busy.add(task)
+                try:
+                    writer.write(await dispatcher.handle_stream_request(raw))
+                finally:
+                    conns.busy.discard(task)
+                await writer.drain()
+    except (ConnectionError, asyncio.IncompleteReadError):
+        pass
+    finally:
+        conns.tasks.discard(task)
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+
+
+async def _unix_server(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG_KEY]
+    path = config.socket_path
+    _remove_stale_socket(path)
+    conns = _UnixConnections()
+    server = await asyncio.start_unix_server(
+        lambda r, w: _handle_unix(app, conns, r, w), path=str(path), limit=rpc.MAX_REQUEST_BYTES
+    )
+    os.chmod(path, 0o600)
+    log.info("listening on unix socket %s", path)
+    try:
+        yield
+    finally:
+        server.close()
+        # Let requests already being handled finish and reply; idle connections just close.
+        deadline = asyncio.get_running_loop().time() + 10
+        while conns.busy and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        for t in list(conns.tasks):
+            t.cancel()
+        await asyncio.gather(*conns.tasks, return_exceptions=True)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _remove_stale_socket(path: Path) -> None:
+    """Remove a socket left by a crashed run; refuse to start if a live server owns it."""
+    if not path.exists():
+        return
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        path.unlink()
+        return
+    finally:
+        probe.close()
+    raise SystemExit(f"invreq: another server is already listening on {path}")
+
+
+async def _rpc_http(request: web.Request) -> web.Response:
+    body = await request.read()
+    reply = await request.app[DISPATCHER_KEY].handle_http(body)
+    if reply is None:  # notifications only: JSON-RPC says no content
+        return web.Response(status=204)
+    return web.Response(body=reply, content_type="application/json")
+
+
+def create_app(config: Config, *, unix_socket: bool = True) -> web.Application:
+    config.validate()
+    app = web.Application(client_max_size=rpc.MAX_REQUEST_BYTES)
+    app[CONFIG_KEY] = config
+    app.cleanup_ctx.append(_open_service)
+    if unix_socket:
+        app.cleanup_ctx.append(_unix_server)
+    app.router.add_post("/rpc", _rpc_http)
+    return app
+
+
+async def serve(config: Config) -> None:
+    """Run until SIGINT or SIGTERM, then shut down cleanly."""
+    import signal
+
+    app = create_app(config)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()  # runs the cleanup contexts' start: store, signer, socket
+    sites: list[web.BaseSite] = []
+    if config.http_port:
+        site = web.TCPSite(runner, config.http_host, config.http_port, reuse_address=True)
+        await site.start()
+        sites.append(site)
+        log.info("listening on http://%s:%d/rpc", config.http_host, config.http_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(
+        f"invreq {config.network}: unix socket {config.socket_path}"
+        + (f", http://{config.http_host}:{config.http_port}/rpc" if config.http_port else ""),
+        flush=True,
+    )
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        # AppRunner.cleanup stops the sites (no new connections), waits for in-flight HTTP
+        # handlers, then unwinds the cleanup contexts: socket, signer, store (pending
+        # writes are committed before the store closes).
+        await runner.cleanup()

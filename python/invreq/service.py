@@ -1,0 +1,184 @@
+"""The commands: what each RPC method does, given parameters that are already valid.
+
+Parameters arrive parsed by :mod:`invreq.params` (so every value here is in range); the
+answers are the JSON objects of CLN's schemas, key order included. The pipeline of
+``invoicerequest`` is: build the unsigned stream (native core) -> signature from the
+signer -> verified by the core before it is attached -> durable in the store -> reply.
+A failure at any step stores nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from invreq import __version__, bolt12
+from invreq.errors import Bolt12Error, InvalidParams, SignatureError, SignerError
+from invreq.store.base import ListQuery, Record, Store
+
+if TYPE_CHECKING:
+    from invreq.signers.base import Signer
+
+__all__ = ["Service", "decode_json"]
+
+METADATA_LEN = 16  # bytes of CSPRNG per request (REFERENCE §1), as CLN writes
+
+
+@dataclasses.dataclass
+class Service:
+    network: str
+    store: Store
+    signer: Signer
+    store_kind: str = "sqlite"
+    clock: Callable[[], float] = time.time
+
+    async def invoicerequest(
+        self,
+        amount: int,
+        description: str,
+        issuer: str | None = None,
+        label: str | None = None,
+        absolute_expiry: int | None = None,
+        single_use: bool = True,
+    ) -> dict[str, Any]:
+        unsigned = bolt12.UnsignedInvoiceRequest(
+            metadata=secrets.token_bytes(METADATA_LEN),
+            description=description,
+            amount_msat=amount,
+            payer_id=self.signer.payer_id,
+            absolute_expiry=absolute_expiry,
+            issuer=issuer,
+            chain=bolt12.chain_for_network(self.network),
+        )
+        invreq_id = unsigned.invreq_id.hex()
+        signature = await self.signer.sign_invoice_request(unsigned.tlv_stream, unsigned.digest)
+        try:
+            signed = unsigned.with_signature(signature)
+        except SignatureError as e:
+            # A signer that answers with a wrong signature is broken or hostile: nothing is
+            # stored, and the caller learns that the signer, not its input, failed.
+            raise SignerError(f"signer returned an invalid signature: {e}") from e
+        record = await self.store.insert(
+            Record(
+                invreq_id=invreq_id,
+                bolt12=signed.bolt12,
+                label=label,
+                active=True,
+                single_use=single_use,
+                used=False,
+                created_at=int(self.clock()),
+                payer_key=self.signer.key_id,
+            )
+        )
+        return record.to_json()
+
+    async def listinvoicerequests(
+        self,
+        invreq_id: str | None = None,
+        active_only: bool = False,
+        index: str | None = None,
+        start: int | None = None,
+        limit: int | None = None,
+        label: str | None = None,
+    ) -> dict[str, Any]:
+        if (start is not None or limit is not None) and index is None:
+            # CLN's list commands: `start` and `limit` only make sense along an index.
+            raise InvalidParams("index: required when start or limit is given")
+        records = await self.store.list(
+            ListQuery(
+                invreq_id=invreq_id,
+                active_only=active_only,
+                label=label,
+                start=start,
+                limit=limit,
+            )
+        )
+        return {"invoicerequests": [_listed(r) for r in records]}
+
+    async def disableinvoicerequest(self, invreq_id: str) -> dict[str, Any]:
+        return (await self.store.disable(invreq_id)).to_json()
+
+    async def decode(self, string: str) -> dict[str, Any]:
+        try:
+            decoded = bolt12.decode_invoice_request(string)
+        except Bolt12Error as e:
+            raise InvalidParams(f"string: {e}") from e
+        return decode_json(decoded)
+
+    async def getinfo(self) -> dict[str, Any]:
+        return {
+            "id": self.signer.payer_id.hex(),
+            "network": self.network,
+            "version": __version__,
+            "signer": self.signer.key_id.split(":", 1)[0],
+            "store": self.store_kind,
+        }
+
+
+def _listed(r: Record) -> dict[str, Any]:
+    out = r.to_json()
+    out["created_index"] = r.created_index
+    out["created_at"] = r.created_at
+    if r.approval is not None:
+        out["approval"] = r.approval
+    return out
+
+
+def _hex(b: bytes) -> str:
+    return b.hex()
+
+
+def _same(x: Any) -> Any:
+    return x
+
+
+# decode's fields in CLN's order: (JSON name, InvoiceRequest attribute, conversion).
+# offer_amount is special (its name depends on offer_currency) and handled inline.
+_OFFER_FIELDS: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
+    ("offer_chains", "offer_chains", lambda cs: [c.hex() for c in cs]),
+    ("offer_metadata", "offer_metadata", _hex),
+)
+_FIELDS: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
+    ("offer_description", "description", _same),
+    ("offer_issuer", "issuer", _same),
+    ("offer_features", "offer_features", _hex),
+    ("offer_absolute_expiry", "absolute_expiry", _same),
+    ("offer_quantity_max", "offer_quantity_max", _same),
+    ("offer_paths", "offer_paths", _same),
+    ("offer_issuer_id", "offer_issuer_id", _hex),
+    ("invreq_metadata", "metadata", _hex),
+    ("invreq_payer_id", "payer_id", _hex),
+    ("invreq_chain", "chain", _hex),
+    ("invreq_amount_msat", "amount_msat", _same),
+    ("invreq_features", "features", _hex),
+    ("invreq_quantity", "quantity", _same),
+    ("invreq_payer_note", "payer_note", _same),
+    ("invreq_paths", "paths", _same),
+    ("invreq_bip_353_name", "bip353_name", lambda n: {"name": n[0], "domain": n[1]}),
+    ("signature", "signature", _hex),
+)
+
+
+def decode_json(r: bolt12.InvoiceRequest) -> dict[str, Any]:
+    """CLN's ``decode`` object for a valid invoice_request (schema ``decode.json``)."""
+    out: dict[str, Any] = {"type": "bolt12 invoice_request", "valid": True}
+    for key, attr, conv in _OFFER_FIELDS:
+        if (value := getattr(r, attr)) is not None:
+            out[key] = conv(value)
+    if r.offer_currency is not None:
+        out["offer_currency"] = r.offer_currency
+        if r.offer_amount is not None:
+            out["offer_amount"] = r.offer_amount
+    elif r.offer_amount is not None:
+        out["offer_amount_msat"] = r.offer_amount
+    for key, attr, conv in _FIELDS:
+        if (value := getattr(r, attr)) is not None:
+            out[key] = conv(value)
+    if unknown := r.unknown_records:
+        out["unknown_invoice_request_tlvs"] = [
+            {"type": t, "length": len(v), "value": v.hex()} for t, v in unknown
+        ]
+    return out

@@ -1,0 +1,346 @@
+"""The embedded store: one SQLite file in WAL mode, durable commits, group commit.
+
+Writes go to one writer thread. It takes every write waiting in its queue, runs each in
+its own savepoint inside one transaction (so a failing write is undone alone), commits
+once (fsync'd: ``synchronous=FULL``), and only then resolves the callers' futures. While
+one commit is being fsync'd the next writes queue up, so the group grows with the load and
+throughput does not fall to one fsync per request. Reads run on a second thread with its
+own connection; WAL lets them proceed while the writer commits.
+
+Several processes may share the file (``--workers``): every write transaction is
+``BEGIN IMMEDIATE`` with a busy timeout, and every state change is one conditional
+statement, so the database decides, not process memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from invreq.errors import NotActive, RpcError, StartupError, StoreError, UnknownInvoiceRequest
+from invreq.store.base import ListQuery, Record
+
+__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+
+SCHEMA_VERSION = 1
+#: Most writes one transaction carries; bounds the latency a single commit adds.
+MAX_GROUP = 512
+BUSY_TIMEOUT_MS = 10_000
+
+_SCHEMA = """
+CREATE TABLE invoice_requests (
+    created_index INTEGER PRIMARY KEY,
+    invreq_id     TEXT NOT NULL UNIQUE,
+    bolt12        TEXT NOT NULL,
+    label         TEXT,
+    active        INTEGER NOT NULL,
+    single_use    INTEGER NOT NULL,
+    used          INTEGER NOT NULL,
+    created_at    INTEGER NOT NULL,
+    payer_key     TEXT NOT NULL,
+    approval      TEXT
+);
+CREATE INDEX invoice_requests_label ON invoice_requests(label) WHERE label IS NOT NULL;
+"""
+
+_COLUMNS = (
+    "invreq_id, bolt12, label, active, single_use, used, created_at, payer_key, "
+    "created_index, approval"
+)
+
+_STOP = object()
+
+WriteFn = Callable[[sqlite3.Connection], Any]
+
+
+def _record(row: tuple[Any, ...]) -> Record:
+    return Record(
+        invreq_id=row[0],
+        bolt12=row[1],
+        label=row[2],
+        active=bool(row[3]),
+        single_use=bool(row[4]),
+        used=bool(row[5]),
+        created_at=row[6],
+        payer_key=row[7],
+        created_index=row[8],
+        approval=None if row[9] is None else json.loads(row[9]),
+    )
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA journal_mode=WAL")
+    # FULL: in WAL mode every commit is fsync'd, so an acknowledged write survives a
+    # power loss, not only a crash of the process.
+    conn.execute("PRAGMA synchronous=FULL")
+    return conn
+
+
+class SQLiteStore:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        #: transactions committed and writes they carried (group commit makes writes > commits)
+        self.commits = 0
+        self.writes = 0
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._reader: ThreadPoolExecutor | None = None
+        self._read_conn: sqlite3.Connection | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        ready: asyncio.Future[None] = self._loop.create_future()
+        self._writer = threading.Thread(
+            target=self._write_loop, args=(ready,), name="invreq-sqlite-writer", daemon=True
+        )
+        self._writer.start()
+        await ready  # schema checked or created, or the error that prevents it
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="invreq-sqlite-reader")
+
+    async def close(self) -> None:
+        if self._closed or self._writer is None:
+            return
+        self._closed = True
+        self._queue.put(_STOP)  # after every write already queued
+        await asyncio.to_thread(self._writer.join)
+        if self._reader is not None:
+            await asyncio.get_running_loop().run_in_executor(self._reader, self._close_reader)
+            self._reader.shutdown()
+
+    def _close_reader(self) -> None:
+        if self._read_conn is not None:
+            self._read_conn.close()
+            self._read_conn = None
+
+    # --- writes -------------------------------------------------------------------------
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
+                # One statement at a time: executescript() would commit the open transaction.
+                for statement in filter(str.strip, _SCHEMA.split(";")):
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            elif version > SCHEMA_VERSION:
+                raise StartupError(
+                    f"{self.path}: schema version {version} was written by a newer invreq "
+                    f"(this one knows {SCHEMA_VERSION}); upgrade invreq"
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def _write_loop(self, ready: asyncio.Future[None]) -> None:
+        assert self._loop is not None
+        try:
+            conn = _connect(self.path)
+            self._migrate(conn)
+        except Exception as e:
+            err = e if isinstance(e, StartupError) else StartupError(f"{self.path}: {e}")
+            self._loop.call_soon_threadsafe(_settle, ready, None, err)
+            return
+        self._loop.call_soon_threadsafe(_settle, ready, None, None)
+        try:
+            stopping = False
+            while not stopping:
+                job = self._queue.get()
+                if job is _STOP:
+                    break
+                group = [job]
+                while len(group) < MAX_GROUP:
+                    try:
+                        job = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if job is _STOP:
+                        stopping = True
+                        break
+                    group.append(job)
+                outcomes = self._commit_group(conn, group)
+                self._loop.call_soon_threadsafe(_settle_all, outcomes)
+        finally:
+            conn.close()
+
+    def _commit_group(
+        self, conn: sqlite3.Connection, group: list[tuple[WriteFn, asyncio.Future[Any]]]
+    ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:
+        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            err = StoreError(f"database unavailable: {e}")
+            return [(fut, None, err) for _, fut in group]
+        for fn, fut in group:
+            conn.execute("SAVEPOINT w")
+            try:
+                result = fn(conn)
+            except Exception as e:
+                conn.execute("ROLLBACK TO w")
+                conn.execute("RELEASE w")
+                if not isinstance(e, RpcError):
+                    e = StoreError(f"database error: {e}")
+                outcomes.append((fut, None, e))
+                continue
+            conn.execute("RELEASE w")
+            outcomes.append((fut, result, None))
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as e:
+            # Nothing of this group is durable: every caller learns it, none is acknowledged.
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+            err = StoreError(f"commit failed, nothing stored: {e}")
+            return [(fut, None, err) for fut, _, _ in outcomes]
+        self.commits += 1
+        self.writes += len(group)
+        return outcomes
+
+    async def _write(self, fn: WriteFn) -> Any:
+        if self._closed or self._loop is None:
+            raise StoreError("store is closed")
+        fut: asyncio.Future[Any] = self._loop.create_future()
+        self._queue.put((fn, fut))
+        return await fut
+
+    async def insert(self, record: Record) -> Record:
+        approval = None if record.approval is None else json.dumps(record.approval)
+
+        def write(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "INSERT INTO invoice_requests (invreq_id, bolt12, label, active, single_use,"
+                " used, created_at, payer_key, approval) VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    record.invreq_id,
+                    record.bolt12,
+                    record.label,
+                    int(record.active),
+                    int(record.single_use),
+                    int(record.used),
+                    record.created_at,
+                    record.payer_key,
+                    approval,
+                ),
+            )
+            assert cur.lastrowid is not None
+            return cur.lastrowid
+
+        index = await self._write(write)
+        return dataclasses.replace(record, created_index=index)
+
+    async def disable(self, invreq_id: str) -> Record:
+        def write(conn: sqlite3.Connection) -> Record:
+            row = conn.execute(
+                f"UPDATE invoice_requests SET active = 0 WHERE invreq_id = ? AND active = 1"
+                f" RETURNING {_COLUMNS}",
+                (invreq_id,),
+            ).fetchone()
+            if row is not None:
+                return _record(row)
+            exists = conn.execute(
+                "SELECT 1 FROM invoice_requests WHERE invreq_id = ?", (invreq_id,)
+            ).fetchone()
+            raise NotActive() if exists else UnknownInvoiceRequest()
+
+        result: Record = await self._write(write)
+        return result
+
+    async def mark_used(self, invreq_id: str) -> Record:
+        """An invoice for this request was paid: ``used``, and inactive if single-use."""
+
+        def write(conn: sqlite3.Connection) -> Record:
+            row = conn.execute(
+                "UPDATE invoice_requests SET used = 1,"
+                " active = CASE WHEN single_use = 1 THEN 0 ELSE active END"
+                f" WHERE invreq_id = ? RETURNING {_COLUMNS}",
+                (invreq_id,),
+            ).fetchone()
+            if row is None:
+                raise UnknownInvoiceRequest()
+            return _record(row)
+
+        result: Record = await self._write(write)
+        return result
+
+    # --- reads --------------------------------------------------------------------------
+
+    def _read_connection(self) -> sqlite3.Connection:
+        if self._read_conn is None:
+            self._read_conn = _connect(self.path)
+            self._read_conn.execute("PRAGMA query_only=1")
+        return self._read_conn
+
+    async def _read(self, sql: str, args: tuple[Any, ...]) -> list[Record]:
+        if self._closed or self._reader is None:
+            raise StoreError("store is closed")
+
+        def run() -> list[Record]:
+            try:
+                rows = self._read_connection().execute(sql, args).fetchall()
+            except sqlite3.Error as e:
+                raise StoreError(f"database error: {e}") from e
+            return [_record(r) for r in rows]
+
+        return await asyncio.get_running_loop().run_in_executor(self._reader, run)
+
+    async def get(self, invreq_id: str) -> Record | None:
+        rows = await self._read(
+            f"SELECT {_COLUMNS} FROM invoice_requests WHERE invreq_id = ?", (invreq_id,)
+        )
+        return rows[0] if rows else None
+
+    async def list(self, query: ListQuery) -> list[Record]:
+        where: list[str] = []
+        args: list[Any] = []
+        if query.invreq_id is not None:
+            where.append("invreq_id = ?")
+            args.append(query.invreq_id)
+        if query.active_only:
+            where.append("active = 1")
+        if query.label is not None:
+            where.append("label = ?")
+            args.append(query.label)
+        if query.start is not None:
+            # SQLite integers are signed 64-bit; anything above holds no record anyway.
+            where.append("created_index >= ?")
+            args.append(min(query.start, 2**63 - 1))
+        sql = f"SELECT {_COLUMNS} FROM invoice_requests"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_index"
+        if query.limit is not None:
+            sql += " LIMIT ?"
+            args.append(query.limit)
+        return await self._read(sql, tuple(args))
+
+
+def _settle(fut: asyncio.Future[Any], result: Any, err: BaseException | None) -> None:
+    if fut.cancelled():
+        return
+    if err is not None:
+        fut.set_exception(err)
+    else:
+        fut.set_result(result)
+
+
+def _settle_all(outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for fut, result, err in outcomes:
+        _settle(fut, result, err)
