@@ -77,22 +77,27 @@ class Server:
         return a + self.extra_args
 
     def start(self) -> Server:
-        self.proc = subprocess.Popen(
-            self.args(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL
-        )
+        # Output goes to a file, not a pipe: a pipe nobody reads could fill and block the
+        # server, and the file shows what happened when a test fails.
+        self.log_path = self.data_dir.parent / f"serve-{self.network}.log"
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                self.args(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                out, err = self.proc.communicate()
                 code = self.proc.returncode
-                raise RuntimeError(
-                    f"invreq serve exited with {code}:\n{out.decode()}\n{err.decode()}"
-                )
+                raise RuntimeError(f"invreq serve exited with {code}:\n{self.output()}")
             if self._answers():
                 return self
             time.sleep(0.05)
         self.kill()
-        raise RuntimeError("invreq serve did not start in time")
+        raise RuntimeError(f"invreq serve did not start in time:\n{self.output()}")
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
 
     def _answers(self) -> bool:
         if not self.socket_path.exists():
@@ -114,11 +119,7 @@ class Server:
             if self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait()
-        self.stderr = self.proc.stderr.read().decode() if self.proc.stderr else ""
-        if self.proc.stdout:
-            self.proc.stdout.close()
-        if self.proc.stderr:
-            self.proc.stderr.close()
+        self.stderr = self.output()
         return self.proc.returncode
 
     def kill(self) -> None:

@@ -94,6 +94,7 @@ async def _handle_unix(
                 # request: answer once, then close this connection (others are unaffected).
                 writer.write(rpc.error_reply(None, e))
                 await writer.drain()
+                await _discard_input(reader)
                 break
             for raw in requests:
                 conns.busy.add(task)
@@ -109,6 +110,17 @@ async def _handle_unix(
         writer.close()
         with contextlib.suppress(ConnectionError):
             await writer.wait_closed()
+
+
+async def _discard_input(reader: asyncio.StreamReader) -> None:
+    """Read and drop what the client is still sending (briefly, boundedly) before closing:
+    closing with unread input makes the kernel reset the connection, and the client could
+    lose the error reply it is owed."""
+    with contextlib.suppress(TimeoutError, ConnectionError):
+        async with asyncio.timeout(1.0):
+            for _ in range(64):  # at most 4 MiB
+                if not await reader.read(READ_CHUNK):
+                    break
 
 
 async def _unix_server(app: web.Application) -> AsyncIterator[None]:
@@ -152,7 +164,14 @@ def _remove_stale_socket(path: Path) -> None:
 
 
 async def _rpc_http(request: web.Request) -> web.Response:
-    body = await request.read()
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        # Same answer as on the socket, as JSON-RPC, so clients need one error path.
+        err = InvalidRequest(f"request larger than {rpc.MAX_REQUEST_BYTES} bytes")
+        return web.Response(
+            status=413, body=rpc.error_reply(None, err).rstrip(), content_type="application/json"
+        )
     reply = await request.app[DISPATCHER_KEY].handle_http(body)
     if reply is None:  # notifications only: JSON-RPC says no content
         return web.Response(status=204)

@@ -1,0 +1,126 @@
+"""The SQLite store on real files: durability, group commit, atomic state changes."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from invreq.errors import NotActive, StartupError, StoreError, UnknownInvoiceRequest
+from invreq.store.base import ListQuery, Record
+from invreq.store.sqlite import SQLiteStore
+
+
+def rec(i: int, *, label: str | None = None, single_use: bool = True) -> Record:
+    return Record(
+        invreq_id=f"{i:064x}",
+        bolt12=f"lnr1test{i}",
+        label=label,
+        active=True,
+        single_use=single_use,
+        used=False,
+        created_at=1_700_000_000 + i,
+        payer_key="software:02" + "11" * 32,
+    )
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    s = SQLiteStore(tmp_path / "db.sqlite3")
+    await s.open()
+    yield s
+    await s.close()
+
+
+async def test_concurrent_inserts_share_commits_and_all_survive_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    s = SQLiteStore(path)
+    await s.open()
+    stored = await asyncio.gather(*(s.insert(rec(i)) for i in range(300)))
+    assert sorted(r.created_index for r in stored) == list(range(1, 301))
+    assert s.writes == 300
+    assert s.commits < 300, "concurrent writes must be grouped into fewer commits"
+    await s.close()
+    s2 = SQLiteStore(path)
+    await s2.open()
+    listed = await s2.list(ListQuery())
+    assert [r.invreq_id for r in listed] == [f"{i:064x}" for i in range(300)]
+    await s2.close()
+
+
+async def test_a_failing_write_does_not_undo_its_group(store: SQLiteStore) -> None:
+    await store.insert(rec(1))
+    results = await asyncio.gather(
+        store.insert(rec(2)), store.insert(rec(1)), store.insert(rec(3)), return_exceptions=True
+    )
+    assert isinstance(results[1], StoreError)  # duplicate primary key
+    assert [r.invreq_id[-1] for r in await store.list(ListQuery())] == ["1", "2", "3"]
+
+
+async def test_disable_is_conditional(store: SQLiteStore) -> None:
+    await store.insert(rec(1, label="x"))
+    d = await store.disable(f"{1:064x}")
+    assert d.active is False and d.label == "x"
+    with pytest.raises(NotActive):
+        await store.disable(f"{1:064x}")
+    with pytest.raises(UnknownInvoiceRequest):
+        await store.disable(f"{9:064x}")
+    # Many racing disables of one record: exactly one wins.
+    await store.insert(rec(2))
+    out = await asyncio.gather(
+        *(store.disable(f"{2:064x}") for _ in range(20)), return_exceptions=True
+    )
+    assert sum(isinstance(o, Record) for o in out) == 1
+    assert all(isinstance(o, (Record, NotActive)) for o in out)
+
+
+async def test_mark_used_deactivates_single_use_only(store: SQLiteStore) -> None:
+    await store.insert(rec(1))
+    await store.insert(rec(2, single_use=False))
+    a = await store.mark_used(f"{1:064x}")
+    b = await store.mark_used(f"{2:064x}")
+    assert (a.used, a.active) == (True, False)
+    assert (b.used, b.active) == (True, True)
+    with pytest.raises(UnknownInvoiceRequest):
+        await store.mark_used(f"{3:064x}")
+
+
+async def test_list_filters_and_pages(store: SQLiteStore) -> None:
+    for i in range(1, 8):
+        await store.insert(rec(i, label="odd" if i % 2 else None))
+    await store.disable(f"{3:064x}")
+    ids = lambda rs: [int(r.invreq_id, 16) for r in rs]  # noqa: E731
+    assert ids(await store.list(ListQuery(label="odd"))) == [1, 3, 5, 7]
+    assert ids(await store.list(ListQuery(label="odd", active_only=True))) == [1, 5, 7]
+    assert ids(await store.list(ListQuery(start=3, limit=2))) == [3, 4]
+    assert ids(await store.list(ListQuery(start=2**64 - 1))) == []
+    assert ids(await store.list(ListQuery(invreq_id=f"{4:064x}"))) == [4]
+    assert await store.get(f"{99:064x}") is None
+
+
+async def test_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    with sqlite3.connect(path) as c:
+        c.execute("PRAGMA user_version=99")
+    with pytest.raises(StartupError, match="newer invreq"):
+        await SQLiteStore(path).open()
+
+
+async def test_unwritable_location_is_a_startup_error(tmp_path: Path) -> None:
+    with pytest.raises(StartupError):
+        await SQLiteStore(tmp_path / "missing-dir" / "db.sqlite3").open()
+
+
+async def test_writes_after_close_are_refused(tmp_path: Path) -> None:
+    s = SQLiteStore(tmp_path / "db.sqlite3")
+    await s.open()
+    await s.close()
+    with pytest.raises(StoreError, match="closed"):
+        await s.insert(rec(1))
+
+
+async def test_durability_settings(store: SQLiteStore) -> None:
+    with sqlite3.connect(store.path) as c:
+        assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
