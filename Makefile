@@ -10,7 +10,7 @@ BUILD_STAMP := $(VENV)/.build-stamp
 RUST_SOURCES := $(shell find rust -name '*.rs' -o -name Cargo.toml 2>/dev/null) Cargo.toml Cargo.lock
 EXTRAS := test,dev,hwi,postgres
 
-.PHONY: all run test test-rust test-python lint fuzz clean
+.PHONY: all run test test-rust test-python lint fuzz bench bench-micro clean
 
 # cargo-fuzz, installed from crates.io into .tools/ (not the user's ~/.cargo).
 CARGO_FUZZ_VERSION := 0.13.2
@@ -57,6 +57,12 @@ lint: $(BUILD_STAMP)
 	$(VENV)/bin/ruff check python tests benches
 	$(VENV)/bin/mypy
 	$(PY) -m mypy.stubtest invreq._core
+
+# Benchmarks: figures go to benches/results/ (see the README for the latest).
+bench: bench-micro
+
+bench-micro: $(BUILD_STAMP)
+	$(PY) benches/micro.py --out benches/results/micro.md
 
 $(CARGO_FUZZ):
 	cargo install --locked --quiet cargo-fuzz@$(CARGO_FUZZ_VERSION) --root .tools

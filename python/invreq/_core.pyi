@@ -4,6 +4,22 @@ from collections.abc import Sequence
 from typing import Any, final
 
 __version__: str
+__all__ = [
+    "InvoiceRequest",
+    "UnsignedInvoiceRequest",
+    "__version__",
+    "chains",
+    "decode_invoice_request",
+    "decode_string",
+    "encode_string",
+    "encode_tlv_stream",
+    "merkle_root",
+    "parse_invoice_request",
+    "parse_tlv_stream",
+    "signature_digest",
+    "tagged_hash",
+    "verify_signature",
+]
 
 def merkle_root(tlv_stream: bytes) -> bytes:
     """Merkle root of the records outside 240..=1000; DecodeError if the stream is malformed."""
@@ -34,8 +50,8 @@ def chains() -> list[tuple[str, bytes]]: ...
 
 @final
 class UnsignedInvoiceRequest:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         *,
         metadata: bytes,
         description: str,
@@ -45,7 +61,7 @@ class UnsignedInvoiceRequest:
         issuer: str | None = None,
         chain: bytes | None = None,
         unknown_records: Sequence[tuple[int, bytes]] = ...,
-    ) -> None: ...
+    ) -> UnsignedInvoiceRequest: ...
     @property
     def tlv_stream(self) -> bytes: ...
     @property
@@ -108,7 +124,7 @@ class InvoiceRequest:
     def offer_issuer_id(self) -> bytes | None: ...
     @property
     def unknown_records(self) -> list[tuple[int, bytes]]: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 def decode_invoice_request(s: str, *, verify: bool = True) -> InvoiceRequest:

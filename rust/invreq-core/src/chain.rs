@@ -44,7 +44,10 @@ mod tests {
     fn bitcoin_chain_is_the_reversed_genesis_hash() {
         let mut h = super::chain_hash("bitcoin").unwrap();
         h.reverse();
-        assert_eq!(hex::encode(h), "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f");
+        assert_eq!(
+            hex::encode(h),
+            "000000000019d6689c085ae165831e934ff763ae46a2a6c172b3f1b60a8ce26f"
+        );
         assert_eq!(super::network_of(&super::chain_hash("regtest").unwrap()), Some("regtest"));
         assert_eq!(super::chain_hash("mainnet"), None);
     }

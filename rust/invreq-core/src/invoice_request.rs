@@ -42,11 +42,27 @@ pub mod types {
 
     /// Every type this module knows, ascending.
     pub const KNOWN: [u64; 21] = [
-        INVREQ_METADATA, OFFER_CHAINS, OFFER_METADATA, OFFER_CURRENCY, OFFER_AMOUNT,
-        OFFER_DESCRIPTION, OFFER_FEATURES, OFFER_ABSOLUTE_EXPIRY, OFFER_PATHS, OFFER_ISSUER,
-        OFFER_QUANTITY_MAX, OFFER_ISSUER_ID, INVREQ_CHAIN, INVREQ_AMOUNT, INVREQ_FEATURES,
-        INVREQ_QUANTITY, INVREQ_PAYER_ID, INVREQ_PAYER_NOTE, INVREQ_PATHS,
-        INVREQ_BIP_353_NAME, SIGNATURE,
+        INVREQ_METADATA,
+        OFFER_CHAINS,
+        OFFER_METADATA,
+        OFFER_CURRENCY,
+        OFFER_AMOUNT,
+        OFFER_DESCRIPTION,
+        OFFER_FEATURES,
+        OFFER_ABSOLUTE_EXPIRY,
+        OFFER_PATHS,
+        OFFER_ISSUER,
+        OFFER_QUANTITY_MAX,
+        OFFER_ISSUER_ID,
+        INVREQ_CHAIN,
+        INVREQ_AMOUNT,
+        INVREQ_FEATURES,
+        INVREQ_QUANTITY,
+        INVREQ_PAYER_ID,
+        INVREQ_PAYER_NOTE,
+        INVREQ_PATHS,
+        INVREQ_BIP_353_NAME,
+        SIGNATURE,
     ];
 }
 
@@ -190,8 +206,8 @@ impl Builder<'_> {
         if self.amount_msat == 0 {
             return Err(invalid("amount_msat", "must be positive"));
         }
-        let payer_key =
-            xonly_of(self.payer_id).ok_or_else(|| invalid("payer_id", "not a compressed secp256k1 point"))?;
+        let payer_key = xonly_of(self.payer_id)
+            .ok_or_else(|| invalid("payer_id", "not a compressed secp256k1 point"))?;
         let chain: Option<[u8; 32]> = match self.chain {
             None => None,
             Some(c) => Some(c.try_into().map_err(|_| invalid("chain", "must be 32 bytes"))?),
@@ -204,7 +220,10 @@ impl Builder<'_> {
                 return Err(invalid("unknown_records", format!("type {t} is a known field")));
             }
             if !in_invreq_ranges(*t) {
-                return Err(invalid("unknown_records", format!("type {t} is outside the invoice_request ranges")));
+                return Err(invalid(
+                    "unknown_records",
+                    format!("type {t} is outside the invoice_request ranges"),
+                ));
             }
             if self.unknown[..i].iter().any(|(u, _)| u == t) {
                 return Err(invalid("unknown_records", format!("type {t} appears twice")));
@@ -298,7 +317,12 @@ impl UnsignedInvoiceRequest {
         bytes.extend_from_slice(low);
         tlv::write_record(&mut bytes, types::SIGNATURE, &sig);
         bytes.extend_from_slice(high);
-        Ok(InvoiceRequest { fields: self.fields.clone(), signature: sig, bytes, invreq_id: self.invreq_id })
+        Ok(InvoiceRequest {
+            fields: self.fields.clone(),
+            signature: sig,
+            bytes,
+            invreq_id: self.invreq_id,
+        })
     }
 }
 
@@ -312,7 +336,8 @@ fn verify(digest: &[u8; 32], sig: &[u8; 64], key: &XOnlyPublicKey) -> Result<()>
 pub fn verify_signature(digest: &[u8], signature: &[u8], point: &[u8]) -> Result<()> {
     let digest: [u8; 32] = digest.try_into().map_err(|_| invalid("digest", "must be 32 bytes"))?;
     let sig: [u8; 64] = signature.try_into().map_err(|_| SignatureError::Malformed)?;
-    let key = xonly_of(point).ok_or_else(|| invalid("pubkey", "not a compressed secp256k1 point"))?;
+    let key =
+        xonly_of(point).ok_or_else(|| invalid("pubkey", "not a compressed secp256k1 point"))?;
     verify(&digest, &sig, &key)
 }
 
@@ -400,7 +425,10 @@ fn read_paths(field: &'static str, b: &[u8], check: Check) -> Result<Vec<Blinded
             let blinded_node_id = read_point(field, c.take(33)?, check)?;
             let l = c.take(2)?;
             let enclen = usize::from(u16::from_be_bytes([l[0], l[1]]));
-            hops.push(BlindedHop { blinded_node_id, encrypted_recipient_data: c.take(enclen)?.to_vec() });
+            hops.push(BlindedHop {
+                blinded_node_id,
+                encrypted_recipient_data: c.take(enclen)?.to_vec(),
+            });
         }
         paths.push(BlindedPath { first_node, first_path_key, hops });
     }
@@ -448,9 +476,13 @@ pub fn parse(bytes: &[u8], check: Check) -> Result<InvoiceRequest> {
             INVREQ_METADATA => f.metadata = Some(v.to_vec()),
             OFFER_CHAINS => {
                 if v.is_empty() || v.len() % 32 != 0 {
-                    return Err(semantic("offer_chains", "not a non-empty list of 32-byte chain hashes"));
+                    return Err(semantic(
+                        "offer_chains",
+                        "not a non-empty list of 32-byte chain hashes",
+                    ));
                 }
-                f.offer_chains = Some(v.chunks_exact(32).map(|c| c.try_into().expect("32")).collect());
+                f.offer_chains =
+                    Some(v.chunks_exact(32).map(|c| c.try_into().expect("32")).collect());
             }
             OFFER_METADATA => f.offer_metadata = Some(v.to_vec()),
             OFFER_CURRENCY => f.offer_currency = Some(read_utf8("offer_currency", v)?),
@@ -466,10 +498,14 @@ pub fn parse(bytes: &[u8], check: Check) -> Result<InvoiceRequest> {
                 check_features("offer_features", v)?;
                 f.offer_features = Some(v.to_vec());
             }
-            OFFER_ABSOLUTE_EXPIRY => f.absolute_expiry = Some(tlv::read_tu64("offer_absolute_expiry", v)?),
+            OFFER_ABSOLUTE_EXPIRY => {
+                f.absolute_expiry = Some(tlv::read_tu64("offer_absolute_expiry", v)?)
+            }
             OFFER_PATHS => f.offer_paths = Some(read_paths("offer_paths", v, check)?),
             OFFER_ISSUER => f.issuer = Some(read_utf8("offer_issuer", v)?),
-            OFFER_QUANTITY_MAX => f.offer_quantity_max = Some(tlv::read_tu64("offer_quantity_max", v)?),
+            OFFER_QUANTITY_MAX => {
+                f.offer_quantity_max = Some(tlv::read_tu64("offer_quantity_max", v)?)
+            }
             OFFER_ISSUER_ID => f.offer_issuer_id = Some(read_point("offer_issuer_id", v, check)?),
             INVREQ_CHAIN => {
                 f.chain = Some(v.try_into().map_err(|_| semantic("invreq_chain", "not 32 bytes"))?)
@@ -503,10 +539,16 @@ pub fn parse(bytes: &[u8], check: Check) -> Result<InvoiceRequest> {
     if check == Check::Full {
         let root = merkle::merkle_root(bytes)?;
         let digest = merkle::signature_digest("invoice_request", "signature", &root);
-        let key = xonly_of(&payer_id).ok_or_else(|| semantic("invreq_payer_id", "not a point on the curve"))?;
+        let key = xonly_of(&payer_id)
+            .ok_or_else(|| semantic("invreq_payer_id", "not a point on the curve"))?;
         verify(&digest, &sig, &key)?;
     }
-    Ok(InvoiceRequest { fields: f, signature: sig, bytes: bytes.to_vec(), invreq_id: id.finalize().into() })
+    Ok(InvoiceRequest {
+        fields: f,
+        signature: sig,
+        bytes: bytes.to_vec(),
+        invreq_id: id.finalize().into(),
+    })
 }
 
 /// The rules that depend on whether the request answers an offer.

@@ -155,7 +155,10 @@ mod tests {
     #[test]
     fn single_record_matches_the_spec_vector() {
         let root = merkle_root(&h("010203e8")).unwrap();
-        assert_eq!(hex::encode(root), "b013756c8fee86503a0b4abdab4cddeb1af5d344ca6fc2fa8b6c08938caa6f93");
+        assert_eq!(
+            hex::encode(root),
+            "b013756c8fee86503a0b4abdab4cddeb1af5d344ca6fc2fa8b6c08938caa6f93"
+        );
     }
 
     #[test]
@@ -164,7 +167,10 @@ mod tests {
                    02080000010000020003\
                    03310266e4598d1d3c415f572a8488830b60f7e744ed9235eb0b1ba93283b315c0351800000000000000010000000000000002");
         let root = merkle_root(&s).unwrap();
-        assert_eq!(hex::encode(root), "ab2e79b1283b0b31e0b035258de23782df6b89a38cfa7237bde69aed1a658c5d");
+        assert_eq!(
+            hex::encode(root),
+            "ab2e79b1283b0b31e0b035258de23782df6b89a38cfa7237bde69aed1a658c5d"
+        );
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //! this module adds what BOLT 12 has beyond BIP-173: the `+` continuation, the absence of a
 //! checksum (so no length limit), and the padding rule applied to a string without one.
 
-use bech32::primitives::decode::{CheckedHrpstring, CheckedHrpstringError, PaddingError};
 use bech32::primitives::decode::{CharError, UncheckedHrpstringError};
+use bech32::primitives::decode::{CheckedHrpstring, CheckedHrpstringError, PaddingError};
 use bech32::{Hrp, NoChecksum};
 
 use crate::error::{Result, StringError};
@@ -118,8 +118,22 @@ mod tests {
 
     #[test]
     fn misplaced_plus_is_refused() {
-        for bad in [format!("{OFFER}+"), format!("{OFFER}+ "), format!("+{OFFER}"), format!("+ {OFFER}"), format!("ln++{}", &OFFER[2..])] {
-            assert!(matches!(decode(&bad), Err(crate::error::Error::Decode(crate::error::DecodeError::String(StringError::MisplacedPlus { .. })))), "{bad}");
+        for bad in [
+            format!("{OFFER}+"),
+            format!("{OFFER}+ "),
+            format!("+{OFFER}"),
+            format!("+ {OFFER}"),
+            format!("ln++{}", &OFFER[2..]),
+        ] {
+            assert!(
+                matches!(
+                    decode(&bad),
+                    Err(crate::error::Error::Decode(crate::error::DecodeError::String(
+                        StringError::MisplacedPlus { .. }
+                    )))
+                ),
+                "{bad}"
+            );
         }
     }
 

@@ -102,10 +102,14 @@ pub fn write_tu64_record(out: &mut Vec<u8>, typ: u64, v: u64) {
 /// Reads a tu64 value, refusing leading zeros and more than 8 bytes.
 pub fn read_tu64(field: &'static str, value: &[u8]) -> Result<u64> {
     if value.len() > 8 {
-        return Err(SemanticError::InvalidField { field, reason: "tu64 longer than 8 bytes" }.into());
+        return Err(
+            SemanticError::InvalidField { field, reason: "tu64 longer than 8 bytes" }.into()
+        );
     }
     if value.first() == Some(&0) {
-        return Err(SemanticError::InvalidField { field, reason: "tu64 not minimally encoded" }.into());
+        return Err(
+            SemanticError::InvalidField { field, reason: "tu64 not minimally encoded" }.into()
+        );
     }
     Ok(value.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
 }
@@ -128,8 +132,7 @@ impl<'a> Records<'a> {
     fn next_record(&mut self) -> std::result::Result<Record<'a>, TlvError> {
         let start = self.rest;
         let (typ, tlen) = read_bigsize(start)?.ok_or(TlvError::TruncatedType)?;
-        let (len, llen) =
-            read_bigsize(&start[tlen..])?.ok_or(TlvError::TruncatedLength { typ })?;
+        let (len, llen) = read_bigsize(&start[tlen..])?.ok_or(TlvError::TruncatedLength { typ })?;
         if let Some(previous) = self.previous {
             if typ <= previous {
                 return Err(TlvError::NotAscending { previous, typ });
@@ -143,7 +146,12 @@ impl<'a> Records<'a> {
         let end = header + len as usize;
         self.previous = Some(typ);
         self.rest = &start[end..];
-        Ok(Record { typ, value: &start[header..end], raw: &start[..end], type_bytes: &start[..tlen] })
+        Ok(Record {
+            typ,
+            value: &start[header..end],
+            raw: &start[..end],
+            type_bytes: &start[..tlen],
+        })
     }
 }
 

@@ -56,8 +56,9 @@ fn signature_digest<'py>(
     fieldname: &str,
     merkle_root: &[u8],
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let root: [u8; 32] =
-        merkle_root.try_into().map_err(|_| PyValueError::new_err("merkle_root must be 32 bytes"))?;
+    let root: [u8; 32] = merkle_root
+        .try_into()
+        .map_err(|_| PyValueError::new_err("merkle_root must be 32 bytes"))?;
     Ok(bytes(py, &merkle::signature_digest(messagename, fieldname, &root)))
 }
 
@@ -83,7 +84,10 @@ fn parse_tlv_stream<'py>(py: Python<'py>, stream: &[u8]) -> PyResult<Bound<'py, 
 }
 
 #[pyfunction]
-fn encode_tlv_stream<'py>(py: Python<'py>, records: Vec<(u64, Vec<u8>)>) -> PyResult<Bound<'py, PyBytes>> {
+fn encode_tlv_stream<'py>(
+    py: Python<'py>,
+    records: Vec<(u64, Vec<u8>)>,
+) -> PyResult<Bound<'py, PyBytes>> {
     let refs: Vec<(u64, &[u8])> = records.iter().map(|(t, v)| (*t, v.as_slice())).collect();
     Ok(bytes(py, &core(tlv::encode_stream(&refs))?))
 }

@@ -110,7 +110,10 @@ fn builder_refuses_what_it_cannot_encode() {
     b.amount_msat = 0;
     assert!(b.build().is_err());
     let bad = [9u8; 33];
-    assert!(matches!(builder(&bad, &[]).build(), Err(Error::InvalidField { field: "payer_id", .. })));
+    assert!(matches!(
+        builder(&bad, &[]).build(),
+        Err(Error::InvalidField { field: "payer_id", .. })
+    ));
 }
 
 /// Re-signs `records` (unsigned) with key 0x11 so only the rule under test can fail.
@@ -156,13 +159,22 @@ fn reader_rules_each_give_their_own_message() {
     assert!(err_of(with(base(), 2, vec![0; 32])).starts_with("offer_chains not allowed"));
     assert!(err_of(with(base(), 12, vec![])).starts_with("offer_features not allowed"));
     assert!(err_of(with(base(), 20, vec![])).starts_with("offer_quantity_max not allowed"));
-    assert_eq!(err_of(with(base(), 84, vec![0x01, 0x00])), "unknown even feature bit 8 in invreq_features");
+    assert_eq!(
+        err_of(with(base(), 84, vec![0x01, 0x00])),
+        "unknown even feature bit 8 in invreq_features"
+    );
     assert!(parse(&signed_stream(&with(base(), 84, vec![0x02, 0x00])), Check::Full).is_ok());
-    assert_eq!(err_of(with(base(), 82, vec![0, 1])), "invalid invreq_amount: tu64 not minimally encoded");
+    assert_eq!(
+        err_of(with(base(), 82, vec![0, 1])),
+        "invalid invreq_amount: tu64 not minimally encoded"
+    );
     assert_eq!(err_of(with(base(), 10, vec![0xff])), "invalid offer_description: invalid utf-8");
     let (_, id) = key(0x33);
     let zero_hops = [id.to_vec(), id.to_vec(), vec![0]].concat();
-    assert_eq!(err_of(with(base(), 90, zero_hops)), "invalid invreq_paths: blinded path with zero hops");
+    assert_eq!(
+        err_of(with(base(), 90, zero_hops)),
+        "invalid invreq_paths: blinded path with zero hops"
+    );
 }
 
 #[test]

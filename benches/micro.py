@@ -1,0 +1,99 @@
+"""Per-call cost of the byte layer through the Python API: native core vs the pure-Python
+oracle from tests/oracle, in the same run (issue: native core, deliverable 6).
+
+(a) build + merkle + signature digest + invreq_id + bech32 of a seed-sized request
+    (6 records, ~170 bytes), the signature itself excluded (a fixed 64-byte value is
+    attached without verification);
+(b) decode + validate an lnr string, signature verification excluded.
+
+Usage: python benches/micro.py [--out benches/results/micro.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import timeit
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+import oracle
+from coincurve import PrivateKey
+from invreq import bolt12
+
+KEY = PrivateKey(b"\x42" * 32)
+PAYER = KEY.public_key.format()
+SIG = bytes(range(64))
+SIG_RECORD = b"\xf0\x40" + SIG  # type 240, length 64: appended in order (no experimental types)
+FIELDS = dict(
+    metadata=bytes(range(16)),
+    description="Requesting for invoice",
+    amount_msat=10_000_000,
+    payer_id=PAYER,
+    issuer="clightning store",
+)
+
+
+def native_build() -> str:
+    u = bolt12.UnsignedInvoiceRequest(**FIELDS)  # type: ignore[arg-type]
+    _ = u.digest, u.invreq_id
+    return bolt12.encode_string("lnr", u.tlv_stream + SIG_RECORD)
+
+
+def oracle_build() -> str:
+    o = oracle.UnsignedInvoiceRequest(**FIELDS)  # type: ignore[arg-type]
+    return o.bolt12(SIG)  # digest and invreq_id computed by the constructor
+
+
+def best_us(fn: object, number: int, repeat: int = 7) -> float:
+    t = timeit.Timer(fn)  # type: ignore[arg-type]
+    return min(t.repeat(repeat=repeat, number=number)) / number * 1e6
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", type=Path, default=Path("benches/results/micro.md"))
+    args = ap.parse_args()
+
+    s = native_build()
+    assert s == oracle_build(), "native and oracle disagree"
+    unsigned = bolt12.UnsignedInvoiceRequest(**FIELDS)  # type: ignore[arg-type]
+    signed = unsigned.with_signature(KEY.sign_schnorr(unsigned.digest, bytes(32)))
+    good = signed.bolt12
+    assert len(unsigned.tlv_stream) + 66 >= 160
+    records = len(bolt12.parse_tlv_stream(signed.tlv_stream))
+
+    a_native = best_us(native_build, 20_000)
+    a_oracle = best_us(oracle_build, 500)
+    b_native = best_us(lambda: bolt12.decode_invoice_request(good, verify=False), 20_000)
+    b_oracle = best_us(lambda: oracle.decode_invoice_request_fields(good), 500)
+    full = best_us(lambda: bolt12.decode_invoice_request(good), 2_000)
+
+    rows = [
+        ("(a) build + merkle + digest + invreq_id + bech32", a_native, a_oracle, "≤ 5 µs, ≥ 20x"),
+        ("(b) decode + validate, no signature check", b_native, b_oracle, "≤ 5 µs"),
+    ]
+    lines = [
+        f"Request: {records} records, {len(signed.tlv_stream)} bytes signed. "
+        f"Python {platform.python_version()}, {platform.machine()}. Best of 7 runs.",
+        "",
+        "| operation | native µs/call | pure-Python oracle µs/call | native speed-up | target |",
+        "|---|---:|---:|---:|---|",
+    ]
+    for name, n, o, target in rows:
+        lines.append(f"| {name} | {n:.2f} | {o:.1f} | {o / n:.0f}x | {target} |")
+    lines.append(f"| decode with BIP-340 verification (for scale) | {full:.2f} | | | |")
+    table = "\n".join(lines)
+    print(table)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        "# Byte layer micro-benchmark\n\nCommand: `make bench-micro` "
+        "(`.venv/bin/python benches/micro.py`)\n\n" + table + "\n"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
