@@ -85,3 +85,77 @@ def test_builder_signs_only_with_a_verifying_signature() -> None:
 def test_reader_rule_messages_name_the_problem() -> None:
     with pytest.raises(DecodeError, match="unexpected prefix 'lno'"):
         bolt12.decode_invoice_request(FMT[0]["string"])
+
+
+# --- one rejection per reader rule (REFERENCE §7), through the public API ------------------
+
+_KEY = PrivateKey(b"\x11" * 32)
+_BASE = [(0, b"\x01" * 16), (10, b"d"), (82, b"\x03\xe8"), (88, _KEY.public_key.format())]
+
+
+def _signed(records: list[tuple[int, bytes]], key: PrivateKey = _KEY) -> str:
+    """Sign ``records`` properly, so only the rule under test can fail."""
+    unsigned = sorted(records)
+    stream = bolt12.encode_tlv_stream(unsigned)
+    digest = bolt12.signature_digest("invoice_request", "signature", bolt12.merkle_root(stream))
+    sig = key.sign_schnorr(digest, aux_randomness=bytes(32))
+    return bolt12.encode_string("lnr", bolt12.encode_tlv_stream(sorted([*unsigned, (240, sig)])))
+
+
+def _with(t: int, v: bytes) -> list[tuple[int, bytes]]:
+    return [*[(k, x) for k, x in _BASE if k != t], (t, v)]
+
+
+def _without(t: int) -> list[tuple[int, bytes]]:
+    return [(k, x) for k, x in _BASE if k != t]
+
+
+_ZERO_HOP_PATH = _KEY.public_key.format() * 2 + b"\x00"
+
+READER_RULES = [
+    ("unknown even type", _with(78, b""), "unknown even type 78"),
+    ("type outside the ranges", _with(160, b""), "type 160 is outside the invoice_request ranges"),
+    ("metadata missing", _without(0), "invreq_metadata missing"),
+    ("payer id missing", _without(88), "invreq_payer_id missing"),
+    ("amount missing", _without(82), "invreq_amount missing"),
+    ("offer_chains present", _with(2, bytes(32)), "offer_chains not allowed"),
+    ("offer_features present", _with(12, b""), "offer_features not allowed"),
+    ("offer_quantity_max present", _with(20, b""), "offer_quantity_max not allowed"),
+    (
+        "unknown even feature",
+        _with(84, b"\x01\x00"),
+        "unknown even feature bit 8 in invreq_features",
+    ),
+    ("zero-hop blinded path", _with(90, _ZERO_HOP_PATH), "blinded path with zero hops"),
+    ("non-minimal tu64", _with(82, b"\x00\x01"), "tu64 not minimally encoded"),
+    ("invalid UTF-8", _with(10, b"\xff"), "invalid utf-8"),
+]
+
+
+@pytest.mark.parametrize(
+    ("records", "message"), [r[1:] for r in READER_RULES], ids=[r[0] for r in READER_RULES]
+)
+def test_each_reader_rule_is_enforced_with_its_message(
+    records: list[tuple[int, bytes]], message: str
+) -> None:
+    with pytest.raises(DecodeError, match=message):
+        bolt12.decode_invoice_request(_signed(records))
+
+
+def test_bad_tlv_framing_is_refused() -> None:
+    good = bolt12.decode_string(_signed(_BASE))[1]
+    with pytest.raises(DecodeError, match="truncated"):
+        bolt12.decode_invoice_request(bolt12.encode_string("lnr", good[:-1]))
+    swapped = good[18:] + good[:18]  # metadata record moved after the others
+    with pytest.raises(DecodeError, match="strictly increase"):
+        bolt12.decode_invoice_request(bolt12.encode_string("lnr", swapped))
+
+
+def test_signature_by_another_key_does_not_verify() -> None:
+    with pytest.raises(SignatureError, match="signature does not verify"):
+        bolt12.decode_invoice_request(_signed(_BASE, key=PrivateKey(b"\x22" * 32)))
+
+
+def test_unknown_odd_types_are_kept_byte_for_byte() -> None:
+    r = bolt12.decode_invoice_request(_signed(_with(1_000_000_001, b"\xab\xcd")))
+    assert r.unknown_records == [(1_000_000_001, b"\xab\xcd")]
