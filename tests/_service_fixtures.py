@@ -161,20 +161,29 @@ def request(method: str, params: Any = None, id: Any = 1) -> bytes:
     return json.dumps(msg).encode()
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    s = Server(tmp_path / "data").start()
+STORES = ["sqlite", "postgresql"]
+
+
+def store_url(request: pytest.FixtureRequest, kind: str) -> str | None:
+    """None for the embedded SQLite default, else a fresh PostgreSQL database."""
+    if kind == "sqlite":
+        return None
+    dsn: str = request.getfixturevalue("pg_dsn")
+    return dsn
+
+
+@pytest.fixture(params=STORES)
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    """A running server on each store: every test that uses it runs on SQLite and PostgreSQL."""
+    s = Server(tmp_path / "data", db=store_url(request, request.param)).start()
     try:
         yield s
     finally:
-        code = (
-            s.stop()
-            if s.proc is not None and s.proc.poll() is None
-            else s.proc.returncode
-            if s.proc
-            else 0
-        )
-        assert code == 0, f"server exited with {code}: {getattr(s, 'stderr', '')}"
+        if s.proc is not None and s.proc.poll() is None:
+            code = s.stop()
+        else:
+            code = s.proc.returncode if s.proc else 0
+        assert code == 0, f"server exited with {code}: {s.output()}"
 
 
-__all__ = ["Server", "free_port", "raw_exchange", "request", "server"]
+__all__ = ["STORES", "Server", "free_port", "raw_exchange", "request", "server", "store_url"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["_service_fixtures"]
+pytest_plugins = ["_service_fixtures", "_postgres"]
 
 VECTORS = Path(__file__).parent / "vectors"
 

@@ -8,15 +8,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _service_fixtures import STORES, store_url
 from aiohttp.test_utils import TestClient, TestServer
 from invreq import bolt12
 from invreq.config import Config, ConfigError
 from invreq.server import create_app
 
 
-@pytest.fixture
-async def client(tmp_path: Path) -> AsyncIterator[TestClient[Any, Any]]:
-    app = create_app(Config(data_dir=tmp_path, network="signet"), unix_socket=False)
+@pytest.fixture(params=STORES)
+async def client(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[TestClient[Any, Any]]:
+    db = store_url(request, request.param)
+    app = create_app(Config(data_dir=tmp_path, network="signet", db=db), unix_socket=False)
     async with TestClient(TestServer(app)) as c:
         yield c
 

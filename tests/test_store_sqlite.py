@@ -83,8 +83,19 @@ async def test_mark_used_deactivates_single_use_only(store: SQLiteStore) -> None
     b = await store.mark_used(f"{2:064x}")
     assert (a.used, a.active) == (True, False)
     assert (b.used, b.active) == (True, True)
+    with pytest.raises(NotActive):  # a single-use request is paid once
+        await store.mark_used(f"{1:064x}")
+    assert (await store.mark_used(f"{2:064x}")).active  # multi-use: again and again
     with pytest.raises(UnknownInvoiceRequest):
         await store.mark_used(f"{3:064x}")
+
+
+async def test_disable_against_mark_used_resolves_one_way(store: SQLiteStore) -> None:
+    await store.insert(rec(1))
+    out = await asyncio.gather(
+        store.disable(f"{1:064x}"), store.mark_used(f"{1:064x}"), return_exceptions=True
+    )
+    assert sum(isinstance(o, Record) for o in out) == 1
 
 
 async def test_list_filters_and_pages(store: SQLiteStore) -> None:

@@ -32,7 +32,6 @@ class Service:
     network: str
     store: Store
     signer: Signer
-    store_kind: str = "sqlite"
     clock: Callable[[], float] = time.time
 
     async def invoicerequest(
@@ -114,7 +113,7 @@ class Service:
             "network": self.network,
             "version": __version__,
             "signer": self.signer.key_id.split(":", 1)[0],
-            "store": self.store_kind,
+            "store": self.store.kind,
         }
 
 

@@ -61,6 +61,9 @@ class ListQuery:
 
 
 class Store(Protocol):
+    #: "sqlite" or "postgresql": what getinfo reports.
+    kind: str
+
     async def open(self) -> None:
         """Connect, create or migrate the schema. Called once before any other method."""
 
@@ -88,4 +91,5 @@ class Store(Protocol):
 
     async def mark_used(self, invreq_id: str) -> Record:
         """An invoice for this request was paid: ``used`` true, and ``active`` false when
-        single-use. Raises ``UnknownInvoiceRequest``."""
+        single-use. One conditional statement: raises ``NotActive`` when the request is
+        inactive or is single-use and already used, ``UnknownInvoiceRequest`` when absent."""

@@ -87,6 +87,8 @@ def _connect(path: Path) -> sqlite3.Connection:
 
 
 class SQLiteStore:
+    kind = "sqlite"
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         #: transactions committed and writes they carried (group commit makes writes > commits)
@@ -264,18 +266,25 @@ class SQLiteStore:
         return result
 
     async def mark_used(self, invreq_id: str) -> Record:
-        """An invoice for this request was paid: ``used``, and inactive if single-use."""
+        """An invoice for this request was paid: ``used``, and inactive if single-use.
+
+        Conditional like ``disable``: an inactive request, or a single-use one already
+        used, is refused with ``NotActive``, so of two racing payments only one counts."""
 
         def write(conn: sqlite3.Connection) -> Record:
             row = conn.execute(
                 "UPDATE invoice_requests SET used = 1,"
                 " active = CASE WHEN single_use = 1 THEN 0 ELSE active END"
-                f" WHERE invreq_id = ? RETURNING {_COLUMNS}",
+                " WHERE invreq_id = ? AND active = 1 AND NOT (single_use = 1 AND used = 1)"
+                f" RETURNING {_COLUMNS}",
                 (invreq_id,),
             ).fetchone()
-            if row is None:
-                raise UnknownInvoiceRequest()
-            return _record(row)
+            if row is not None:
+                return _record(row)
+            exists = conn.execute(
+                "SELECT 1 FROM invoice_requests WHERE invreq_id = ?", (invreq_id,)
+            ).fetchone()
+            raise NotActive() if exists else UnknownInvoiceRequest()
 
         result: Record = await self._write(write)
         return result

@@ -21,7 +21,7 @@ def open_store(db: str | None, default_sqlite_path: Path) -> Store:
 
         return SQLiteStore(Path(db.removeprefix("sqlite:///")).expanduser())
     if db.startswith(("postgresql://", "postgres://")):
-        raise StartupError(
-            "--db: the PostgreSQL store is not available yet; use SQLite (the default)"
-        )
+        from invreq.store.postgres import PostgresStore
+
+        return PostgresStore(db)
     raise StartupError(f"--db: {db!r} is not sqlite:///PATH or postgresql://USER@HOST/DB")

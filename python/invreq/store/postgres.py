@@ -1,0 +1,272 @@
+"""The shared store: PostgreSQL through asyncpg, for several instances on one database.
+
+Creation is the hot path, so inserts are grouped: a writer task takes every insert waiting
+in its queue and sends them as one ``INSERT ... SELECT FROM unnest(...)`` statement, one
+round trip and one commit (``synchronous_commit`` as the server is configured, ``on`` by
+default: the commit waits for the WAL flush). Only then are the callers answered.
+
+State changes (``disable``, ``mark_used``) are single conditional ``UPDATE``s: whichever
+instance's statement the database runs first wins, the other finds the condition false.
+No state is decided in process memory.
+
+Migrations are versioned (table ``invreq_schema``) and run under an advisory lock, so two
+instances starting at once cannot both apply them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from typing import Any
+
+import asyncpg
+
+from invreq.errors import NotActive, StartupError, StoreError, UnknownInvoiceRequest
+from invreq.store.base import ListQuery, Record
+
+__all__ = ["MIGRATIONS", "PostgresStore"]
+
+#: Most inserts one statement carries.
+MAX_GROUP = 512
+#: Any constant: the key of the advisory lock that serialises migrations.
+_MIGRATION_LOCK = 0x696E7672  # "invr"
+
+#: Schema changes, applied in order; the list index + 1 is the version. Never edit one
+#: that has shipped: append a new one.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE invoice_requests (
+            created_index BIGSERIAL PRIMARY KEY,
+            invreq_id     TEXT NOT NULL UNIQUE,
+            bolt12        TEXT NOT NULL,
+            label         TEXT,
+            active        BOOLEAN NOT NULL,
+            single_use    BOOLEAN NOT NULL,
+            used          BOOLEAN NOT NULL,
+            created_at    BIGINT NOT NULL,
+            payer_key     TEXT NOT NULL,
+            approval      JSONB
+        )""",
+        "CREATE INDEX invoice_requests_label ON invoice_requests(label) WHERE label IS NOT NULL",
+    ),
+)
+
+_COLUMNS = (
+    "invreq_id, bolt12, label, active, single_use, used, created_at, payer_key, "
+    "created_index, approval"
+)
+
+
+def _record(row: Any) -> Record:
+    return Record(
+        invreq_id=row[0],
+        bolt12=row[1],
+        label=row[2],
+        active=row[3],
+        single_use=row[4],
+        used=row[5],
+        created_at=row[6],
+        payer_key=row[7],
+        created_index=row[8],
+        approval=None if row[9] is None else json.loads(row[9]),
+    )
+
+
+class PostgresStore:
+    kind = "postgresql"
+
+    def __init__(self, dsn: str, *, pool_size: int = 4) -> None:
+        self.dsn = dsn
+        self.pool_size = pool_size
+        self.commits = 0
+        self.writes = 0
+        self._pool: asyncpg.Pool | None = None
+        self._queue: asyncio.Queue[tuple[Record, asyncio.Future[int]] | None] = asyncio.Queue()
+        self._writer: asyncio.Task[None] | None = None
+        self._closed = False
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.dsn, min_size=1, max_size=self.pool_size, command_timeout=30
+            )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+            raise StartupError(f"--db: cannot connect to PostgreSQL: {e}") from None
+        try:
+            await self._migrate()
+        except BaseException:
+            await self._pool.close()
+            raise
+        self._writer = asyncio.create_task(self._write_loop(), name="invreq-pg-writer")
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._writer is not None:
+            await self._queue.put(None)  # after every insert already queued
+            await self._writer
+        if self._pool is not None:
+            await self._pool.close()
+
+    async def _migrate(self) -> None:
+        assert self._pool is not None
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS invreq_schema (version INTEGER NOT NULL)"
+            )
+            version = await conn.fetchval("SELECT max(version) FROM invreq_schema") or 0
+            if version > len(MIGRATIONS):
+                raise StartupError(
+                    f"--db: schema version {version} was written by a newer invreq (this one "
+                    f"knows {len(MIGRATIONS)}); upgrade invreq"
+                )
+            for number, statements in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in statements:
+                    await conn.execute(statement)
+                await conn.execute("INSERT INTO invreq_schema (version) VALUES ($1)", number)
+
+    # --- writes -------------------------------------------------------------------------
+
+    async def insert(self, record: Record) -> Record:
+        if self._closed or self._writer is None:
+            raise StoreError("store is closed")
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        await self._queue.put((record, fut))
+        return dataclasses.replace(record, created_index=await fut)
+
+    async def _write_loop(self) -> None:
+        stopping = False
+        while not stopping:
+            item = await self._queue.get()
+            if item is None:
+                break
+            group = [item]
+            while len(group) < MAX_GROUP:
+                try:
+                    nxt = self._queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    break
+                if nxt is None:
+                    stopping = True
+                    break
+                group.append(nxt)
+            await self._insert_group(group)
+
+    async def _insert_group(self, group: list[tuple[Record, asyncio.Future[int]]]) -> None:
+        assert self._pool is not None
+        recs = [r for r, _ in group]
+        try:
+            # One statement, one round trip, one commit for the whole group. ON CONFLICT
+            # keeps one bad row (a repeated invreq_id) from failing the others.
+            rows = await self._pool.fetch(
+                "INSERT INTO invoice_requests (invreq_id, bolt12, label, active, single_use,"
+                " used, created_at, payer_key, approval)"
+                " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[],"
+                " $5::bool[], $6::bool[], $7::bigint[], $8::text[], $9::jsonb[])"
+                " ON CONFLICT (invreq_id) DO NOTHING RETURNING invreq_id, created_index",
+                [r.invreq_id for r in recs],
+                [r.bolt12 for r in recs],
+                [r.label for r in recs],
+                [r.active for r in recs],
+                [r.single_use for r in recs],
+                [r.used for r in recs],
+                [r.created_at for r in recs],
+                [r.payer_key for r in recs],
+                [None if r.approval is None else json.dumps(r.approval) for r in recs],
+            )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+            err = StoreError(f"database error, nothing stored: {e}")
+            for _, fut in group:
+                if not fut.done():
+                    fut.set_exception(err)
+            return
+        self.commits += 1
+        self.writes += len(rows)
+        index = {row[0]: row[1] for row in rows}
+        for rec, fut in group:
+            if fut.done():
+                continue
+            if rec.invreq_id in index:
+                fut.set_result(index.pop(rec.invreq_id))
+            else:
+                fut.set_exception(StoreError(f"invreq_id {rec.invreq_id} already exists"))
+
+    async def _update(self, sql: str, invreq_id: str, refused: type[Exception]) -> Record:
+        if self._closed or self._pool is None:
+            raise StoreError("store is closed")
+        try:
+            row = await self._pool.fetchrow(sql, invreq_id)
+            if row is not None:
+                return _record(row)
+            exists = await self._pool.fetchval(
+                "SELECT 1 FROM invoice_requests WHERE invreq_id = $1", invreq_id
+            )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+            raise StoreError(f"database error: {e}") from None
+        raise refused() if exists else UnknownInvoiceRequest()
+
+    async def disable(self, invreq_id: str) -> Record:
+        return await self._update(
+            "UPDATE invoice_requests SET active = false WHERE invreq_id = $1 AND active"
+            f" RETURNING {_COLUMNS}",
+            invreq_id,
+            NotActive,
+        )
+
+    async def mark_used(self, invreq_id: str) -> Record:
+        return await self._update(
+            "UPDATE invoice_requests SET used = true,"
+            " active = CASE WHEN single_use THEN false ELSE active END"
+            " WHERE invreq_id = $1 AND active AND NOT (single_use AND used)"
+            f" RETURNING {_COLUMNS}",
+            invreq_id,
+            NotActive,
+        )
+
+    # --- reads --------------------------------------------------------------------------
+
+    async def _read(self, sql: str, *args: Any) -> list[Record]:
+        if self._closed or self._pool is None:
+            raise StoreError("store is closed")
+        try:
+            rows = await self._pool.fetch(sql, *args)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+            raise StoreError(f"database error: {e}") from None
+        return [_record(r) for r in rows]
+
+    async def get(self, invreq_id: str) -> Record | None:
+        rows = await self._read(
+            f"SELECT {_COLUMNS} FROM invoice_requests WHERE invreq_id = $1", invreq_id
+        )
+        return rows[0] if rows else None
+
+    async def list(self, query: ListQuery) -> list[Record]:
+        where: list[str] = []
+        args: list[Any] = []
+
+        def arg(value: Any) -> str:
+            args.append(value)
+            return f"${len(args)}"
+
+        if query.invreq_id is not None:
+            where.append(f"invreq_id = {arg(query.invreq_id)}")
+        if query.active_only:
+            where.append("active")
+        if query.label is not None:
+            where.append(f"label = {arg(query.label)}")
+        if query.start is not None:
+            # BIGINT is signed 64-bit; anything above holds no record anyway.
+            where.append(f"created_index >= {arg(min(query.start, 2**63 - 1))}")
+        sql = f"SELECT {_COLUMNS} FROM invoice_requests"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_index"
+        if query.limit is not None:
+            sql += f" LIMIT {arg(query.limit)}"
+        return await self._read(sql, *args)
+
