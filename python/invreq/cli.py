@@ -15,15 +15,8 @@ from invreq.config import DEFAULT_DATA_DIR, Config, ConfigError
 __all__ = ["main"]
 
 
-def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_serve_options(p: argparse.ArgumentParser) -> None:
     d = Config()
-    p = sub.add_parser(
-        "serve",
-        help="run the service",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        description="Serve invoicerequest, listinvoicerequests, disableinvoicerequest and "
-        "decode over CLN-compatible JSON-RPC (unix socket DIR/NETWORK/invreq-rpc and HTTP).",
-    )
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="state directory")
     p.add_argument("--network", default=d.network, choices=bolt12.NETWORKS)
     p.add_argument("--http-host", default=d.http_host, help="HTTP address (loopback only)")
@@ -34,6 +27,70 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="sqlite:///PATH or postgresql://...; default: SQLite in DATA_DIR/NETWORK/",
     )
     p.add_argument("--log-level", default=d.log_level, choices=("debug", "info", "warn", "error"))
+
+
+def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="run the service",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Serve invoicerequest, listinvoicerequests, disableinvoicerequest and "
+        "decode over CLN-compatible JSON-RPC (unix socket DIR/NETWORK/invreq-rpc and HTTP). "
+        "Options are also read from DATA_DIR/config and DATA_DIR/NETWORK/config (key=value "
+        "lines, # comments, include FILE), or from --conf FILE; the command line wins.",
+    )
+    _add_serve_options(p)
+    p.add_argument(
+        "--conf",
+        type=Path,
+        default=None,
+        help="read options from this file instead of DATA_DIR/config and DATA_DIR/NETWORK/config",
+    )
+
+
+def _given(argv: list[str], option: str) -> bool:
+    return any(a == option or a.startswith(option + "=") for a in argv)
+
+
+def _config_file_args(argv: list[str], cmdline: argparse.Namespace) -> list[str]:
+    """Options from the config files, as command-line tokens to put before ``argv``.
+
+    Raises ``ConfFileError`` (``path:line: problem``) for an unknown option, a missing value
+    or a value the option refuses, so a bad file stops the start at the line to fix.
+    """
+    from invreq.conffile import ConfFileError, Setting, apply_settings, read_settings
+
+    probe = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+    _add_serve_options(probe)
+    known = {
+        a.option_strings[0][2:]: "flag" if a.nargs == 0 else "value"
+        for a in probe._actions
+        if a.option_strings
+    }
+    settings: list[Setting] = []
+    if cmdline.conf is not None:
+        settings = read_settings(cmdline.conf)  # named explicitly: it must exist
+    else:
+        known.pop("data-dir")  # a file inside the data directory cannot move it
+        top = cmdline.data_dir.expanduser() / "config"
+        if top.exists():
+            settings += read_settings(top)
+        network = cmdline.network
+        if not _given(argv, "--network"):
+            network = next((x.value for x in reversed(settings) if x.key == "network"), network)
+        per_network = cmdline.data_dir.expanduser() / str(network) / "config"
+        if per_network.exists():
+            settings += read_settings(per_network)
+    apply_settings(settings, known)  # unknown options and missing values, with their line
+    tokens: list[str] = []
+    for x in settings:
+        token = f"--{x.key}" if x.value is None else f"--{x.key}={x.value}"
+        try:
+            probe.parse_args([token])
+        except argparse.ArgumentError as e:
+            raise ConfFileError(x.path, x.lineno, str(e)) from None
+        tokens.append(token)
+    return tokens
 
 
 def _config_from(args: argparse.Namespace) -> Config:
@@ -85,14 +142,36 @@ def _decode(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args_in = sys.argv[1:] if argv is None else argv
+    if args_in[:1] == ["call"]:
+        # `invreq call` takes lightning-cli's free-form params; it has its own parser.
+        from invreq import client
+
+        return client.main(args_in[1:])
     parser = argparse.ArgumentParser(prog="invreq", description="BOLT 12 invoice_request service")
     parser.add_argument("--version", action="version", version=f"invreq {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
+    sub.add_parser(
+        "call",
+        help="call a method on a running server, like lightning-cli",
+        add_help=False,
+        description="invreq call [--data-dir DIR] [--network NET] [-k] [-H] METHOD [PARAM ...]",
+    )
     dec = sub.add_parser("decode", help="decode and verify an lnr1... string")
     dec.add_argument("string")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_in)
     if args.command == "serve":
+        from invreq.conffile import ConfFileError
+
+        serve_argv = args_in[args_in.index("serve") + 1 :]
+        try:
+            file_args = _config_file_args(serve_argv, args)
+        except (ConfFileError, FileNotFoundError) as e:
+            print(f"invreq serve: {e}", file=sys.stderr)
+            return 2
+        if file_args:
+            args = parser.parse_args(["serve", *file_args, *serve_argv])
         return _serve(args)
     return _decode(args)
 

@@ -269,4 +269,3 @@ class PostgresStore:
         if query.limit is not None:
             sql += f" LIMIT {arg(query.limit)}"
         return await self._read(sql, *args)
-
