@@ -29,3 +29,4 @@ class Signer(Protocol):
         """
 
     async def close(self) -> None: ...
+

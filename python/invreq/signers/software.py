@@ -39,7 +39,6 @@ class SoftwareSigner:
         self._keypair = ffi.new("secp256k1_keypair *")
         if not lib.secp256k1_keypair_create(self._ctx, self._keypair, secret):
             raise ValueError("invalid secret")
-        self._sig = ffi.new("unsigned char[64]")
 
     @classmethod
     def load_or_create(cls, directory: Path) -> SoftwareSigner:
@@ -56,14 +55,14 @@ class SoftwareSigner:
     def sign_digest(self, digest: bytes) -> bytes:
         if len(digest) != 32:
             raise SignerError("digest must be 32 bytes")
-        if not lib.secp256k1_schnorrsig_sign32(
-            self._ctx, self._sig, digest, self._keypair, _ZERO_AUX
-        ):
+        # A buffer per call: the signing thread and the event loop may both sign.
+        sig = ffi.new("unsigned char[64]")
+        if not lib.secp256k1_schnorrsig_sign32(self._ctx, sig, digest, self._keypair, _ZERO_AUX):
             raise SignerError("secp256k1 signing failed")
-        return bytes(ffi.buffer(self._sig))
+        return bytes(ffi.buffer(sig))
 
     async def sign_invoice_request(self, unsigned_tlv: bytes, digest: bytes) -> bytes:
-        # About 20 µs: cheaper inline than a hop to a thread.
+        # Used only without the signing pipeline: ~14 µs, cheaper inline than one hop.
         return self.sign_digest(digest)
 
     async def close(self) -> None:

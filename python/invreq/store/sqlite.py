@@ -58,6 +58,53 @@ _COLUMNS = (
 
 _STOP = object()
 
+_INSERT = (
+    "INSERT INTO invoice_requests (invreq_id, bolt12, label, active, single_use, used,"
+    " created_at, payer_key, approval) VALUES "
+)
+_ROW = "(?,?,?,?,?,?,?,?,?)"
+
+
+def _values(r: Record) -> tuple[Any, ...]:
+    approval = None if r.approval is None else json.dumps(r.approval)
+    return (
+        r.invreq_id,
+        r.bolt12,
+        r.label,
+        int(r.active),
+        int(r.single_use),
+        int(r.used),
+        r.created_at,
+        r.payer_key,
+        approval,
+    )
+
+
+def _insert_one(record: Record) -> WriteFn:
+    def write(conn: sqlite3.Connection) -> int:
+        cur = conn.execute(_INSERT + _ROW, _values(record))
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    return write
+
+
+def _in_savepoint(
+    conn: sqlite3.Connection, fn: WriteFn, fut: asyncio.Future[Any]
+) -> tuple[asyncio.Future[Any], Any, BaseException | None]:
+    """Runs one write so that its failure undoes it alone, not its group."""
+    conn.execute("SAVEPOINT w")
+    try:
+        result = fn(conn)
+    except Exception as e:
+        conn.execute("ROLLBACK TO w")
+        conn.execute("RELEASE w")
+        if not isinstance(e, RpcError):
+            e = StoreError(f"database error: {e}")
+        return (fut, None, e)
+    conn.execute("RELEASE w")
+    return (fut, result, None)
+
 WriteFn = Callable[[sqlite3.Connection], Any]
 
 
@@ -181,27 +228,21 @@ class SQLiteStore:
             conn.close()
 
     def _commit_group(
-        self, conn: sqlite3.Connection, group: list[tuple[WriteFn, asyncio.Future[Any]]]
+        self, conn: sqlite3.Connection, group: list[tuple[Any, asyncio.Future[Any]]]
     ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:
-        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        """One transaction for the whole group: all inserts in one statement, then each
+        other write in its own savepoint. Few statements per group matter twice: each is a
+        GIL hand-off between this thread and the event loop."""
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as e:
             err = StoreError(f"database unavailable: {e}")
             return [(fut, None, err) for _, fut in group]
-        for fn, fut in group:
-            conn.execute("SAVEPOINT w")
-            try:
-                result = fn(conn)
-            except Exception as e:
-                conn.execute("ROLLBACK TO w")
-                conn.execute("RELEASE w")
-                if not isinstance(e, RpcError):
-                    e = StoreError(f"database error: {e}")
-                outcomes.append((fut, None, e))
-                continue
-            conn.execute("RELEASE w")
-            outcomes.append((fut, result, None))
+        inserts = [(job, fut) for job, fut in group if isinstance(job, Record)]
+        others = [(job, fut) for job, fut in group if not isinstance(job, Record)]
+        outcomes = self._insert_all(conn, inserts) if inserts else []
+        for fn, fut in others:
+            outcomes.append(_in_savepoint(conn, fn, fut))
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as e:
@@ -216,36 +257,34 @@ class SQLiteStore:
         self.writes += len(group)
         return outcomes
 
-    async def _write(self, fn: WriteFn) -> Any:
+    def _insert_all(
+        self, conn: sqlite3.Connection, inserts: list[tuple[Record, asyncio.Future[Any]]]
+    ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:
+        """One multi-row INSERT; if it fails (a repeated invreq_id), row by row so only the
+        bad row is refused."""
+        conn.execute("SAVEPOINT batch")
+        try:
+            rows = conn.execute(
+                _INSERT + ",".join([_ROW] * len(inserts)) + " RETURNING invreq_id, created_index",
+                [v for rec, _ in inserts for v in _values(rec)],
+            ).fetchall()
+        except sqlite3.Error:
+            conn.execute("ROLLBACK TO batch")
+            conn.execute("RELEASE batch")
+            return [_in_savepoint(conn, _insert_one(rec), fut) for rec, fut in inserts]
+        conn.execute("RELEASE batch")
+        index = dict(rows)
+        return [(fut, index[rec.invreq_id], None) for rec, fut in inserts]
+
+    async def _write(self, job: Any) -> Any:
         if self._closed or self._loop is None:
             raise StoreError("store is closed")
         fut: asyncio.Future[Any] = self._loop.create_future()
-        self._queue.put((fn, fut))
+        self._queue.put((job, fut))
         return await fut
 
     async def insert(self, record: Record) -> Record:
-        approval = None if record.approval is None else json.dumps(record.approval)
-
-        def write(conn: sqlite3.Connection) -> int:
-            cur = conn.execute(
-                "INSERT INTO invoice_requests (invreq_id, bolt12, label, active, single_use,"
-                " used, created_at, payer_key, approval) VALUES (?,?,?,?,?,?,?,?,?)",
-                (
-                    record.invreq_id,
-                    record.bolt12,
-                    record.label,
-                    int(record.active),
-                    int(record.single_use),
-                    int(record.used),
-                    record.created_at,
-                    record.payer_key,
-                    approval,
-                ),
-            )
-            assert cur.lastrowid is not None
-            return cur.lastrowid
-
-        index = await self._write(write)
+        index = await self._write(record)
         return dataclasses.replace(record, created_index=index)
 
     async def disable(self, invreq_id: str) -> Record:

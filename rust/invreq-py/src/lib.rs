@@ -151,8 +151,10 @@ impl UnsignedInvoiceRequest {
         bytes(py, &self.0.invreq_id())
     }
 
-    fn with_signature(&self, signature: &[u8]) -> PyResult<InvoiceRequest> {
-        Ok(InvoiceRequest(core(self.0.with_signature(signature))?))
+    fn with_signature(&self, py: Python<'_>, signature: &[u8]) -> PyResult<InvoiceRequest> {
+        // ~20 µs of curve arithmetic: other Python threads may run meanwhile.
+        let signed = py.allow_threads(|| self.0.with_signature(signature));
+        Ok(InvoiceRequest(core(signed)?))
     }
 
     fn __repr__(&self) -> String {
@@ -333,8 +335,14 @@ fn check(verify: bool) -> Check {
 
 #[pyfunction]
 #[pyo3(signature = (s, *, verify=true))]
-fn decode_invoice_request(s: &str, verify: bool) -> PyResult<InvoiceRequest> {
-    Ok(InvoiceRequest(core(ir::decode(s, check(verify)))?))
+fn decode_invoice_request(py: Python<'_>, s: &str, verify: bool) -> PyResult<InvoiceRequest> {
+    // Without the GIL only when verifying: the structural decode is too short to pay for it.
+    let decoded = if verify {
+        py.allow_threads(|| ir::decode(s, check(verify)))
+    } else {
+        ir::decode(s, check(verify))
+    };
+    Ok(InvoiceRequest(core(decoded)?))
 }
 
 #[pyfunction]
