@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 DEPS_STAMP := $(VENV)/.deps-stamp
 BUILD_STAMP := $(VENV)/.build-stamp
 RUST_SOURCES := $(shell find rust -name '*.rs' -o -name Cargo.toml 2>/dev/null) Cargo.toml Cargo.lock
-EXTRAS := test,dev,hwi,postgres
+EXTRAS := test,dev,hwi,postgres,bench
 
 .PHONY: all run test test-rust test-python lint fuzz bench bench-micro clean
 
@@ -59,10 +59,23 @@ lint: $(BUILD_STAMP)
 	$(PY) -m mypy.stubtest invreq._core
 
 # Benchmarks: figures go to benches/results/ (see the README for the latest).
-bench: bench-micro
+LOADGEN := target/release/invreq-loadgen
+.PHONY: bench-e2e bench-soak $(LOADGEN)
+
+bench: bench-micro bench-e2e
 
 bench-micro: $(BUILD_STAMP)
 	$(PY) benches/micro.py --out benches/results/micro.md
+
+$(LOADGEN):
+	cargo build --release --locked -p invreq-loadgen
+
+bench-e2e: $(BUILD_STAMP) $(LOADGEN)
+	$(PY) benches/e2e.py --out-dir benches/results
+
+# Longer: RSS over 1,000,000 creations, lookups with 10 thousand and 10 million records.
+bench-soak: $(BUILD_STAMP) $(LOADGEN)
+	$(PY) benches/soak.py --out benches/results/soak.md
 
 $(CARGO_FUZZ):
 	cargo install --locked --quiet cargo-fuzz@$(CARGO_FUZZ_VERSION) --root .tools

@@ -13,7 +13,6 @@ import json
 import signal
 
 from aiohttp import web
-
 from invreq.rpc import RequestSplitter
 
 REPLY = b'{"jsonrpc":"2.0","id":1,"result":{"ok":true}}'

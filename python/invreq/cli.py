@@ -27,6 +27,32 @@ def _add_serve_options(p: argparse.ArgumentParser) -> None:
         help="sqlite:///PATH or postgresql://...; default: SQLite in DATA_DIR/NETWORK/",
     )
     p.add_argument("--log-level", default=d.log_level, choices=("debug", "info", "warn", "error"))
+    p.add_argument(
+        "--signer",
+        default=d.signer,
+        choices=("software", "hwi"),
+        help="where the payer key is: DATA_DIR/NETWORK/payer_secret, or a hardware device",
+    )
+    p.add_argument(
+        "--approver",
+        default=d.approver,
+        choices=("none", "hwi"),
+        help="hwi: a hardware device approves (signs a text for) every request",
+    )
+    p.add_argument("--hwi-device-type", default=None, help="hwilib device type, e.g. jade")
+    p.add_argument("--hwi-device-path", default=None, help="e.g. tcp:127.0.0.1:30121")
+    p.add_argument("--hwi-fingerprint", default=None, help="find the device by fingerprint")
+    p.add_argument(
+        "--hwi-key-path", default=None, help="payer key path with --signer hwi (m/9735h/0h/0h)"
+    )
+    p.add_argument(
+        "--hwi-approval-path",
+        default=None,
+        help="key path of the approval signatures with --approver hwi (m/9735h/0h/0h)",
+    )
+    p.add_argument(
+        "--hwi-timeout", type=float, default=d.hwi_timeout, help="seconds to wait for the device"
+    )
 
 
 def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -100,6 +126,14 @@ def _config_from(args: argparse.Namespace) -> Config:
         http_host=args.http_host,
         http_port=args.http_port,
         db=args.db,
+        signer=args.signer,
+        approver=args.approver,
+        hwi_device_type=args.hwi_device_type,
+        hwi_device_path=args.hwi_device_path,
+        hwi_fingerprint=args.hwi_fingerprint,
+        hwi_key_path=args.hwi_key_path,
+        hwi_approval_path=args.hwi_approval_path,
+        hwi_timeout=args.hwi_timeout,
         log_level=args.log_level,
     )
 
@@ -118,6 +152,10 @@ def _serve(args: argparse.Namespace) -> int:
         datefmt="%Y-%m-%dT%H:%M:%S",
     )
     from invreq.errors import StartupError
+
+    if level != "DEBUG":
+        # hwilib logs every device message at INFO, approval texts included.
+        logging.getLogger("hwilib").setLevel(logging.WARNING)
     from invreq.server import serve
 
     try:

@@ -27,6 +27,14 @@ class Config:
     http_host: str = "127.0.0.1"
     http_port: int = 3010  # 0 turns HTTP off
     db: str | None = None  # None: SQLite in the network directory
+    signer: str = "software"  # software | hwi
+    approver: str = "none"  # none | hwi
+    hwi_device_type: str | None = None
+    hwi_device_path: str | None = None
+    hwi_fingerprint: str | None = None
+    hwi_key_path: str | None = None
+    hwi_approval_path: str | None = None
+    hwi_timeout: float = 30.0
     log_level: str = "info"
 
     @property
@@ -55,6 +63,17 @@ class Config:
                 f"--http-host: {self.http_host} is not a loopback address; HTTP has no "
                 "authentication yet, so it only binds 127.0.0.1, ::1 or localhost"
             )
+        if self.signer not in ("software", "hwi"):
+            raise ConfigError(f"--signer: {self.signer!r} is not 'software' or 'hwi'")
+        if self.approver not in ("none", "hwi"):
+            raise ConfigError(f"--approver: {self.approver!r} is not 'none' or 'hwi'")
+        if self.signer == "hwi" and self.approver == "hwi":
+            raise ConfigError(
+                "--approver hwi: the device already signs every request with --signer hwi; "
+                "use one or the other"
+            )
+        if self.hwi_timeout <= 0:
+            raise ConfigError(f"--hwi-timeout: {self.hwi_timeout} is not a positive number")
         # A unix socket path is limited to 107 bytes on Linux (sun_path).
         if len(os.fsencode(self.socket_path)) > 107:
             raise ConfigError(

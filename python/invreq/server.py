@@ -36,7 +36,7 @@ READ_CHUNK = 65536
 
 
 async def _open_service(app: web.Application) -> AsyncIterator[None]:
-    from invreq.signers.factory import open_signer
+    from invreq.signers.factory import open_approver, open_signer
     from invreq.store.url import open_store
 
     config = app[CONFIG_KEY]
@@ -46,10 +46,17 @@ async def _open_service(app: web.Application) -> AsyncIterator[None]:
     try:
         signer = await open_signer(config)
         try:
-            service = Service(network=config.network, store=store, signer=signer)
-            app[SERVICE_KEY] = service
-            app[DISPATCHER_KEY] = rpc.build_dispatcher(service)
-            yield
+            approver = await open_approver(config)
+            try:
+                service = Service(
+                    network=config.network, store=store, signer=signer, approver=approver
+                )
+                app[SERVICE_KEY] = service
+                app[DISPATCHER_KEY] = rpc.build_dispatcher(service)
+                yield
+            finally:
+                if approver is not None:
+                    await approver.close()
         finally:
             await signer.close()
     finally:

@@ -2,9 +2,9 @@
 
 Parameters arrive parsed by :mod:`invreq.params` (so every value here is in range); the
 answers are the JSON objects of CLN's schemas, key order included. The pipeline of
-``invoicerequest`` is: build the unsigned stream (native core) -> signature from the
-signer -> verified by the core before it is attached -> durable in the store -> reply.
-A failure at any step stores nothing.
+``invoicerequest`` is: build the unsigned stream (native core) -> approval by a device
+(``--approver hwi``) -> signature from the signer -> verified by the core before it is
+attached -> durable in the store -> reply. A failure at any step stores nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from invreq.errors import Bolt12Error, InvalidParams, SignatureError, SignerErro
 from invreq.store.base import ListQuery, Record, Store
 
 if TYPE_CHECKING:
-    from invreq.signers.base import Signer
+    from invreq.signers.base import Approver, Signer
 
 __all__ = ["Service", "decode_json"]
 
@@ -33,6 +33,7 @@ class Service:
     store: Store
     signer: Signer
     clock: Callable[[], float] = time.time
+    approver: Approver | None = None
 
     async def invoicerequest(
         self,
@@ -53,6 +54,20 @@ class Service:
             chain=bolt12.chain_for_network(self.network),
         )
         invreq_id = unsigned.invreq_id.hex()
+        approval = None
+        if self.approver is not None:
+            from invreq.signers.hwi import approval_text
+
+            approval = await self.approver.approve(
+                approval_text(
+                    network=self.network,
+                    amount_msat=amount,
+                    description=description,
+                    issuer=issuer,
+                    absolute_expiry=absolute_expiry,
+                    invreq_id=invreq_id,
+                )
+            )
         signature = await self.signer.sign_invoice_request(unsigned.tlv_stream, unsigned.digest)
         try:
             signed = unsigned.with_signature(signature)
@@ -60,18 +75,18 @@ class Service:
             # A signer that answers with a wrong signature is broken or hostile: nothing is
             # stored, and the caller learns that the signer, not its input, failed.
             raise SignerError(f"signer returned an invalid signature: {e}") from e
-        record = await self.store.insert(
-            Record(
-                invreq_id=invreq_id,
-                bolt12=signed.bolt12,
-                label=label,
-                active=True,
-                single_use=single_use,
-                used=False,
-                created_at=int(self.clock()),
-                payer_key=self.signer.key_id,
-            )
+        record = Record(
+            invreq_id=invreq_id,
+            bolt12=signed.bolt12,
+            label=label,
+            active=True,
+            single_use=single_use,
+            used=False,
+            created_at=int(self.clock()),
+            payer_key=self.signer.key_id,
+            approval=approval,
         )
+        await self.store.insert(record)
         return record.to_json()
 
     async def listinvoicerequests(

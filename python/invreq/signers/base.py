@@ -8,11 +8,11 @@ with_signature`` refuses a bad one), so a faulty signer can never produce a stor
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from invreq.errors import StartupError
 
-__all__ = ["Signer", "StartupError"]
+__all__ = ["Approver", "Signer", "StartupError"]
 
 
 class Signer(Protocol):
@@ -30,3 +30,12 @@ class Signer(Protocol):
 
     async def close(self) -> None: ...
 
+
+class Approver(Protocol):
+    """Something that must agree to each request before it is signed (``--approver``)."""
+
+    async def approve(self, text: str) -> dict[str, Any]:
+        """Return the evidence of approval (stored with the record and listed), or raise
+        ``SignerError`` when it is declined, times out or fails: then nothing is stored."""
+
+    async def close(self) -> None: ...

@@ -1,14 +1,36 @@
-"""Opens the signer the configuration asks for; never falls back silently."""
+"""Opens the signer and the approver the configuration asks for; never falls back silently."""
 
 from __future__ import annotations
 
 from invreq.config import Config
-from invreq.signers.base import Signer
+from invreq.signers.base import Approver, Signer
 
-__all__ = ["open_signer"]
+__all__ = ["open_approver", "open_signer"]
+
+
+def _device_args(config: Config) -> dict[str, object]:
+    return {
+        "device_type": config.hwi_device_type,
+        "device_path": config.hwi_device_path,
+        "fingerprint": config.hwi_fingerprint,
+        "network": config.network,
+        "timeout": config.hwi_timeout,
+    }
 
 
 async def open_signer(config: Config) -> Signer:
+    if config.signer == "hwi":
+        from invreq.signers.hwi import open_hwi_signer
+
+        return await open_hwi_signer(key_path=config.hwi_key_path, **_device_args(config))  # type: ignore[arg-type]
     from invreq.signers.software import SoftwareSigner
 
     return SoftwareSigner.load_or_create(config.network_dir)
+
+
+async def open_approver(config: Config) -> Approver | None:
+    if config.approver == "none":
+        return None
+    from invreq.signers.hwi import open_hwi_approver
+
+    return await open_hwi_approver(key_path=config.hwi_approval_path, **_device_args(config))  # type: ignore[arg-type]

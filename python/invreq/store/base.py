@@ -70,8 +70,8 @@ class Store(Protocol):
     async def close(self) -> None:
         """Finish pending writes, then release everything."""
 
-    async def insert(self, record: Record) -> Record:
-        """Make ``record`` durable; return it with ``created_index`` filled in.
+    async def insert(self, record: Record) -> int:
+        """Make ``record`` durable; return its ``created_index``.
 
         Raises ``invreq.errors.StoreError`` when the change cannot be made durable; then
         nothing was stored.

@@ -16,7 +16,6 @@ instances starting at once cannot both apply them.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 from typing import Any
 
@@ -132,12 +131,12 @@ class PostgresStore:
 
     # --- writes -------------------------------------------------------------------------
 
-    async def insert(self, record: Record) -> Record:
+    async def insert(self, record: Record) -> int:
         if self._closed or self._writer is None:
             raise StoreError("store is closed")
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         await self._queue.put((record, fut))
-        return dataclasses.replace(record, created_index=await fut)
+        return await fut
 
     async def _write_loop(self) -> None:
         stopping = False
