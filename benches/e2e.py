@@ -81,6 +81,10 @@ class Proc:
     def targets(self) -> dict[str, str]:
         return {"http": f"http://127.0.0.1:{self.http_port}/rpc", "unix": f"unix:{self.sock}"}
 
+    def rune(self) -> str:
+        """An unrestricted rune for HTTP (made over the unix socket, which needs none)."""
+        return str(rpc(self.sock, "createrune", {})["rune"])
+
     def stop(self) -> None:
         self.p.send_signal(signal.SIGTERM)
         try:
@@ -139,7 +143,9 @@ def bodies(work: Path, proc: Proc) -> dict[str, Path]:
     return out
 
 
-def load(targets: list[str], body: Path, connections: int, duration: float) -> dict[str, Any]:
+def load(
+    targets: list[str], body: Path, connections: int, duration: float, rune: str | None = None
+) -> dict[str, Any]:
     argv = [
         str(LOADGEN),
         "--body",
@@ -153,6 +159,8 @@ def load(targets: list[str], body: Path, connections: int, duration: float) -> d
     ]
     for t in targets:
         argv += ["--target", t]
+    if rune is not None:
+        argv += ["--header", f"Rune: {rune}"]
     out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=duration + 120)
     return dict(json.loads(out.stdout))
 
@@ -166,8 +174,9 @@ def measure(
     body: Path,
     connections: int,
     duration: float,
+    rune: str | None = None,
 ) -> None:
-    r = load(targets, body, connections, duration)
+    r = load(targets, body, connections, duration, rune)
     row = Row(
         server,
         method,
@@ -216,6 +225,7 @@ def run(duration: float, with_postgres: bool) -> list[Row]:
                     )
         with running(start_invreq(work, "native")) as inv:
             b = bodies(work, inv)
+            rune = inv.rune()
             for method in ("invoicerequest", "listinvoicerequests", "decode"):
                 for transport in ("http", "unix"):
                     for c in CONCURRENCY:
@@ -228,9 +238,11 @@ def run(duration: float, with_postgres: bool) -> list[Row]:
                             b[method],
                             c,
                             duration,
+                            rune,
                         )
         with running(start_invreq(work, "oracle", oracle=True)) as ora:
             b = bodies(work, ora)
+            rune = ora.rune()
             for method in ("invoicerequest", "decode"):
                 for transport in ("http", "unix"):
                     for c in CONCURRENCY:
@@ -243,6 +255,7 @@ def run(duration: float, with_postgres: bool) -> list[Row]:
                             b[method],
                             c,
                             duration,
+                            rune,
                         )
         if with_postgres:
             run_postgres(rows, work, duration)
@@ -264,6 +277,11 @@ def run_postgres(rows: list[Row], work: Path, duration: float) -> None:
         dsn = pg.new_database()
         with running(start_invreq(work, "pg1", db=dsn)) as one:
             b = bodies(work, one)
+            rune = one.rune()
+            # A second instance shares the database and both secrets (as deployed).
+            (work / "pg2" / "regtest").mkdir(parents=True, mode=0o700)
+            for secret in ("payer_secret", "rune_secret"):
+                shutil.copy2(work / "pg1" / "regtest" / secret, work / "pg2" / "regtest")
             for c in (16, 64):
                 measure(
                     rows,
@@ -274,6 +292,7 @@ def run_postgres(rows: list[Row], work: Path, duration: float) -> None:
                     b["invoicerequest"],
                     c,
                     duration,
+                    rune,
                 )
             with running(start_invreq(work, "pg2", db=dsn)) as two:
                 for c in (16, 64):
@@ -286,6 +305,7 @@ def run_postgres(rows: list[Row], work: Path, duration: float) -> None:
                         b["invoicerequest"],
                         c,
                         duration,
+                        rune,
                     )
     finally:
         pg.stop()

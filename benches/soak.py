@@ -52,14 +52,15 @@ def memory(work: Path, total: int) -> list[str]:
             )
         )
         target = [proc.targets["http"]]
+        rune = proc.rune()
         done = 0
-        warm = load(target, body, HTTP_CONNECTIONS, 4.0)
+        warm = load(target, body, HTTP_CONNECTIONS, 4.0, rune)
         done += warm["requests"]
         base = rss_mb(proc.p.pid)
         lines = [f"| {done} | {base:.1f} | 0.0 |"]
         print(lines[-1], flush=True)
         while done < total:
-            r = load(target, body, HTTP_CONNECTIONS, 20.0)
+            r = load(target, body, HTTP_CONNECTIONS, 20.0, rune)
             done += r["requests"]
             now = rss_mb(proc.p.pid)
             lines.append(f"| {done} | {now:.1f} | {now - base:+.1f} |")
@@ -129,7 +130,7 @@ def lookup(work: Path, n: int, duration: float) -> str:
         )
         found = rpc(proc.sock, "listinvoicerequests", [sample[0]])["invoicerequests"]
         assert len(found) == 1
-        r = load([proc.targets["http"]], body, HTTP_CONNECTIONS, duration)
+        r = load([proc.targets["http"]], body, HTTP_CONNECTIONS, duration, proc.rune())
         line = (
             f"| {n:,} | {r['rps']:.0f} | {r['p50_us'] / 1000:.2f} | "
             f"{r['p99_us'] / 1000:.2f} | {r['errors']} |"
@@ -150,7 +151,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=Path("benches/results/soak.md"))
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="invreq-soak-", dir=os.environ.get("INVREQ_BENCH_DIR")))
-    mem = memory(work, a.requests)
+    mem = memory(work, a.requests) if a.requests else ["| (skipped: --requests 0) | | |"]
     small = lookup(work, a.small, a.duration)
     big = lookup(work, a.big, a.duration)
     text = "\n".join(

@@ -12,7 +12,7 @@ from _service_fixtures import STORES, store_url
 from aiohttp.test_utils import TestClient, TestServer
 from invreq import bolt12
 from invreq.config import Config, ConfigError
-from invreq.server import create_app
+from invreq.server import DISPATCHER_KEY, create_app
 
 
 @pytest.fixture(params=STORES)
@@ -22,12 +22,23 @@ async def client(
     db = store_url(request, request.param)
     app = create_app(Config(data_dir=tmp_path, network="signet", db=db), unix_socket=False)
     async with TestClient(TestServer(app)) as c:
+        # HTTP needs a rune; the unix socket (here: the dispatcher itself) makes one.
+        made = await app[DISPATCHER_KEY].handle_value(
+            {"jsonrpc": "2.0", "id": 0, "method": "createrune", "params": {}}
+        )
+        assert made is not None
+        RUNES[id(c)] = made["result"]["rune"]
         yield c
+        RUNES.pop(id(c))
+
+
+RUNES: dict[int, str] = {}
 
 
 async def call(client: TestClient[Any, Any], body: Any) -> tuple[int, Any]:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    resp = await client.post("/rpc", data=raw, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json", "Rune": RUNES[id(client)]}
+    resp = await client.post("/rpc", data=raw, headers=headers)
     text = await resp.read()
     return resp.status, (json.loads(text) if text else None)
 
@@ -91,6 +102,17 @@ async def test_oversized_body_is_refused_with_a_json_error(client: TestClient[An
     assert status == 413 and r["error"]["code"] == -32600
     _, listed = await call(client, req("listinvoicerequests"))
     assert listed["result"]["invoicerequests"] == []
+
+
+async def test_rpc_without_a_rune_is_403_and_with_a_bad_one_401(
+    client: TestClient[Any, Any],
+) -> None:
+    body = json.dumps(req("getinfo")).encode()
+    resp = await client.post("/rpc", data=body)
+    assert resp.status == 403
+    assert (await resp.json())["error"] == {"code": 1501, "message": "Not authorized: Missing rune"}
+    resp = await client.post("/rpc", data=body, headers={"Rune": "AAAA" + RUNES[id(client)][4:]})
+    assert resp.status == 401 and (await resp.json())["error"]["code"] == 1501
 
 
 async def test_get_is_not_allowed(client: TestClient[Any, Any]) -> None:

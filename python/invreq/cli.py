@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import sys
 from pathlib import Path
 
@@ -22,11 +21,26 @@ def _add_serve_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--http-host", default=d.http_host, help="HTTP address (loopback only)")
     p.add_argument("--http-port", type=int, default=d.http_port, help="HTTP port; 0 turns HTTP off")
     p.add_argument(
+        "--http-tls",
+        action="store_true",
+        help="serve HTTPS with DATA_DIR/NETWORK/tls.crt (created on first start); required "
+        "for a non-loopback --http-host",
+    )
+    p.add_argument(
         "--db",
         default=None,
         help="sqlite:///PATH or postgresql://...; default: SQLite in DATA_DIR/NETWORK/",
     )
     p.add_argument("--log-level", default=d.log_level, choices=("debug", "info", "warn", "error"))
+    p.add_argument(
+        "--log-file", type=Path, default=None, help="log here instead of stderr; SIGHUP reopens it"
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=d.metrics_port,
+        help="serve Prometheus metrics on 127.0.0.1:PORT/metrics; 0: off",
+    )
     p.add_argument(
         "--signer",
         default=d.signer,
@@ -125,6 +139,7 @@ def _config_from(args: argparse.Namespace) -> Config:
         network=args.network,
         http_host=args.http_host,
         http_port=args.http_port,
+        http_tls=args.http_tls,
         db=args.db,
         signer=args.signer,
         approver=args.approver,
@@ -135,6 +150,8 @@ def _config_from(args: argparse.Namespace) -> Config:
         hwi_approval_path=args.hwi_approval_path,
         hwi_timeout=args.hwi_timeout,
         log_level=args.log_level,
+        log_file=args.log_file,
+        metrics_port=args.metrics_port,
     )
 
 
@@ -146,20 +163,14 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"invreq serve: {e}", file=sys.stderr)
         return 2
     level = {"warn": "WARNING"}.get(config.log_level, config.log_level.upper())
-    logging.basicConfig(
-        level=level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%Y-%m-%dT%H:%M:%S",
-    )
     from invreq.errors import StartupError
-
-    if level != "DEBUG":
-        # hwilib logs every device message at INFO, approval texts included.
-        logging.getLogger("hwilib").setLevel(logging.WARNING)
+    from invreq.logsetup import setup_logging
     from invreq.server import serve
 
+    reopen_log = setup_logging(level, config.log_file)
+
     try:
-        asyncio.run(serve(config))
+        asyncio.run(serve(config, on_sighup=reopen_log))
     except StartupError as e:
         print(f"invreq serve: {e}", file=sys.stderr)
         return 1

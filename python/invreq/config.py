@@ -26,6 +26,7 @@ class Config:
     network: str = "bitcoin"
     http_host: str = "127.0.0.1"
     http_port: int = 3010  # 0 turns HTTP off
+    http_tls: bool = False  # HTTPS with a certificate made on first start
     db: str | None = None  # None: SQLite in the network directory
     signer: str = "software"  # software | hwi
     approver: str = "none"  # none | hwi
@@ -36,6 +37,8 @@ class Config:
     hwi_approval_path: str | None = None
     hwi_timeout: float = 30.0
     log_level: str = "info"
+    log_file: Path | None = None
+    metrics_port: int = 0  # 0: off; else Prometheus metrics on 127.0.0.1:PORT/metrics
 
     @property
     def network_dir(self) -> Path:
@@ -56,13 +59,16 @@ class Config:
             )
         if not 0 <= self.http_port <= 65535:
             raise ConfigError(f"--http-port: {self.http_port} is not a TCP port (0 turns HTTP off)")
-        if self.http_port and not _is_loopback(self.http_host):
-            # Until HTTP has authentication, anyone who can reach the port could create
-            # requests that pay out money: refuse rather than expose it.
+        if self.http_port and not self.http_tls and not _is_loopback(self.http_host):
+            # Runes travel in a header: in clear text only where nobody else can listen.
             raise ConfigError(
-                f"--http-host: {self.http_host} is not a loopback address; HTTP has no "
-                "authentication yet, so it only binds 127.0.0.1, ::1 or localhost"
+                f"--http-host: {self.http_host} is not a loopback address; without TLS, HTTP "
+                "only binds 127.0.0.1, ::1 or localhost (add --http-tls to serve HTTPS)"
             )
+        if not 0 <= self.metrics_port <= 65535:
+            raise ConfigError(f"--metrics-port: {self.metrics_port} is not a TCP port (0: off)")
+        if self.metrics_port and self.metrics_port == self.http_port:
+            raise ConfigError("--metrics-port: must differ from --http-port")
         if self.signer not in ("software", "hwi"):
             raise ConfigError(f"--signer: {self.signer!r} is not 'software' or 'hwi'")
         if self.approver not in ("none", "hwi"):

@@ -161,6 +161,17 @@ def check_any_string(name: str, value: Any) -> str:
     return str(value)
 
 
+def check_json(name: str, value: Any) -> Any:
+    """Any JSON value; the command checks its shape (e.g. rune restrictions)."""
+    return value
+
+
+def check_object_or_array(name: str, value: Any) -> Any:
+    if not isinstance(value, (dict, list)):
+        raise _bad(name, "should be an object or an array", value)
+    return value
+
+
 # --- tables -----------------------------------------------------------------------------
 
 
@@ -297,6 +308,45 @@ NOTIFICATIONS = Command(
     "utility",
 )
 
+CREATERUNE = Command(
+    "createrune",
+    (
+        _p("rune", check_any_string, "string", "add restrictions to this rune instead"),
+        _p("restrictions", check_json, "array", 'e.g. ["method=invoicerequest", "rate=60"]'),
+    ),
+    "Create a rune (or restrict one) for HTTP and REST callers.",
+    "security",
+)
+
+SHOWRUNES = Command(
+    "showrunes",
+    (_p("rune", check_any_string, "string", "show only this rune"),),
+    "List the runes issued, with their restrictions in English.",
+    "security",
+)
+
+BLACKLISTRUNE = Command(
+    "blacklistrune",
+    (
+        _p("start", check_u64, "u64", "first unique_id to blacklist"),
+        _p("end", check_u64, "u64", "last unique_id to blacklist (default: start)"),
+    ),
+    "Blacklist runes by unique_id; without parameters, show the blacklist.",
+    "security",
+)
+
+CHECKRUNE = Command(
+    "checkrune",
+    (
+        _p("rune", check_any_string, "string", "the rune to check", True),
+        _p("nodeid", check_any_string, "string", "the caller's node id, for id= restrictions"),
+        _p("method", check_any_string, "string", "the method it would call"),
+        _p("params", check_object_or_array, "object", "the parameters it would pass"),
+    ),
+    "Check whether a rune allows a call.",
+    "security",
+)
+
 COMMANDS: Sequence[Command] = (
     INVOICEREQUEST,
     LISTINVOICEREQUESTS,
@@ -305,4 +355,8 @@ COMMANDS: Sequence[Command] = (
     GETINFO,
     HELP,
     NOTIFICATIONS,
+    CREATERUNE,
+    SHOWRUNES,
+    BLACKLISTRUNE,
+    CHECKRUNE,
 )

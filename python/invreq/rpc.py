@@ -13,6 +13,7 @@ import json
 import json.scanner
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,8 @@ from invreq.errors import InvalidRequest, MethodNotFound, RpcError
 from invreq.params import DuplicateNames, UEscaped
 
 if TYPE_CHECKING:
+    from invreq.auth import RuneAuthority
+    from invreq.metrics import Metrics
     from invreq.service import Service
 
 __all__ = [
@@ -38,6 +41,9 @@ log = logging.getLogger("invreq.rpc")
 MAX_REQUEST_BYTES = 64 * 1024
 
 Handler = Callable[..., Awaitable[Any]]
+#: (method, params) -> None, or raises RpcError: who may call what (HTTP's rune check).
+Authorize = Callable[[str, Any], Awaitable[None]]
+_AUTH_CODES = (1501, 1502)
 
 # --- parsing ----------------------------------------------------------------------------
 
@@ -114,26 +120,35 @@ _ABSENT = object()
 class Dispatcher:
     """Maps method names to (parameter table, coroutine) and answers requests."""
 
-    def __init__(self, methods: dict[str, tuple[params.Command, Handler]]) -> None:
+    def __init__(
+        self, methods: dict[str, tuple[params.Command, Handler]], metrics: Metrics | None = None
+    ) -> None:
         self.methods = methods
+        self.metrics = metrics
 
-    async def handle_value(self, msg: Any) -> dict[str, Any] | None:
-        """Answer one parsed request object; None for a notification (no ``id``)."""
+    async def handle_value(
+        self, msg: Any, authorize: Authorize | None = None
+    ) -> dict[str, Any] | None:
+        """Answer one parsed request object; None for a notification (no ``id``).
+
+        ``authorize(method, params)`` (HTTP: the rune check) runs before anything else
+        about the call and refuses it by raising an ``RpcError``."""
         if not isinstance(msg, dict):
             return _error_object(None, InvalidRequest("request must be a JSON object"))
         req_id = msg.get("id", _ABSENT)
-        if req_id is not _ABSENT and not (
-            req_id is None
-            or (isinstance(req_id, (str, int, float)) and not isinstance(req_id, bool))
-        ):
+        valid_id = isinstance(req_id, (str, int, float)) and not isinstance(req_id, bool)
+        if req_id is not _ABSENT and req_id is not None and not valid_id:
             return _error_object(None, InvalidRequest("id: should be a string or a number"))
         reply_id = None if req_id is _ABSENT else req_id
+        method = msg.get("method")
+        started = time.perf_counter()
         try:
             if msg.get("jsonrpc") != "2.0":
                 raise InvalidRequest('jsonrpc: should be "2.0"')
-            method = msg.get("method")
             if not isinstance(method, str):
                 raise InvalidRequest("method: should be a string")
+            if authorize is not None:
+                await authorize(method, msg.get("params"))
             entry = self.methods.get(method)
             if entry is None:
                 raise MethodNotFound(method)
@@ -141,20 +156,31 @@ class Dispatcher:
             kwargs = params.bind(command, msg.get("params"))
             result = await handler(**kwargs)
         except RpcError as e:
-            if req_id is _ABSENT:
-                return None
-            return _error_object(reply_id, e)
+            self._failed(method, e, started)
+            return None if req_id is _ABSENT else _error_object(reply_id, e)
         except Exception:
             # A bug must not take the connection down, and must not look like success.
-            log.exception("internal error in %r", msg.get("method"))
-            if req_id is _ABSENT:
-                return None
-            return _error_object(reply_id, RpcError("internal error (see the server log)"))
+            log.exception("internal error in %r", method)
+            err = RpcError("internal error (see the server log)")
+            self._failed(method, err, started)
+            return None if req_id is _ABSENT else _error_object(reply_id, err)
+        if self.metrics is not None:
+            self.metrics.requests.labels(method, "ok").inc()
+            self.metrics.latency.labels(method).observe(time.perf_counter() - started)
         if req_id is _ABSENT:
             return None
         return {"jsonrpc": "2.0", "id": req_id, "result": result}
 
-    async def _answer(self, raw: bytes) -> Any:
+    def _failed(self, method: Any, err: RpcError, started: float) -> None:
+        # One line per failed request: which method, which code, what was wrong. The
+        # message names a parameter and its token; secrets never pass through here.
+        name = method if isinstance(method, str) and method in self.methods else "-"
+        log.info("request failed: method=%s code=%d %s", name, err.code, err.message)
+        if self.metrics is not None:
+            self.metrics.requests.labels(name, str(err.code)).inc()
+            self.metrics.latency.labels(name).observe(time.perf_counter() - started)
+
+    async def _answer(self, raw: bytes, authorize: Authorize | None = None) -> Any:
         """A reply object, a list of them (batch), or None when nothing is owed."""
         try:
             value = parse(raw)
@@ -164,23 +190,31 @@ class Dispatcher:
             if not value:
                 return _error_object(None, InvalidRequest("empty batch"))
             # Concurrently, so a batch of creations shares commits; gather keeps the order.
-            replies = await asyncio.gather(*(self.handle_value(m) for m in value))
+            replies = await asyncio.gather(*(self.handle_value(m, authorize) for m in value))
             kept = [r for r in replies if r is not None]
             return kept or None
-        return await self.handle_value(value)
+        return await self.handle_value(value, authorize)
 
     async def handle_stream_request(self, raw: bytes) -> bytes:
         """One framed request from the unix socket -> its reply and the ``\\n\\n`` after it."""
         reply = await self._answer(raw)
         return b"" if reply is None else _dumps(reply) + b"\n\n"
 
-    async def handle_http(self, body: bytes) -> bytes | None:
-        """An HTTP body (one request or a batch) -> the reply body, None if nothing is owed."""
-        reply = await self._answer(body)
-        return None if reply is None else _dumps(reply)
+    async def handle_http(
+        self, body: bytes, authorize: Authorize | None = None
+    ) -> tuple[bytes | None, bool]:
+        """An HTTP body (one request or a batch) -> (reply body or None if nothing is owed,
+        whether a single request was refused by ``authorize``)."""
+        reply = await self._answer(body, authorize)
+        if reply is None:
+            return None, False
+        refused = isinstance(reply, dict) and reply.get("error", {}).get("code") in _AUTH_CODES
+        return _dumps(reply), refused
 
 
-def build_dispatcher(service: Service) -> Dispatcher:
+def build_dispatcher(
+    service: Service, metrics: Metrics | None = None, auth: RuneAuthority | None = None
+) -> Dispatcher:
     methods: dict[str, tuple[params.Command, Handler]] = {
         params.INVOICEREQUEST.name: (params.INVOICEREQUEST, service.invoicerequest),
         params.LISTINVOICEREQUESTS.name: (params.LISTINVOICEREQUESTS, service.listinvoicerequests),
@@ -192,7 +226,12 @@ def build_dispatcher(service: Service) -> Dispatcher:
         params.GETINFO.name: (params.GETINFO, service.getinfo),
         params.NOTIFICATIONS.name: (params.NOTIFICATIONS, _notifications),
     }
-    dispatcher = Dispatcher(methods)
+    if auth is not None:
+        methods[params.CREATERUNE.name] = (params.CREATERUNE, auth.createrune)
+        methods[params.SHOWRUNES.name] = (params.SHOWRUNES, auth.showrunes)
+        methods[params.BLACKLISTRUNE.name] = (params.BLACKLISTRUNE, auth.blacklistrune)
+        methods[params.CHECKRUNE.name] = (params.CHECKRUNE, auth.checkrune)
+    dispatcher = Dispatcher(methods, metrics)
 
     async def help_(command: str | None = None) -> dict[str, Any]:
         return {"help": help_entries(dispatcher, command)}

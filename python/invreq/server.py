@@ -13,14 +13,17 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
-from invreq import rpc
+from invreq import rest, rpc
+from invreq.auth import RuneAuthority
 from invreq.config import Config
 from invreq.errors import InvalidRequest
+from invreq.metrics import Metrics, metrics_site
 from invreq.service import Service
 
 __all__ = ["CONFIG_KEY", "DISPATCHER_KEY", "SERVICE_KEY", "create_app", "serve"]
@@ -30,6 +33,8 @@ log = logging.getLogger("invreq.server")
 CONFIG_KEY = web.AppKey("config", Config)
 SERVICE_KEY = web.AppKey("service", Service)
 DISPATCHER_KEY = web.AppKey("dispatcher", rpc.Dispatcher)
+METRICS_KEY: web.AppKey[Metrics | None] = web.AppKey("metrics")
+AUTH_KEY = web.AppKey("auth", RuneAuthority)
 
 #: Bytes read from a unix-socket connection at once.
 READ_CHUNK = 65536
@@ -48,11 +53,20 @@ async def _open_service(app: web.Application) -> AsyncIterator[None]:
         try:
             approver = await open_approver(config)
             try:
+                metrics = app[METRICS_KEY]
+                if metrics is not None:
+                    store.on_commit = metrics.observe_commit
                 service = Service(
-                    network=config.network, store=store, signer=signer, approver=approver
+                    network=config.network,
+                    store=store,
+                    signer=signer,
+                    approver=approver,
+                    metrics=metrics,
                 )
+                auth = RuneAuthority.load_or_create(config.network_dir, store)
                 app[SERVICE_KEY] = service
-                app[DISPATCHER_KEY] = rpc.build_dispatcher(service)
+                app[AUTH_KEY] = auth
+                app[DISPATCHER_KEY] = rpc.build_dispatcher(service, metrics, auth)
                 yield
             finally:
                 if approver is not None:
@@ -87,6 +101,9 @@ async def _handle_unix(
     task = asyncio.current_task()
     assert task is not None
     conns.tasks.add(task)
+    metrics = app[METRICS_KEY]
+    if metrics is not None:
+        metrics.connections.labels("unix").inc()
     splitter = rpc.RequestSplitter()
     dispatcher = app[DISPATCHER_KEY]
     try:
@@ -114,6 +131,8 @@ async def _handle_unix(
         pass
     finally:
         conns.tasks.discard(task)
+        if metrics is not None:
+            metrics.connections.labels("unix").dec()
         writer.close()
         with contextlib.suppress(ConnectionError):
             await writer.wait_closed()
@@ -170,33 +189,46 @@ def _remove_stale_socket(path: Path) -> None:
     raise SystemExit(f"invreq: another server is already listening on {path}")
 
 
-async def _rpc_http(request: web.Request) -> web.Response:
+async def _metrics_server(app: web.Application) -> AsyncIterator[None]:
+    config, metrics = app[CONFIG_KEY], app[METRICS_KEY]
+    assert metrics is not None
+    service = app[SERVICE_KEY]
+    async for _ in metrics_site(
+        metrics, "127.0.0.1", config.metrics_port, service.store.count_by_state
+    ):
+        yield
+
+
+async def _count_http(request: web.Request, handler: Any) -> web.StreamResponse:
+    metrics = request.app[METRICS_KEY]
+    assert metrics is not None
+    gauge = metrics.connections.labels("http")
+    gauge.inc()
     try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        # Same answer as on the socket, as JSON-RPC, so clients need one error path.
-        err = InvalidRequest(f"request larger than {rpc.MAX_REQUEST_BYTES} bytes")
-        return web.Response(
-            status=413, body=rpc.error_reply(None, err).rstrip(), content_type="application/json"
-        )
-    reply = await request.app[DISPATCHER_KEY].handle_http(body)
-    if reply is None:  # notifications only: JSON-RPC says no content
-        return web.Response(status=204)
-    return web.Response(body=reply, content_type="application/json")
+        return await handler(request)  # type: ignore[no-any-return]
+    finally:
+        gauge.dec()
 
 
 def create_app(config: Config, *, unix_socket: bool = True) -> web.Application:
     config.validate()
-    app = web.Application(client_max_size=rpc.MAX_REQUEST_BYTES)
+    metrics = Metrics() if config.metrics_port else None
+    app = web.Application(
+        client_max_size=rpc.MAX_REQUEST_BYTES,
+        middlewares=[web.middleware(_count_http)] if metrics is not None else [],
+    )
     app[CONFIG_KEY] = config
+    app[METRICS_KEY] = metrics
     app.cleanup_ctx.append(_open_service)
     if unix_socket:
         app.cleanup_ctx.append(_unix_server)
-    app.router.add_post("/rpc", _rpc_http)
+    if metrics is not None:
+        app.cleanup_ctx.append(_metrics_server)
+    app.router.add_routes(rest.routes(AUTH_KEY, DISPATCHER_KEY))
     return app
 
 
-async def serve(config: Config) -> None:
+async def serve(config: Config, *, on_sighup: Callable[[], None] | None = None) -> None:
     """Run until SIGINT or SIGTERM, then shut down cleanly."""
     import signal
 
@@ -204,18 +236,28 @@ async def serve(config: Config) -> None:
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()  # runs the cleanup contexts' start: store, signer, socket
     sites: list[web.BaseSite] = []
+    scheme = "https" if config.http_tls else "http"
     if config.http_port:
-        site = web.TCPSite(runner, config.http_host, config.http_port, reuse_address=True)
+        ssl_context = None
+        if config.http_tls:
+            from invreq.tls import server_context
+
+            ssl_context = server_context(config.network_dir, config.http_host)
+        site = web.TCPSite(
+            runner, config.http_host, config.http_port, reuse_address=True, ssl_context=ssl_context
+        )
         await site.start()
         sites.append(site)
-        log.info("listening on http://%s:%d/rpc", config.http_host, config.http_port)
+        log.info("listening on %s://%s:%d/rpc", scheme, config.http_host, config.http_port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if on_sighup is not None:
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
     print(
         f"invreq {config.network}: unix socket {config.socket_path}"
-        + (f", http://{config.http_host}:{config.http_port}/rpc" if config.http_port else ""),
+        + (f", {scheme}://{config.http_host}:{config.http_port}/rpc" if config.http_port else ""),
         flush=True,
     )
     try:

@@ -20,6 +20,7 @@ from invreq.errors import Bolt12Error, InvalidParams, SignatureError, SignerErro
 from invreq.store.base import ListQuery, Record, Store
 
 if TYPE_CHECKING:
+    from invreq.metrics import Metrics
     from invreq.signers.base import Approver, Signer
 
 __all__ = ["Service", "decode_json"]
@@ -34,6 +35,7 @@ class Service:
     signer: Signer
     clock: Callable[[], float] = time.time
     approver: Approver | None = None
+    metrics: Metrics | None = None
 
     async def invoicerequest(
         self,
@@ -68,7 +70,10 @@ class Service:
                     invreq_id=invreq_id,
                 )
             )
+        started = time.perf_counter()
         signature = await self.signer.sign_invoice_request(unsigned.tlv_stream, unsigned.digest)
+        if self.metrics is not None:
+            self.metrics.signer.observe(time.perf_counter() - started)
         try:
             signed = unsigned.with_signature(signature)
         except SignatureError as e:

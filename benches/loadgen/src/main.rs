@@ -5,7 +5,8 @@
 //! each round trip. Python clients would be the bottleneck at these rates, and wrk cannot
 //! speak CLN's unix-socket framing, hence this small tool (std only).
 //!
-//! Targets: `http://127.0.0.1:PORT/rpc` (HTTP/1.1 keep-alive, Content-Length framing) or
+//! Targets: `http://127.0.0.1:PORT/rpc` (HTTP/1.1 keep-alive, Content-Length framing, plus
+//! any `--header`, e.g. the rune) or
 //! `unix:/path/to/invreq-rpc` (JSON objects back to back, replies end with "\n\n"). Several
 //! `--target`s are used round-robin by connection (two instances on one database).
 //!
@@ -26,12 +27,13 @@ struct Options {
     duration: f64,
     warmup: f64,
     body: String,
+    headers: Vec<String>,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: invreq-loadgen --target URL [--target URL ...] --body FILE \
-         [--connections N] [--duration SECS] [--warmup SECS]"
+         [--connections N] [--duration SECS] [--warmup SECS] [--header 'Name: value' ...]"
     );
     std::process::exit(2)
 }
@@ -43,12 +45,14 @@ fn parse_args() -> Options {
         duration: 5.0,
         warmup: 1.0,
         body: String::new(),
+        headers: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let v = args.next().unwrap_or_else(|| usage());
         match a.as_str() {
             "--target" => o.targets.push(v),
+            "--header" => o.headers.push(v),
             "--connections" => o.connections = v.parse().unwrap_or_else(|_| usage()),
             "--duration" => o.duration = v.parse().unwrap_or_else(|_| usage()),
             "--warmup" => o.warmup = v.parse().unwrap_or_else(|_| usage()),
@@ -69,12 +73,12 @@ fn parse_args() -> Options {
 
 /// One client connection speaking one of the two framings.
 enum Conn {
-    Http { reader: BufReader<TcpStream>, host: String, path: String },
+    Http { reader: BufReader<TcpStream>, host: String, path: String, extra: String },
     Unix { reader: BufReader<UnixStream> },
 }
 
 impl Conn {
-    fn open(target: &str) -> std::io::Result<Conn> {
+    fn open(target: &str, headers: &[String]) -> std::io::Result<Conn> {
         if let Some(path) = target.strip_prefix("unix:") {
             let s = UnixStream::connect(path)?;
             return Ok(Conn::Unix { reader: BufReader::with_capacity(1 << 16, s) });
@@ -92,6 +96,7 @@ impl Conn {
             reader: BufReader::with_capacity(1 << 16, s),
             host: host.to_string(),
             path: path.to_string(),
+            extra: headers.iter().map(|h| format!("{h}\r\n")).collect(),
         })
     }
 
@@ -112,10 +117,10 @@ impl Conn {
                     }
                 }
             }
-            Conn::Http { reader, host, path } => {
+            Conn::Http { reader, host, path, extra } => {
                 let head = format!(
                     "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n\
-                     Content-Length: {}\r\n\r\n",
+                     {extra}Content-Length: {}\r\n\r\n",
                     body.len()
                 );
                 let stream = reader.get_mut();
@@ -164,10 +169,11 @@ fn main() {
     for c in 0..o.connections {
         let target = o.targets[c % o.targets.len()].clone();
         let template = o.body.clone();
+        let headers = o.headers.clone();
         let (stop, counting, counter, barrier) =
             (stop.clone(), counting.clone(), counter.clone(), barrier.clone());
         handles.push(std::thread::spawn(move || {
-            let conn = Conn::open(&target);
+            let conn = Conn::open(&target, &headers);
             barrier.wait();
             let mut conn = match conn {
                 Ok(c) => c,
@@ -198,7 +204,7 @@ fn main() {
                     Ok(()) => errors += 1,
                     Err(_) => {
                         errors += 1;
-                        match Conn::open(&target) {
+                        match Conn::open(&target, &headers) {
                             Ok(c) => conn = c,
                             Err(_) => std::thread::sleep(Duration::from_millis(10)),
                         }

@@ -12,7 +12,9 @@ conditional update, so two instances sharing one database cannot both win.
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
+from collections.abc import Callable
 from typing import Any, Protocol
 
 __all__ = ["ListQuery", "Record", "Store"]
@@ -63,6 +65,8 @@ class ListQuery:
 class Store(Protocol):
     #: "sqlite" or "postgresql": what getinfo reports.
     kind: str
+    #: called with (seconds, writes) after each commit, from any thread (metrics)
+    on_commit: Callable[[float, int], None] | None
 
     async def open(self) -> None:
         """Connect, create or migrate the schema. Called once before any other method."""
@@ -79,6 +83,9 @@ class Store(Protocol):
 
     async def get(self, invreq_id: str) -> Record | None: ...
 
+    async def count_by_state(self) -> dict[str, int]:
+        """Records by state for metrics: ``active`` (unused), ``used``, ``disabled``."""
+
     async def list(self, query: ListQuery) -> list[Record]:
         """Records matching ``query`` in creation order."""
 
@@ -93,3 +100,17 @@ class Store(Protocol):
         """An invoice for this request was paid: ``used`` true, and ``active`` false when
         single-use. One conditional statement: raises ``NotActive`` when the request is
         inactive or is single-use and already used, ``UnknownInvoiceRequest`` when absent."""
+
+    # Runes (CLN's authorization tokens, invreq.runes): the issued ones and the blacklist
+    # live in the store so that instances sharing a database agree on both.
+
+    async def rune_insert(self, make: Callable[[int], str], created_at: int) -> tuple[int, str]:
+        """Take the next unique id (0, 1, 2 ...) and store the rune ``make(id)``."""
+
+    async def runes(self) -> builtins.list[tuple[int, str]]:
+        """(unique_id, rune) of every rune issued, in order."""
+
+    async def rune_blacklist_add(self, first: int, last: int) -> None: ...
+
+    async def rune_blacklist(self) -> builtins.list[tuple[int, int]]:
+        """Blacklisted unique-id ranges (first, last), inclusive, as added."""

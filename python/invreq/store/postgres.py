@@ -16,7 +16,10 @@ instances starting at once cannot both apply them.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
+import time
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -48,6 +51,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             approval      JSONB
         )""",
         "CREATE INDEX invoice_requests_label ON invoice_requests(label) WHERE label IS NOT NULL",
+    ),
+    (
+        """CREATE TABLE runes (
+            unique_id  BIGINT PRIMARY KEY,
+            rune       TEXT NOT NULL,
+            created_at BIGINT NOT NULL
+        )""",
+        "CREATE TABLE rune_blacklist (first BIGINT NOT NULL, last BIGINT NOT NULL)",
     ),
 )
 
@@ -84,6 +95,8 @@ class PostgresStore:
         self._queue: asyncio.Queue[tuple[Record, asyncio.Future[int]] | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
+        #: called with (seconds, writes) after each commit (metrics)
+        self.on_commit: Callable[[float, int], None] | None = None
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -159,6 +172,7 @@ class PostgresStore:
     async def _insert_group(self, group: list[tuple[Record, asyncio.Future[int]]]) -> None:
         assert self._pool is not None
         recs = [r for r, _ in group]
+        started = time.perf_counter()
         try:
             # One statement, one round trip, one commit for the whole group. ON CONFLICT
             # keeps one bad row (a repeated invreq_id) from failing the others.
@@ -186,6 +200,8 @@ class PostgresStore:
             return
         self.commits += 1
         self.writes += len(rows)
+        if self.on_commit is not None:
+            self.on_commit(time.perf_counter() - started, len(group))
         index = {row[0]: row[1] for row in rows}
         for rec, fut in group:
             if fut.done():
@@ -227,6 +243,49 @@ class PostgresStore:
             NotActive,
         )
 
+    # --- runes (see invreq.runes) --------------------------------------------------------
+
+    async def rune_insert(self, make: Callable[[int], str], created_at: int) -> tuple[int, str]:
+        """Take the next unique id (0, 1, 2 ...), store the rune ``make(id)`` made for it."""
+        if self._closed or self._pool is None:
+            raise StoreError("store is closed")
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                # Instances share the counter: the lock makes "max + 1" safe between them.
+                await conn.execute("LOCK TABLE runes IN EXCLUSIVE MODE")
+                unique_id = int(
+                    await conn.fetchval("SELECT coalesce(max(unique_id) + 1, 0) FROM runes")
+                )
+                rune = make(unique_id)
+                await conn.execute(
+                    "INSERT INTO runes (unique_id, rune, created_at) VALUES ($1, $2, $3)",
+                    unique_id,
+                    rune,
+                    created_at,
+                )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+            raise StoreError(f"database error, nothing stored: {e}") from None
+        return unique_id, rune
+
+    async def runes(self) -> builtins.list[tuple[int, str]]:
+        if self._closed or self._pool is None:
+            raise StoreError("store is closed")
+        rows = await self._pool.fetch("SELECT unique_id, rune FROM runes ORDER BY unique_id")
+        return [(int(r[0]), str(r[1])) for r in rows]
+
+    async def rune_blacklist_add(self, first: int, last: int) -> None:
+        if self._closed or self._pool is None:
+            raise StoreError("store is closed")
+        await self._pool.execute(
+            "INSERT INTO rune_blacklist (first, last) VALUES ($1, $2)", first, last
+        )
+
+    async def rune_blacklist(self) -> builtins.list[tuple[int, int]]:
+        if self._closed or self._pool is None:
+            raise StoreError("store is closed")
+        rows = await self._pool.fetch("SELECT first, last FROM rune_blacklist ORDER BY 1, 2")
+        return [(int(r[0]), int(r[1])) for r in rows]
+
     # --- reads --------------------------------------------------------------------------
 
     async def _read(self, sql: str, *args: Any) -> list[Record]:
@@ -237,6 +296,16 @@ class PostgresStore:
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
             raise StoreError(f"database error: {e}") from None
         return [_record(r) for r in rows]
+
+    async def count_by_state(self) -> dict[str, int]:
+        if self._closed or self._pool is None:
+            raise StoreError("store is closed")
+        from invreq.store.sqlite import _states
+
+        rows = await self._pool.fetch(
+            "SELECT active, used, count(*) FROM invoice_requests GROUP BY active, used"
+        )
+        return _states([tuple(r) for r in rows])
 
     async def get(self, invreq_id: str) -> Record | None:
         rows = await self._read(

@@ -18,8 +18,10 @@ statement, so the database decides, not process memory.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -30,26 +32,38 @@ from invreq.store.base import ListQuery, Record
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
-SCHEMA_VERSION = 1
 #: Most writes one transaction carries; bounds the latency a single commit adds.
 MAX_GROUP = 512
 BUSY_TIMEOUT_MS = 10_000
 
-_SCHEMA = """
-CREATE TABLE invoice_requests (
-    created_index INTEGER PRIMARY KEY,
-    invreq_id     TEXT NOT NULL UNIQUE,
-    bolt12        TEXT NOT NULL,
-    label         TEXT,
-    active        INTEGER NOT NULL,
-    single_use    INTEGER NOT NULL,
-    used          INTEGER NOT NULL,
-    created_at    INTEGER NOT NULL,
-    payer_key     TEXT NOT NULL,
-    approval      TEXT
-);
-CREATE INDEX invoice_requests_label ON invoice_requests(label) WHERE label IS NOT NULL;
-"""
+# Schema changes in order; user_version is how many are applied. Never edit one that has
+# shipped: append a new one.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE invoice_requests (
+            created_index INTEGER PRIMARY KEY,
+            invreq_id     TEXT NOT NULL UNIQUE,
+            bolt12        TEXT NOT NULL,
+            label         TEXT,
+            active        INTEGER NOT NULL,
+            single_use    INTEGER NOT NULL,
+            used          INTEGER NOT NULL,
+            created_at    INTEGER NOT NULL,
+            payer_key     TEXT NOT NULL,
+            approval      TEXT
+        )""",
+        "CREATE INDEX invoice_requests_label ON invoice_requests(label) WHERE label IS NOT NULL",
+    ),
+    (
+        """CREATE TABLE runes (
+            unique_id  INTEGER PRIMARY KEY,
+            rune       TEXT NOT NULL,
+            created_at INTEGER NOT NULL
+        )""",
+        "CREATE TABLE rune_blacklist (first INTEGER NOT NULL, last INTEGER NOT NULL)",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
 
 _COLUMNS = (
     "invreq_id, bolt12, label, active, single_use, used, created_at, payer_key, "
@@ -76,6 +90,19 @@ def _values(r: Record) -> tuple[Any, ...]:
         r.payer_key,
         approval,
     )
+
+
+_COUNT_BY_STATE = (
+    "SELECT active <> 0, used <> 0, count(*) FROM invoice_requests GROUP BY active <> 0, used <> 0"
+)
+
+
+def _states(rows: list[Any]) -> dict[str, int]:
+    """(active, used, n) rows -> metrics states: active (unused), used, disabled (unused)."""
+    out = {"active": 0, "used": 0, "disabled": 0}
+    for active, used, n in rows:
+        out["used" if used else "active" if active else "disabled"] += int(n)
+    return out
 
 
 def _insert_one(record: Record) -> WriteFn:
@@ -140,6 +167,8 @@ class SQLiteStore:
         #: transactions committed and writes they carried (group commit makes writes > commits)
         self.commits = 0
         self.writes = 0
+        #: called with (seconds, writes) after each commit (metrics); any thread
+        self.on_commit: Callable[[float, int], None] | None = None
         self._pending: list[tuple[Any, asyncio.Future[Any]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._writer: ThreadPoolExecutor | None = None
@@ -200,16 +229,15 @@ class SQLiteStore:
         conn.execute("BEGIN IMMEDIATE")
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version == 0:
-                # One statement at a time: executescript() would commit the open transaction.
-                for statement in filter(str.strip, _SCHEMA.split(";")):
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-            elif version > SCHEMA_VERSION:
+            if version > SCHEMA_VERSION:
                 raise StartupError(
                     f"{self.path}: schema version {version} was written by a newer invreq "
                     f"(this one knows {SCHEMA_VERSION}); upgrade invreq"
                 )
+            for statements in MIGRATIONS[version:]:
+                for statement in statements:
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -243,6 +271,7 @@ class SQLiteStore:
         """One transaction for the whole group: all inserts in one statement, then each
         other write in its own savepoint. Few statements per group matter twice: each is a
         GIL hand-off between this thread and the event loop."""
+        started = time.perf_counter()
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as e:
@@ -265,6 +294,8 @@ class SQLiteStore:
             return [(fut, None, err) for fut, _, _ in outcomes]
         self.commits += 1
         self.writes += len(group)
+        if self.on_commit is not None:
+            self.on_commit(time.perf_counter() - started, len(group))
         return outcomes
 
     def _insert_all(
@@ -340,6 +371,59 @@ class SQLiteStore:
         result: Record = await self._write(write)
         return result
 
+    # --- runes (see invreq.runes) --------------------------------------------------------
+
+    async def rune_insert(self, make: Callable[[int], str], created_at: int) -> tuple[int, str]:
+        """Take the next unique id (0, 1, 2 ...), store the rune ``make(id)`` made for it."""
+
+        def write(conn: sqlite3.Connection) -> tuple[int, str]:
+            (unique_id,) = conn.execute(
+                "SELECT coalesce(max(unique_id) + 1, 0) FROM runes"
+            ).fetchone()
+            rune = make(unique_id)
+            conn.execute(
+                "INSERT INTO runes (unique_id, rune, created_at) VALUES (?,?,?)",
+                (unique_id, rune, created_at),
+            )
+            return unique_id, rune
+
+        result: tuple[int, str] = await self._write(write)
+        return result
+
+    async def runes(self) -> builtins.list[tuple[int, str]]:
+        if self._closed or self._reader is None:
+            raise StoreError("store is closed")
+
+        def run() -> list[tuple[int, str]]:
+            rows = (
+                self._read_connection()
+                .execute("SELECT unique_id, rune FROM runes ORDER BY unique_id")
+                .fetchall()
+            )
+            return [(int(a), str(b)) for a, b in rows]
+
+        return await asyncio.get_running_loop().run_in_executor(self._reader, run)
+
+    async def rune_blacklist_add(self, first: int, last: int) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT INTO rune_blacklist (first, last) VALUES (?,?)", (first, last))
+
+        await self._write(write)
+
+    async def rune_blacklist(self) -> builtins.list[tuple[int, int]]:
+        if self._closed or self._reader is None:
+            raise StoreError("store is closed")
+
+        def run() -> list[tuple[int, int]]:
+            rows = (
+                self._read_connection()
+                .execute("SELECT first, last FROM rune_blacklist ORDER BY first, last")
+                .fetchall()
+            )
+            return [(int(a), int(b)) for a, b in rows]
+
+        return await asyncio.get_running_loop().run_in_executor(self._reader, run)
+
     # --- reads --------------------------------------------------------------------------
 
     def _read_connection(self) -> sqlite3.Connection:
@@ -376,6 +460,16 @@ class SQLiteStore:
         return await asyncio.get_running_loop().run_in_executor(
             self._reader, self._query, sql, args
         )
+
+    async def count_by_state(self) -> dict[str, int]:
+        if self._closed or self._reader is None:
+            raise StoreError("store is closed")
+
+        def run() -> dict[str, int]:
+            rows = self._read_connection().execute(_COUNT_BY_STATE).fetchall()
+            return _states(rows)
+
+        return await asyncio.get_running_loop().run_in_executor(self._reader, run)
 
     async def get(self, invreq_id: str) -> Record | None:
         rows = await self._read(

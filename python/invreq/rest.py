@@ -1,0 +1,200 @@
+"""HTTP with runes: ``POST /rpc`` (JSON-RPC) and clnrest-compatible REST.
+
+clnrest's contract, which CLN users' scripts already follow:
+
+- ``POST /v1/<method>`` with the named parameters as a JSON object body (or no body) and
+  the rune in a ``Rune`` header: ``201`` and the bare result; ``403`` without a rune;
+  ``401`` when the rune is refused; ``500`` with the error object when the call fails;
+  ``405`` for any other verb.
+- ``GET /v1/list-methods``: the commands and their parameters, as text.
+- ``GET /swagger.json``: an OpenAPI 3 document made from the same parameter tables the
+  RPC checks with (``invreq.params``), so it cannot drift from what the server accepts.
+
+``POST /rpc`` needs a rune too (403 without, 401 when a single request is refused; in a
+batch each refused element carries its own error). The unix socket needs none: its file
+mode is its protection.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from invreq import __version__, params, rpc
+from invreq.auth import CODE_NOT_AUTHORIZED, RuneAuthority, RuneError
+from invreq.errors import InvalidParams, InvalidRequest, RpcError
+
+__all__ = ["MISSING_RUNE", "openapi", "routes"]
+
+MISSING_RUNE = {"code": CODE_NOT_AUTHORIZED, "message": "Not authorized: Missing rune"}
+RUNE_HEADER = "Rune"
+
+
+def _json(status: int, obj: Any) -> web.Response:
+    return web.Response(
+        status=status,
+        body=json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode(),
+        content_type="application/json",
+    )
+
+
+def _authorizer(auth: RuneAuthority, rune: str) -> rpc.Authorize:
+    async def authorize(method: str, call_params: Any) -> None:
+        await auth.check(rune, method=method, params=call_params)
+
+    return authorize
+
+
+async def _read(request: web.Request) -> bytes | web.Response:
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        err = InvalidRequest(f"request larger than {rpc.MAX_REQUEST_BYTES} bytes")
+        return web.Response(
+            status=413, body=rpc.error_reply(None, err).rstrip(), content_type="application/json"
+        )
+
+
+def routes(auth_key: Any, dispatcher_key: Any) -> list[web.RouteDef]:
+    """The HTTP routes; the app keys name where the authority and dispatcher live."""
+
+    async def rpc_http(request: web.Request) -> web.Response:
+        body = await _read(request)
+        if isinstance(body, web.Response):
+            return body
+        rune = request.headers.get(RUNE_HEADER)
+        if not rune:
+            return _json(403, {"jsonrpc": "2.0", "id": None, "error": MISSING_RUNE})
+        authorize = _authorizer(request.app[auth_key], rune)
+        reply, refused = await request.app[dispatcher_key].handle_http(body, authorize)
+        if reply is None:  # notifications only: JSON-RPC says no content
+            return web.Response(status=204)
+        return web.Response(
+            status=401 if refused else 200, body=reply, content_type="application/json"
+        )
+
+    async def rest_call(request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        rune = request.headers.get(RUNE_HEADER)
+        if not rune:
+            return _json(403, MISSING_RUNE)
+        body = await _read(request)
+        if isinstance(body, web.Response):
+            return body
+        try:
+            call_params = rpc.parse(body) if body.strip() else {}
+            if not isinstance(call_params, dict):
+                raise InvalidParams("params: should be a JSON object of named parameters")
+            await request.app[auth_key].check(rune, method=method, params=call_params)
+        except RuneError as e:
+            return _json(401, e.to_json())
+        except RpcError as e:
+            return _json(500, e.to_json())
+        msg = {"jsonrpc": "2.0", "id": "rest", "method": method, "params": call_params}
+        reply = await request.app[dispatcher_key].handle_value(msg)
+        assert reply is not None
+        if "error" in reply:
+            return _json(500, reply["error"])
+        return _json(201, reply["result"])
+
+    async def list_methods(request: web.Request) -> web.Response:
+        entries = rpc.help_entries(request.app[dispatcher_key], None)
+        text = "\n\n".join(
+            f"Command: {e['command']}\nCategory: {e['category']}\n{e['verbose']}" for e in entries
+        )
+        return web.Response(text=text + "\n", content_type="text/plain")
+
+    async def swagger(request: web.Request) -> web.Response:
+        names = set(request.app[dispatcher_key].methods)
+        return _json(200, openapi([c for c in params.COMMANDS if c.name in names]))
+
+    return [
+        web.post("/rpc", rpc_http),
+        web.get("/v1/list-methods", list_methods),
+        web.get("/swagger.json", swagger),
+        web.post("/v1/{method}", rest_call),
+    ]
+
+
+_SCHEMAS: dict[str, dict[str, Any]] = {
+    "msat": {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string"}]},
+    "string": {"type": "string"},
+    "u64": {
+        "oneOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": "^[0-9]+$"}]
+    },
+    "u32": {"type": "integer", "minimum": 0, "maximum": 4294967295},
+    "boolean": {"type": "boolean"},
+    "hash": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
+    "array": {"oneOf": [{"type": "string"}, {"type": "array"}]},
+    "object": {"oneOf": [{"type": "object"}, {"type": "array"}]},
+}
+
+_ERROR = {
+    "type": "object",
+    "required": ["code", "message"],
+    "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
+}
+
+
+def openapi(commands: list[params.Command]) -> dict[str, Any]:
+    """OpenAPI 3.0 for ``POST /v1/<method>``, from the parameter tables."""
+    paths: dict[str, Any] = {}
+    for c in commands:
+        body = {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                p.name: {**_SCHEMAS.get(p.kind, {}), "description": p.doc} for p in c.params
+            },
+        }
+        required = [p.name for p in c.params if p.required]
+        if required:
+            body["required"] = required
+        paths[f"/v1/{c.name}"] = {
+            "post": {
+                "operationId": c.name,
+                "summary": c.description,
+                "tags": [c.category],
+                "parameters": [
+                    {
+                        "name": RUNE_HEADER,
+                        "in": "header",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "requestBody": {
+                    "required": bool(required),
+                    "content": {"application/json": {"schema": body}},
+                },
+                "responses": {
+                    "201": {
+                        "description": "the result",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    "401": {
+                        "description": "rune refused",
+                        "content": {"application/json": {"schema": _ERROR}},
+                    },
+                    "403": {
+                        "description": "no rune",
+                        "content": {"application/json": {"schema": _ERROR}},
+                    },
+                    "500": {
+                        "description": "RPC error",
+                        "content": {"application/json": {"schema": _ERROR}},
+                    },
+                },
+            }
+        }
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "invreq",
+            "version": __version__,
+            "description": "BOLT 12 invoice_requests, clnrest-compatible REST",
+        },
+        "paths": paths,
+    }
