@@ -5,15 +5,19 @@ from typing import Any, final
 
 __version__: str
 __all__ = [
+    "Invoice",
     "InvoiceRequest",
+    "UnsignedInvoice",
     "UnsignedInvoiceRequest",
     "__version__",
     "chains",
+    "decode_invoice",
     "decode_invoice_request",
     "decode_string",
     "encode_string",
     "encode_tlv_stream",
     "merkle_root",
+    "parse_invoice",
     "parse_invoice_request",
     "parse_tlv_stream",
     "signature_digest",
@@ -132,3 +136,122 @@ def decode_invoice_request(s: str, *, verify: bool = True) -> InvoiceRequest:
     the signature."""
 
 def parse_invoice_request(tlv_stream: bytes, *, verify: bool = True) -> InvoiceRequest: ...
+
+@final
+class UnsignedInvoice:
+    """An invoice answering an invoice_request, waiting for the signature of ``node_id``.
+
+    For tests and tools playing the payee. Every record of the signed request stream but its
+    signature is copied. ``paths`` is the raw ``invoice_paths`` value (one or more encoded
+    blinded paths); without it, a placeholder one-hop path whose points are all
+    ``path_node_id`` (default ``node_id``) is written. One ``blinded_payinfo`` made of the
+    ``fee_*``, ``cltv_expiry_delta`` and ``htlc_*`` values is written per path
+    (``htlc_maximum_msat`` defaults to ``amount_msat``). ``unknown_records`` are odd types
+    in 160..=239. InvalidFieldError for any value a reader would refuse, including an
+    ``amount_msat`` other than the request's ``invreq_amount``.
+    """
+
+    def __new__(
+        cls,
+        invoice_request_stream: bytes,
+        *,
+        created_at: int,
+        payment_hash: bytes,
+        amount_msat: int,
+        node_id: bytes,
+        paths: bytes | None = None,
+        path_node_id: bytes | None = None,
+        relative_expiry: int | None = None,
+        features: bytes | None = None,
+        fee_base_msat: int = 0,
+        fee_proportional_millionths: int = 0,
+        cltv_expiry_delta: int = 0,
+        htlc_minimum_msat: int = 0,
+        htlc_maximum_msat: int | None = None,
+        unknown_records: Sequence[tuple[int, bytes]] = ...,
+    ) -> UnsignedInvoice: ...
+    @property
+    def tlv_stream(self) -> bytes:
+        """The unsigned TLV stream."""
+    @property
+    def merkle_root(self) -> bytes: ...
+    @property
+    def digest(self) -> bytes:
+        """H("lightning" || "invoice" || "signature", merkle_root): what node_id signs."""
+    @property
+    def invreq_id(self) -> bytes:
+        """The invreq_id of the request answered."""
+    def with_signature(self, signature: bytes) -> Invoice:
+        """The signed invoice; SignatureError unless signature verifies for node_id."""
+
+@final
+class Invoice:
+    """A signed invoice (``lni1``) that passed every reader rule needing only itself.
+
+    Left to the caller: the chain, the expiry (``expires_at``), and finding the request
+    answered by ``invreq_id``.
+    """
+
+    @property
+    def bolt12(self) -> str: ...
+    @property
+    def tlv_stream(self) -> bytes: ...
+    @property
+    def invreq_id(self) -> bytes:
+        """SHA256 of the records copied from the request: the id of the request answered."""
+    @property
+    def signature(self) -> bytes: ...
+    @property
+    def invreq_metadata(self) -> bytes | None: ...
+    @property
+    def invreq_payer_id(self) -> bytes | None: ...
+    @property
+    def invreq_chain(self) -> bytes | None: ...
+    @property
+    def invreq_amount(self) -> int | None: ...
+    @property
+    def offer_description(self) -> str | None: ...
+    @property
+    def offer_issuer(self) -> str | None: ...
+    @property
+    def offer_absolute_expiry(self) -> int | None: ...
+    @property
+    def amount_msat(self) -> int:
+        """invoice_amount (equal to invreq_amount when the request has one)."""
+    @property
+    def created_at(self) -> int:
+        """invoice_created_at, seconds since 1970."""
+    @property
+    def relative_expiry(self) -> int | None:
+        """invoice_relative_expiry as written (absent means 7200 s)."""
+    @property
+    def expires_at(self) -> int:
+        """created_at + (relative_expiry or 7200)."""
+    @property
+    def payment_hash(self) -> bytes: ...
+    @property
+    def node_id(self) -> bytes:
+        """invoice_node_id, the key that signed the invoice."""
+    @property
+    def paths(self) -> list[dict[str, Any]]:
+        """invoice_paths, as InvoiceRequest.paths shapes them."""
+    @property
+    def blindedpay(self) -> list[dict[str, Any]]:
+        """One dict per path: fee_base_msat, fee_proportional_millionths, cltv_expiry_delta,
+        htlc_minimum_msat, htlc_maximum_msat (ints) and features (hex)."""
+    @property
+    def features(self) -> bytes | None: ...
+    @property
+    def fallbacks(self) -> bytes | None:
+        """invoice_fallbacks as written, not interpreted."""
+    @property
+    def unknown_records(self) -> list[tuple[int, bytes]]:
+        """Unknown odd records (request's and invoice's), byte for byte, by type."""
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+def decode_invoice(s: str, *, verify: bool = True) -> Invoice:
+    """Decode an lni1 string with every reader rule; verify=False skips curve checks and
+    the signature."""
+
+def parse_invoice(tlv_stream: bytes, *, verify: bool = True) -> Invoice: ...

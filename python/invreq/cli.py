@@ -67,6 +67,12 @@ def _add_serve_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--hwi-timeout", type=float, default=d.hwi_timeout, help="seconds to wait for the device"
     )
+    p.add_argument(
+        "--pay-with",
+        default=d.pay_with,
+        help="how receiveinvoice pays: none (validate and record only) or cln:RPC_PATH "
+        "(a Core Lightning node's lightning-rpc, through xpay)",
+    )
 
 
 def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -149,6 +155,7 @@ def _config_from(args: argparse.Namespace) -> Config:
         hwi_key_path=args.hwi_key_path,
         hwi_approval_path=args.hwi_approval_path,
         hwi_timeout=args.hwi_timeout,
+        pay_with=args.pay_with,
         log_level=args.log_level,
         log_file=args.log_file,
         metrics_port=args.metrics_port,

@@ -36,6 +36,7 @@ class Config:
     hwi_key_path: str | None = None
     hwi_approval_path: str | None = None
     hwi_timeout: float = 30.0
+    pay_with: str = "none"  # none | cln:RPC_PATH
     log_level: str = "info"
     log_file: Path | None = None
     metrics_port: int = 0  # 0: off; else Prometheus metrics on 127.0.0.1:PORT/metrics
@@ -78,6 +79,8 @@ class Config:
                 "--approver hwi: the device already signs every request with --signer hwi; "
                 "use one or the other"
             )
+        if self.pay_with != "none" and not self.pay_with.startswith("cln:"):
+            raise ConfigError(f"--pay-with: {self.pay_with!r} is not 'none' or 'cln:RPC_PATH'")
         if self.hwi_timeout <= 0:
             raise ConfigError(f"--hwi-timeout: {self.hwi_timeout} is not a positive number")
         # A unix socket path is limited to 107 bytes on Linux (sun_path).

@@ -20,6 +20,7 @@ __all__ = [
     "CODE_NOT_ACTIVE",
     "CODE_SIGNER",
     "CODE_STORE",
+    "AlreadyClaimed",
     "Bolt12Error",
     "DecodeError",
     "InvalidFieldError",
@@ -69,6 +70,15 @@ CODE_NOT_ACTIVE = 1001
 # offer/invoice ranges so clients can tell them apart from parameter errors.
 CODE_SIGNER = 2001
 CODE_STORE = 2002
+# Receiving an invoice (receiveinvoice): one code per reason it is refused or not paid.
+CODE_INVOICE_UNKNOWN_REQUEST = 2101
+CODE_INVOICE_NOT_ACTIVE = 2102
+CODE_INVOICE_ALREADY_CLAIMED = 2103
+CODE_INVOICE_AMOUNT = 2104
+CODE_INVOICE_EXPIRED = 2105
+CODE_REQUEST_EXPIRED = 2106
+CODE_PAYMENT_REFUSED = 2107
+CODE_PAYMENT_FAILED = 2108
 
 
 class RpcError(Exception):
@@ -127,6 +137,15 @@ class SignerError(RpcError):
     """The signer could not produce a signature (refused, busy, unreachable, timed out)."""
 
     code = CODE_SIGNER
+
+
+class AlreadyClaimed(RpcError):
+    """A single-use request already has a pending or completed payment."""
+
+    code = CODE_INVOICE_ALREADY_CLAIMED
+
+    def __init__(self, status: str) -> None:
+        super().__init__(f"invoice_request is single-use and already has a {status} payment")
 
 
 class StoreError(RpcError):

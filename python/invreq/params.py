@@ -308,6 +308,28 @@ NOTIFICATIONS = Command(
     "utility",
 )
 
+RECEIVEINVOICE = Command(
+    "receiveinvoice",
+    (_p("invoice", check_any_string, "string", "the lni1... invoice answering our request", True),),
+    "Check an invoice that answers one of our invoice_requests and pay it.",
+)
+
+
+def check_payment_status(name: str, value: Any) -> str:
+    if value not in ("pending", "paid", "failed", "refused"):
+        raise _bad(name, "should be 'pending', 'paid', 'failed' or 'refused'", value)
+    return str(value)
+
+
+LISTPAYMENTS = Command(
+    "listpayments",
+    (
+        _p("invreq_id", check_sha256, "hash", "only payments for this invoice_request"),
+        _p("status", check_payment_status, "string", "pending | paid | failed | refused"),
+    ),
+    "List every attempt to pay an invoice, in order.",
+)
+
 CREATERUNE = Command(
     "createrune",
     (
@@ -355,6 +377,8 @@ COMMANDS: Sequence[Command] = (
     GETINFO,
     HELP,
     NOTIFICATIONS,
+    RECEIVEINVOICE,
+    LISTPAYMENTS,
     CREATERUNE,
     SHOWRUNES,
     BLACKLISTRUNE,

@@ -24,6 +24,7 @@ from invreq.params import DuplicateNames, UEscaped
 if TYPE_CHECKING:
     from invreq.auth import RuneAuthority
     from invreq.metrics import Metrics
+    from invreq.payments import Receiver
     from invreq.service import Service
 
 __all__ = [
@@ -213,7 +214,10 @@ class Dispatcher:
 
 
 def build_dispatcher(
-    service: Service, metrics: Metrics | None = None, auth: RuneAuthority | None = None
+    service: Service,
+    metrics: Metrics | None = None,
+    auth: RuneAuthority | None = None,
+    receiver: Receiver | None = None,
 ) -> Dispatcher:
     methods: dict[str, tuple[params.Command, Handler]] = {
         params.INVOICEREQUEST.name: (params.INVOICEREQUEST, service.invoicerequest),
@@ -226,6 +230,9 @@ def build_dispatcher(
         params.GETINFO.name: (params.GETINFO, service.getinfo),
         params.NOTIFICATIONS.name: (params.NOTIFICATIONS, _notifications),
     }
+    if receiver is not None:
+        methods[params.RECEIVEINVOICE.name] = (params.RECEIVEINVOICE, receiver.receiveinvoice)
+        methods[params.LISTPAYMENTS.name] = (params.LISTPAYMENTS, receiver.listpayments)
     if auth is not None:
         methods[params.CREATERUNE.name] = (params.CREATERUNE, auth.createrune)
         methods[params.SHOWRUNES.name] = (params.SHOWRUNES, auth.showrunes)

@@ -24,6 +24,7 @@ from invreq.auth import RuneAuthority
 from invreq.config import Config
 from invreq.errors import InvalidRequest
 from invreq.metrics import Metrics, metrics_site
+from invreq.payments import Receiver, open_backend
 from invreq.service import Service
 
 __all__ = ["CONFIG_KEY", "DISPATCHER_KEY", "SERVICE_KEY", "create_app", "serve"]
@@ -64,10 +65,16 @@ async def _open_service(app: web.Application) -> AsyncIterator[None]:
                     metrics=metrics,
                 )
                 auth = RuneAuthority.load_or_create(config.network_dir, store)
-                app[SERVICE_KEY] = service
-                app[AUTH_KEY] = auth
-                app[DISPATCHER_KEY] = rpc.build_dispatcher(service, metrics, auth)
-                yield
+                backend = await open_backend(config.pay_with)
+                try:
+                    receiver = Receiver(store, backend)
+                    await receiver.reconcile()  # payments a crash left pending
+                    app[SERVICE_KEY] = service
+                    app[AUTH_KEY] = auth
+                    app[DISPATCHER_KEY] = rpc.build_dispatcher(service, metrics, auth, receiver)
+                    yield
+                finally:
+                    await backend.close()
             finally:
                 if approver is not None:
                     await approver.close()

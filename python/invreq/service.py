@@ -122,10 +122,11 @@ class Service:
 
     async def decode(self, string: str) -> dict[str, Any]:
         try:
-            decoded = bolt12.decode_invoice_request(string)
+            if string.strip().lower().startswith(bolt12.INVOICE_HRP + "1"):
+                return decode_invoice_json(bolt12.decode_invoice(string))
+            return decode_json(bolt12.decode_invoice_request(string))
         except Bolt12Error as e:
             raise InvalidParams(f"string: {e}") from e
-        return decode_json(decoded)
 
     async def getinfo(self) -> dict[str, Any]:
         return {
@@ -198,6 +199,41 @@ def decode_json(r: bolt12.InvoiceRequest) -> dict[str, Any]:
             out[key] = conv(value)
     if unknown := r.unknown_records:
         out["unknown_invoice_request_tlvs"] = [
+            {"type": t, "length": len(v), "value": v.hex()} for t, v in unknown
+        ]
+    return out
+
+
+_INVOICE_FIELDS: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
+    ("offer_description", "offer_description", _same),
+    ("offer_issuer", "offer_issuer", _same),
+    ("offer_absolute_expiry", "offer_absolute_expiry", _same),
+    ("invreq_metadata", "invreq_metadata", _hex),
+    ("invreq_payer_id", "invreq_payer_id", _hex),
+    ("invreq_chain", "invreq_chain", _hex),
+    ("invreq_amount_msat", "invreq_amount", _same),
+    ("invoice_paths", "paths", _same),
+    ("invoice_blindedpay", "blindedpay", _same),
+    ("invoice_created_at", "created_at", _same),
+    ("invoice_relative_expiry", "relative_expiry", _same),
+    ("invoice_payment_hash", "payment_hash", _hex),
+    ("invoice_amount_msat", "amount_msat", _same),
+    ("invoice_fallbacks", "fallbacks", _hex),
+    ("invoice_features", "features", _hex),
+    ("invoice_node_id", "node_id", _hex),
+    ("signature", "signature", _hex),
+)
+
+
+def decode_invoice_json(r: bolt12.Invoice) -> dict[str, Any]:
+    """CLN's ``decode`` object for a valid BOLT 12 invoice (the fields invreq reads)."""
+    out: dict[str, Any] = {"type": "bolt12 invoice", "valid": True}
+    for key, attr, conv in _INVOICE_FIELDS:
+        if (value := getattr(r, attr)) is not None:
+            out[key] = conv(value)
+    out["invreq_id"] = r.invreq_id.hex()
+    if unknown := r.unknown_records:
+        out["unknown_invoice_tlvs"] = [
             {"type": t, "length": len(v), "value": v.hex()} for t, v in unknown
         ]
     return out

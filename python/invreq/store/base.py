@@ -52,6 +52,43 @@ class Record:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Payment:
+    """One attempt to pay an invoice that answers one of our requests (REFERENCE §8)."""
+
+    payment_id: int
+    invreq_id: str
+    invoice: str  # the lni1... string
+    amount_msat: int
+    payment_hash: str
+    status: str  # pending | paid | failed | refused
+    created_at: int
+    resolved_at: int | None = None
+    preimage: str | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "payment_id": self.payment_id,
+            "invreq_id": self.invreq_id,
+            "status": self.status,
+            "amount_msat": self.amount_msat,
+            "payment_hash": self.payment_hash,
+            "invoice": self.invoice,
+            "created_at": self.created_at,
+        }
+        if self.resolved_at is not None:
+            out["resolved_at"] = self.resolved_at
+        if self.preimage is not None:
+            out["payment_preimage"] = self.preimage
+        if self.error is not None:
+            out["error"] = self.error
+        return out
+
+
+PAYMENT_STATES = ("pending", "paid", "failed", "refused")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class ListQuery:
     """Filters of ``listinvoicerequests``; all optional, combined with AND."""
 
@@ -114,3 +151,29 @@ class Store(Protocol):
 
     async def rune_blacklist(self) -> builtins.list[tuple[int, int]]:
         """Blacklisted unique-id ranges (first, last), inclusive, as added."""
+
+    # Payments (invreq.payments): a claim is one conditional insert, so of two invoices
+    # racing for a single-use request exactly one gets to pay.
+
+    async def payment_claim(self, payment: Payment) -> Payment:
+        """Record ``payment`` as ``pending`` if its request may be paid now: it exists, is
+        active, and (single-use) has no pending or paid payment. Raises
+        ``UnknownInvoiceRequest``, ``NotActive`` or ``AlreadyClaimed``. Returns it with its
+        ``payment_id``. A ``refused`` payment (no backend) is recorded without a claim."""
+
+    async def payment_finish(
+        self,
+        payment_id: int,
+        status: str,
+        resolved_at: int,
+        *,
+        preimage: str | None = None,
+        error: str | None = None,
+    ) -> Payment:
+        """Settle a pending payment. ``paid`` also marks its request used (single-use ones
+        become inactive; a request disabled meanwhile stays disabled)."""
+
+    async def payments(
+        self, invreq_id: str | None = None, status: str | None = None
+    ) -> builtins.list[Payment]:
+        """Payments in the order they were made."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -24,8 +25,21 @@ from typing import Any
 
 import asyncpg
 
-from invreq.errors import NotActive, StartupError, StoreError, UnknownInvoiceRequest
-from invreq.store.base import ListQuery, Record
+from invreq.errors import (
+    AlreadyClaimed,
+    NotActive,
+    StartupError,
+    StoreError,
+    UnknownInvoiceRequest,
+)
+from invreq.store.base import ListQuery, Payment, Record
+from invreq.store.rows import (
+    PAYMENT_COLUMNS,
+    PAYMENT_INSERT,
+    payment_from_row,
+    payment_values,
+    states,
+)
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
 
@@ -59,6 +73,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             created_at BIGINT NOT NULL
         )""",
         "CREATE TABLE rune_blacklist (first BIGINT NOT NULL, last BIGINT NOT NULL)",
+    ),
+    (
+        """CREATE TABLE payments (
+            payment_id   BIGSERIAL PRIMARY KEY,
+            invreq_id    TEXT NOT NULL REFERENCES invoice_requests(invreq_id),
+            invoice      TEXT NOT NULL,
+            amount_msat  BIGINT NOT NULL,
+            payment_hash TEXT NOT NULL,
+            status       TEXT NOT NULL,
+            created_at   BIGINT NOT NULL,
+            resolved_at  BIGINT,
+            preimage     TEXT,
+            error        TEXT
+        )""",
+        "CREATE INDEX payments_invreq ON payments(invreq_id)",
     ),
 )
 
@@ -243,6 +272,97 @@ class PostgresStore:
             NotActive,
         )
 
+    # --- payments (see invreq.payments) --------------------------------------------------
+
+    async def payment_claim(self, payment: Payment) -> Payment:
+        if self._closed or self._pool is None:
+            raise StoreError("store is closed")
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                # The row lock serialises claims on one request across instances.
+                row = await conn.fetchrow(
+                    "SELECT active, single_use, used FROM invoice_requests WHERE invreq_id = $1"
+                    " FOR UPDATE",
+                    payment.invreq_id,
+                )
+                if row is None:
+                    raise UnknownInvoiceRequest()
+                if payment.status == "pending":
+                    active, single_use, used = row
+                    if not active:
+                        raise NotActive()
+                    if single_use:
+                        taken = await conn.fetchval(
+                            "SELECT status FROM payments WHERE invreq_id = $1 AND status IN"
+                            " ('pending', 'paid') LIMIT 1",
+                            payment.invreq_id,
+                        )
+                        if taken is not None or used:
+                            raise AlreadyClaimed(taken or "paid")
+                payment_id = await conn.fetchval(
+                    f"INSERT INTO payments ({PAYMENT_INSERT}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)"
+                    " RETURNING payment_id",
+                    *payment_values(payment),
+                )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+            raise StoreError(f"database error, nothing stored: {e}") from None
+        return dataclasses.replace(payment, payment_id=int(payment_id))
+
+    async def payment_finish(
+        self,
+        payment_id: int,
+        status: str,
+        resolved_at: int,
+        *,
+        preimage: str | None = None,
+        error: str | None = None,
+    ) -> Payment:
+        if self._closed or self._pool is None:
+            raise StoreError("store is closed")
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                row = await conn.fetchrow(
+                    "UPDATE payments SET status = $1, resolved_at = $2, preimage = $3,"
+                    f" error = $4 WHERE payment_id = $5 AND status = 'pending'"
+                    f" RETURNING {PAYMENT_COLUMNS}",
+                    status,
+                    resolved_at,
+                    preimage,
+                    error,
+                    payment_id,
+                )
+                if row is None:
+                    raise StoreError(f"payment {payment_id} is not pending")
+                if status == "paid":
+                    await conn.execute(
+                        "UPDATE invoice_requests SET used = true,"
+                        " active = CASE WHEN single_use THEN false ELSE active END"
+                        " WHERE invreq_id = $1",
+                        row[1],
+                    )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+            raise StoreError(f"database error: {e}") from None
+        return payment_from_row(row)
+
+    async def payments(
+        self, invreq_id: str | None = None, status: str | None = None
+    ) -> builtins.list[Payment]:
+        if self._closed or self._pool is None:
+            raise StoreError("store is closed")
+        where: builtins.list[str] = []
+        args: builtins.list[Any] = []
+        if invreq_id is not None:
+            args.append(invreq_id)
+            where.append(f"invreq_id = ${len(args)}")
+        if status is not None:
+            args.append(status)
+            where.append(f"status = ${len(args)}")
+        sql = f"SELECT {PAYMENT_COLUMNS} FROM payments"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = await self._pool.fetch(sql + " ORDER BY payment_id", *args)
+        return [payment_from_row(r) for r in rows]
+
     # --- runes (see invreq.runes) --------------------------------------------------------
 
     async def rune_insert(self, make: Callable[[int], str], created_at: int) -> tuple[int, str]:
@@ -300,12 +420,11 @@ class PostgresStore:
     async def count_by_state(self) -> dict[str, int]:
         if self._closed or self._pool is None:
             raise StoreError("store is closed")
-        from invreq.store.sqlite import _states
 
         rows = await self._pool.fetch(
             "SELECT active, used, count(*) FROM invoice_requests GROUP BY active, used"
         )
-        return _states([tuple(r) for r in rows])
+        return states([tuple(r) for r in rows])
 
     async def get(self, invreq_id: str) -> Record | None:
         rows = await self._read(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import dataclasses
 import json
 import sqlite3
 import time
@@ -27,8 +28,23 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from invreq.errors import NotActive, RpcError, StartupError, StoreError, UnknownInvoiceRequest
-from invreq.store.base import ListQuery, Record
+from invreq.errors import (
+    AlreadyClaimed,
+    NotActive,
+    RpcError,
+    StartupError,
+    StoreError,
+    UnknownInvoiceRequest,
+)
+from invreq.store.base import ListQuery, Payment, Record
+from invreq.store.rows import (
+    COUNT_BY_STATE,
+    PAYMENT_COLUMNS,
+    PAYMENT_INSERT,
+    payment_from_row,
+    payment_values,
+    states,
+)
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
@@ -62,6 +78,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE TABLE rune_blacklist (first INTEGER NOT NULL, last INTEGER NOT NULL)",
     ),
+    (
+        """CREATE TABLE payments (
+            payment_id   INTEGER PRIMARY KEY,
+            invreq_id    TEXT NOT NULL REFERENCES invoice_requests(invreq_id),
+            invoice      TEXT NOT NULL,
+            amount_msat  INTEGER NOT NULL,
+            payment_hash TEXT NOT NULL,
+            status       TEXT NOT NULL,
+            created_at   INTEGER NOT NULL,
+            resolved_at  INTEGER,
+            preimage     TEXT,
+            error        TEXT
+        )""",
+        "CREATE INDEX payments_invreq ON payments(invreq_id)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -90,19 +121,6 @@ def _values(r: Record) -> tuple[Any, ...]:
         r.payer_key,
         approval,
     )
-
-
-_COUNT_BY_STATE = (
-    "SELECT active <> 0, used <> 0, count(*) FROM invoice_requests GROUP BY active <> 0, used <> 0"
-)
-
-
-def _states(rows: list[Any]) -> dict[str, int]:
-    """(active, used, n) rows -> metrics states: active (unused), used, disabled (unused)."""
-    out = {"active": 0, "used": 0, "disabled": 0}
-    for active, used, n in rows:
-        out["used" if used else "active" if active else "disabled"] += int(n)
-    return out
 
 
 def _insert_one(record: Record) -> WriteFn:
@@ -371,6 +389,93 @@ class SQLiteStore:
         result: Record = await self._write(write)
         return result
 
+    # --- payments (see invreq.payments) --------------------------------------------------
+
+    async def payment_claim(self, payment: Payment) -> Payment:
+        def write(conn: sqlite3.Connection) -> Payment:
+            row = conn.execute(
+                "SELECT active, single_use, used FROM invoice_requests WHERE invreq_id = ?",
+                (payment.invreq_id,),
+            ).fetchone()
+            if row is None:
+                raise UnknownInvoiceRequest()
+            if payment.status == "pending":
+                active, single_use, used = row
+                if not active:
+                    raise NotActive()
+                if single_use:
+                    taken = conn.execute(
+                        "SELECT status FROM payments WHERE invreq_id = ? AND status IN"
+                        " ('pending', 'paid') LIMIT 1",
+                        (payment.invreq_id,),
+                    ).fetchone()
+                    if taken is not None or used:
+                        raise AlreadyClaimed(taken[0] if taken else "paid")
+            cur = conn.execute(
+                f"INSERT INTO payments ({PAYMENT_INSERT}) VALUES (?,?,?,?,?,?,?,?,?)",
+                payment_values(payment),
+            )
+            assert cur.lastrowid is not None
+            return dataclasses.replace(payment, payment_id=cur.lastrowid)
+
+        result: Payment = await self._write(write)
+        return result
+
+    async def payment_finish(
+        self,
+        payment_id: int,
+        status: str,
+        resolved_at: int,
+        *,
+        preimage: str | None = None,
+        error: str | None = None,
+    ) -> Payment:
+        def write(conn: sqlite3.Connection) -> Payment:
+            row = conn.execute(
+                "UPDATE payments SET status = ?, resolved_at = ?, preimage = ?, error = ?"
+                f" WHERE payment_id = ? AND status = 'pending' RETURNING {PAYMENT_COLUMNS}",
+                (status, resolved_at, preimage, error, payment_id),
+            ).fetchone()
+            if row is None:
+                raise StoreError(f"payment {payment_id} is not pending")
+            if status == "paid":
+                # Used whatever its state: a request disabled while its payment was in
+                # flight stays disabled, and a single-use one is now inactive for good.
+                conn.execute(
+                    "UPDATE invoice_requests SET used = 1,"
+                    " active = CASE WHEN single_use = 1 THEN 0 ELSE active END"
+                    " WHERE invreq_id = ?",
+                    (row[1],),
+                )
+            return payment_from_row(row)
+
+        result: Payment = await self._write(write)
+        return result
+
+    async def payments(
+        self, invreq_id: str | None = None, status: str | None = None
+    ) -> builtins.list[Payment]:
+        if self._closed or self._reader is None:
+            raise StoreError("store is closed")
+        where, args = [], []
+        if invreq_id is not None:
+            where.append("invreq_id = ?")
+            args.append(invreq_id)
+        if status is not None:
+            where.append("status = ?")
+            args.append(status)
+        sql = f"SELECT {PAYMENT_COLUMNS} FROM payments"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY payment_id"
+
+        def run() -> builtins.list[Payment]:
+            return [
+                payment_from_row(r) for r in self._read_connection().execute(sql, args).fetchall()
+            ]
+
+        return await asyncio.get_running_loop().run_in_executor(self._reader, run)
+
     # --- runes (see invreq.runes) --------------------------------------------------------
 
     async def rune_insert(self, make: Callable[[int], str], created_at: int) -> tuple[int, str]:
@@ -466,8 +571,8 @@ class SQLiteStore:
             raise StoreError("store is closed")
 
         def run() -> dict[str, int]:
-            rows = self._read_connection().execute(_COUNT_BY_STATE).fetchall()
-            return _states(rows)
+            rows = self._read_connection().execute(COUNT_BY_STATE).fetchall()
+            return states(rows)
 
         return await asyncio.get_running_loop().run_in_executor(self._reader, run)
 

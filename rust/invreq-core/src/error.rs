@@ -1,7 +1,7 @@
 //! Typed errors of the byte layer.
 //!
 //! Two syntax layers (the string of BOLT 12 "Encoding", the TLV framing of BOLT 1) wrap a
-//! semantic layer (the reader rules of BOLT 12 "Requirements for Invoice Requests"). Every
+//! semantic layer (the reader rules of BOLT 12 for invoice requests and invoices). Every
 //! variant renders as a short lower-case message that names what is wrong, e.g.
 //! `unknown even type 78` or `invreq_payer_id missing`.
 
@@ -10,7 +10,7 @@ use std::fmt;
 /// Any failure of the byte layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Error {
-    /// Input that is not a valid string, stream or invoice_request.
+    /// Input that is not a valid string, stream, invoice_request or invoice.
     Decode(DecodeError),
     /// A signature that does not verify against the key it must come from.
     Signature(SignatureError),
@@ -72,6 +72,8 @@ pub enum SemanticError {
     UnknownEvenType(u64),
     /// A non-signature type outside 0..=159 and 1_000_000_000..=2_999_999_999.
     TypeOutOfRange(u64),
+    /// In an invoice: a type outside 0..=1000 and 1_000_000_000..=2_999_999_999.
+    TypeOutOfInvoiceRanges(u64),
     /// A required field is absent.
     Missing(&'static str),
     /// A field that must not be present in this kind of invoice_request.
@@ -80,6 +82,8 @@ pub enum SemanticError {
     InvalidField { field: &'static str, reason: &'static str },
     /// A feature bit we do not know is set in an even (compulsory) position.
     UnknownEvenFeature { field: &'static str, bit: usize },
+    /// An invoice needs exactly one `invoice_blindedpay` entry per `invoice_paths` path.
+    BlindedPayCount { entries: usize, paths: usize },
 }
 
 /// Signature failures.
@@ -181,11 +185,17 @@ impl fmt::Display for SemanticError {
             SemanticError::TypeOutOfRange(t) => {
                 write!(f, "type {t} is outside the invoice_request ranges")
             }
+            SemanticError::TypeOutOfInvoiceRanges(t) => {
+                write!(f, "type {t} is outside the invoice ranges")
+            }
             SemanticError::Missing(field) => write!(f, "{field} missing"),
             SemanticError::Unexpected { field, why } => write!(f, "{field} not allowed: {why}"),
             SemanticError::InvalidField { field, reason } => write!(f, "invalid {field}: {reason}"),
             SemanticError::UnknownEvenFeature { field, bit } => {
                 write!(f, "unknown even feature bit {bit} in {field}")
+            }
+            SemanticError::BlindedPayCount { entries, paths } => {
+                write!(f, "invoice_blindedpay has {entries} entries for {paths} paths")
             }
         }
     }

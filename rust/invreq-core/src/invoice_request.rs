@@ -71,7 +71,8 @@ pub const INVOICE_REQUEST_TYPES: RangeInclusive<u64> = 0..=159;
 /// The experimental range, also allowed and also part of `invreq_id`.
 pub const EXPERIMENTAL_TYPES: RangeInclusive<u64> = 1_000_000_000..=2_999_999_999;
 
-fn in_invreq_ranges(t: u64) -> bool {
+/// Whether `t` is copied into an invoice and hashed into `invreq_id` (REFERENCE §2).
+pub(crate) fn in_invreq_ranges(t: u64) -> bool {
     INVOICE_REQUEST_TYPES.contains(&t) || EXPERIMENTAL_TYPES.contains(&t)
 }
 
@@ -173,7 +174,8 @@ pub struct UnsignedInvoiceRequest {
     signature_at: usize,
 }
 
-fn invalid(field: &'static str, reason: impl Into<String>) -> Error {
+/// A builder value that cannot be encoded.
+pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Error {
     Error::InvalidField { field, reason: reason.into() }
 }
 
@@ -326,7 +328,8 @@ impl UnsignedInvoiceRequest {
     }
 }
 
-fn verify(digest: &[u8; 32], sig: &[u8; 64], key: &XOnlyPublicKey) -> Result<()> {
+/// BIP-340 verification with the process-wide verification context.
+pub(crate) fn verify(digest: &[u8; 32], sig: &[u8; 64], key: &XOnlyPublicKey) -> Result<()> {
     let sig = schnorr::Signature::from_slice(sig).map_err(|_| SignatureError::Malformed)?;
     let msg = Message::from_digest(*digest);
     secp().verify_schnorr(&sig, &msg, key).map_err(|_| SignatureError::DoesNotVerify.into())
@@ -354,11 +357,13 @@ pub enum Check {
     StructureOnly,
 }
 
-fn semantic(field: &'static str, reason: &'static str) -> Error {
+/// A field whose value a reader cannot accept.
+pub(crate) fn semantic(field: &'static str, reason: &'static str) -> Error {
     SemanticError::InvalidField { field, reason }.into()
 }
 
-fn read_point(field: &'static str, b: &[u8], check: Check) -> Result<[u8; 33]> {
+/// Reads a compressed point; on the curve too under [`Check::Full`].
+pub(crate) fn read_point(field: &'static str, b: &[u8], check: Check) -> Result<[u8; 33]> {
     let p: [u8; 33] = b.try_into().map_err(|_| semantic(field, "not 33 bytes"))?;
     if p[0] != 2 && p[0] != 3 {
         return Err(semantic(field, "not a compressed point"));
@@ -375,24 +380,35 @@ fn read_utf8(field: &'static str, b: &[u8]) -> Result<String> {
 
 /// Refuses a feature bitmap with any even bit set: we know no invoice_request feature, and
 /// BOLT 12 says unknown even bits are fatal while unknown odd bits are ignored.
-fn check_features(field: &'static str, b: &[u8]) -> Result<()> {
+pub(crate) fn check_features(field: &'static str, b: &[u8]) -> Result<()> {
+    check_features_except(field, b, &[])
+}
+
+/// Refuses a feature bitmap with an even bit set that is not in `known_even`.
+pub(crate) fn check_features_except(
+    field: &'static str,
+    b: &[u8],
+    known_even: &[usize],
+) -> Result<()> {
     for (i, byte) in b.iter().rev().enumerate() {
         for bit in (0..8).step_by(2) {
-            if byte & (1 << bit) != 0 {
-                return Err(SemanticError::UnknownEvenFeature { field, bit: i * 8 + bit }.into());
+            let n = i * 8 + bit;
+            if byte & (1 << bit) != 0 && !known_even.contains(&n) {
+                return Err(SemanticError::UnknownEvenFeature { field, bit: n }.into());
             }
         }
     }
     Ok(())
 }
 
-struct Cursor<'a> {
-    b: &'a [u8],
-    field: &'static str,
+/// Reads fixed-size pieces off the front of a value; running short is an error of `field`.
+pub(crate) struct Cursor<'a> {
+    pub(crate) b: &'a [u8],
+    pub(crate) field: &'static str,
 }
 
 impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         if self.b.len() < n {
             return Err(semantic(self.field, "truncated"));
         }
@@ -402,7 +418,8 @@ impl<'a> Cursor<'a> {
     }
 }
 
-fn read_paths(field: &'static str, b: &[u8], check: Check) -> Result<Vec<BlindedPath>> {
+/// Reads a non-empty list of blinded paths, each with at least one hop.
+pub(crate) fn read_paths(field: &'static str, b: &[u8], check: Check) -> Result<Vec<BlindedPath>> {
     let mut c = Cursor { b, field };
     let mut paths = Vec::new();
     while !c.b.is_empty() {
@@ -456,6 +473,62 @@ fn read_bip353(b: &[u8]) -> Result<(String, String)> {
     Ok((String::from_utf8_lossy(name).into_owned(), String::from_utf8_lossy(domain).into_owned()))
 }
 
+/// Reads record `t` into `f` when it is a known field of the invoice_request ranges, and
+/// says whether it was. Invoices copy these records, so their reader shares this one.
+#[inline]
+pub(crate) fn read_field(f: &mut Fields, t: u64, v: &[u8], check: Check) -> Result<bool> {
+    use types::*;
+    match t {
+        INVREQ_METADATA => f.metadata = Some(v.to_vec()),
+        OFFER_CHAINS => {
+            let chains = v.chunks_exact(32);
+            if v.is_empty() || !chains.remainder().is_empty() {
+                return Err(semantic(
+                    "offer_chains",
+                    "not a non-empty list of 32-byte chain hashes",
+                ));
+            }
+            f.offer_chains = Some(chains.map(|c| c.try_into().expect("32")).collect());
+        }
+        OFFER_METADATA => f.offer_metadata = Some(v.to_vec()),
+        OFFER_CURRENCY => f.offer_currency = Some(read_utf8("offer_currency", v)?),
+        OFFER_AMOUNT => {
+            let a = tlv::read_tu64("offer_amount", v)?;
+            if a == 0 {
+                return Err(semantic("offer_amount", "zero"));
+            }
+            f.offer_amount = Some(a);
+        }
+        OFFER_DESCRIPTION => f.description = Some(read_utf8("offer_description", v)?),
+        OFFER_FEATURES => {
+            check_features("offer_features", v)?;
+            f.offer_features = Some(v.to_vec());
+        }
+        OFFER_ABSOLUTE_EXPIRY => {
+            f.absolute_expiry = Some(tlv::read_tu64("offer_absolute_expiry", v)?)
+        }
+        OFFER_PATHS => f.offer_paths = Some(read_paths("offer_paths", v, check)?),
+        OFFER_ISSUER => f.issuer = Some(read_utf8("offer_issuer", v)?),
+        OFFER_QUANTITY_MAX => f.offer_quantity_max = Some(tlv::read_tu64("offer_quantity_max", v)?),
+        OFFER_ISSUER_ID => f.offer_issuer_id = Some(read_point("offer_issuer_id", v, check)?),
+        INVREQ_CHAIN => {
+            f.chain = Some(v.try_into().map_err(|_| semantic("invreq_chain", "not 32 bytes"))?)
+        }
+        INVREQ_AMOUNT => f.amount_msat = Some(tlv::read_tu64("invreq_amount", v)?),
+        INVREQ_FEATURES => {
+            check_features("invreq_features", v)?;
+            f.features = Some(v.to_vec());
+        }
+        INVREQ_QUANTITY => f.quantity = Some(tlv::read_tu64("invreq_quantity", v)?),
+        INVREQ_PAYER_ID => f.payer_id = Some(read_point("invreq_payer_id", v, check)?),
+        INVREQ_PAYER_NOTE => f.payer_note = Some(read_utf8("invreq_payer_note", v)?),
+        INVREQ_PATHS => f.paths = Some(read_paths("invreq_paths", v, check)?),
+        INVREQ_BIP_353_NAME => f.bip353_name = Some(read_bip353(v)?),
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
 /// Reads and validates a signed invoice_request stream (REFERENCE §7).
 pub fn parse(bytes: &[u8], check: Check) -> Result<InvoiceRequest> {
     use types::*;
@@ -473,54 +546,8 @@ pub fn parse(bytes: &[u8], check: Check) -> Result<InvoiceRequest> {
             id.update(r.raw);
         }
         match t {
-            INVREQ_METADATA => f.metadata = Some(v.to_vec()),
-            OFFER_CHAINS => {
-                if v.is_empty() || v.len() % 32 != 0 {
-                    return Err(semantic(
-                        "offer_chains",
-                        "not a non-empty list of 32-byte chain hashes",
-                    ));
-                }
-                f.offer_chains =
-                    Some(v.chunks_exact(32).map(|c| c.try_into().expect("32")).collect());
-            }
-            OFFER_METADATA => f.offer_metadata = Some(v.to_vec()),
-            OFFER_CURRENCY => f.offer_currency = Some(read_utf8("offer_currency", v)?),
-            OFFER_AMOUNT => {
-                let a = tlv::read_tu64("offer_amount", v)?;
-                if a == 0 {
-                    return Err(semantic("offer_amount", "zero"));
-                }
-                f.offer_amount = Some(a);
-            }
-            OFFER_DESCRIPTION => f.description = Some(read_utf8("offer_description", v)?),
-            OFFER_FEATURES => {
-                check_features("offer_features", v)?;
-                f.offer_features = Some(v.to_vec());
-            }
-            OFFER_ABSOLUTE_EXPIRY => {
-                f.absolute_expiry = Some(tlv::read_tu64("offer_absolute_expiry", v)?)
-            }
-            OFFER_PATHS => f.offer_paths = Some(read_paths("offer_paths", v, check)?),
-            OFFER_ISSUER => f.issuer = Some(read_utf8("offer_issuer", v)?),
-            OFFER_QUANTITY_MAX => {
-                f.offer_quantity_max = Some(tlv::read_tu64("offer_quantity_max", v)?)
-            }
-            OFFER_ISSUER_ID => f.offer_issuer_id = Some(read_point("offer_issuer_id", v, check)?),
-            INVREQ_CHAIN => {
-                f.chain = Some(v.try_into().map_err(|_| semantic("invreq_chain", "not 32 bytes"))?)
-            }
-            INVREQ_AMOUNT => f.amount_msat = Some(tlv::read_tu64("invreq_amount", v)?),
-            INVREQ_FEATURES => {
-                check_features("invreq_features", v)?;
-                f.features = Some(v.to_vec());
-            }
-            INVREQ_QUANTITY => f.quantity = Some(tlv::read_tu64("invreq_quantity", v)?),
-            INVREQ_PAYER_ID => f.payer_id = Some(read_point("invreq_payer_id", v, check)?),
-            INVREQ_PAYER_NOTE => f.payer_note = Some(read_utf8("invreq_payer_note", v)?),
-            INVREQ_PATHS => f.paths = Some(read_paths("invreq_paths", v, check)?),
-            INVREQ_BIP_353_NAME => f.bip353_name = Some(read_bip353(v)?),
             SIGNATURE => signature = Some(v),
+            _ if read_field(&mut f, t, v, check)? => {}
             _ if t % 2 == 0 => return Err(SemanticError::UnknownEvenType(t).into()),
             // Unknown odd signature-range records are not ours to keep: they are not signed.
             _ if !in_ranges => {}

@@ -1,14 +1,17 @@
-//! The byte layer of invreq: everything BOLT 12 about an `invoice_request`, with no Python.
+//! The byte layer of invreq: everything BOLT 12 about an `invoice_request` and the invoice
+//! answering it, with no Python.
 //!
 //! - [`tlv`]: BigSize and TLV streams (BOLT 1).
 //! - [`merkle`]: tagged hashes, merkle root and signature digests (BOLT 12 "Signature Calculation").
 //! - [`string`]: the `lnr1...` text form (BOLT 12 "Encoding").
 //! - [`invoice_request`]: building, signing and reading an `invoice_request`.
+//! - [`invoice`]: reading an `invoice` (`lni1...`), and building one for tests.
 //! - [`chain`]: chain hashes of the networks we serve.
 //! - [`error`]: the typed errors of all of the above.
 
 pub mod chain;
 pub mod error;
+pub mod invoice;
 pub mod invoice_request;
 pub mod merkle;
 pub mod string;

@@ -5,6 +5,7 @@
 //! API is the Python facade `invreq.bolt12`.
 
 use invreq_core::error::Error as CoreError;
+use invreq_core::invoice::{self as inv, BlindedPayInfo};
 use invreq_core::invoice_request::{self as ir, BlindedPath, Check, IntroductionNode};
 use invreq_core::{merkle, string, tlv};
 use pyo3::exceptions::PyValueError;
@@ -351,6 +352,251 @@ fn parse_invoice_request(tlv_stream: &[u8], verify: bool) -> PyResult<InvoiceReq
     Ok(InvoiceRequest(core(ir::parse(tlv_stream, check(verify)))?))
 }
 
+/// An invoice answering an invoice_request, waiting for the signature of its node id.
+#[pyclass(frozen, module = "invreq._core")]
+struct UnsignedInvoice(inv::UnsignedInvoice);
+
+#[pymethods]
+impl UnsignedInvoice {
+    #[new]
+    #[pyo3(signature = (
+        invoice_request_stream, *, created_at, payment_hash, amount_msat, node_id, paths=None,
+        path_node_id=None, relative_expiry=None, features=None, fee_base_msat=0,
+        fee_proportional_millionths=0, cltv_expiry_delta=0, htlc_minimum_msat=0,
+        htlc_maximum_msat=None, unknown_records=Vec::new()
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        invoice_request_stream: &[u8],
+        created_at: u64,
+        payment_hash: &[u8],
+        amount_msat: u64,
+        node_id: &[u8],
+        paths: Option<&[u8]>,
+        path_node_id: Option<&[u8]>,
+        relative_expiry: Option<u32>,
+        features: Option<&[u8]>,
+        fee_base_msat: u32,
+        fee_proportional_millionths: u32,
+        cltv_expiry_delta: u16,
+        htlc_minimum_msat: u64,
+        htlc_maximum_msat: Option<u64>,
+        unknown_records: Vec<(u64, Vec<u8>)>,
+    ) -> PyResult<Self> {
+        let placeholder;
+        let paths = match paths {
+            Some(p) => p,
+            None => {
+                let id = path_node_id.unwrap_or(node_id).try_into().map_err(|_| {
+                    Failure(CoreError::InvalidField {
+                        field: "path_node_id",
+                        reason: "must be 33 bytes".into(),
+                    })
+                })?;
+                placeholder = core(inv::encode_paths(&[inv::placeholder_path(id)]))?;
+                &placeholder
+            }
+        };
+        let payinfo = BlindedPayInfo {
+            fee_base_msat,
+            fee_proportional_millionths,
+            cltv_expiry_delta,
+            htlc_minimum_msat,
+            htlc_maximum_msat: htlc_maximum_msat.unwrap_or(amount_msat),
+            features: Vec::new(),
+        };
+        let b = inv::InvoiceBuilder {
+            invoice_request: invoice_request_stream,
+            paths,
+            payinfo: &payinfo,
+            created_at,
+            relative_expiry,
+            payment_hash,
+            amount_msat,
+            node_id,
+            features,
+            unknown: &unknown_records,
+        };
+        Ok(Self(core(b.build())?))
+    }
+
+    #[getter]
+    fn tlv_stream<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes(py, self.0.bytes())
+    }
+    #[getter]
+    fn merkle_root<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes(py, &self.0.merkle_root())
+    }
+    #[getter]
+    fn digest<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes(py, &self.0.digest())
+    }
+    #[getter]
+    fn invreq_id<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes(py, &self.0.invreq_id())
+    }
+
+    fn with_signature(&self, py: Python<'_>, signature: &[u8]) -> PyResult<Invoice> {
+        let signed = py.allow_threads(|| self.0.with_signature(signature));
+        Ok(Invoice(core(signed)?))
+    }
+
+    fn __repr__(&self) -> String {
+        format!("UnsignedInvoice(invreq_id={})", hex(&self.0.invreq_id()))
+    }
+}
+
+/// A signed, valid invoice.
+#[pyclass(frozen, module = "invreq._core")]
+struct Invoice(inv::Invoice);
+
+/// `blinded_payinfo` entries in the shape of CLN's `decode` output.
+fn blindedpay_json<'py>(py: Python<'py>, pay: &[BlindedPayInfo]) -> PyResult<Bound<'py, PyList>> {
+    let out = PyList::empty(py);
+    for p in pay {
+        let d = PyDict::new(py);
+        d.set_item("fee_base_msat", p.fee_base_msat)?;
+        d.set_item("fee_proportional_millionths", p.fee_proportional_millionths)?;
+        d.set_item("cltv_expiry_delta", p.cltv_expiry_delta)?;
+        d.set_item("htlc_minimum_msat", p.htlc_minimum_msat)?;
+        d.set_item("htlc_maximum_msat", p.htlc_maximum_msat)?;
+        d.set_item("features", hex(&p.features))?;
+        out.append(d)?;
+    }
+    Ok(out)
+}
+
+#[pymethods]
+impl Invoice {
+    /// The `lni1...` string (lower case).
+    #[getter]
+    fn bolt12(&self) -> String {
+        self.0.to_bolt12()
+    }
+    #[getter]
+    fn tlv_stream<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes(py, &self.0.bytes)
+    }
+    #[getter]
+    fn invreq_id<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes(py, &self.0.invreq_id)
+    }
+    #[getter]
+    fn signature<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes(py, &self.0.signature)
+    }
+    #[getter]
+    fn invreq_metadata<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        opt_bytes(py, self.0.request.metadata.as_deref())
+    }
+    #[getter]
+    fn invreq_payer_id<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        opt_bytes(py, self.0.request.payer_id.as_ref().map(|p| p.as_slice()))
+    }
+    #[getter]
+    fn invreq_chain<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        opt_bytes(py, self.0.request.chain.as_ref().map(|c| c.as_slice()))
+    }
+    #[getter]
+    fn invreq_amount(&self) -> Option<u64> {
+        self.0.request.amount_msat
+    }
+    #[getter]
+    fn offer_description(&self) -> Option<&str> {
+        self.0.request.description.as_deref()
+    }
+    #[getter]
+    fn offer_issuer(&self) -> Option<&str> {
+        self.0.request.issuer.as_deref()
+    }
+    #[getter]
+    fn offer_absolute_expiry(&self) -> Option<u64> {
+        self.0.request.absolute_expiry
+    }
+    #[getter]
+    fn amount_msat(&self) -> u64 {
+        self.0.amount_msat
+    }
+    #[getter]
+    fn created_at(&self) -> u64 {
+        self.0.created_at
+    }
+    #[getter]
+    fn relative_expiry(&self) -> Option<u32> {
+        self.0.relative_expiry
+    }
+    #[getter]
+    fn expires_at(&self) -> u64 {
+        self.0.expires_at()
+    }
+    #[getter]
+    fn payment_hash<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes(py, &self.0.payment_hash)
+    }
+    #[getter]
+    fn node_id<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes(py, &self.0.node_id)
+    }
+    #[getter]
+    fn paths<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        paths_json(py, &self.0.paths)
+    }
+    #[getter]
+    fn blindedpay<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        blindedpay_json(py, &self.0.blindedpay)
+    }
+    #[getter]
+    fn features<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        opt_bytes(py, self.0.features.as_deref())
+    }
+    #[getter]
+    fn fallbacks<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        opt_bytes(py, self.0.fallbacks.as_deref())
+    }
+    /// Unknown odd records copied from the request, then the invoice's own, byte for byte.
+    #[getter]
+    fn unknown_records<'py>(&self, py: Python<'py>) -> Vec<(u64, Bound<'py, PyBytes>)> {
+        let all = self.0.request.unknown.iter().chain(&self.0.unknown);
+        let mut out: Vec<_> = all.map(|(t, v)| (*t, bytes(py, v))).collect();
+        out.sort_by_key(|(t, _)| *t);
+        out
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Invoice(invreq_id={}, payment_hash={})",
+            hex(&self.0.invreq_id),
+            hex(&self.0.payment_hash)
+        )
+    }
+
+    fn __eq__(&self, other: &Self) -> bool {
+        self.0.bytes == other.0.bytes
+    }
+
+    fn __hash__(&self) -> u64 {
+        u64::from_be_bytes(self.0.payment_hash[..8].try_into().expect("8 bytes"))
+    }
+}
+
+#[pyfunction]
+#[pyo3(signature = (s, *, verify=true))]
+fn decode_invoice(py: Python<'_>, s: &str, verify: bool) -> PyResult<Invoice> {
+    let decoded = if verify {
+        py.allow_threads(|| inv::decode_with(s, check(verify)))
+    } else {
+        inv::decode_with(s, check(verify))
+    };
+    Ok(Invoice(core(decoded)?))
+}
+
+#[pyfunction]
+#[pyo3(signature = (tlv_stream, *, verify=true))]
+fn parse_invoice(tlv_stream: &[u8], verify: bool) -> PyResult<Invoice> {
+    Ok(Invoice(core(inv::parse_with(tlv_stream, check(verify)))?))
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(merkle_root, m)?)?;
@@ -366,6 +612,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_invoice_request, m)?)?;
     m.add_class::<UnsignedInvoiceRequest>()?;
     m.add_class::<InvoiceRequest>()?;
+    m.add_function(wrap_pyfunction!(decode_invoice, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_invoice, m)?)?;
+    m.add_class::<UnsignedInvoice>()?;
+    m.add_class::<Invoice>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

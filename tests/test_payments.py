@@ -1,0 +1,318 @@
+"""Receiving the invoice that answers one of our requests, and paying it, end to end.
+
+The payee side is played here with the core's invoice builder and a test node key. The
+Core Lightning backend talks to tests/fake_lightningd.py, a small process that speaks
+lightningd's JSON-RPC framing and answers xpay/listpays: it STANDS IN FOR lightningd (no
+Lightning node can run here) and pays nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _service_fixtures import Server
+from coincurve import PrivateKey
+from invreq import bolt12
+from pyln.client import RpcError
+
+NODE = PrivateKey(b"\x77" * 32)
+FAKE = Path(__file__).parent / "fake_lightningd.py"
+
+
+class FakeLightningd:
+    def __init__(self, directory: Path, *args: str) -> None:
+        self.socket = directory / "lightning-rpc"
+        self.log = directory / "xpay.log"
+        self.paid = directory / "paid.txt"
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(FAKE),
+                "--socket",
+                str(self.socket),
+                "--log",
+                str(self.log),
+                "--paid",
+                str(self.paid),
+                *args,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        assert self.proc.stdout is not None
+        assert self.proc.stdout.readline().strip() == b"fake-lightningd ready"
+
+    def xpays(self) -> list[str]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line)["xpay"] for line in self.log.read_text().splitlines()]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
+
+
+@pytest.fixture
+def lightningd(tmp_path: Path) -> Iterator[Any]:
+    started: list[FakeLightningd] = []
+
+    def start(*args: str) -> FakeLightningd:
+        d = tmp_path / f"ln{len(started)}"
+        d.mkdir()
+        f = FakeLightningd(d, *args)
+        started.append(f)
+        return f
+
+    yield start
+    for f in started:
+        if f.proc.poll() is None:
+            f.stop()
+
+
+def serve(tmp_path: Path, ln: FakeLightningd | None) -> Server:
+    pay = f"cln:{ln.socket}" if ln else "none"
+    return Server(tmp_path / "data", extra_args=["--pay-with", pay]).start()
+
+
+def invoice_for(
+    bolt12_str: str,
+    *,
+    n: int = 0,
+    created_at: int | None = None,
+    amount: int | None = None,
+    relative_expiry: int | None = None,
+    node: PrivateKey = NODE,
+) -> str:
+    req = bolt12.decode_invoice_request(bolt12_str)
+    preimage = hashlib.sha256(b"preimage %d" % n).digest()
+    unsigned = bolt12.UnsignedInvoice(
+        req.tlv_stream,
+        created_at=int(time.time()) if created_at is None else created_at,
+        payment_hash=hashlib.sha256(preimage).digest(),
+        amount_msat=req.amount_msat if amount is None else amount,
+        node_id=node.public_key.format(),
+        relative_expiry=relative_expiry,
+    )
+    return unsigned.with_signature(node.sign_schnorr(unsigned.digest, bytes(32))).bolt12
+
+
+def error_of(s: Server, method: str, params: Any) -> dict[str, Any]:
+    with pytest.raises(RpcError) as e:
+        s.rpc.call(method, params)
+    return e.value.error  # type: ignore[no-any-return]
+
+
+def test_round_trip_request_invoice_payment(tmp_path: Path, lightningd: Any) -> None:
+    ln = lightningd()
+    s = serve(tmp_path, ln)
+    try:
+        r = s.rpc.call("invoicerequest", {"amount": 50_000, "description": "ATM withdrawal"})
+        inv = invoice_for(r["bolt12"])
+        d = s.rpc.call("decode", [inv])  # decode reads invoices too
+        assert d["type"] == "bolt12 invoice" and d["invoice_amount_msat"] == 50_000
+        paid = s.rpc.call("receiveinvoice", [inv])
+        assert paid["status"] == "paid" and paid["invreq_id"] == r["invreq_id"]
+        assert paid["payment_preimage"] == hashlib.sha256(inv.encode()).hexdigest()
+        listed = s.rpc.call("listinvoicerequests", [r["invreq_id"]])["invoicerequests"][0]
+        assert listed["used"] is True and listed["active"] is False  # single-use
+        assert ln.xpays() == [inv]
+        e = error_of(s, "receiveinvoice", [invoice_for(r["bolt12"], n=1)])
+        assert e["code"] == 2102
+        pays = s.rpc.call("listpayments", {"invreq_id": r["invreq_id"]})["payments"]
+        assert [p["status"] for p in pays] == ["paid"]
+    finally:
+        assert s.stop() == 0, s.output()
+
+
+def test_multi_use_request_stays_active_and_pays_again(tmp_path: Path, lightningd: Any) -> None:
+    ln = lightningd()
+    s = serve(tmp_path, ln)
+    try:
+        r = s.rpc.call("invoicerequest", {"amount": 1000, "description": "m", "single_use": False})
+        for n in range(2):
+            assert s.rpc.call("receiveinvoice", [invoice_for(r["bolt12"], n=n)])["status"] == "paid"
+        listed = s.rpc.call("listinvoicerequests", [r["invreq_id"]])["invoicerequests"][0]
+        assert listed["used"] is True and listed["active"] is True
+        assert len(ln.xpays()) == 2
+    finally:
+        assert s.stop() == 0, s.output()
+
+
+def test_each_refusal_rule(tmp_path: Path, lightningd: Any) -> None:
+    ln = lightningd()
+    s = serve(tmp_path, ln)
+    try:
+        now = int(time.time())
+        r = s.rpc.call("invoicerequest", [1000, "rules"])
+        # Not ours: a request made by another key (its invreq_id is unknown here).
+        foreign = bolt12.UnsignedInvoiceRequest(
+            metadata=b"\x01" * 16,
+            description="x",
+            amount_msat=1000,
+            payer_id=PrivateKey(b"\x05" * 32).public_key.format(),
+        )
+        foreign_signed = foreign.with_signature(
+            PrivateKey(b"\x05" * 32).sign_schnorr(foreign.digest, bytes(32))
+        )
+        assert error_of(s, "receiveinvoice", [invoice_for(foreign_signed.bolt12)])["code"] == 2101
+        # Expired invoice: created three hours ago with the default 7200 s expiry.
+        e = error_of(s, "receiveinvoice", [invoice_for(r["bolt12"], created_at=now - 3 * 3600)])
+        assert e["code"] == 2105 and "invoice expired" in e["message"]
+        # Expired request: absolute_expiry has passed (CLN never checks this).
+        old = s.rpc.call(
+            "invoicerequest", {"amount": 1000, "description": "old", "absolute_expiry": now - 10}
+        )
+        assert error_of(s, "receiveinvoice", [invoice_for(old["bolt12"])])["code"] == 2106
+        # Tampered invoice: the signature no longer verifies.
+        good = invoice_for(r["bolt12"])
+        tampered = good[:-8] + ("q" if good[-8] != "q" else "p") + good[-7:]
+        e = error_of(s, "receiveinvoice", [tampered])
+        assert e["code"] == -32602 and e["message"].startswith("invoice: ")
+        assert error_of(s, "receiveinvoice", ["lni1qqqq"])["code"] == -32602
+        assert error_of(s, "receiveinvoice", [r["bolt12"]])["code"] == -32602  # an lnr
+        # Disabled request.
+        s.rpc.call("disableinvoicerequest", [r["invreq_id"]])
+        assert error_of(s, "receiveinvoice", [good])["code"] == 2102
+        assert ln.xpays() == []  # nothing was paid
+    finally:
+        assert s.stop() == 0, s.output()
+
+
+def test_amount_must_equal_invreq_amount(tmp_path: Path, lightningd: Any) -> None:
+    """CLN pays an invoice for less than the request; BOLT 12 says equal, and so do we.
+    The invoice is built and signed by hand: the core's builder refuses such an invoice."""
+    ln = lightningd()
+    s = serve(tmp_path, ln)
+    try:
+        r = s.rpc.call("invoicerequest", [5000, "amount"])
+        good = bolt12.decode_invoice(invoice_for(r["bolt12"]))
+        records = [(t, v) for t, v in bolt12.parse_tlv_stream(good.tlv_stream) if t != 240]
+        records = [(t, (4000).to_bytes(2, "big") if t == 170 else v) for t, v in records]
+        stream = bolt12.encode_tlv_stream(records)
+        digest = bolt12.signature_digest("invoice", "signature", bolt12.merkle_root(stream))
+        sig = NODE.sign_schnorr(digest, bytes(32))
+        smaller = bolt12.encode_string(
+            "lni", bolt12.encode_tlv_stream(sorted([*records, (240, sig)]))
+        )
+        e = error_of(s, "receiveinvoice", [smaller])
+        assert e["code"] in (2104, -32602) and "amount" in e["message"]
+        assert ln.xpays() == []
+    finally:
+        assert s.stop() == 0, s.output()
+
+
+def test_no_backend_records_and_refuses_to_pay(tmp_path: Path) -> None:
+    s = serve(tmp_path, None)
+    try:
+        r = s.rpc.call("invoicerequest", [1000, "no backend"])
+        e = error_of(s, "receiveinvoice", [invoice_for(r["bolt12"])])
+        assert e["code"] == 2107 and "--pay-with none" in e["message"]
+        pays = s.rpc.call("listpayments", [])["payments"]
+        assert [p["status"] for p in pays] == ["refused"]
+        listed = s.rpc.call("listinvoicerequests", [r["invreq_id"]])["invoicerequests"][0]
+        assert listed["active"] is True and listed["used"] is False
+    finally:
+        assert s.stop() == 0, s.output()
+
+
+def test_failed_payment_releases_the_claim(tmp_path: Path, lightningd: Any) -> None:
+    s = serve(tmp_path, lightningd("--mode", "fail"))
+    try:
+        r = s.rpc.call("invoicerequest", [1000, "fails"])
+        e = error_of(s, "receiveinvoice", [invoice_for(r["bolt12"])])
+        assert e["code"] == 2108 and "no route" in e["message"]
+        listed = s.rpc.call("listinvoicerequests", [r["invreq_id"]])["invoicerequests"][0]
+        assert listed["active"] is True and listed["used"] is False
+        assert [p["status"] for p in s.rpc.call("listpayments", [])["payments"]] == ["failed"]
+    finally:
+        assert s.stop() == 0, s.output()
+
+
+def test_fifty_concurrent_invoices_for_one_single_use_request_pay_once(
+    tmp_path: Path, lightningd: Any
+) -> None:
+    ln = lightningd("--delay", "0.2")
+    s = serve(tmp_path, ln)
+    try:
+        r = s.rpc.call("invoicerequest", [1000, "race"])
+        invoices = [invoice_for(r["bolt12"], n=n) for n in range(50)]
+        results: list[Any] = [None] * 50
+
+        def pay(i: int) -> None:
+            try:
+                results[i] = s.rpc.call("receiveinvoice", [invoices[i]])["status"]
+            except RpcError as err:
+                results[i] = err.error["code"]
+
+        threads = [threading.Thread(target=pay, args=(i,)) for i in range(50)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert results.count("paid") == 1, results
+        assert set(results) - {"paid"} <= {2102, 2103}
+        assert len(ln.xpays()) == 1
+    finally:
+        assert s.stop() == 0, s.output()
+
+
+def test_restart_during_a_pending_payment_settles_it(tmp_path: Path, lightningd: Any) -> None:
+    ln = lightningd("--mode", "hang")
+    s = serve(tmp_path, ln)
+    r = s.rpc.call("invoicerequest", [1000, "crash"])
+    inv = invoice_for(r["bolt12"])
+    caller = threading.Thread(target=_call_ignoring_errors, args=(s, inv), daemon=True)
+    caller.start()
+    deadline = time.time() + 10
+    while not ln.xpays() and time.time() < deadline:
+        time.sleep(0.05)
+    assert ln.xpays() == [inv]
+    s.kill()  # the process dies with the payment in flight
+    ln.paid.write_text(inv + "\n")  # ...which the node completed meanwhile
+    s.start()
+    try:
+        pays = s.rpc.call("listpayments", [])["payments"]
+        assert [p["status"] for p in pays] == ["paid"]
+        listed = s.rpc.call("listinvoicerequests", [r["invreq_id"]])["invoicerequests"][0]
+        assert listed["used"] is True and listed["active"] is False
+    finally:
+        assert s.stop() == 0, s.output()
+
+
+def _call_ignoring_errors(s: Server, inv: str) -> None:
+    try:
+        s.rpc.call("receiveinvoice", [inv])
+    except Exception:
+        pass
+
+
+def test_disabling_during_an_in_flight_payment(tmp_path: Path, lightningd: Any) -> None:
+    ln = lightningd("--delay", "1")
+    s = serve(tmp_path, ln)
+    try:
+        r = s.rpc.call("invoicerequest", {"amount": 1000, "description": "d", "single_use": False})
+        out: list[Any] = []
+        caller = threading.Thread(
+            target=lambda: out.append(s.rpc.call("receiveinvoice", [invoice_for(r["bolt12"])]))
+        )
+        caller.start()
+        while not ln.xpays():
+            time.sleep(0.02)
+        s.rpc.call("disableinvoicerequest", [r["invreq_id"]])
+        caller.join(10)
+        assert out and out[0]["status"] == "paid"
+        listed = s.rpc.call("listinvoicerequests", [r["invreq_id"]])["invoicerequests"][0]
+        assert listed["active"] is False and listed["used"] is True  # stays disabled
+    finally:
+        assert s.stop() == 0, s.output()
