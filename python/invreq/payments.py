@@ -230,7 +230,7 @@ class Receiver:
         except UnknownInvoiceRequest:
             raise _refuse(
                 CODE_INVOICE_UNKNOWN_REQUEST, "invoice answers no invoice_request of ours"
-            )
+            ) from None
         except NotActive:
             raise _refuse(CODE_INVOICE_NOT_ACTIVE, "invoice_request is not active") from None
         if claimed.status == "refused":
