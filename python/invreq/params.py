@@ -53,11 +53,19 @@ class DuplicateNames(dict[str, Any]):
         self.duplicates = duplicates
 
 
+#: Longest token quoted back in an error message.
+MAX_TOKEN = 100
+
+
 def _token(value: Any) -> str:
-    """The value as it appeared in JSON (re-serialised), for ``invalid token '...'``."""
+    """The value as it appeared in JSON (re-serialised, shortened), for ``invalid token``."""
     if isinstance(value, float) and value.is_integer():
         return repr(value)
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    try:
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    except (RecursionError, ValueError):
+        return "<too deeply nested>"
+    return text if len(text) <= MAX_TOKEN else text[:MAX_TOKEN] + "..."
 
 
 def _bad(name: str, reason: str, value: Any) -> InvalidParams:
@@ -155,9 +163,15 @@ def check_index(name: str, value: Any) -> str:
 
 
 def check_any_string(name: str, value: Any) -> str:
-    """A string where ``\\u`` escapes are harmless (a bolt12 string, a command name)."""
+    """A string where ``\\u`` escapes are harmless (a bolt12 string, a command name), as
+    long as they make valid Unicode (no lone surrogate)."""
     if not isinstance(value, str):
         raise _bad(name, "should be a string", value)
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise _bad(name, "should be valid Unicode", value) from None
     return str(value)
 
 

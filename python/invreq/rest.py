@@ -17,6 +17,7 @@ mode is its protection.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -26,7 +27,7 @@ from invreq import __version__, params, rpc
 from invreq.auth import CODE_NOT_AUTHORIZED, RuneAuthority, RuneError
 from invreq.errors import InvalidParams, InvalidRequest, RpcError
 
-__all__ = ["MISSING_RUNE", "openapi", "routes"]
+__all__ = ["BODY_READERS", "MISSING_RUNE", "openapi", "routes"]
 
 MISSING_RUNE = {"code": CODE_NOT_AUTHORIZED, "message": "Not authorized: Missing rune"}
 RUNE_HEADER = "Rune"
@@ -47,14 +48,33 @@ def _authorizer(auth: RuneAuthority, rune: str) -> rpc.Authorize:
     return authorize
 
 
+#: Seconds a client may take to send its body.
+BODY_TIMEOUT = 30.0
+#: Handlers still receiving their body: shutdown cancels them (a stalled upload is not a
+#: request in flight), so SIGTERM never waits on a slow or hostile client.
+BODY_READERS = web.AppKey("body_readers", set)
+
+
 async def _read(request: web.Request) -> bytes | web.Response:
+    readers = request.app[BODY_READERS]
+    task = asyncio.current_task()
+    assert task is not None
+    readers.add(task)
     try:
-        return await request.read()
+        async with asyncio.timeout(BODY_TIMEOUT):
+            return await request.read()
+    except TimeoutError:
+        err = InvalidRequest(f"request body not received within {BODY_TIMEOUT:g} s")
+        return web.Response(
+            status=408, body=rpc.error_reply(None, err).rstrip(), content_type="application/json"
+        )
     except web.HTTPRequestEntityTooLarge:
         err = InvalidRequest(f"request larger than {rpc.MAX_REQUEST_BYTES} bytes")
         return web.Response(
             status=413, body=rpc.error_reply(None, err).rstrip(), content_type="application/json"
         )
+    finally:
+        readers.discard(task)
 
 
 def routes(auth_key: Any, dispatcher_key: Any) -> list[web.RouteDef]:

@@ -12,6 +12,7 @@ import asyncio
 import json
 import json.scanner
 import logging
+import math
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -40,6 +41,10 @@ log = logging.getLogger("invreq.rpc")
 
 #: The largest request accepted (one JSON value on the socket, one HTTP body).
 MAX_REQUEST_BYTES = 64 * 1024
+#: The most requests one batch may hold (the reply must stay proportionate to the request).
+MAX_BATCH = 1000
+#: Longest error message written to the log (hostile input must not make huge lines).
+MAX_LOGGED = 300
 
 Handler = Callable[..., Awaitable[Any]]
 #: (method, params) -> None, or raises RpcError: who may call what (HTTP's rune check).
@@ -101,7 +106,12 @@ def parse(raw: bytes) -> Any:
 
 
 def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+    try:
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+    except UnicodeEncodeError:
+        # A lone surrogate (from a \ud800 escape) echoed back, e.g. in an id or an error
+        # message: not encodable as UTF-8, so escape everything instead.
+        return json.dumps(obj, separators=(",", ":")).encode()
 
 
 def _error_object(req_id: Any, err: RpcError) -> dict[str, Any]:
@@ -137,10 +147,17 @@ class Dispatcher:
         if not isinstance(msg, dict):
             return _error_object(None, InvalidRequest("request must be a JSON object"))
         req_id = msg.get("id", _ABSENT)
-        valid_id = isinstance(req_id, (str, int, float)) and not isinstance(req_id, bool)
+        valid_id = isinstance(req_id, (str, int)) and not isinstance(req_id, bool)
+        # A float id must survive being echoed: 1e400 is infinity, which JSON cannot write.
+        valid_id = valid_id or (isinstance(req_id, float) and math.isfinite(req_id))
         if req_id is not _ABSENT and req_id is not None and not valid_id:
             return _error_object(None, InvalidRequest("id: should be a string or a number"))
         reply_id = None if req_id is _ABSENT else req_id
+        if isinstance(msg, DuplicateNames):
+            # CLN takes the first of a repeated member, Python's json the last: refusing
+            # both keeps a proxy that checks "method" from being bypassed.
+            dup = InvalidRequest(f"duplicate json names: {', '.join(msg.duplicates)}")
+            return _error_object(reply_id, dup)
         method = msg.get("method")
         started = time.perf_counter()
         try:
@@ -158,7 +175,17 @@ class Dispatcher:
             result = await handler(**kwargs)
         except RpcError as e:
             self._failed(method, e, started)
-            return None if req_id is _ABSENT else _error_object(reply_id, e)
+            # JSON-RPC: an invalid request is answered even without an id (id null); only a
+            # valid notification goes unanswered.
+            if req_id is _ABSENT and not isinstance(e, InvalidRequest):
+                return None
+            return _error_object(reply_id, e)
+        except RecursionError:
+            # A value nested just below the parser's limit can still exhaust the stack
+            # while being checked or quoted: the request is at fault, not the server.
+            bad = InvalidRequest("malformed request: nested too deeply")
+            self._failed(method, bad, started)
+            return _error_object(reply_id, bad)
         except Exception:
             # A bug must not take the connection down, and must not look like success.
             log.exception("internal error in %r", method)
@@ -176,7 +203,8 @@ class Dispatcher:
         # One line per failed request: which method, which code, what was wrong. The
         # message names a parameter and its token; secrets never pass through here.
         name = method if isinstance(method, str) and method in self.methods else "-"
-        log.info("request failed: method=%s code=%d %s", name, err.code, err.message)
+        text = err.message if len(err.message) <= MAX_LOGGED else err.message[:MAX_LOGGED] + "..."
+        log.info("request failed: method=%s code=%d %s", name, err.code, text)
         if self.metrics is not None:
             self.metrics.requests.labels(name, str(err.code)).inc()
             self.metrics.latency.labels(name).observe(time.perf_counter() - started)
@@ -190,6 +218,9 @@ class Dispatcher:
         if isinstance(value, list):
             if not value:
                 return _error_object(None, InvalidRequest("empty batch"))
+            if len(value) > MAX_BATCH:
+                err = InvalidRequest(f"batch larger than {MAX_BATCH} requests")
+                return _error_object(None, err)
             # Concurrently, so a batch of creations shares commits; gather keeps the order.
             replies = await asyncio.gather(*(self.handle_value(m, authorize) for m in value))
             kept = [r for r in replies if r is not None]
@@ -299,6 +330,11 @@ class RequestSplitter:
         self._start = -1  # start of the current request, -1 between requests
         self._stack: list[int] = []
         self._in_string = False
+
+    @property
+    def pending(self) -> bool:
+        """Whether part of a request has arrived and the rest has not."""
+        return self._start >= 0
 
     def feed(self, data: bytes) -> list[bytes]:
         buf = self._buf

@@ -22,7 +22,7 @@ from aiohttp import web
 from invreq import rest, rpc
 from invreq.auth import RuneAuthority
 from invreq.config import Config
-from invreq.errors import InvalidRequest
+from invreq.errors import InvalidRequest, RpcError
 from invreq.metrics import Metrics, metrics_site
 from invreq.payments import Receiver, open_backend
 from invreq.service import Service
@@ -39,6 +39,14 @@ AUTH_KEY = web.AppKey("auth", RuneAuthority)
 
 #: Bytes read from a unix-socket connection at once.
 READ_CHUNK = 65536
+#: Open unix-socket connections served at once; more are answered an error and closed.
+MAX_UNIX_CONNECTIONS = 1000
+#: Seconds a unix-socket client may stay silent between requests, and inside one.
+IDLE_TIMEOUT = 300.0
+PARTIAL_TIMEOUT = 30.0
+#: Seconds shutdown waits for HTTP requests in flight (a person confirming on a hardware
+#: signer included); aiohttp's default, 60, is beyond what a service manager allows.
+HTTP_SHUTDOWN_TIMEOUT = 30.0
 
 
 async def _open_service(app: web.Application) -> AsyncIterator[None]:
@@ -114,8 +122,23 @@ async def _handle_unix(
     splitter = rpc.RequestSplitter()
     dispatcher = app[DISPATCHER_KEY]
     try:
+        if len(conns.tasks) > MAX_UNIX_CONNECTIONS:
+            # Refuse rather than collapse: the fd budget is shared with the store and HTTP.
+            err = RpcError(
+                f"too many connections (more than {MAX_UNIX_CONNECTIONS}); try again", code=-1
+            )
+            writer.write(rpc.error_reply(None, err))
+            await writer.drain()
+            return
         while True:
-            data = await reader.read(READ_CHUNK)
+            # A silent client is dropped: idle between requests for IDLE_TIMEOUT, or stalled
+            # inside one for PARTIAL_TIMEOUT (it holds buffered bytes meanwhile).
+            timeout = PARTIAL_TIMEOUT if splitter.pending else IDLE_TIMEOUT
+            try:
+                async with asyncio.timeout(timeout):
+                    data = await reader.read(READ_CHUNK)
+            except TimeoutError:
+                break
             if not data:
                 break
             try:
@@ -226,6 +249,7 @@ def create_app(config: Config, *, unix_socket: bool = True) -> web.Application:
     )
     app[CONFIG_KEY] = config
     app[METRICS_KEY] = metrics
+    app[rest.BODY_READERS] = set()
     app.cleanup_ctx.append(_open_service)
     if unix_socket:
         app.cleanup_ctx.append(_unix_server)
@@ -235,12 +259,26 @@ def create_app(config: Config, *, unix_socket: bool = True) -> web.Application:
     return app
 
 
+def _raise_fd_limit() -> None:
+    """Use the hard limit on open files: every connection is one, and the default soft
+    limit (often 1024) is smaller than the connections a busy service holds."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+
+
 async def serve(config: Config, *, on_sighup: Callable[[], None] | None = None) -> None:
     """Run until SIGINT or SIGTERM, then shut down cleanly."""
     import signal
 
     app = create_app(config)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    _raise_fd_limit()
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log=None, shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT
+    )
     await runner.setup()  # runs the cleanup contexts' start: store, signer, socket
     sites: list[web.BaseSite] = []
     scheme = "https" if config.http_tls else "http"
@@ -271,6 +309,10 @@ async def serve(config: Config, *, on_sighup: Callable[[], None] | None = None) 
         await stop.wait()
     finally:
         log.info("shutting down")
+        # Clients still sending a body have no request in flight: drop them now.
+        readers: set[asyncio.Task[Any]] = app[rest.BODY_READERS]
+        for task in list(readers):
+            task.cancel()
         # AppRunner.cleanup stops the sites (no new connections), waits for in-flight HTTP
         # handlers, then unwinds the cleanup contexts: socket, signer, store (pending
         # writes are committed before the store closes).
