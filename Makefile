@@ -10,13 +10,14 @@ BUILD_STAMP := $(VENV)/.build-stamp
 RUST_SOURCES := $(shell find rust -name '*.rs' -o -name Cargo.toml 2>/dev/null) Cargo.toml Cargo.lock
 EXTRAS := test,dev,hwi,postgres,bench
 
-.PHONY: all run test test-rust test-python lint fuzz bench bench-micro clean
+.PHONY: all run test test-rust test-python test-fuzz lint fuzz bench bench-micro clean
 
 # cargo-fuzz, installed from crates.io into .tools/ (not the user's ~/.cargo).
 CARGO_FUZZ_VERSION := 0.13.2
 CARGO_FUZZ := .tools/bin/cargo-fuzz
-FUZZ_TARGETS := decode_string invoice_request tlv_stream
+FUZZ_TARGETS := decode_string invoice_request invoice tlv_stream
 FUZZ_SECONDS ?= 30
+TEST_FUZZ_SECONDS ?= 30
 
 all: $(BUILD_STAMP)
 
@@ -43,7 +44,7 @@ $(BUILD_STAMP): $(DEPS_STAMP) $(RUST_SOURCES) pyproject.toml
 run: $(BUILD_STAMP)
 	$(VENV)/bin/invreq serve $(ARGS)
 
-test: test-rust test-python
+test: test-rust test-python test-fuzz
 
 test-rust:
 	cargo test --locked -p invreq-core
@@ -82,6 +83,11 @@ $(CARGO_FUZZ):
 
 # Each target runs FUZZ_SECONDS from the committed seed corpus (read-only: new inputs go to
 # fuzz/target/corpus). The stable toolchain accepts libFuzzer's -Z flags via RUSTC_BOOTSTRAP.
+# A crash leaves its input in fuzz/artifacts/<target>/: copy it to fuzz/regressions/<target>/
+# and cargo test replays it from then on. `make test` runs each target for 30 s.
+test-fuzz:
+	$(MAKE) fuzz FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
+
 fuzz: $(CARGO_FUZZ)
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  mkdir -p fuzz/target/corpus/$$t; \

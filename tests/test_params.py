@@ -162,3 +162,113 @@ def test_splitter_limit() -> None:
     s.feed(b'{"a":"' + b"x" * 90)
     with pytest.raises(InvalidRequest, match="larger than 100 bytes"):
         s.feed(b"x" * 20)
+
+
+# --- the amount grammar, written out (REFERENCE §4), against the parser ------------------
+#
+#   amount = digits [ "msat" | "sat" | "." 3DIGIT "sat" | "btc" | "." 1*11DIGIT "btc" ]
+#   digits = 1*22DIGIT            (value: positive, at most 21,000,000 BTC)
+
+
+def _grammar_value(text: str) -> int | None:
+    """An independent reading of the grammar above (no regex): the msat value or None."""
+    from decimal import Decimal
+
+    i = 0
+    while i < len(text) and text[i] in "0123456789":
+        i += 1
+    whole, rest = text[:i], text[i:]
+    if not 1 <= len(whole) <= 22:
+        return None
+    if rest in ("", "msat"):
+        return int(whole)
+    if rest == "sat":
+        return int(whole) * 1000
+    if rest == "btc":
+        return int(whole) * 100_000_000_000
+    for unit, lo, hi, scale in (("sat", 3, 3, 1000), ("btc", 1, 11, 100_000_000_000)):
+        if rest.startswith(".") and rest.endswith(unit):
+            frac = rest[1 : -len(unit)]
+            if lo <= len(frac) <= hi and all(c in "0123456789" for c in frac):
+                return int(Decimal(f"{whole}.{frac}") * scale)
+    return None
+
+
+units = st.sampled_from(["", "msat", "sat", "btc"])
+
+
+@given(st.integers(0, 10**22 - 1), units)
+def test_every_whole_amount_of_the_grammar_parses_to_its_value(n: int, unit: str) -> None:
+    text = f"{n}{unit}"
+    assert params.parse_msat(text) == _grammar_value(text)
+
+
+@given(
+    st.integers(0, 10**8),
+    st.text("0123456789", min_size=1, max_size=12),
+    st.sampled_from(["sat", "btc"]),
+)
+def test_every_fraction_of_the_grammar_parses_to_its_value(n: int, frac: str, unit: str) -> None:
+    text = f"{n}.{frac}{unit}"
+    assert params.parse_msat(text) == _grammar_value(text)
+
+
+@given(st.text("0123456789.msatbc +-eE_x", max_size=16))
+def test_any_string_parses_exactly_when_the_grammar_says(text: str) -> None:
+    assert params.parse_msat(text) == _grammar_value(text)
+
+
+@given(
+    st.one_of(
+        st.integers(),
+        st.text(max_size=30),
+        st.floats(),
+        st.booleans(),
+        st.none(),
+        st.lists(st.integers(), max_size=2),
+    )
+)
+def test_check_msat_accepts_exactly_the_positive_grammar_values_in_range(value: object) -> None:
+    if isinstance(value, bool) or value is None:
+        expected = None
+    elif isinstance(value, int):
+        expected = value
+    elif isinstance(value, str):
+        expected = _grammar_value(value)
+    else:
+        expected = None
+    try:
+        got: int | None = params.check_msat("amount", value)
+    except InvalidParams as e:
+        assert str(e).startswith("amount: ")
+        got = None
+    ok = expected is not None and 0 < expected <= params.MAX_MSAT
+    assert got == (expected if ok else None)
+
+
+# JSON must write other control characters as \u escapes, which the doc forbids.
+_WRITABLE = st.text(max_size=20).filter(
+    lambda t: all(ord(c) >= 0x20 or c in "\n\t\r\b\f" for c in t)
+)
+
+
+@given(_WRITABLE)
+def test_strings_are_accepted_unless_written_with_a_u_escape(text: str) -> None:
+    raw = json.dumps({"description": text}, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    try:
+        parsed = rpc.parse(raw)
+    except Exception:
+        return  # not valid UTF-8 (a lone surrogate): refused before any parameter check
+    assert params.check_string("description", parsed["description"]) == text
+    escaped = rpc.parse(json.dumps({"description": text + "\u00e9"}).encode())
+    with pytest.raises(InvalidParams, match=r"^description: should be a string \(without \\u\)"):
+        params.check_string("description", escaped["description"])
+
+
+@given(st.one_of(st.booleans(), st.integers(), st.text(max_size=5), st.none()))
+def test_booleans_are_json_true_or_false_only(value: object) -> None:
+    if isinstance(value, bool):
+        assert params.check_bool("single_use", value) is value
+    else:
+        with pytest.raises(InvalidParams, match=r"^single_use: should be 'true' or 'false'"):
+            params.check_bool("single_use", value)
