@@ -22,7 +22,7 @@ async def open_signer(config: Config) -> Signer:
     if config.signer == "hwi":
         from invreq.signers.hwi import open_hwi_signer
 
-        return await open_hwi_signer(key_path=config.hwi_key_path, **_device_args(config))  # type: ignore[arg-type]
+        return await open_hwi_signer(key_path=config.hwi_key_path, **_device_args(config))
     from invreq.signers.software import SoftwareSigner
 
     return SoftwareSigner.load_or_create(config.network_dir)
@@ -33,4 +33,4 @@ async def open_approver(config: Config) -> Approver | None:
         return None
     from invreq.signers.hwi import open_hwi_approver
 
-    return await open_hwi_approver(key_path=config.hwi_approval_path, **_device_args(config))  # type: ignore[arg-type]
+    return await open_hwi_approver(key_path=config.hwi_approval_path, **_device_args(config))

@@ -350,22 +350,9 @@ async def open_device(
     return device, str(fp)
 
 
-async def open_hwi_signer(
-    *,
-    device_type: str | None,
-    device_path: str | None,
-    fingerprint: str | None,
-    key_path: str | None,
-    network: str,
-    timeout: float,
-) -> HwiSigner:
-    device, fp = await open_device(
-        device_type=device_type,
-        device_path=device_path,
-        fingerprint=fingerprint,
-        network=network,
-        timeout=timeout,
-    )
+async def open_hwi_signer(*, key_path: str | None, **device_args: Any) -> HwiSigner:
+    """``device_args``: those of :func:`open_device`."""
+    device, fp = await open_device(**device_args)
     path = key_path or DEFAULT_KEY_PATH
     try:
         xpub = await device.call("get_pubkey_at_path", lambda c: c.get_pubkey_at_path(path))
@@ -404,20 +391,7 @@ async def open_hwi_signer(
     return HwiSigner(device, path, payer_id, fp)
 
 
-async def open_hwi_approver(
-    *,
-    device_type: str | None,
-    device_path: str | None,
-    fingerprint: str | None,
-    key_path: str | None,
-    network: str,
-    timeout: float,
-) -> HwiApprover:
-    device, fp = await open_device(
-        device_type=device_type,
-        device_path=device_path,
-        fingerprint=fingerprint,
-        network=network,
-        timeout=timeout,
-    )
+async def open_hwi_approver(*, key_path: str | None, **device_args: Any) -> HwiApprover:
+    """``device_args``: those of :func:`open_device`."""
+    device, fp = await open_device(**device_args)
     return HwiApprover(device, key_path or DEFAULT_KEY_PATH, fp)

@@ -348,10 +348,13 @@ class SQLiteStore:
         index: int = await self._write(record)
         return index
 
-    async def disable(self, invreq_id: str) -> Record:
+    async def _update_state(self, set_sql: str, condition: str, invreq_id: str) -> Record:
+        """One conditional UPDATE: the new record, or ``NotActive`` when the condition is
+        false for an existing request, ``UnknownInvoiceRequest`` when there is none."""
+
         def write(conn: sqlite3.Connection) -> Record:
             row = conn.execute(
-                f"UPDATE invoice_requests SET active = 0 WHERE invreq_id = ? AND active = 1"
+                f"UPDATE invoice_requests SET {set_sql} WHERE invreq_id = ? AND {condition}"
                 f" RETURNING {_COLUMNS}",
                 (invreq_id,),
             ).fetchone()
@@ -364,30 +367,20 @@ class SQLiteStore:
 
         result: Record = await self._write(write)
         return result
+
+    async def disable(self, invreq_id: str) -> Record:
+        return await self._update_state("active = 0", "active = 1", invreq_id)
 
     async def mark_used(self, invreq_id: str) -> Record:
         """An invoice for this request was paid: ``used``, and inactive if single-use.
 
         Conditional like ``disable``: an inactive request, or a single-use one already
         used, is refused with ``NotActive``, so of two racing payments only one counts."""
-
-        def write(conn: sqlite3.Connection) -> Record:
-            row = conn.execute(
-                "UPDATE invoice_requests SET used = 1,"
-                " active = CASE WHEN single_use = 1 THEN 0 ELSE active END"
-                " WHERE invreq_id = ? AND active = 1 AND NOT (single_use = 1 AND used = 1)"
-                f" RETURNING {_COLUMNS}",
-                (invreq_id,),
-            ).fetchone()
-            if row is not None:
-                return _record(row)
-            exists = conn.execute(
-                "SELECT 1 FROM invoice_requests WHERE invreq_id = ?", (invreq_id,)
-            ).fetchone()
-            raise NotActive() if exists else UnknownInvoiceRequest()
-
-        result: Record = await self._write(write)
-        return result
+        return await self._update_state(
+            "used = 1, active = CASE WHEN single_use = 1 THEN 0 ELSE active END",
+            "active = 1 AND NOT (single_use = 1 AND used = 1)",
+            invreq_id,
+        )
 
     # --- payments (see invreq.payments) --------------------------------------------------
 
