@@ -221,7 +221,7 @@ class PostgresStore:
                 [r.payer_key for r in recs],
                 [None if r.approval is None else json.dumps(r.approval) for r in recs],
             )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+        except Exception as e:  # asyncpg errors, timeouts: the writer must outlive them
             err = StoreError(f"database error, nothing stored: {e}")
             for _, fut in group:
                 if not fut.done():

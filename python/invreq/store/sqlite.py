@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import dataclasses
 import json
 import sqlite3
@@ -295,21 +296,20 @@ class SQLiteStore:
         except sqlite3.Error as e:
             err = StoreError(f"database unavailable: {e}")
             return [(fut, None, err) for _, fut in group]
-        inserts = [(job, fut) for job, fut in group if isinstance(job, Record)]
-        others = [(job, fut) for job, fut in group if not isinstance(job, Record)]
-        outcomes = self._insert_all(conn, inserts) if inserts else []
-        for fn, fut in others:
-            outcomes.append(_in_savepoint(conn, fn, fut))
         try:
+            inserts = [(job, fut) for job, fut in group if isinstance(job, Record)]
+            others = [(job, fut) for job, fut in group if not isinstance(job, Record)]
+            outcomes = self._insert_all(conn, inserts) if inserts else []
+            for fn, fut in others:
+                outcomes.append(_in_savepoint(conn, fn, fut))
             conn.execute("COMMIT")
-        except sqlite3.Error as e:
-            # Nothing of this group is durable: every caller learns it, none is acknowledged.
-            try:
+        except Exception as e:
+            # Nothing of this group is durable: every caller learns it, none is acknowledged,
+            # and the connection is left outside any transaction for the next group.
+            with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            except sqlite3.Error:
-                pass
             err = StoreError(f"commit failed, nothing stored: {e}")
-            return [(fut, None, err) for fut, _, _ in outcomes]
+            return [(fut, None, err) for _, fut in group]
         self.commits += 1
         self.writes += len(group)
         if self.on_commit is not None:
