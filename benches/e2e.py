@@ -94,7 +94,9 @@ class Proc:
             self.p.wait()
 
 
-def start_invreq(work: Path, name: str, *, db: str | None = None, oracle: bool = False) -> Proc:
+def start_invreq(
+    work: Path, name: str, *, db: str | None = None, oracle: bool = False, workers: int = 1
+) -> Proc:
     data = work / name
     port = free_port()
     entry = [PY, str(ROOT / "benches" / "oracle_core.py")] if oracle else [PY, "-m", "invreq.cli"]
@@ -112,6 +114,8 @@ def start_invreq(work: Path, name: str, *, db: str | None = None, oracle: bool =
     ]
     if db:
         argv += ["--db", db]
+    if workers > 1:
+        argv += ["--workers", str(workers)]
     return Proc(argv, port, data / "regtest" / "invreq-rpc", work / f"{name}.log")
 
 
@@ -307,6 +311,20 @@ def run_postgres(rows: list[Row], work: Path, duration: float) -> None:
                         duration,
                         rune,
                     )
+        with running(start_invreq(work, "pgw", db=dsn, workers=2)) as pooled:
+            rune = pooled.rune()
+            for c in (16, 64):
+                measure(
+                    rows,
+                    "invreq postgresql --workers 2",
+                    "invoicerequest",
+                    "http",
+                    [pooled.targets["http"]],
+                    b["invoicerequest"],
+                    c,
+                    duration,
+                    rune,
+                )
     finally:
         pg.stop()
 

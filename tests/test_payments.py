@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -22,6 +23,7 @@ import pytest
 from _service_fixtures import Server
 from coincurve import PrivateKey
 from invreq import bolt12
+from invreq.payments import RECONCILE_AFTER
 from pyln.client import RpcError
 
 NODE = PrivateKey(b"\x77" * 32)
@@ -280,6 +282,10 @@ def test_restart_during_a_pending_payment_settles_it(tmp_path: Path, lightningd:
     assert ln.xpays() == [inv]
     s.kill()  # the process dies with the payment in flight
     ln.paid.write_text(inv + "\n")  # ...which the node completed meanwhile
+    # Time passes before the restart: a pending payment younger than RECONCILE_AFTER could
+    # still be in flight in another instance, so only an older one is settled.
+    with sqlite3.connect(tmp_path / "data" / "regtest" / "invreq.sqlite3") as db:
+        db.execute("UPDATE payments SET created_at = created_at - ?", (RECONCILE_AFTER + 1,))
     s.start()
     try:
         pays = s.rpc.call("listpayments", [])["payments"]

@@ -68,6 +68,12 @@ def _add_serve_options(p: argparse.ArgumentParser) -> None:
         "--hwi-timeout", type=float, default=d.hwi_timeout, help="seconds to wait for the device"
     )
     p.add_argument(
+        "--workers",
+        type=int,
+        default=d.workers,
+        help="processes serving the same sockets (pays with PostgreSQL; not with SQLite)",
+    )
+    p.add_argument(
         "--pay-with",
         default=d.pay_with,
         help="how receiveinvoice pays: none (validate and record only) or cln:RPC_PATH "
@@ -156,6 +162,7 @@ def _config_from(args: argparse.Namespace) -> Config:
         hwi_approval_path=args.hwi_approval_path,
         hwi_timeout=args.hwi_timeout,
         pay_with=args.pay_with,
+        workers=args.workers,
         log_level=args.log_level,
         log_file=args.log_file,
         metrics_port=args.metrics_port,
@@ -177,6 +184,10 @@ def _serve(args: argparse.Namespace) -> int:
     reopen_log = setup_logging(level, config.log_file)
 
     try:
+        if config.workers > 1:
+            from invreq.server import run_workers
+
+            return run_workers(config, config.workers, reopen_log)
         asyncio.run(serve(config, on_sighup=reopen_log))
     except StartupError as e:
         print(f"invreq serve: {e}", file=sys.stderr)

@@ -40,6 +40,7 @@ class Config:
     log_level: str = "info"
     log_file: Path | None = None
     metrics_port: int = 0  # 0: off; else Prometheus metrics on 127.0.0.1:PORT/metrics
+    workers: int = 1  # processes serving the same sockets
 
     @property
     def network_dir(self) -> Path:
@@ -78,6 +79,14 @@ class Config:
             raise ConfigError(
                 "--approver hwi: the device already signs every request with --signer hwi; "
                 "use one or the other"
+            )
+        if not 1 <= self.workers <= 64:
+            raise ConfigError(f"--workers: {self.workers} is not between 1 and 64")
+        if self.workers > 1 and "hwi" in (self.signer, self.approver):
+            raise ConfigError("--workers: a hardware device serves one process; use --workers 1")
+        if self.workers > 1 and self.metrics_port:
+            raise ConfigError(
+                "--workers: --metrics-port would be bound by every worker; use --workers 1"
             )
         if self.pay_with != "none" and not self.pay_with.startswith("cln:"):
             raise ConfigError(f"--pay-with: {self.pay_with!r} is not 'none' or 'cln:RPC_PATH'")

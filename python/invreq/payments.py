@@ -43,6 +43,7 @@ from invreq.errors import (
     NotActive,
     RpcError,
     StartupError,
+    StoreError,
     UnknownInvoiceRequest,
 )
 from invreq.store.base import Payment, Store
@@ -61,6 +62,8 @@ log = logging.getLogger("invreq.payments")
 
 #: BOLT 12: an invoice without invoice_relative_expiry expires 7200 s after creation.
 DEFAULT_RELATIVE_EXPIRY = 7200
+#: Seconds after which a pending payment found at start is settled from the backend.
+RECONCILE_AFTER = 120
 
 
 class PaymentFailed(Exception):
@@ -262,8 +265,14 @@ class Receiver:
         return {"payments": [p.to_json() for p in await self.store.payments(invreq_id, status)]}
 
     async def reconcile(self) -> None:
-        """At start: settle payments left pending by a crash, from the backend's record."""
+        """At start: settle payments left pending by a crash, from the backend's record.
+
+        Only those older than ``RECONCILE_AFTER``: a younger one may be in flight in another
+        instance sharing the database, and its outcome is that instance's to record."""
+        now = int(self.clock())
         for p in await self.store.payments(status="pending"):
+            if p.created_at > now - RECONCILE_AFTER:
+                continue
             try:
                 outcome, preimage = await self.backend.status(p.invoice)
             except Exception as e:
@@ -274,13 +283,16 @@ class Receiver:
             if outcome == "pending":
                 log.warning("payment %d still pending at the backend", p.payment_id)
                 continue
-            await self.store.payment_finish(
-                p.payment_id,
-                outcome,
-                int(self.clock()),
-                preimage=preimage,
-                error=None
-                if outcome == "paid"
-                else "settled at restart: the backend has no completed payment",
-            )
+            try:
+                await self.store.payment_finish(
+                    p.payment_id,
+                    outcome,
+                    int(self.clock()),
+                    preimage=preimage,
+                    error=None
+                    if outcome == "paid"
+                    else "settled at restart: the backend has no completed payment",
+                )
+            except StoreError:
+                continue  # another worker or instance settled it first
             log.info("payment %d settled at restart: %s", p.payment_id, outcome)

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,17 @@ SERVICE_KEY = web.AppKey("service", Service)
 DISPATCHER_KEY = web.AppKey("dispatcher", rpc.Dispatcher)
 METRICS_KEY: web.AppKey[Metrics | None] = web.AppKey("metrics")
 AUTH_KEY = web.AppKey("auth", RuneAuthority)
+
+
+@dataclasses.dataclass
+class Listeners:
+    """Sockets bound once by the parent of ``--workers`` processes and shared by them."""
+
+    unix: socket.socket | None
+    http: socket.socket | None
+
+
+LISTENERS_KEY: web.AppKey[Listeners | None] = web.AppKey("listeners")
 
 #: Bytes read from a unix-socket connection at once.
 READ_CHUNK = 65536
@@ -182,12 +195,23 @@ async def _discard_input(reader: asyncio.StreamReader) -> None:
 async def _unix_server(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG_KEY]
     path = config.socket_path
-    _remove_stale_socket(path)
+    shared = app[LISTENERS_KEY]
     conns = _UnixConnections()
-    server = await asyncio.start_unix_server(
-        lambda r, w: _handle_unix(app, conns, r, w), path=str(path), limit=rpc.MAX_REQUEST_BYTES
-    )
-    os.chmod(path, 0o600)
+
+    def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> Any:
+        return _handle_unix(app, conns, r, w)
+
+    if shared is not None and shared.unix is not None:
+        # A worker: the parent bound the socket, and removes it at the end.
+        server = await asyncio.start_unix_server(
+            handle, sock=shared.unix, limit=rpc.MAX_REQUEST_BYTES
+        )
+    else:
+        _remove_stale_socket(path)
+        server = await asyncio.start_unix_server(
+            handle, path=str(path), limit=rpc.MAX_REQUEST_BYTES
+        )
+        os.chmod(path, 0o600)
     log.info("listening on unix socket %s", path)
     try:
         yield
@@ -200,8 +224,9 @@ async def _unix_server(app: web.Application) -> AsyncIterator[None]:
         for t in list(conns.tasks):
             t.cancel()
         await asyncio.gather(*conns.tasks, return_exceptions=True)
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+        if shared is None:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
 
 def _remove_stale_socket(path: Path) -> None:
@@ -240,7 +265,9 @@ async def _count_http(request: web.Request, handler: Any) -> web.StreamResponse:
         gauge.dec()
 
 
-def create_app(config: Config, *, unix_socket: bool = True) -> web.Application:
+def create_app(
+    config: Config, *, unix_socket: bool = True, listeners: Listeners | None = None
+) -> web.Application:
     config.validate()
     metrics = Metrics() if config.metrics_port else None
     app = web.Application(
@@ -248,6 +275,7 @@ def create_app(config: Config, *, unix_socket: bool = True) -> web.Application:
         middlewares=[web.middleware(_count_http)] if metrics is not None else [],
     )
     app[CONFIG_KEY] = config
+    app[LISTENERS_KEY] = listeners
     app[METRICS_KEY] = metrics
     app[rest.BODY_READERS] = set()
     app.cleanup_ctx.append(_open_service)
@@ -270,11 +298,16 @@ def _raise_fd_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
 
 
-async def serve(config: Config, *, on_sighup: Callable[[], None] | None = None) -> None:
+async def serve(
+    config: Config,
+    *,
+    on_sighup: Callable[[], None] | None = None,
+    listeners: Listeners | None = None,
+) -> None:
     """Run until SIGINT or SIGTERM, then shut down cleanly."""
     import signal
 
-    app = create_app(config)
+    app = create_app(config, listeners=listeners)
     _raise_fd_limit()
     runner = web.AppRunner(
         app, handle_signals=False, access_log=None, shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT
@@ -288,9 +321,17 @@ async def serve(config: Config, *, on_sighup: Callable[[], None] | None = None) 
             from invreq.tls import server_context
 
             ssl_context = server_context(config.network_dir, config.http_host)
-        site = web.TCPSite(
-            runner, config.http_host, config.http_port, reuse_address=True, ssl_context=ssl_context
-        )
+        site: web.BaseSite
+        if listeners is not None and listeners.http is not None:
+            site = web.SockSite(runner, listeners.http, ssl_context=ssl_context)
+        else:
+            site = web.TCPSite(
+                runner,
+                config.http_host,
+                config.http_port,
+                reuse_address=True,
+                ssl_context=ssl_context,
+            )
         await site.start()
         sites.append(site)
         log.info("listening on %s://%s:%d/rpc", scheme, config.http_host, config.http_port)
@@ -300,11 +341,8 @@ async def serve(config: Config, *, on_sighup: Callable[[], None] | None = None) 
         loop.add_signal_handler(sig, stop.set)
     if on_sighup is not None:
         loop.add_signal_handler(signal.SIGHUP, on_sighup)
-    print(
-        f"invreq {config.network}: unix socket {config.socket_path}"
-        + (f", {scheme}://{config.http_host}:{config.http_port}/rpc" if config.http_port else ""),
-        flush=True,
-    )
+    if listeners is None:  # with workers, the parent says it once
+        _announce(config)
     try:
         await stop.wait()
     finally:
@@ -317,3 +355,98 @@ async def serve(config: Config, *, on_sighup: Callable[[], None] | None = None) 
         # handlers, then unwinds the cleanup contexts: socket, signer, store (pending
         # writes are committed before the store closes).
         await runner.cleanup()
+
+
+def _announce(config: Config) -> None:
+    scheme = "https" if config.http_tls else "http"
+    print(
+        f"invreq {config.network}: unix socket {config.socket_path}"
+        + (f", {scheme}://{config.http_host}:{config.http_port}/rpc" if config.http_port else ""),
+        flush=True,
+    )
+
+
+def _bind(config: Config) -> Listeners:
+    """The parent's part of ``--workers``: bind both sockets once, before forking."""
+    path = config.socket_path
+    _remove_stale_socket(path)
+    unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    unix.bind(str(path))
+    os.chmod(path, 0o600)
+    unix.listen(1024)
+    http = None
+    if config.http_port:
+        family, _, _, _, addr = socket.getaddrinfo(
+            config.http_host, config.http_port, type=socket.SOCK_STREAM
+        )[0]
+        http = socket.create_server(addr, family=family, backlog=1024)
+    return Listeners(unix=unix, http=http)
+
+
+def _prepare_secrets(config: Config) -> None:
+    """Create the secrets (and certificate) once, so workers never race to create them."""
+    from invreq.auth import _load_or_create_secret
+
+    if config.signer == "software":
+        from invreq.signers.software import SoftwareSigner
+
+        SoftwareSigner.load_or_create(config.network_dir)
+    _load_or_create_secret(config.network_dir)
+    if config.http_tls and config.http_port:
+        from invreq.tls import server_context
+
+        server_context(config.network_dir, config.http_host)
+
+
+def run_workers(config: Config, workers: int, on_sighup: Callable[[], None] | None) -> int:
+    """``--workers N``: N processes serve the same unix socket and HTTP port, each with its
+    own event loop, signer and store connection(s). The parent binds the sockets, forks,
+    forwards SIGINT/SIGTERM/SIGHUP, and stops the others if one fails. Returns the exit code.
+
+    Worth it with PostgreSQL (each process commits its own groups); on one SQLite file the
+    processes' writers take turns on its lock, which measured no faster than one process.
+    """
+    import signal
+
+    from invreq.errors import StartupError
+
+    _prepare_network_dir(config.network_dir)
+    _prepare_secrets(config)
+    listeners = _bind(config)
+    children: list[int] = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 0
+            try:
+                asyncio.run(serve(config, on_sighup=on_sighup, listeners=listeners))
+            except StartupError as e:
+                print(f"invreq serve: {e}", file=sys.stderr, flush=True)
+                code = 1
+            except BaseException:
+                log.exception("worker failed")
+                code = 1
+            finally:
+                os._exit(code)
+        children.append(pid)
+
+    def forward(signum: int, _frame: Any) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signum)
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, forward)
+    _announce(config)
+    code = 0
+    running = set(children)
+    while running:
+        pid, status = os.wait()
+        running.discard(pid)
+        exit_code = os.waitstatus_to_exitcode(status)
+        if exit_code != 0 and code == 0:
+            code = exit_code if exit_code > 0 else 1
+            forward(signal.SIGTERM, None)  # one failed: stop the others
+    with contextlib.suppress(FileNotFoundError):
+        config.socket_path.unlink()
+    return code
