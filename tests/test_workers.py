@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from _service_fixtures import Server
-
 from invreq import bolt12
 from invreq.config import Config, ConfigError
 
