@@ -18,8 +18,6 @@ runes and the blacklist live in the store, so instances sharing a database agree
 from __future__ import annotations
 
 import asyncio
-import os
-import stat
 import time
 from collections import deque
 from collections.abc import Callable
@@ -28,7 +26,8 @@ from typing import Any
 
 import runes
 
-from invreq.errors import InvalidParams, RpcError, StartupError
+from invreq import secretfile
+from invreq.errors import InvalidParams, RpcError
 from invreq.store.base import Store
 
 __all__ = [
@@ -76,35 +75,9 @@ def not_authorized(why: str) -> RuneError:
     return RuneError(f"Not authorized: {why}", code=CODE_NOT_AUTHORIZED)
 
 
-def _load_or_create_secret(directory: Path) -> bytes:
-    path = directory / SECRET_NAME
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except FileNotFoundError:
-        secret = os.urandom(32)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return _load_or_create_secret(directory)
-        try:
-            os.write(fd, secret)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        return secret
-    try:
-        mode = os.fstat(fd).st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise StartupError(
-                f"{path} is readable by group or others (mode {stat.S_IMODE(mode):04o}); it "
-                f"signs every rune: run `chmod 600 {path}` and start again"
-            )
-        secret = os.read(fd, 64)
-    finally:
-        os.close(fd)
-    if len(secret) != 32:
-        raise StartupError(f"{path}: expected 32 bytes, found {len(secret)}")
-    return secret
+def load_or_create_secret(directory: Path) -> bytes:
+    """The master secret every rune derives from (owner-only, see :mod:`invreq.secretfile`)."""
+    return secretfile.load_or_create(directory / SECRET_NAME, role="signs every rune")
 
 
 def _restriction(item: Any) -> runes.Restriction:
@@ -180,7 +153,7 @@ class RuneAuthority:
 
     @classmethod
     def load_or_create(cls, directory: Path, store: Store) -> RuneAuthority:
-        return cls(_load_or_create_secret(directory), store)
+        return cls(load_or_create_secret(directory), store)
 
     # --- the four commands --------------------------------------------------------------
 

@@ -385,13 +385,13 @@ def _bind(config: Config) -> Listeners:
 
 def _prepare_secrets(config: Config) -> None:
     """Create the secrets (and certificate) once, so workers never race to create them."""
-    from invreq.auth import _load_or_create_secret
+    from invreq.auth import load_or_create_secret
 
     if config.signer == "software":
         from invreq.signers.software import SoftwareSigner
 
         SoftwareSigner.load_or_create(config.network_dir)
-    _load_or_create_secret(config.network_dir)
+    load_or_create_secret(config.network_dir)
     if config.http_tls and config.http_port:
         from invreq.tls import server_context
 
