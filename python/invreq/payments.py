@@ -215,18 +215,18 @@ class Receiver:
                 CODE_REQUEST_EXPIRED,
                 f"invoice_request expired at {inv.offer_absolute_expiry} (now {now})",
             )
+        # Without a backend the attempt is recorded as refused at once, and claims nothing.
+        refused = isinstance(self.backend, NoBackend)
         attempt = Payment(
             payment_id=0,
             invreq_id=invreq_id,
             invoice=invoice,
             amount_msat=inv.amount_msat,
             payment_hash=inv.payment_hash.hex(),
-            status="refused" if isinstance(self.backend, NoBackend) else "pending",
+            status="refused" if refused else "pending",
             created_at=now,
-            resolved_at=now if isinstance(self.backend, NoBackend) else None,
-            error="no payment backend (--pay-with none)"
-            if isinstance(self.backend, NoBackend)
-            else None,
+            resolved_at=now if refused else None,
+            error="no payment backend (--pay-with none)" if refused else None,
         )
         try:
             claimed = await self.store.payment_claim(attempt)
