@@ -1,0 +1,33 @@
+"""The optional runtime paths and what to install for them (pyproject's runtime extras).
+
+The service starts on its defaults with ``[project] dependencies`` alone. Two options need
+more, and only those options import it (lazily), so a missing extra stops the start with
+one line saying what to install rather than an ``ImportError`` traceback (or a failure to
+start at all on a Python the extra does not install on).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+from invreq.errors import StartupError
+
+__all__ = ["OPTIONAL_IMPORTS", "require"]
+
+#: Top-level module -> (the extra that installs it, what else to know).
+OPTIONAL_IMPORTS: dict[str, tuple[str, str]] = {
+    # hwi 3.2.0 (the newest) declares Requires-Python <3.13, so its extra carries a marker.
+    "hwilib": ("hwi", " on Python 3.11 or 3.12 (hwi 3.2.0 does not install on newer ones)"),
+    "asyncpg": ("postgres", ""),
+}
+
+
+def require(module: str, option: str) -> None:
+    """Raise ``StartupError`` naming ``option`` and the extra if ``module`` is missing."""
+    if importlib.util.find_spec(module) is not None:
+        return
+    extra, note = OPTIONAL_IMPORTS[module]
+    raise StartupError(
+        f"{option} needs {module}, which is not installed: pip install 'invreq[{extra}]'"
+        f"{note}; `make run` installs it"
+    )
