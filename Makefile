@@ -41,8 +41,9 @@ import sys
 ok = "$(SUPPORTED_PYTHONS)".split()
 v = "%d.%d" % sys.version_info[:2]
 if sys.implementation.name != "cpython" or v not in ok:
-    sys.exit("invreq needs CPython %s (hardware signing: 3.11 or 3.12); $(PYTHON) is %s %s: "
-             "run make with PYTHON=python3.X naming one of them" % (", ".join(ok), sys.implementation.name, v))
+    sys.exit("invreq needs CPython %s or %s (hardware signing: 3.11 or 3.12); $(PYTHON) is %s %s: "
+             "run make with PYTHON=python3.X naming one of them"
+             % (", ".join(ok[:-1]), ok[-1], sys.implementation.name, v))
 print("%s %s %s" % (sys.implementation.name, v, sys.base_prefix))
 endef
 export CHECK_PYTHON
