@@ -19,8 +19,9 @@ def requirements(groups: list[str]) -> list[str]:
     project = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())
     project = project["project"]
     out: list[str] = []
+    extras = project["optional-dependencies"]
     for group in groups:
-        out += project["dependencies"] if group == "run" else project["optional-dependencies"][group]
+        out += project["dependencies"] if group == "run" else extras[group]
     return out
 
 
