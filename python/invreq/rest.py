@@ -43,7 +43,8 @@ def _json(status: int, obj: Any) -> web.Response:
 
 def _authorizer(auth: RuneAuthority, rune: str) -> rpc.Authorize:
     async def authorize(method: str, call_params: Any) -> None:
-        await auth.check(rune, method=method, params=call_params)
+        uid = await auth.check(rune, method=method, params=call_params)
+        rpc.CALLER.set(f"rune #{uid}")  # who did it, for records such as resolvepayment
 
     return authorize
 
