@@ -190,9 +190,9 @@ def test_bounded_attempts(tmp_path: Path, lightningd: Any) -> None:
         e = error_of(s, "receiveinvoice", [invoice_for(r["bolt12"], n=2)])
         assert e["code"] == 2111 and "--pay-attempts-per-request" in e["message"]
         r2 = s.rpc.call("invoicerequest", [1000, "other"])
-        assert error_of(s, "receiveinvoice", [invoice_for(r2["bolt12"])])["code"] == 2108
+        assert error_of(s, "receiveinvoice", [invoice_for(r2["bolt12"], n=10)])["code"] == 2108
         r3 = s.rpc.call("invoicerequest", [1000, "third"])
-        e = error_of(s, "receiveinvoice", [invoice_for(r3["bolt12"])])
+        e = error_of(s, "receiveinvoice", [invoice_for(r3["bolt12"], n=11)])
         assert e["code"] == 2111 and "--pay-attempts-per-minute" in e["message"]
         assert len(ln.xpays()) == 3 and statuses(s) == ["failed"] * 3
     finally:
@@ -258,7 +258,7 @@ def test_resolvepayment_by_hand_with_evidence(
         s.kill()
     # The node is gone for good (another node behind the same socket now); the operator
     # has evidence that the payment never happened.
-    ln.restart(node_id=NODE_B)
+    ln.restart("--mode", "succeed", node_id=NODE_B)
     s.extra_args = paying(ln, "--pay-timeout", "30")
     s.start()
     try:

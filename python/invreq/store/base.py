@@ -207,7 +207,8 @@ class Store(Protocol):
         Otherwise record ``payment`` as ``pending`` if its request may be paid now: it
         exists, is active, (single-use) has no pending or paid payment, and ``limits`` allow
         another attempt. Raises ``UnknownInvoiceRequest``, ``NotActive``, ``AlreadyClaimed``
-        or ``PaymentLimited``. A ``refused`` payment is recorded without a claim or limits.
+        or ``PaymentLimited``. A ``refused`` payment is checked the same way (limits aside)
+        and recorded without claiming anything.
         The check and the insert are one transaction; a unique index on payment_hash backs
         it."""
 

@@ -319,20 +319,21 @@ class PostgresStore:
                         return Claim(found, new=False)
                 if row is None:
                     raise UnknownInvoiceRequest()
-                if payment.status == "pending":
-                    active, single_use, used = row
-                    if not active:
-                        raise NotActive()
-                    if single_use:
-                        taken = await conn.fetchval(
-                            "SELECT status FROM payments WHERE invreq_id = $1 AND status IN"
-                            " ('pending', 'paid') LIMIT 1",
-                            payment.invreq_id,
-                        )
-                        if taken is not None or used:
-                            raise AlreadyClaimed(taken or "paid")
-                    if limits is not None:
-                        await _check_limits(conn, payment, limits)
+                # Refused attempts (no backend) claim nothing, but are not recorded for
+                # a request that could not be paid anyway.
+                active, single_use, used = row
+                if not active:
+                    raise NotActive()
+                if single_use:
+                    taken = await conn.fetchval(
+                        "SELECT status FROM payments WHERE invreq_id = $1 AND status IN"
+                        " ('pending', 'paid') LIMIT 1",
+                        payment.invreq_id,
+                    )
+                    if taken is not None or used:
+                        raise AlreadyClaimed(taken or "paid")
+                if payment.status == "pending" and limits is not None:
+                    await _check_limits(conn, payment, limits)
                 if existing is not None:
                     # The refused row of this invoice becomes its attempt: still one row.
                     updated = await conn.fetchrow(

@@ -422,20 +422,21 @@ class SQLiteStore:
             ).fetchone()
             if row is None:
                 raise UnknownInvoiceRequest()
-            if payment.status == "pending":
-                active, single_use, used = row
-                if not active:
-                    raise NotActive()
-                if single_use:
-                    taken = conn.execute(
-                        "SELECT status FROM payments WHERE invreq_id = ? AND status IN"
-                        " ('pending', 'paid') LIMIT 1",
-                        (payment.invreq_id,),
-                    ).fetchone()
-                    if taken is not None or used:
-                        raise AlreadyClaimed(taken[0] if taken else "paid")
-                if limits is not None:
-                    _check_limits(conn, payment, limits)
+            # Refused attempts (no backend) claim nothing, but are not recorded for a
+            # request that could not be paid anyway.
+            active, single_use, used = row
+            if not active:
+                raise NotActive()
+            if single_use:
+                taken = conn.execute(
+                    "SELECT status FROM payments WHERE invreq_id = ? AND status IN"
+                    " ('pending', 'paid') LIMIT 1",
+                    (payment.invreq_id,),
+                ).fetchone()
+                if taken is not None or used:
+                    raise AlreadyClaimed(taken[0] if taken else "paid")
+            if payment.status == "pending" and limits is not None:
+                _check_limits(conn, payment, limits)
             if existing is not None:
                 # The refused row of this invoice becomes its attempt: still one row.
                 updated = conn.execute(
