@@ -115,7 +115,8 @@ def test_onion_message_vector() -> None:
         msg = bytes.fromhex(d["onion_message"])
         path_key = msg[2:35]  # after the type, 513
         assert path_key == got[i].path_key
-        out = bolt12.decrypt_hop(bytes.fromhex(d["privkey"]), path_key, got[i].encrypted_recipient_data)
+        data = got[i].encrypted_recipient_data
+        out = bolt12.decrypt_hop(bytes.fromhex(d["privkey"]), path_key, data)
         if "next_node_id" in d:
             assert out.next_node_id == bytes.fromhex(d["next_node_id"])
             assert out.next_path_key == bytes.fromhex(dec[i + 1]["onion_message"])[2:35]
@@ -168,7 +169,9 @@ def test_path_id_is_hmac_sha256(secret: bytes, metadata: bytes) -> None:
     assert not bolt12.path_id_matches(secret, metadata + b"x", pid)
 
 
-def _request(paths: list[bolt12.BlindedPath], metadata: bytes = b"\x07" * 16) -> bolt12.InvoiceRequest:
+def _request(
+    paths: list[bolt12.BlindedPath], metadata: bytes = b"\x07" * 16
+) -> bolt12.InvoiceRequest:
     unsigned = bolt12.UnsignedInvoiceRequest(
         metadata=metadata,
         description="ATM withdrawal",
@@ -195,8 +198,9 @@ def test_a_request_carries_a_path_that_decrypts_to_its_path_id() -> None:
     decoded = bolt12.decode_invoice_request(signed.bolt12)
     assert decoded.paths == [path]
     got = decoded.paths[0]
-    first = bolt12.decrypt_hop(INTRO_SECRET, got.first_path_key, got.hops[0].encrypted_recipient_data)
-    last = bolt12.decrypt_hop(NODE_SECRET, first.next_path_key, got.hops[1].encrypted_recipient_data)
+    hops = [h.encrypted_recipient_data for h in got.hops]
+    first = bolt12.decrypt_hop(INTRO_SECRET, got.first_path_key, hops[0])
+    last = bolt12.decrypt_hop(NODE_SECRET, first.next_path_key, hops[1])
     assert last.path_id is not None
     assert bolt12.path_id_matches(secret, decoded.metadata, last.path_id)
     # Two fresh paths to the same node differ (fresh session secret), yet both decrypt.
@@ -253,7 +257,7 @@ def test_bad_arguments_name_what_is_wrong() -> None:
         (lambda: bolt12.BlindedPath(first_path_key=dest, hops=[]), "first_node_id"),
     ]
     for call, field in cases:
-        with pytest.raises(InvalidFieldError, match=f"^{field}"):
+        with pytest.raises(InvalidFieldError, match=rf"^{field}"):
             call()
     path = bolt12.build_blinded_path(dest, b"\x01" * 32, b"\x05" * 32)
     with pytest.raises(DecodeError, match="does not decrypt"):
@@ -264,5 +268,5 @@ def test_bad_arguments_name_what_is_wrong() -> None:
         bolt12.parse_blinded_paths(path.to_bytes()[:-1])
     with pytest.raises(DecodeError, match="no blinded paths"):
         bolt12.parse_blinded_paths(b"")
-    with pytest.raises(InvalidFieldError, match="^paths"):
+    with pytest.raises(InvalidFieldError, match=r"^paths"):
         bolt12.encode_blinded_paths([])

@@ -149,7 +149,9 @@ def new_blinded_path(
     for _ in range(8):
         secret = os.urandom(32)
         try:
-            return build_blinded_path(destination, path_id, secret, introduction=introduction, pad=pad)
+            return build_blinded_path(
+                destination, path_id, secret, introduction=introduction, pad=pad
+            )
         except InvalidFieldError as e:
             if not str(e).startswith("session_secret:"):
                 raise

@@ -80,7 +80,10 @@ fn read_path(c: &mut Cursor<'_>, check: Check) -> Result<BlindedPath> {
         let blinded_node_id = read_point(field, c.take(33)?, check)?;
         let l = c.take(2)?;
         let enclen = usize::from(u16::from_be_bytes([l[0], l[1]]));
-        hops.push(BlindedHop { blinded_node_id, encrypted_recipient_data: c.take(enclen)?.to_vec() });
+        hops.push(BlindedHop {
+            blinded_node_id,
+            encrypted_recipient_data: c.take(enclen)?.to_vec(),
+        });
     }
     Ok(BlindedPath { first_node, first_path_key, hops })
 }
@@ -471,7 +474,13 @@ pub fn receive(node_secret: &[u8], path_key: &[u8], encrypted: &[u8]) -> Result<
             .map_err(|_| invalid("blinding", "next path key at infinity"))?
             .serialize(),
     };
-    Ok(ReceivedHop { shared_secret: ss, blinded_node_secret: b.secret_bytes(), plaintext, data, next_path_key })
+    Ok(ReceivedHop {
+        shared_secret: ss,
+        blinded_node_secret: b.secret_bytes(),
+        plaintext,
+        data,
+        next_path_key,
+    })
 }
 
 // ---- path_id ----------------------------------------------------------------------------

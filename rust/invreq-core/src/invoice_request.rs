@@ -13,8 +13,8 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result, SemanticError, SignatureError};
 use crate::{merkle, string, tlv};
 
-pub use crate::blinding::{BlindedHop, BlindedPath, IntroductionNode};
 pub(crate) use crate::blinding::read_paths;
+pub use crate::blinding::{BlindedHop, BlindedPath, IntroductionNode};
 
 /// The human-readable part of an invoice_request string.
 pub const HRP: &str = "lnr";

@@ -66,7 +66,11 @@ pub fn blinded_path(data: &[u8]) {
         if let Ok(paths) = blinding::read_paths("paths", data, check) {
             assert_eq!(blinding::encode_paths(&paths).expect("read paths encode"), data);
             for hop in paths.iter().flat_map(|p| &p.hops) {
-                let _ = blinding::receive(&[0x44; 32], &hop.blinded_node_id, &hop.encrypted_recipient_data);
+                let _ = blinding::receive(
+                    &[0x44; 32],
+                    &hop.blinded_node_id,
+                    &hop.encrypted_recipient_data,
+                );
             }
         }
         if let Ok(path) = blinding::parse_path("path", data, check) {

@@ -4,9 +4,9 @@
 //! crate. Bytes come in by reference and go out as one `bytes` object. The public, documented
 //! API is the Python facade `invreq.bolt12`.
 
+use invreq_core::blinding;
 use invreq_core::error::Error as CoreError;
 use invreq_core::invoice::{self as inv, BlindedPayInfo};
-use invreq_core::blinding;
 use invreq_core::invoice_request::{self as ir, Check, IntroductionNode};
 use invreq_core::{merkle, string, tlv};
 use pyo3::exceptions::PyValueError;
@@ -490,7 +490,8 @@ impl HopSecrets {
 
 #[pyfunction]
 fn blind_hops(session_secret: &[u8], hops: Vec<(Vec<u8>, Vec<u8>)>) -> PyResult<Vec<HopSecrets>> {
-    let refs: Vec<(&[u8], &[u8])> = hops.iter().map(|(n, p)| (n.as_slice(), p.as_slice())).collect();
+    let refs: Vec<(&[u8], &[u8])> =
+        hops.iter().map(|(n, p)| (n.as_slice(), p.as_slice())).collect();
     Ok(core(blinding::blind(session_secret, &refs))?.into_iter().map(HopSecrets).collect())
 }
 

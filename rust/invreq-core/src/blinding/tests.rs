@@ -130,7 +130,7 @@ fn onion_message_vector() {
     for (i, (hop, g)) in hops.iter().zip(&got).enumerate() {
         check_generated(hop, g, hops[i]["path_key_secret"].as_str().unwrap());
         // next_e is the next hop's path key secret (printed with a trailing 01).
-        if i >= 1 && i < 3 {
+        if (1..3).contains(&i) {
             let next = hop["next_e"].as_str().unwrap();
             assert_eq!(format!("{}01", hex::encode(got[i + 1].path_key_secret)), next);
         }
@@ -203,19 +203,19 @@ fn built_paths_decrypt_hop_by_hop_to_the_path_id() {
         let p = spec(&dest, None, pad).build(&[1u8; 32]).unwrap();
         assert_eq!(p.first_node, IntroductionNode::NodeId(dest));
         assert_eq!(p.hops.len(), 1);
-        let r = receive(&[DEST; 32], &p.first_path_key, &p.hops[0].encrypted_recipient_data)
-            .unwrap();
+        let r =
+            receive(&[DEST; 32], &p.first_path_key, &p.hops[0].encrypted_recipient_data).unwrap();
         assert_eq!(r.data.path_id, Some(vec![0x5a; 32]));
         assert_eq!(node_id(&r.blinded_node_secret), p.hops[0].blinded_node_id);
         // Two hops: the introduction node learns the destination, which gets the path_id.
         let p = spec(&dest, Some(&intro), pad).build(&[2u8; 32]).unwrap();
         assert_eq!(p.first_node, IntroductionNode::NodeId(intro));
-        let r0 = receive(&[INTRO; 32], &p.first_path_key, &p.hops[0].encrypted_recipient_data)
-            .unwrap();
+        let r0 =
+            receive(&[INTRO; 32], &p.first_path_key, &p.hops[0].encrypted_recipient_data).unwrap();
         assert_eq!(r0.data.next_node_id, Some(dest));
         assert_eq!(r0.data.path_id, None);
-        let r1 = receive(&[DEST; 32], &r0.next_path_key, &p.hops[1].encrypted_recipient_data)
-            .unwrap();
+        let r1 =
+            receive(&[DEST; 32], &r0.next_path_key, &p.hops[1].encrypted_recipient_data).unwrap();
         assert_eq!(r1.data.path_id, Some(vec![0x5a; 32]));
         // Another node, or the right node with the wrong path key, cannot read it.
         let wrong = receive(&[INTRO; 32], &r0.next_path_key, &p.hops[1].encrypted_recipient_data);
@@ -360,7 +360,10 @@ fn wire_form_round_trips_and_reader_rules() {
     zero.push(0);
     assert_eq!(msg(parse_path("p", &zero, Check::Full)), "invalid p: blinded path with zero hops");
     // Empty list.
-    assert_eq!(read_paths("p", &[], Check::Full).unwrap_err().to_string(), "invalid p: no blinded paths");
+    assert_eq!(
+        read_paths("p", &[], Check::Full).unwrap_err().to_string(),
+        "invalid p: no blinded paths"
+    );
     // Points: a 02/03 prefix off the curve passes a structure-only read, not a full one.
     let mut off = enc.clone();
     off[34..66].fill(0);
@@ -368,12 +371,15 @@ fn wire_form_round_trips_and_reader_rules() {
     assert!(parse_path("p", &off, Check::StructureOnly).is_ok());
     let mut prefix = enc.clone();
     prefix[67] = 4;
-    assert_eq!(msg(parse_path("p", &prefix, Check::StructureOnly)), "invalid p: not a compressed point");
+    assert_eq!(
+        msg(parse_path("p", &prefix, Check::StructureOnly)),
+        "invalid p: not a compressed point"
+    );
     // An sciddir first node (BOLT 4's sciddir_or_pubkey): 9 bytes, direction 0 or 1.
     let mut scid = vec![1u8, 0, 0, 0x6c, 0, 0, 1, 0, 2];
     scid.extend_from_slice(&enc[33..]);
     let sp = parse_path("p", &scid, Check::Full).unwrap();
-    let want = IntroductionNode::Sciddir { direction: 1, scid: 0x6c_0000_0100_02 };
+    let want = IntroductionNode::Sciddir { direction: 1, scid: 0x6c00_0001_0002 };
     assert_eq!(sp.first_node, want);
     assert_eq!(encode_paths(&[sp]).unwrap(), scid);
     // The writer refuses what the reader would.
