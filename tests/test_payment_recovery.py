@@ -10,7 +10,9 @@ the node that attempted it says what happened (or an operator resolves it, on ev
 
 from __future__ import annotations
 
+import json
 import threading
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -279,9 +281,17 @@ def test_resolvepayment_by_hand_with_evidence(
     s.start()
     try:
         evidence = "node A's disk died; its channels force-closed, the HTLC timed out on chain"
-        done = s.rpc.call("resolvepayment", [h, "failed", evidence])
+        rune = s.rpc.call("createrune", {"restrictions": [["method=resolvepayment"]]})["rune"]
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{s.http_port}/v1/resolvepayment",
+            data=json.dumps({"payment_hash": h, "status": "failed", "evidence": evidence}).encode(),
+            headers={"Rune": rune, "Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(req, timeout=30) as reply:
+            done = json.loads(reply.read())
         assert done["status"] == "failed" and done["evidence"] == evidence
-        assert done["resolved_by"] == "unix socket" and done["resolved_at"] >= done["created_at"]
+        assert done["resolved_by"] == "rune #0" and done["resolved_at"] >= done["created_at"]
         assert error_of(s, "resolvepayment", [h, "paid", "again"])["code"] == 2113
         assert "resolved by hand as failed" in s.output()
         # The claim is released: the request can be paid with a new invoice, once.

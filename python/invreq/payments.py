@@ -68,6 +68,7 @@ from invreq.errors import (
     StartupError,
     UnknownInvoiceRequest,
 )
+from invreq.rpc import CALLER
 from invreq.store.base import Payment, PaymentLimits, Store
 
 __all__ = [
@@ -558,8 +559,6 @@ class Receiver:
         """An operator settles a stuck pending payment, on evidence that is recorded with
         who did it and when. Refused while an attempt may still be running, and, when the
         attempting node is the one we pay with, against its own record."""
-        from invreq.rpc import CALLER
-
         p = await self.store.payment_by_hash(payment_hash)
         if p is None:
             raise InvalidParams(f"payment_hash: no payment has payment_hash {payment_hash}")

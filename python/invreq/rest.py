@@ -108,7 +108,8 @@ def routes(auth_key: Any, dispatcher_key: Any) -> list[web.RouteDef]:
             call_params = rpc.parse(body) if body.strip() else {}
             if not isinstance(call_params, dict):
                 raise InvalidParams("params: should be a JSON object of named parameters")
-            await request.app[auth_key].check(rune, method=method, params=call_params)
+            uid = await request.app[auth_key].check(rune, method=method, params=call_params)
+            rpc.CALLER.set(f"rune #{uid}")
         except RuneError as e:
             return _json(401, e.to_json())
         except RpcError as e:
