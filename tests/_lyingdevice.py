@@ -24,6 +24,7 @@ Lies (per method; ``"*"`` applies to every method):
 from __future__ import annotations
 
 import base64
+import io
 import socket
 import threading
 import time
@@ -77,7 +78,7 @@ class LyingDevice:
 
     def __post_init__(self) -> None:
         self.master = ExtendedPrivateKey.from_seed(self.seed)
-        self.device = Device(self.master, console=open("/dev/null", "w"))
+        self.device = Device(self.master, console=io.StringIO())
         self.listener = socket.socket()
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.listener.bind(("127.0.0.1", self.port))
@@ -98,6 +99,10 @@ class LyingDevice:
 
     def close(self) -> None:
         self._stop.set()
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+        except OSError:
+            pass
         self.listener.close()
         for c in list(self._conns):
             try:
@@ -152,7 +157,7 @@ class LyingDevice:
                 time.sleep(0.2)
             return False
         if how == "garbage":
-            send(b"\xff\xfe\xfd not cbor")
+            send(b"\x1c\x1d\x1e not cbor")  # reserved additional information: invalid
             return True
         if how == "not_a_map":
             send(cbor2.dumps(42))

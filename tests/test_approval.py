@@ -4,6 +4,7 @@ including the verifier printed in the README, over long texts."""
 from __future__ import annotations
 
 import base64
+import io
 import re
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,7 @@ def test_no_character_can_forge_a_line(name: str, field: str) -> None:
     assert lines[1] == "network: regtest" and lines[5] == "expires: never"
     # Only printable ASCII reaches the device; the character is shown as an escape.
     assert all(" " <= ch <= "~" for ch in t.replace("\n", ""))
-    for ch in c:
+    for ch in (ch for ch in c if not " " <= ch <= "~"):  # ANSI: only ESC is not text
         assert f"\\u{{{ord(ch):x}}}" in lines[3 if field == "description" else 4]
 
 
@@ -161,7 +162,7 @@ PATH = [0x8000_0000 + 9735, 0x8000_0000, 0x8000_0000]
 def device_sign(message: str) -> tuple[str, bytes]:
     """A BIP-137 signature made by the reference device's own sign_message handler."""
     master = ExtendedPrivateKey.from_seed(SEED)
-    device = Device(master, console=open("/dev/null", "w"))
+    device = Device(master, console=io.StringIO())
     reply = device.handle(
         {"id": "1", "method": "sign_message", "params": {"path": PATH, "message": message}}
     )

@@ -52,6 +52,7 @@ class UrlWatcher:
 def watcher() -> Iterator[UrlWatcher]:
     w = UrlWatcher()
     yield w
+    w.sock.shutdown(socket.SHUT_RDWR)
     w.sock.close()
 
 

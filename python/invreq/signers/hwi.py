@@ -41,6 +41,7 @@ from invreq.signers.jade_transport import (
     DeviceGone,
     DeviceMisbehaved,
     DeviceTimeout,
+    DeviceUnreachable,
     TransportError,
 )
 
@@ -220,6 +221,10 @@ class Device:
                 raise SignerError(
                     f"{self.name} did not answer {job.what} within {self.timeout:g} s{note}"
                 ) from None
+            except DeviceUnreachable as e:
+                self._drop()
+                if attempt == 2:
+                    raise SignerError(f"cannot reach {self.name}: {e}") from None
             except DeviceGone as e:
                 self._drop()
                 if attempt == 2:

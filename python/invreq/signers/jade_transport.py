@@ -13,7 +13,9 @@ names (``http_request``). Here:
   and write of the call, log messages and reconnects included, must finish before it;
 - a reply must carry the id of the request (ids are unique per process), be a map with
   exactly one of ``result`` / ``error``, and an error must have an int code;
-- anything else (a wrong or repeated id, bytes that are not CBOR, a message over
+- a reply to an earlier request (repeated, or late after a timeout) closes the connection
+  and raises ``DeviceGone``, so the caller may send the request again on a fresh one;
+- anything else (another id, bytes that are not CBOR, a message over
   ``MAX_MESSAGE`` bytes or a call over ``MAX_CALL`` bytes, a message that is not a map)
   closes the connection: the next call starts on a fresh one;
 - a reply asking the host to act (``http_request``) is refused and closes the connection;
@@ -42,6 +44,7 @@ __all__ = [
     "DeviceGone",
     "DeviceMisbehaved",
     "DeviceTimeout",
+    "DeviceUnreachable",
     "TransportError",
 ]
 
@@ -66,6 +69,10 @@ class TransportError(Exception):
 
 class DeviceGone(TransportError):
     """The device closed the connection or could not be reached: a retry may succeed."""
+
+
+class DeviceUnreachable(DeviceGone):
+    """No connection could be opened."""
 
 
 class DeviceTimeout(TransportError):
@@ -179,6 +186,8 @@ class BoundedJadeInterface:
         self._link: Link | None = None
         self._call_bytes = 0
         self._lock = threading.Lock()
+        #: Ids sent on the current connection, so a late reply is told from a wrong one.
+        self._earlier_ids: set[object] = set()
 
     # --- connection --------------------------------------------------------------------
 
@@ -189,11 +198,12 @@ class BoundedJadeInterface:
         except TimeoutError:
             raise DeviceTimeout(f"connecting to {self.path} took too long") from None
         except OSError as e:
-            raise DeviceGone(f"cannot connect to {self.path}: {e.strerror or e}") from None
+            raise DeviceUnreachable(str(e.strerror or e)) from None
         except Exception as e:  # pyserial's SerialException and the like
-            raise DeviceGone(f"cannot open {self.path}: {e}") from None
+            raise DeviceUnreachable(str(e)) from None
         with self._lock:
             self._link = link
+        self._earlier_ids = set()
 
     def disconnect(self, drain: bool = False) -> None:
         with self._lock:
@@ -243,6 +253,9 @@ class BoundedJadeInterface:
                 # connection to send on. DeviceGone: the caller reconnects and retries.
                 raise DeviceGone("the connection is out of step (unread data or closed)")
             data = cbor2.dumps(request)
+            if len(self._earlier_ids) > 64:
+                self._earlier_ids.clear()  # a long-lived connection: forget the oldest
+            self._earlier_ids.add(request["id"])
             try:
                 link.send(data, self._remaining())
             except TimeoutError:
@@ -314,6 +327,10 @@ class BoundedJadeInterface:
                 raise DeviceMisbehaved(
                     f"could not read our {method} request: {_error_text(message['error'])}"
                 )
+            if got != want and got in self._earlier_ids:
+                # A reply to an earlier request, repeated or late: this connection is out
+                # of step, but the request may be sent again on a fresh one.
+                raise DeviceGone(f"a late or repeated reply (id {got}) came before {method}'s")
             if got != want:
                 raise DeviceMisbehaved(f"answered {method} (id {want}) with id {got!r}")
             if ("result" in message) == ("error" in message):
