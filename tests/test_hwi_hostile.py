@@ -326,3 +326,38 @@ def test_a_real_unit_that_never_unlocks_or_wants_a_pin_server(
             assert s.stop() == 0, s.output()
     finally:
         dev.close()
+
+
+def test_sigterm_during_a_start_up_the_device_stalls(tmp_path: Path, liar: LyingDevice) -> None:
+    liar.lie("get_version_info", "silent")
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "invreq.cli",
+            "serve",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--network",
+            "regtest",
+            "--http-port",
+            "0",
+            "--approver",
+            "hwi",
+            "--hwi-timeout",
+            "300",
+            *DEVICE,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        while ("get_version_info", "silent") not in liar.seen:
+            assert p.poll() is None
+            threading.Event().wait(0.05)
+        p.terminate()
+        assert p.wait(60) != 0  # ended by the signal, long before the 300 s timeout
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()

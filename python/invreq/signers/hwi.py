@@ -200,6 +200,12 @@ class Device:
                 job.future.set_result(result)
             finally:
                 self.last_device_time = time.monotonic() - started
+                log.debug(
+                    "%s: %.3f s queued, %.3f s on the device",
+                    job.what,
+                    self.last_queue_wait,
+                    self.last_device_time,
+                )
 
     def _run(self, job: _Job) -> Any:
         queued = self.last_queue_wait
