@@ -37,7 +37,9 @@ class Config:
     hwi_approval_path: str | None = None
     hwi_timeout: float = 30.0
     pay_with: str = "none"  # none | cln:RPC_PATH
-    pay_timeout: float = 60.0  # seconds xpay may take (also its retry_for)
+    # Seconds xpay may take (also its retry_for). CLN's sendinvoice waits 90 s by default
+    # for the payment of its invoice: the payer's answer must come well before that.
+    pay_timeout: float = 60.0
     pay_reconcile_interval: float = 30.0  # seconds between checks of pending payments
     pay_attempts_per_request: int = 5  # attempts that did not succeed, per request per hour
     pay_attempts_per_minute: int = 30  # attempts on all requests per minute

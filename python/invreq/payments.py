@@ -72,10 +72,6 @@ from invreq.rpc import CALLER
 from invreq.store.base import Payment, PaymentLimits, Store
 
 __all__ = [
-    "DEFAULT_ATTEMPTS_PER_MINUTE",
-    "DEFAULT_ATTEMPTS_PER_REQUEST",
-    "DEFAULT_PAY_TIMEOUT",
-    "DEFAULT_RECONCILE_INTERVAL",
     "DEFAULT_RELATIVE_EXPIRY",
     "ClnBackend",
     "NoBackend",
@@ -91,14 +87,6 @@ log = logging.getLogger("invreq.payments")
 
 #: BOLT 12: an invoice without invoice_relative_expiry expires 7200 s after creation.
 DEFAULT_RELATIVE_EXPIRY = 7200
-#: Seconds xpay may take (``--pay-timeout``). CLN's sendinvoice waits 90 s by default for
-#: the payment of its invoice, so the payer's answer must come well before that.
-DEFAULT_PAY_TIMEOUT = 60.0
-#: Seconds between two checks of the pending payments against the node's record.
-DEFAULT_RECONCILE_INTERVAL = 30.0
-#: Attempts on one request that did not succeed within an hour; attempts per minute.
-DEFAULT_ATTEMPTS_PER_REQUEST = 5
-DEFAULT_ATTEMPTS_PER_MINUTE = 30
 #: Beyond the timeout (which the node also gets as xpay's retry_for), how long we wait
 #: for xpay's own answer, at most: the node finishes its last attempt, then replies.
 REPLY_GRACE = 5.0
@@ -302,16 +290,15 @@ class Receiver:
         backend: PaymentBackend,
         clock: Callable[[], float] = time.time,
         *,
-        timeout: float = DEFAULT_PAY_TIMEOUT,
-        limits: PaymentLimits | None = None,
+        timeout: float,
+        limits: PaymentLimits,
     ) -> None:
+        # timeout and limits: --pay-timeout and --pay-attempts-* (defaults in Config)
         self.store = store
         self.backend = backend
         self.clock = clock
         self.timeout = timeout
-        self.limits = limits or PaymentLimits(
-            per_request=DEFAULT_ATTEMPTS_PER_REQUEST, per_minute=DEFAULT_ATTEMPTS_PER_MINUTE
-        )
+        self.limits = limits
         #: payments whose xpay this process is still waiting for: not reconciled behind
         #: its back, and not resolved by hand
         self._in_flight: set[int] = set()
