@@ -27,7 +27,7 @@ PIP := $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt
 # cargo-fuzz, installed from crates.io into .tools/ (not the user's ~/.cargo).
 CARGO_FUZZ_VERSION := 0.13.2
 CARGO_FUZZ := .tools/bin/cargo-fuzz
-FUZZ_TARGETS := decode_string invoice_request invoice tlv_stream
+FUZZ_TARGETS := decode_string invoice_request invoice tlv_stream blinded_path
 FUZZ_SECONDS ?= 30
 TEST_FUZZ_SECONDS ?= 30
 
