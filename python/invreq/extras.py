@@ -18,6 +18,8 @@ __all__ = ["OPTIONAL_IMPORTS", "require"]
 OPTIONAL_IMPORTS: dict[str, tuple[str, str]] = {
     # hwi 3.2.0 (the newest) declares Requires-Python <3.13, so its extra carries a marker.
     "hwilib": ("hwi", " on Python 3.11 or 3.12 (hwi 3.2.0 does not install on newer ones)"),
+    # pyserial: the Jade USB transport (signers/jade_transport.py); hwi depends on it too.
+    "serial": ("hwi", " on Python 3.11 or 3.12 (hwi 3.2.0 does not install on newer ones)"),
     "asyncpg": ("postgres", ""),
 }
 
