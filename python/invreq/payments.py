@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from invreq import bolt12
 from invreq.errors import (
@@ -35,6 +35,7 @@ from invreq.errors import (
     CODE_INVOICE_EXPIRED,
     CODE_INVOICE_NOT_ACTIVE,
     CODE_INVOICE_UNKNOWN_REQUEST,
+    CODE_INVOICE_WRONG_PATH,
     CODE_PAYMENT_FAILED,
     CODE_PAYMENT_REFUSED,
     CODE_REQUEST_EXPIRED,
@@ -47,6 +48,9 @@ from invreq.errors import (
     UnknownInvoiceRequest,
 )
 from invreq.store.base import Payment, Store
+
+if TYPE_CHECKING:
+    from invreq.blindpaths import PathMaker
 
 __all__ = [
     "DEFAULT_RELATIVE_EXPIRY",
@@ -114,6 +118,8 @@ class ClnBackend:
     def __init__(self, rpc_path: Path) -> None:
         self.rpc_path = rpc_path
         self._ids = itertools.count(1)
+        #: The node's id (``getinfo`` at start): where our requests' blinded paths lead.
+        self.node_id: bytes = b""
 
     async def _call(self, method: str, params: dict[str, Any]) -> Any:
         reader, writer = await asyncio.open_unix_connection(str(self.rpc_path), limit=1 << 24)
@@ -165,9 +171,16 @@ async def open_backend(spec: str) -> PaymentBackend:
         path = Path(spec.removeprefix("cln:")).expanduser()
         backend = ClnBackend(path)
         try:
-            await backend._call("getinfo", {})
+            info = await backend._call("getinfo", {})
+            backend.node_id = bytes.fromhex(info["id"])
         except (OSError, ValueError, RpcError) as e:
             raise StartupError(f"--pay-with: cannot reach Core Lightning at {path}: {e}") from None
+        except (KeyError, TypeError) as e:
+            raise StartupError(
+                f"--pay-with: Core Lightning at {path} answered getinfo without a node id ({e})"
+            ) from None
+        if len(backend.node_id) != 33:
+            raise StartupError(f"--pay-with: getinfo at {path} gave a node id that is not 33 bytes")
         return backend
     raise StartupError(f"--pay-with: {spec!r} is not 'none' or 'cln:RPC_PATH'")
 
@@ -177,20 +190,47 @@ def _refuse(code: int, message: str) -> RpcError:
 
 
 class Receiver:
+    """``receiveinvoice``: check an invoice, claim its request, pay.
+
+    Two ways in share every check and the one claim, so a single-use request is paid once
+    whichever way (or both at once) its invoices arrive: by hand (``receiveinvoice
+    invoice``: the reply waits for the payment's outcome) and from the CLN plugin
+    (``receiveinvoice invoice pathsecret``: the invoice came over our blinded path; the
+    reply leaves once the claim is taken, and the payment runs here in the background,
+    because the payee's ``sendinvoice`` waits only its timeout, 90 s by default)."""
+
     def __init__(
         self,
         store: Store,
         backend: PaymentBackend,
         clock: Callable[[], float] = time.time,
+        paths: PathMaker | None = None,
     ) -> None:
         self.store = store
         self.backend = backend
         self.clock = clock
+        self.paths = paths
+        self._background: set[asyncio.Task[None]] = set()
 
-    async def receiveinvoice(self, invoice: str) -> dict[str, Any]:
+    async def receiveinvoice(self, invoice: str, pathsecret: str | None = None) -> dict[str, Any]:
+        claimed = await self._check_and_claim(invoice, pathsecret)
+        if pathsecret is not None:
+            task = asyncio.create_task(self._pay_in_background(claimed))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            return claimed.to_json()
+        return (await self._pay(claimed)).to_json()
+
+    async def _check_and_claim(self, invoice: str, pathsecret: str | None) -> Payment:
         try:
             inv = bolt12.decode_invoice(invoice)
         except Bolt12Error as e:
+            if pathsecret is not None and not await self._on_our_path(invoice, pathsecret):
+                # From the plugin, and not provably ours: 2101 lets it pass the message on
+                # to CLN's own offers plugin, which may be waiting for it.
+                raise _refuse(
+                    CODE_INVOICE_UNKNOWN_REQUEST, f"invoice answers no invoice_request of ours: {e}"
+                ) from None
             raise InvalidParams(f"invoice: {e}") from None
         invreq_id = inv.invreq_id.hex()
         record = await self.store.get(invreq_id)
@@ -198,6 +238,15 @@ class Receiver:
             raise _refuse(
                 CODE_INVOICE_UNKNOWN_REQUEST,
                 f"invoice answers no invoice_request of ours (invreq_id {invreq_id})",
+            )
+        if pathsecret is not None and (
+            self.paths is None or not self.paths.owns(inv.invreq_metadata, bytes.fromhex(pathsecret))
+        ):
+            # Ours, but it did not come over the path we gave this request: refused, so a
+            # path (or a guessed one) cannot collect another request's amount.
+            raise _refuse(
+                CODE_INVOICE_WRONG_PATH,
+                "invoice did not arrive on the blinded path of its invoice_request",
             )
         if not record.active:
             raise _refuse(CODE_INVOICE_NOT_ACTIVE, "invoice_request is not active")
@@ -242,8 +291,25 @@ class Receiver:
                 f"(recorded as payment {claimed.payment_id})",
                 code=CODE_PAYMENT_REFUSED,
             )
+        return claimed
+
+    async def _on_our_path(self, invoice: str, pathsecret: str) -> bool:
+        """Whether an invoice that fails the reader rules (a bad signature ...) still came
+        over one of our paths: its records, read without checks, name a request of ours
+        whose path_id is ``pathsecret``."""
         try:
-            paid = await self.backend.pay(invoice)
+            loose = bolt12.decode_invoice(invoice, verify=False)
+        except Bolt12Error:
+            return False
+        return (
+            self.paths is not None
+            and self.paths.owns(loose.invreq_metadata, bytes.fromhex(pathsecret))
+            and await self.store.get(loose.invreq_id.hex()) is not None
+        )
+
+    async def _pay(self, claimed: Payment) -> Payment:
+        try:
+            paid = await self.backend.pay(claimed.invoice)
         except PaymentFailed as e:
             await self.store.payment_finish(
                 claimed.payment_id, "failed", int(self.clock()), error=str(e)
@@ -254,10 +320,36 @@ class Receiver:
             # settled by reconcile() at the next start, from the backend's own record.
             log.exception("payment %d: outcome unknown, left pending", claimed.payment_id)
             raise
-        done = await self.store.payment_finish(
+        return await self.store.payment_finish(
             claimed.payment_id, "paid", int(self.clock()), preimage=paid.preimage
         )
-        return done.to_json()
+
+    async def _pay_in_background(self, claimed: Payment) -> None:
+        try:
+            done = await self._pay(claimed)
+        except RpcError as e:
+            log.warning("payment %d (invoice from the plugin): %s", claimed.payment_id, e.message)
+        except asyncio.CancelledError:
+            pass  # shutdown: left pending, settled by reconcile() at the next start
+        except Exception:
+            log.exception("payment %d (invoice from the plugin) failed", claimed.payment_id)
+        else:
+            log.info(
+                "payment %d paid %d msat for invreq %s (invoice from the plugin)",
+                done.payment_id,
+                done.amount_msat,
+                done.invreq_id,
+            )
+
+    async def close(self, grace: float = 10.0) -> None:
+        """At shutdown: let payments running in the background finish for ``grace``
+        seconds, then cancel them (they stay pending and are settled at the next start)."""
+        if not self._background:
+            return
+        _done, pending = await asyncio.wait(self._background, timeout=grace)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def listpayments(
         self, invreq_id: str | None = None, status: str | None = None

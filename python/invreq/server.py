@@ -24,9 +24,10 @@ from aiohttp import web
 from invreq import rest, rpc
 from invreq.auth import RuneAuthority
 from invreq.config import Config
-from invreq.errors import InvalidRequest, RpcError
+from invreq.errors import InvalidRequest, RpcError, StartupError
 from invreq.metrics import Metrics, metrics_site
-from invreq.payments import Receiver, open_backend
+from invreq.blindpaths import PathMaker, load_or_create_path_secret
+from invreq.payments import ClnBackend, PaymentBackend, Receiver, open_backend
 from invreq.service import Service
 
 __all__ = ["CONFIG_KEY", "DISPATCHER_KEY", "SERVICE_KEY", "create_app", "serve"]
@@ -88,12 +89,14 @@ async def _open_service(app: web.Application) -> AsyncIterator[None]:
                 auth = RuneAuthority.load_or_create(config.network_dir, store)
                 backend = await open_backend(config.pay_with)
                 try:
-                    receiver = Receiver(store, backend)
+                    service.paths = _path_maker(config, backend)
+                    receiver = Receiver(store, backend, paths=service.paths)
                     await receiver.reconcile()  # payments a crash left pending
                     app[SERVICE_KEY] = service
                     app[AUTH_KEY] = auth
                     app[DISPATCHER_KEY] = rpc.build_dispatcher(service, metrics, auth, receiver)
                     yield
+                    await receiver.close()  # payments from the plugin still running
                 finally:
                     await backend.close()
             finally:
@@ -103,6 +106,23 @@ async def _open_service(app: web.Application) -> AsyncIterator[None]:
             await signer.close()
     finally:
         await store.close()
+
+
+def _path_maker(config: Config, backend: PaymentBackend) -> PathMaker | None:
+    """With a CLN backend, requests carry a blinded path to its node (see blindpaths)."""
+    if not isinstance(backend, ClnBackend):
+        return None
+    introduction = None
+    if config.path_introduction is not None:
+        introduction = bytes.fromhex(config.path_introduction)
+        if introduction == backend.node_id:
+            raise StartupError(
+                "--path-introduction: that is the paying node itself; give one of its "
+                "public peers, or leave the option out"
+            )
+    return PathMaker(
+        load_or_create_path_secret(config.network_dir), backend.node_id, introduction
+    )
 
 
 def _prepare_network_dir(path: Path) -> None:
@@ -392,6 +412,8 @@ def _prepare_secrets(config: Config) -> None:
 
         SoftwareSigner.load_or_create(config.network_dir)
     load_or_create_secret(config.network_dir)
+    if config.pay_with.startswith("cln:"):
+        load_or_create_path_secret(config.network_dir)
     if config.http_tls and config.http_port:
         from invreq.tls import server_context
 

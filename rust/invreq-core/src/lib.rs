@@ -7,6 +7,7 @@
 //! - [`invoice_request`]: building, signing and reading an `invoice_request`.
 //! - [`invoice`]: reading an `invoice` (`lni1...`), and building one for tests.
 //! - [`chain`]: chain hashes of the networks we serve.
+//! - [`onion`]: BOLT 4 onion messages we send (the `invoice_error` reply to a payee).
 //! - [`properties`]: the round-trip properties the fuzzers and the corpus replay check.
 //! - [`error`]: the typed errors of all of the above.
 
@@ -15,6 +16,7 @@ pub mod error;
 pub mod invoice;
 pub mod invoice_request;
 pub mod merkle;
+pub mod onion;
 pub mod properties;
 pub mod string;
 pub mod tlv;
