@@ -5,6 +5,7 @@ from typing import Any, final
 
 __version__: str
 __all__ = [
+    "ONIONMSG_INVOICE_ERROR",
     "Invoice",
     "InvoiceRequest",
     "UnsignedInvoice",
@@ -16,10 +17,12 @@ __all__ = [
     "decode_string",
     "encode_string",
     "encode_tlv_stream",
+    "invoice_error",
     "merkle_root",
     "parse_invoice",
     "parse_invoice_request",
     "parse_tlv_stream",
+    "reply_onion",
     "signature_digest",
     "tagged_hash",
     "verify_signature",
@@ -255,3 +258,21 @@ def decode_invoice(s: str, *, verify: bool = True) -> Invoice:
     the signature."""
 
 def parse_invoice(tlv_stream: bytes, *, verify: bool = True) -> Invoice: ...
+
+ONIONMSG_INVOICE_ERROR: int
+
+def reply_onion(
+    own_node_id: bytes,
+    first_node_id: bytes,
+    first_path_key: bytes,
+    hops: Sequence[tuple[bytes, bytes]],
+    final_records: Sequence[tuple[int, bytes]],
+    *,
+    session_key: bytes,
+    path_key_secret: bytes,
+) -> tuple[bytes, bytes]:
+    """(path_key, onion_message_packet) carrying final_records over a reply path, from the
+    node own_node_id (BOLT 4), for CLN's injectonionmessage."""
+
+def invoice_error(message: str) -> bytes:
+    """A BOLT 12 invoice_error TLV stream with only its error field."""

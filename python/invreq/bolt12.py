@@ -20,11 +20,20 @@ An invoice answering it (``lni1...``) leads back to it::
     invoice.expires_at                         # created_at + (relative_expiry or 7200)
 
 ``UnsignedInvoice(signed.tlv_stream, ...)`` builds one, for tests and tools playing the payee.
+
+A refusal goes back to the payee as an ``invoice_error`` in an onion message over the reply
+path it gave (BOLT 4; what CLN's ``injectonionmessage`` takes)::
+
+    path_key, packet = reply_onion(own_node_id, first_node_id, first_path_key,
+                                   [(blinded_node_id, encrypted_recipient_data), ...],
+                                   [(ONIONMSG_INVOICE_ERROR, invoice_error("why"))],
+                                   session_key=os.urandom(32), path_key_secret=os.urandom(32))
 """
 
 from __future__ import annotations
 
 from invreq._core import (
+    ONIONMSG_INVOICE_ERROR,
     Invoice,
     InvoiceRequest,
     UnsignedInvoice,
@@ -35,10 +44,12 @@ from invreq._core import (
     decode_string,
     encode_string,
     encode_tlv_stream,
+    invoice_error,
     merkle_root,
     parse_invoice,
     parse_invoice_request,
     parse_tlv_stream,
+    reply_onion,
     signature_digest,
     tagged_hash,
     verify_signature,
@@ -49,6 +60,7 @@ __all__ = [
     "INVOICE_HRP",
     "INVOICE_REQUEST_HRP",
     "NETWORKS",
+    "ONIONMSG_INVOICE_ERROR",
     "Invoice",
     "InvoiceRequest",
     "UnsignedInvoice",
@@ -59,11 +71,13 @@ __all__ = [
     "decode_string",
     "encode_string",
     "encode_tlv_stream",
+    "invoice_error",
     "merkle_root",
     "network_for_chain",
     "parse_invoice",
     "parse_invoice_request",
     "parse_tlv_stream",
+    "reply_onion",
     "signature_digest",
     "tagged_hash",
     "verify_signature",
@@ -93,3 +107,22 @@ def network_for_chain(chain: bytes | None) -> str | None:
         if value == chain:
             return name
     return None
+
+
+# TEMPORARY, until the blinding branch (route blinding in the core) lands: the same names,
+# so the service and the plugin are written against the final API.
+def path_id(path_secret: bytes, metadata: bytes) -> bytes:  # pragma: no cover
+    import hashlib
+    import hmac
+
+    return hmac.new(path_secret, metadata, hashlib.sha256).digest()
+
+
+def path_id_matches(path_secret: bytes, metadata: bytes, candidate: bytes) -> bool:
+    import hmac
+
+    return hmac.compare_digest(path_id(path_secret, metadata), candidate)
+
+
+def new_blinded_path(destination: bytes, path_id: bytes, *, introduction: bytes | None = None) -> list[object]:
+    return []

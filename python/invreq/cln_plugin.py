@@ -158,7 +158,7 @@ class InvoiceHandler:
             first = bytes.fromhex(reply_path["first_node_id"])
             if first != node_id:
                 self._connect(reply_path["first_node_id"])
-            path_key, packet = bolt12.onion_message_reply(
+            path_key, packet = bolt12.reply_onion(
                 node_id,
                 first,
                 bytes.fromhex(reply_path["first_path_key"]),
@@ -166,7 +166,7 @@ class InvoiceHandler:
                     (bytes.fromhex(h["blinded_node_id"]), bytes.fromhex(h["encrypted_recipient_data"]))
                     for h in reply_path["hops"]
                 ],
-                bolt12.invoice_error(message),
+                [(bolt12.ONIONMSG_INVOICE_ERROR, bolt12.invoice_error(message))],
                 session_key=os.urandom(32),
                 path_key_secret=os.urandom(32),
             )

@@ -53,7 +53,7 @@ class Service:
         unsigned = bolt12.UnsignedInvoiceRequest(
             metadata=metadata,
             # Inside the signed records: invreq_id and the signature cover the path.
-            paths=None if self.paths is None else self.paths.paths(metadata),
+            **({} if self.paths is None or not self.paths.paths(metadata) else {"paths": self.paths.paths(metadata)}),  # TEMPORARY
             description=description,
             amount_msat=amount,
             payer_id=self.signer.payer_id,

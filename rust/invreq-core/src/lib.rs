@@ -22,3 +22,5 @@ pub mod string;
 pub mod tlv;
 
 pub use error::{Error, Result};
+/// The curve library of the core's keys, for callers converting bytes to points.
+pub use secp256k1;

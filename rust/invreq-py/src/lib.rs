@@ -7,7 +7,8 @@
 use invreq_core::error::Error as CoreError;
 use invreq_core::invoice::{self as inv, BlindedPayInfo};
 use invreq_core::invoice_request::{self as ir, BlindedPath, Check, IntroductionNode};
-use invreq_core::{merkle, string, tlv};
+use invreq_core::secp256k1;
+use invreq_core::{merkle, onion, string, tlv};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
@@ -597,6 +598,56 @@ fn parse_invoice(tlv_stream: &[u8], verify: bool) -> PyResult<Invoice> {
     Ok(Invoice(core(inv::parse_with(tlv_stream, check(verify)))?))
 }
 
+fn point(field: &'static str, b: &[u8]) -> Res<secp256k1::PublicKey> {
+    secp256k1::PublicKey::from_slice(b).map_err(|_| {
+        Failure(CoreError::InvalidField { field, reason: "not a secp256k1 point".into() })
+    })
+}
+
+fn key32(field: &'static str, b: &[u8]) -> Res<[u8; 32]> {
+    b.try_into().map_err(|_| {
+        Failure(CoreError::InvalidField { field, reason: format!("{} bytes, not 32", b.len()) })
+    })
+}
+
+#[pyfunction]
+#[pyo3(signature = (own_node_id, first_node_id, first_path_key, hops, final_records, *, session_key, path_key_secret))]
+#[allow(clippy::too_many_arguments)]
+fn reply_onion<'py>(
+    py: Python<'py>,
+    own_node_id: &[u8],
+    first_node_id: &[u8],
+    first_path_key: &[u8],
+    hops: Vec<(Vec<u8>, Vec<u8>)>,
+    final_records: Vec<(u64, Vec<u8>)>,
+    session_key: &[u8],
+    path_key_secret: &[u8],
+) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+    let own = point("own_node_id", own_node_id)?;
+    let mut blinded = Vec::with_capacity(hops.len());
+    for (node, data) in hops {
+        blinded.push((point("blinded_node_id", &node)?, data));
+    }
+    let reply = onion::ReplyPath {
+        first_node_id: point("first_node_id", first_node_id)?,
+        first_path_key: point("first_path_key", first_path_key)?,
+        hops: &blinded,
+    };
+    let (path_key, packet) = core(onion::reply_onion(
+        &own,
+        &reply,
+        &final_records,
+        &key32("session_key", session_key)?,
+        &key32("path_key_secret", path_key_secret)?,
+    ))?;
+    Ok((bytes(py, &path_key.serialize()), bytes(py, &packet)))
+}
+
+#[pyfunction]
+fn invoice_error<'py>(py: Python<'py>, message: &str) -> Bound<'py, PyBytes> {
+    bytes(py, &onion::invoice_error(message))
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(merkle_root, m)?)?;
@@ -616,6 +667,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_invoice, m)?)?;
     m.add_class::<UnsignedInvoice>()?;
     m.add_class::<Invoice>()?;
+    m.add_function(wrap_pyfunction!(reply_onion, m)?)?;
+    m.add_function(wrap_pyfunction!(invoice_error, m)?)?;
+    m.add("ONIONMSG_INVOICE_ERROR", onion::ONIONMSG_INVOICE_ERROR)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
