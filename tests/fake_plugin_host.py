@@ -62,9 +62,7 @@ def _frames(stream: Any) -> Any:
 
 
 class PluginHost:
-    def __init__(
-        self, directory: Path, node_secret: bytes, forward: Path | None = None
-    ) -> None:
+    def __init__(self, directory: Path, node_secret: bytes, forward: Path | None = None) -> None:
         self.lightning_dir = directory
         directory.mkdir(parents=True, exist_ok=True)
         self.node_secret = node_secret

@@ -189,8 +189,9 @@ def test_an_invoice_on_our_path_is_paid_through_xpay(rig: Any) -> None:
     assert answer == {"result": "stop"}  # claimed: CLN's offers plugin must not see it
     wait_for(lambda: r.xpays() == [inv.bolt12], "the xpay")
     wait_for(
-        lambda: [p["status"] for p in r.server.rpc.call("listpayments", [])["payments"]]
-        == ["paid"],
+        lambda: (
+            [p["status"] for p in r.server.rpc.call("listpayments", [])["payments"]] == ["paid"]
+        ),
         "the payment to be recorded",
     )
     listed = r.server.rpc.call("listinvoicerequests", [req["invreq_id"]])["invoicerequests"][0]
@@ -203,7 +204,9 @@ def test_a_foreign_pathsecret_passes_on_and_pays_nothing(rig: Any) -> None:
     r = rig()
     key = PrivateKey(b"\x05" * 32)
     foreign = bolt12.UnsignedInvoiceRequest(
-        metadata=b"\x01" * 16, description="not ours", amount_msat=1000,
+        metadata=b"\x01" * 16,
+        description="not ours",
+        amount_msat=1000,
         payer_id=key.public_key.format(),
     )
     signed = foreign.with_signature(key.sign_schnorr(foreign.digest, bytes(32)))
@@ -257,7 +260,9 @@ def test_fifty_invoices_through_the_plugin_and_receiveinvoice_at_once_pay_once(
     req = r.server.rpc.call("invoicerequest", [1000, "race"])
     pid = our_path_id(r, req["bolt12"])
     invoices = [invoice_for(req["bolt12"], n=n) for n in range(50)]
-    hook_answers = [r.host.send("onion_message_recv_secret", message(inv, pid)) for inv in invoices[:25]]
+    hook_answers = [
+        r.host.send("onion_message_recv_secret", message(inv, pid)) for inv in invoices[:25]
+    ]
     by_hand: list[Any] = [None] * 25
 
     def pay(i: int) -> None:

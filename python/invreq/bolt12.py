@@ -124,5 +124,7 @@ def path_id_matches(path_secret: bytes, metadata: bytes, candidate: bytes) -> bo
     return hmac.compare_digest(path_id(path_secret, metadata), candidate)
 
 
-def new_blinded_path(destination: bytes, path_id: bytes, *, introduction: bytes | None = None) -> list[object]:
+def new_blinded_path(
+    destination: bytes, path_id: bytes, *, introduction: bytes | None = None
+) -> list[object]:
     return []

@@ -74,8 +74,12 @@ class InvreqError(Exception):
 def ask_invreq(path: str, method: str, params: dict[str, Any], timeout: float) -> Any:
     """One JSON-RPC call on invreq's unix socket (CLN's framing), within ``timeout`` s."""
     deadline = time.monotonic() + timeout
-    request = {"jsonrpc": "2.0", "id": f"invreq-cln-plugin:{method}", "method": method}
-    request["params"] = params
+    request: dict[str, Any] = {
+        "jsonrpc": "2.0",
+        "id": f"invreq-cln-plugin:{method}",
+        "method": method,
+        "params": params,
+    }
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(timeout)
@@ -163,7 +167,10 @@ class InvoiceHandler:
                 first,
                 bytes.fromhex(reply_path["first_path_key"]),
                 [
-                    (bytes.fromhex(h["blinded_node_id"]), bytes.fromhex(h["encrypted_recipient_data"]))
+                    (
+                        bytes.fromhex(h["blinded_node_id"]),
+                        bytes.fromhex(h["encrypted_recipient_data"]),
+                    )
                     for h in reply_path["hops"]
                 ],
                 [(bolt12.ONIONMSG_INVOICE_ERROR, bolt12.invoice_error(message))],
@@ -224,7 +231,7 @@ def main() -> None:
         "string",
     )
 
-    @plugin.init()
+    @plugin.init()  # type: ignore[untyped-decorator]
     def init(options: dict[str, Any], configuration: dict[str, Any], plugin: Any, **kw: Any) -> Any:
         rpc_file = options.get("invreq-rpc-file")
         if not rpc_file:

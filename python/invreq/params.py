@@ -325,7 +325,7 @@ NOTIFICATIONS = Command(
 RECEIVEINVOICE = Command(
     "receiveinvoice",
     (
-        _p("invoice", check_any_string, "string", "the lni1... invoice answering our request", True),
+        _p("invoice", check_any_string, "string", "the lni1... invoice that answers us", True),
         _p(
             "pathsecret",
             check_sha256,

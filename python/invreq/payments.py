@@ -239,9 +239,7 @@ class Receiver:
                 CODE_INVOICE_UNKNOWN_REQUEST,
                 f"invoice answers no invoice_request of ours (invreq_id {invreq_id})",
             )
-        if pathsecret is not None and (
-            self.paths is None or not self.paths.owns(inv.invreq_metadata, bytes.fromhex(pathsecret))
-        ):
+        if pathsecret is not None and not self._owns(inv.invreq_metadata, pathsecret):
             # Ours, but it did not come over the path we gave this request: refused, so a
             # path (or a guessed one) cannot collect another request's amount.
             raise _refuse(
@@ -293,6 +291,9 @@ class Receiver:
             )
         return claimed
 
+    def _owns(self, metadata: bytes | None, pathsecret: str) -> bool:
+        return self.paths is not None and self.paths.owns(metadata, bytes.fromhex(pathsecret))
+
     async def _on_our_path(self, invoice: str, pathsecret: str) -> bool:
         """Whether an invoice that fails the reader rules (a bad signature ...) still came
         over one of our paths: its records, read without checks, name a request of ours
@@ -302,8 +303,7 @@ class Receiver:
         except Bolt12Error:
             return False
         return (
-            self.paths is not None
-            and self.paths.owns(loose.invreq_metadata, bytes.fromhex(pathsecret))
+            self._owns(loose.invreq_metadata, pathsecret)
             and await self.store.get(loose.invreq_id.hex()) is not None
         )
 

@@ -23,10 +23,10 @@ from aiohttp import web
 
 from invreq import rest, rpc
 from invreq.auth import RuneAuthority
+from invreq.blindpaths import PathMaker, load_or_create_path_secret
 from invreq.config import Config
 from invreq.errors import InvalidRequest, RpcError, StartupError
 from invreq.metrics import Metrics, metrics_site
-from invreq.blindpaths import PathMaker, load_or_create_path_secret
 from invreq.payments import ClnBackend, PaymentBackend, Receiver, open_backend
 from invreq.service import Service
 

@@ -50,10 +50,11 @@ class Service:
         single_use: bool = True,
     ) -> dict[str, Any]:
         metadata = secrets.token_bytes(METADATA_LEN)
+        paths = [] if self.paths is None else self.paths.paths(metadata)
         unsigned = bolt12.UnsignedInvoiceRequest(
             metadata=metadata,
             # Inside the signed records: invreq_id and the signature cover the path.
-            **({} if self.paths is None or not self.paths.paths(metadata) else {"paths": self.paths.paths(metadata)}),  # TEMPORARY
+            **({"paths": paths} if paths else {}),  # TEMPORARY until blinding lands
             description=description,
             amount_msat=amount,
             payer_id=self.signer.payer_id,
