@@ -15,6 +15,11 @@ Then the request is **claimed** in the store (one conditional insert: of two inv
 single-use request exactly one proceeds), paid through the backend chosen at start-up, and
 the outcome is recorded: ``paid`` marks the request used (single-use: inactive), ``failed``
 releases the claim. Every attempt is kept and listed by ``listpayments``.
+
+Invoices also arrive from the CLN plugin (``receiveinvoice invoice pathsecret``): the
+invoice came over the blinded path of a request (:mod:`invreq.blindpaths`), ``pathsecret``
+must be that request's path_id (else 2109), and the reply leaves as soon as the claim is
+taken, the payment continuing in the background (:meth:`Receiver.receiveinvoice`).
 """
 
 from __future__ import annotations
