@@ -18,6 +18,7 @@ import pytest
 from _service_fixtures import Server
 from coincurve import PrivateKey
 from fake_plugin_host import PluginHost
+from invreq import bolt12
 from invreq.config import Config, ConfigError
 
 NODE_SECRET = b"\x42" * 32
@@ -116,3 +117,53 @@ def _path_id(tmp_path: Path, metadata: bytes) -> bytes:
     secret = (tmp_path / "data" / "regtest" / "path_secret").read_bytes()
     return hmac.new(secret, metadata, hashlib.sha256).digest()
 
+
+
+def test_a_request_carries_a_path_that_the_node_decrypts_to_its_path_id(tmp_path: Path) -> None:
+    host = PluginHost(tmp_path / "lightning", NODE_SECRET)
+    try:
+        s = serve(tmp_path, host)
+        r = s.rpc.call("invoicerequest", [1000, "collect over a path"])
+        req = bolt12.decode_invoice_request(r["bolt12"])  # the signature covers the path
+        assert req.paths is not None and len(req.paths) == 1
+        path = req.paths[0]
+        assert path.first_node_id == host.node_id and len(path.hops) == 1
+        # The core's receive side, with the node's secret, as the node does on arrival.
+        hop = bolt12.decrypt_hop(
+            NODE_SECRET, path.first_path_key, path.hops[0].encrypted_recipient_data
+        )
+        assert hop.path_id == _path_id(tmp_path, req.metadata)
+        assert hop.next_node_id is None
+        d = s.rpc.call("decode", [r["bolt12"]])
+        assert d["invreq_paths"][0]["first_node_id"] == host.node_id.hex()
+        # Every request has its own blinding: two paths to one node cannot be linked.
+        other = bolt12.decode_invoice_request(s.rpc.call("invoicerequest", [1000, "x"])["bolt12"])
+        assert other.paths is not None
+        assert other.paths[0].first_path_key != path.first_path_key
+        assert other.paths[0].hops[0].blinded_node_id != path.hops[0].blinded_node_id
+        assert s.stop() == 0, s.output()
+    finally:
+        host.stop()
+
+
+def test_with_an_introduction_node_the_path_has_two_hops(tmp_path: Path) -> None:
+    host = PluginHost(tmp_path / "lightning", NODE_SECRET)
+    intro = PrivateKey(INTRO_SECRET).public_key.format()
+    try:
+        s = serve(tmp_path, host, "--path-introduction", intro.hex())
+        r = s.rpc.call("invoicerequest", [1000, "through a public peer"])
+        req = bolt12.decode_invoice_request(r["bolt12"])
+        assert req.paths is not None
+        path = req.paths[0]
+        assert path.first_node_id == intro and len(path.hops) == 2
+        first = bolt12.decrypt_hop(
+            INTRO_SECRET, path.first_path_key, path.hops[0].encrypted_recipient_data
+        )
+        assert first.next_node_id == host.node_id and first.path_id is None
+        last = bolt12.decrypt_hop(
+            NODE_SECRET, first.next_path_key, path.hops[1].encrypted_recipient_data
+        )
+        assert last.path_id == _path_id(tmp_path, req.metadata)
+        assert s.stop() == 0, s.output()
+    finally:
+        host.stop()
