@@ -118,7 +118,6 @@ def _path_id(tmp_path: Path, metadata: bytes) -> bytes:
     return hmac.new(secret, metadata, hashlib.sha256).digest()
 
 
-
 def test_a_request_carries_a_path_that_the_node_decrypts_to_its_path_id(tmp_path: Path) -> None:
     host = PluginHost(tmp_path / "lightning", NODE_SECRET)
     try:
