@@ -37,11 +37,19 @@ def test_the_payee_reads_the_invoice_error_we_send_over_its_reply_path(
     hop = reply["hops"][0]  # type: ignore[index]
     our_id = PrivateKey(own).public_key.format()
     starts_here = our_id == bytes.fromhex(str(reply["first_node_id"]))
+    path = bolt12.BlindedPath(
+        first_node_id=bytes.fromhex(str(reply["first_node_id"])),
+        first_path_key=bytes.fromhex(str(reply["first_path_key"])),
+        hops=[
+            bolt12.BlindedHop(
+                bytes.fromhex(hop["blinded_node_id"]),
+                bytes.fromhex(hop["encrypted_recipient_data"]),
+            )
+        ],
+    )
     path_key, packet = bolt12.reply_onion(
         our_id,
-        bytes.fromhex(str(reply["first_node_id"])),
-        bytes.fromhex(str(reply["first_path_key"])),
-        [(bytes.fromhex(hop["blinded_node_id"]), bytes.fromhex(hop["encrypted_recipient_data"]))],
+        path,
         [(bolt12.ONIONMSG_INVOICE_ERROR, bolt12.invoice_error(message))],
         session_key=session,
         path_key_secret=path_key_secret,

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
 
 from invreq import bolt12, secretfile
 
@@ -52,12 +51,14 @@ class PathMaker:
     def path_id(self, metadata: bytes) -> bytes:
         return bolt12.path_id(self.secret, metadata)
 
-    def paths(self, metadata: bytes) -> list[Any]:  # TEMPORARY: list[bolt12.BlindedPath]
+    def paths(self, metadata: bytes) -> list[bolt12.BlindedPath]:
         """The ``invreq_paths`` of a request with ``metadata``: one path, blinded from a
         fresh session secret, so two requests' paths cannot be linked."""
-        return bolt12.new_blinded_path(  # TEMPORARY until blinding lands
-            self.node_id, self.path_id(metadata), introduction=self.introduction
-        )
+        return [
+            bolt12.new_blinded_path(
+                self.node_id, self.path_id(metadata), introduction=self.introduction
+            )
+        ]
 
     def owns(self, metadata: bytes | None, pathsecret: bytes) -> bool:
         """Whether ``pathsecret`` is the path_id of the request with ``metadata`` (constant

@@ -159,20 +159,22 @@ class InvoiceHandler:
         does: an onion whose first hop is this node, injected with ``injectonionmessage``."""
         try:
             node_id = self._own_node_id()
-            first = bytes.fromhex(reply_path["first_node_id"])
-            if first != node_id:
-                self._connect(reply_path["first_node_id"])
-            path_key, packet = bolt12.reply_onion(
-                node_id,
-                first,
-                bytes.fromhex(reply_path["first_path_key"]),
-                [
-                    (
+            path = bolt12.BlindedPath(
+                first_node_id=bytes.fromhex(reply_path["first_node_id"]),
+                first_path_key=bytes.fromhex(reply_path["first_path_key"]),
+                hops=[
+                    bolt12.BlindedHop(
                         bytes.fromhex(h["blinded_node_id"]),
                         bytes.fromhex(h["encrypted_recipient_data"]),
                     )
                     for h in reply_path["hops"]
                 ],
+            )
+            if path.first_node_id != node_id:
+                self._connect(reply_path["first_node_id"])
+            path_key, packet = bolt12.reply_onion(
+                node_id,
+                path,
                 [(bolt12.ONIONMSG_INVOICE_ERROR, bolt12.invoice_error(message))],
                 session_key=os.urandom(32),
                 path_key_secret=os.urandom(32),

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from invreq.metrics import Metrics
     from invreq.signers.base import Approver, Signer
 
-__all__ = ["Service", "decode_json"]
+__all__ = ["Service", "decode_json", "paths_json"]
 
 METADATA_LEN = 16  # bytes of CSPRNG per request (REFERENCE §1), as CLN writes
 
@@ -50,11 +50,10 @@ class Service:
         single_use: bool = True,
     ) -> dict[str, Any]:
         metadata = secrets.token_bytes(METADATA_LEN)
-        paths = [] if self.paths is None else self.paths.paths(metadata)
         unsigned = bolt12.UnsignedInvoiceRequest(
             metadata=metadata,
             # Inside the signed records: invreq_id and the signature cover the path.
-            **({"paths": paths} if paths else {}),  # TEMPORARY until blinding lands
+            paths=[] if self.paths is None else self.paths.paths(metadata),
             description=description,
             amount_msat=amount,
             payer_id=self.signer.payer_id,
@@ -162,6 +161,36 @@ def _same(x: Any) -> Any:
     return x
 
 
+def _scid(scid: int) -> str:
+    """A short channel id as CLN writes it: block x transaction x output."""
+    return f"{scid >> 40}x{(scid >> 16) & 0xFFFFFF}x{scid & 0xFFFF}"
+
+
+def paths_json(paths: list[bolt12.BlindedPath]) -> list[dict[str, Any]]:
+    """Blinded paths as CLN's ``decode`` shows them (``offer_paths``, ``invreq_paths``,
+    ``invoice_paths``): the first node as ``first_node_id`` or ``first_scid`` and
+    ``first_scid_dir``, then ``first_path_key`` and the hops under ``path``."""
+    out: list[dict[str, Any]] = []
+    for p in paths:
+        d: dict[str, Any] = {}
+        if p.first_node_id is not None:
+            d["first_node_id"] = p.first_node_id.hex()
+        else:
+            assert p.first_scid is not None  # the core gives one or the other
+            d["first_scid"] = _scid(p.first_scid)
+            d["first_scid_dir"] = p.first_scid_dir
+        d["first_path_key"] = p.first_path_key.hex()
+        d["path"] = [
+            {
+                "blinded_node_id": h.blinded_node_id.hex(),
+                "encrypted_recipient_data": h.encrypted_recipient_data.hex(),
+            }
+            for h in p.hops
+        ]
+        out.append(d)
+    return out
+
+
 # decode's fields in CLN's order: (JSON name, InvoiceRequest attribute, conversion).
 # offer_amount is special (its name depends on offer_currency) and handled inline.
 _OFFER_FIELDS: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
@@ -174,7 +203,7 @@ _FIELDS: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
     ("offer_features", "offer_features", _hex),
     ("offer_absolute_expiry", "absolute_expiry", _same),
     ("offer_quantity_max", "offer_quantity_max", _same),
-    ("offer_paths", "offer_paths", _same),
+    ("offer_paths", "offer_paths", paths_json),
     ("offer_issuer_id", "offer_issuer_id", _hex),
     ("invreq_metadata", "metadata", _hex),
     ("invreq_payer_id", "payer_id", _hex),
@@ -183,7 +212,7 @@ _FIELDS: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
     ("invreq_features", "features", _hex),
     ("invreq_quantity", "quantity", _same),
     ("invreq_payer_note", "payer_note", _same),
-    ("invreq_paths", "paths", _same),
+    ("invreq_paths", "paths", paths_json),
     ("invreq_bip_353_name", "bip353_name", lambda n: {"name": n[0], "domain": n[1]}),
     ("signature", "signature", _hex),
 )
@@ -219,7 +248,7 @@ _INVOICE_FIELDS: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
     ("invreq_payer_id", "invreq_payer_id", _hex),
     ("invreq_chain", "invreq_chain", _hex),
     ("invreq_amount_msat", "invreq_amount", _same),
-    ("invoice_paths", "paths", _same),
+    ("invoice_paths", "paths", paths_json),
     ("invoice_blindedpay", "blindedpay", _same),
     ("invoice_created_at", "created_at", _same),
     ("invoice_relative_expiry", "relative_expiry", _same),

@@ -11,15 +11,13 @@
 //! `blinded-onion-message-onion-test.json`, which is exactly this case.
 
 use hmac::{Hmac, Mac};
-use secp256k1::ecdh::SharedSecret;
 use secp256k1::{PublicKey, Scalar, Secp256k1, SecretKey};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 use chacha20::cipher::{KeyIvInit, StreamCipher};
 use chacha20::ChaCha20;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::ChaCha20Poly1305;
 
+use crate::blinding::{self, BlindedPath, EncryptedData, IntroductionNode};
 use crate::error::{Error, Result};
 use crate::tlv;
 
@@ -32,30 +30,19 @@ const HMAC_LEN: usize = 32;
 /// `onionmsg_tlv` types (BOLT 4 and BOLT 12).
 pub const ONIONMSG_ENCRYPTED_RECIPIENT_DATA: u64 = 4;
 pub const ONIONMSG_INVOICE_ERROR: u64 = 68;
-/// `encrypted_data_tlv` types (BOLT 4).
-const ENCDATA_NEXT_NODE_ID: u64 = 4;
-const ENCDATA_NEXT_PATH_KEY_OVERRIDE: u64 = 8;
 /// `invoice_error` field (BOLT 12): the explanation, as UTF-8.
 const INVOICE_ERROR_ERROR: u64 = 5;
-
-type HmacSha256 = Hmac<Sha256>;
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> Error {
     Error::InvalidField { field, reason: reason.into() }
 }
 
-fn hmac256(key: &[u8], msg: &[u8]) -> [u8; 32] {
-    let mut mac = <HmacSha256 as Mac>::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(msg);
+/// `HMAC256(key_type, secret)`: BOLT 4's `generate_key` (for "mu" and "pad"; "rho" is
+/// [`blinding::rho`]).
+fn generate_key(key_type: &[u8], secret: &[u8]) -> [u8; 32] {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key_type).expect("any key length");
+    mac.update(secret);
     mac.finalize().into_bytes().into()
-}
-
-fn sha256(parts: &[&[u8]]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update(p);
-    }
-    h.finalize().into()
 }
 
 /// ChaCha20 with a zero nonce from block 0: BOLT 4's `generate_cipher_stream`.
@@ -69,25 +56,20 @@ fn stream(key: &[u8; 32], len: usize) -> Vec<u8> {
     out
 }
 
-fn scalar(bytes: [u8; 32]) -> Result<Scalar> {
-    Scalar::from_be_bytes(bytes).map_err(|_| invalid("blinding", "factor out of range"))
-}
-
-/// The per-hop ephemeral keys of a Sphinx construction: (E_i, ss_i) for each node, where
-/// ss_i = SHA256(ECDH(e_i, N_i)) and e_{i+1} = e_i * SHA256(E_i || ss_i).
-fn hop_secrets<C: secp256k1::Signing + secp256k1::Verification>(
-    secp: &Secp256k1<C>,
-    first: &SecretKey,
-    nodes: &[PublicKey],
-) -> Result<Vec<(PublicKey, [u8; 32])>> {
+/// The per-hop keys of a Sphinx construction: (E_i, ss_i) for each node, with
+/// ss_i = SHA256(ECDH(e_i, N_i)) and e_{i+1} = e_i * SHA256(E_i || ss_i), the same
+/// progression as route blinding's path keys.
+fn hop_secrets(first: &SecretKey, nodes: &[PublicKey]) -> Result<Vec<(PublicKey, [u8; 32])>> {
+    let secp = Secp256k1::signing_only();
     let mut e = *first;
     let mut out = Vec::with_capacity(nodes.len());
     for node in nodes {
-        let big_e = PublicKey::from_secret_key(secp, &e);
-        let ss = SharedSecret::new(node, &e).secret_bytes();
+        let big_e = PublicKey::from_secret_key(&secp, &e);
+        let ss = blinding::shared_secret(&e, node);
         out.push((big_e, ss));
-        let b = sha256(&[&big_e.serialize(), &ss]);
-        e = e.mul_tweak(&scalar(b)?).map_err(|_| invalid("blinding", "tweak failed"))?;
+        let factor = Scalar::from_be_bytes(blinding::path_key_factor(&big_e, &ss))
+            .map_err(|_| invalid("session_key", "hash out of the curve order"))?;
+        e = e.mul_tweak(&factor).map_err(|_| invalid("session_key", "became zero"))?;
     }
     Ok(out)
 }
@@ -98,11 +80,10 @@ pub fn onion_packet(session_key: &[u8; 32], hops: &[(PublicKey, Vec<u8>)]) -> Re
     if hops.is_empty() {
         return Err(invalid("hops", "an onion needs at least one hop"));
     }
-    let secp = Secp256k1::new();
     let session = SecretKey::from_slice(session_key)
         .map_err(|_| invalid("session_key", "not a valid secret key"))?;
     let nodes: Vec<PublicKey> = hops.iter().map(|(n, _)| *n).collect();
-    let secrets = hop_secrets(&secp, &session, &nodes)?;
+    let secrets = hop_secrets(&session, &nodes)?;
     let sizes: Vec<usize> =
         hops.iter().map(|(_, p)| tlv::bigsize_len(p.len() as u64) + p.len() + HMAC_LEN).collect();
     let total: usize = sizes.iter().sum();
@@ -113,8 +94,8 @@ pub fn onion_packet(session_key: &[u8; 32], hops: &[(PublicKey, Vec<u8>)]) -> Re
     } else {
         return Err(invalid("hops", format!("payloads of {total} bytes do not fit an onion")));
     };
-    let rho: Vec<[u8; 32]> = secrets.iter().map(|(_, ss)| hmac256(b"rho", ss)).collect();
-    let mu: Vec<[u8; 32]> = secrets.iter().map(|(_, ss)| hmac256(b"mu", ss)).collect();
+    let rho: Vec<[u8; 32]> = secrets.iter().map(|(_, ss)| blinding::rho(ss)).collect();
+    let mu: Vec<[u8; 32]> = secrets.iter().map(|(_, ss)| generate_key(b"mu", ss)).collect();
 
     // The filler: what the hops before the last will have shifted in from the right, so the
     // last hop's HMAC covers the bytes it will really see.
@@ -133,7 +114,7 @@ pub fn onion_packet(session_key: &[u8; 32], hops: &[(PublicKey, Vec<u8>)]) -> Re
 
     // Start from pseudo-random bytes (the "pad" key of the session key), then wrap each hop
     // from the last to the first.
-    let mut packet = stream(&hmac256(b"pad", session_key), len);
+    let mut packet = stream(&generate_key(b"pad", session_key), len);
     let mut next_hmac = [0u8; HMAC_LEN];
     for i in (0..hops.len()).rev() {
         let payload = &hops[i].1;
@@ -147,7 +128,7 @@ pub fn onion_packet(session_key: &[u8; 32], hops: &[(PublicKey, Vec<u8>)]) -> Re
         if i == hops.len() - 1 {
             packet[len - filler_len..].copy_from_slice(&filler);
         }
-        next_hmac = hmac256(&mu[i], &packet);
+        next_hmac = generate_key(&mu[i], &packet);
     }
     let mut out = Vec::with_capacity(1 + 33 + len + HMAC_LEN);
     out.push(0);
@@ -157,48 +138,26 @@ pub fn onion_packet(session_key: &[u8; 32], hops: &[(PublicKey, Vec<u8>)]) -> Re
     Ok(out)
 }
 
-/// One hop of a blinded path built by us (BOLT 4 "Route Blinding"): the blinded node id
-/// and the encrypted `encrypted_data_tlv`, for the node whose path key secret is `e`.
-fn blind_hop<C: secp256k1::Signing + secp256k1::Verification>(
-    secp: &Secp256k1<C>,
-    e: &SecretKey,
-    node: &PublicKey,
-    data: &[u8],
-) -> Result<(PublicKey, Vec<u8>)> {
-    let ss = SharedSecret::new(node, e).secret_bytes();
-    let blinded = node
-        .mul_tweak(secp, &scalar(hmac256(b"blinded_node_id", &ss))?)
-        .map_err(|_| invalid("node_id", "blinding failed"))?;
-    let rho = hmac256(b"rho", &ss);
-    let encrypted = ChaCha20Poly1305::new((&rho).into())
-        .encrypt(&[0u8; 12].into(), Payload { msg: data, aad: &[] })
-        .map_err(|_| invalid("encrypted_recipient_data", "encryption failed"))?;
-    Ok((blinded, encrypted))
-}
-
-/// A reply path given to us: where it enters and its blinded hops (BOLT 4 `blinded_path`).
-pub struct ReplyPath<'a> {
-    pub first_node_id: PublicKey,
-    pub first_path_key: PublicKey,
-    /// (blinded_node_id, encrypted_recipient_data) per hop, at least one.
-    pub hops: &'a [(PublicKey, Vec<u8>)],
-}
-
 /// The onion message that carries `final_records` (extra `onionmsg_tlv` records for the
-/// last hop, e.g. `invoice_error`) over `reply` from the node `own_node_id`, for CLN's
-/// `injectonionmessage`: returns (`path_key`, `onion_message_packet`).
+/// last hop, e.g. `invoice_error`) over the payee's `reply` path from the node
+/// `own_node_id`, for CLN's `injectonionmessage`: returns (`path_key`,
+/// `onion_message_packet`).
 ///
 /// `path_key_secret` blinds our own first hop; `session_key` is the Sphinx session key.
 /// Both must be fresh random for every message (they are arguments so that the test
-/// vectors can be reproduced).
+/// vectors can be reproduced). A path entered at a channel end (`sciddir`) is refused: the
+/// caller resolves it to a node first.
 pub fn reply_onion(
-    own_node_id: &PublicKey,
-    reply: &ReplyPath<'_>,
+    own_node_id: &[u8],
+    reply: &BlindedPath,
     final_records: &[(u64, Vec<u8>)],
-    session_key: &[u8; 32],
-    path_key_secret: &[u8; 32],
-) -> Result<(PublicKey, Vec<u8>)> {
-    let secp = Secp256k1::new();
+    session_key: &[u8],
+    path_key_secret: &[u8],
+) -> Result<([u8; 33], Vec<u8>)> {
+    let own = blinding::public_key("own_node_id", own_node_id)?;
+    let IntroductionNode::NodeId(first_node_id) = &reply.first_node else {
+        return Err(invalid("reply_path", "enters at a short channel id, not a node id"));
+    };
     if reply.hops.is_empty() {
         return Err(invalid("reply_path", "num_hops is 0"));
     }
@@ -206,33 +165,45 @@ pub fn reply_onion(
         return Err(invalid("final_records", "type 4 is the path's own"));
     }
     let mut onion_hops: Vec<(PublicKey, Vec<u8>)> = Vec::with_capacity(reply.hops.len() + 1);
-    let path_key = if reply.first_node_id == *own_node_id {
+    let path_key = if *first_node_id == own.serialize() {
         // The reply path starts here: we decrypt its first hop ourselves.
         reply.first_path_key
     } else {
-        let e = SecretKey::from_slice(path_key_secret)
-            .map_err(|_| invalid("path_key_secret", "not a valid secret key"))?;
-        let data = tlv::encode_stream(&[
-            (ENCDATA_NEXT_NODE_ID, &reply.first_node_id.serialize()),
-            (ENCDATA_NEXT_PATH_KEY_OVERRIDE, &reply.first_path_key.serialize()),
-        ])?;
-        let (blinded, encrypted) = blind_hop(&secp, &e, own_node_id, &data)?;
+        // Our own one-hop segment, joined to theirs (BOLT 4: a sender prepending hops
+        // tells the last of them the path's first path key with next_path_key_override).
+        let data = EncryptedData {
+            next_node_id: Some(*first_node_id),
+            next_path_key_override: Some(reply.first_path_key),
+            ..Default::default()
+        }
+        .encode();
+        let ours = blinding::blind(path_key_secret, &[(own_node_id, &data[..])])?;
+        let hop = &ours[0];
         onion_hops.push((
-            blinded,
-            tlv::encode_stream(&[(ONIONMSG_ENCRYPTED_RECIPIENT_DATA, &encrypted)])?,
+            blinding::public_key("blinded_node_id", &hop.blinded_node_id)?,
+            tlv::encode_stream(&[(
+                ONIONMSG_ENCRYPTED_RECIPIENT_DATA,
+                &hop.encrypted_recipient_data,
+            )])?,
         ));
-        PublicKey::from_secret_key(&secp, &e)
+        hop.path_key
     };
     let last = reply.hops.len() - 1;
-    for (i, (blinded, encrypted)) in reply.hops.iter().enumerate() {
-        let mut recs: Vec<(u64, &[u8])> = vec![(ONIONMSG_ENCRYPTED_RECIPIENT_DATA, encrypted)];
+    for (i, hop) in reply.hops.iter().enumerate() {
+        let mut recs: Vec<(u64, &[u8])> =
+            vec![(ONIONMSG_ENCRYPTED_RECIPIENT_DATA, &hop.encrypted_recipient_data)];
         if i == last {
             recs.extend(final_records.iter().map(|(t, v)| (*t, v.as_slice())));
             recs.sort_by_key(|(t, _)| *t);
         }
-        onion_hops.push((*blinded, tlv::encode_stream(&recs)?));
+        onion_hops.push((
+            blinding::public_key("blinded_node_id", &hop.blinded_node_id)?,
+            tlv::encode_stream(&recs)?,
+        ));
     }
-    Ok((path_key, onion_packet(session_key, &onion_hops)?))
+    let session_key: [u8; 32] =
+        session_key.try_into().map_err(|_| invalid("session_key", "must be 32 bytes"))?;
+    Ok((path_key, onion_packet(&session_key, &onion_hops)?))
 }
 
 /// A BOLT 12 `invoice_error` carrying only its explanation (`error`, type 5), as CLN's
@@ -246,15 +217,13 @@ pub fn invoice_error(message: &str) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::blinding::BlindedHop;
 
     fn unhex(s: &str) -> Vec<u8> {
         hex::decode(s).unwrap()
     }
-    fn pk(s: &str) -> PublicKey {
-        PublicKey::from_slice(&unhex(s)).unwrap()
-    }
-    fn key32(s: &str) -> [u8; 32] {
-        unhex(s).try_into().unwrap()
+    fn point(v: &serde_json::Value) -> [u8; 33] {
+        unhex(v.as_str().unwrap()).try_into().unwrap()
     }
 
     fn vector() -> serde_json::Value {
@@ -265,6 +234,16 @@ mod tests {
         serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
     }
 
+    fn hops(route: &serde_json::Value, from: usize) -> Vec<BlindedHop> {
+        route["hops"].as_array().unwrap()[from..]
+            .iter()
+            .map(|h| BlindedHop {
+                blinded_node_id: point(&h["blinded_node_id"]),
+                encrypted_recipient_data: unhex(h["encrypted_recipient_data"].as_str().unwrap()),
+            })
+            .collect()
+    }
+
     /// BOLT 4's vector is a sender (Alice) joining Dave's blinded path Bob->Carol->Dave and
     /// sending "hello" (type 1): our reply construction, with Alice as the local node.
     #[test]
@@ -272,31 +251,20 @@ mod tests {
         let v = vector();
         let gen = &v["generate"];
         let alice = &gen["hops"][0];
-        let route = &v["route"]["hops"];
-        let hops: Vec<(PublicKey, Vec<u8>)> = route.as_array().unwrap()[1..]
-            .iter()
-            .map(|h| {
-                (
-                    pk(h["blinded_node_id"].as_str().unwrap()),
-                    unhex(h["encrypted_recipient_data"].as_str().unwrap()),
-                )
-            })
-            .collect();
-        let reply = ReplyPath {
-            first_node_id: pk(alice["tlvs"]["next_node_id"].as_str().unwrap()),
-            first_path_key: pk(alice["tlvs"]["next_path_key_override"].as_str().unwrap()),
-            hops: &hops,
+        let reply = BlindedPath {
+            first_node: IntroductionNode::NodeId(point(&alice["tlvs"]["next_node_id"])),
+            first_path_key: point(&alice["tlvs"]["next_path_key_override"]),
+            hops: hops(&v["route"], 1),
         };
-        let own = pk(v["route"]["first_node_id"].as_str().unwrap());
         let (path_key, packet) = reply_onion(
-            &own,
+            &point(&v["route"]["first_node_id"]),
             &reply,
             &[(1, unhex(v["onionmessage"]["unknown_tag_1"].as_str().unwrap()))],
-            &key32(gen["session_key"].as_str().unwrap()),
-            &key32(alice["path_key_secret"].as_str().unwrap()),
+            &unhex(gen["session_key"].as_str().unwrap()),
+            &unhex(alice["path_key_secret"].as_str().unwrap()),
         )
         .unwrap();
-        assert_eq!(path_key, pk(alice["E"].as_str().unwrap()));
+        assert_eq!(path_key, point(&alice["E"]));
         assert_eq!(
             hex::encode(packet),
             v["onionmessage"]["onion_message_packet"].as_str().unwrap()
@@ -304,44 +272,16 @@ mod tests {
     }
 
     #[test]
-    fn our_blinded_hop_matches_the_vector() {
-        let v = vector();
-        let alice = &v["generate"]["hops"][0];
-        let secp = Secp256k1::new();
-        let e = SecretKey::from_slice(&unhex(alice["path_key_secret"].as_str().unwrap())).unwrap();
-        let (blinded, encrypted) = blind_hop(
-            &secp,
-            &e,
-            &pk(v["route"]["first_node_id"].as_str().unwrap()),
-            &unhex(alice["encrypted_data_tlv"].as_str().unwrap()),
-        )
-        .unwrap();
-        assert_eq!(blinded, pk(alice["blinded_node_id"].as_str().unwrap()));
-        assert_eq!(hex::encode(encrypted), alice["encrypted_recipient_data"].as_str().unwrap());
-    }
-
-    #[test]
     fn a_reply_path_starting_here_is_used_as_it_is() {
         let v = vector();
         let route = &v["route"];
-        let hops: Vec<(PublicKey, Vec<u8>)> = route["hops"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| {
-                (
-                    pk(h["blinded_node_id"].as_str().unwrap()),
-                    unhex(h["encrypted_recipient_data"].as_str().unwrap()),
-                )
-            })
-            .collect();
-        let first = pk(route["first_node_id"].as_str().unwrap());
-        let reply = ReplyPath {
-            first_node_id: first,
-            first_path_key: pk(route["first_path_key"].as_str().unwrap()),
-            hops: &hops,
+        let first = point(&route["first_node_id"]);
+        let reply = BlindedPath {
+            first_node: IntroductionNode::NodeId(first),
+            first_path_key: point(&route["first_path_key"]),
+            hops: hops(route, 0),
         };
-        let session = key32(v["generate"]["session_key"].as_str().unwrap());
+        let session = unhex(v["generate"]["session_key"].as_str().unwrap());
         let (path_key, packet) =
             reply_onion(&first, &reply, &[(1, b"hello".to_vec())], &session, &[7; 32]).unwrap();
         // The same onion as the vector's: Alice's hop is the path's own first hop.
@@ -355,16 +295,32 @@ mod tests {
     #[test]
     fn refusals() {
         let v = vector();
-        let own = pk(v["route"]["first_node_id"].as_str().unwrap());
-        let empty = ReplyPath { first_node_id: own, first_path_key: own, hops: &[] };
-        assert!(reply_onion(&own, &empty, &[], &[3; 32], &[3; 32]).is_err());
-        let hops = vec![(own, vec![1u8; 40000])];
-        let huge = ReplyPath { first_node_id: own, first_path_key: own, hops: &hops };
-        assert!(reply_onion(&own, &huge, &[], &[3; 32], &[3; 32]).is_err());
-        let small = vec![(own, vec![1u8; 4])];
-        let path = ReplyPath { first_node_id: own, first_path_key: own, hops: &small };
-        assert!(reply_onion(&own, &path, &[(4, vec![])], &[3; 32], &[3; 32]).is_err());
-        assert!(reply_onion(&own, &path, &[], &[0; 32], &[3; 32]).is_err()); // zero key
+        let own = point(&v["route"]["first_node_id"]);
+        let path = |hops: Vec<BlindedHop>| BlindedPath {
+            first_node: IntroductionNode::NodeId(own),
+            first_path_key: own,
+            hops,
+        };
+        let hop = |len: usize| BlindedHop {
+            blinded_node_id: own,
+            encrypted_recipient_data: vec![1; len],
+        };
+        assert!(reply_onion(&own, &path(vec![]), &[], &[3; 32], &[3; 32]).is_err());
+        assert!(reply_onion(&own, &path(vec![hop(40000)]), &[], &[3; 32], &[3; 32]).is_err());
+        let small = path(vec![hop(4)]);
+        assert!(reply_onion(&own, &small, &[(4, vec![])], &[3; 32], &[3; 32]).is_err());
+        assert!(reply_onion(&own, &small, &[], &[0; 32], &[3; 32]).is_err()); // zero key
+        assert!(reply_onion(&own, &small, &[], &[3; 31], &[3; 32]).is_err());
+        assert!(reply_onion(&[4; 33], &small, &[], &[3; 32], &[3; 32]).is_err()); // not a point
+        let scid = BlindedPath {
+            first_node: IntroductionNode::Sciddir { direction: 0, scid: 1 },
+            first_path_key: own,
+            hops: vec![hop(4)],
+        };
+        assert!(reply_onion(&own, &scid, &[], &[3; 32], &[3; 32]).is_err());
+        // More than 1300 bytes of payloads: the large packet size.
+        let (_, big) = reply_onion(&own, &path(vec![hop(2000)]), &[], &[3; 32], &[3; 32]).unwrap();
+        assert_eq!(big.len(), 1 + 33 + LARGE_PAYLOADS + 32);
     }
 
     #[test]
