@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from invreq import __version__, bolt12
+from invreq.approval import approval_text, verify_approval
 from invreq.errors import Bolt12Error, InvalidParams, SignatureError, SignerError
 from invreq.store.base import ListQuery, Record, Store
 
@@ -64,9 +65,7 @@ class Service:
         invreq_id = unsigned.invreq_id.hex()
         approval = None
         if self.approver is not None:
-            from invreq.signers.hwi import approval_text
-
-            approval = await self.approver.approve(
+            approval = await self._approve(
                 approval_text(
                     network=self.network,
                     amount_msat=amount,
@@ -74,7 +73,8 @@ class Service:
                     issuer=issuer,
                     absolute_expiry=absolute_expiry,
                     invreq_id=invreq_id,
-                )
+                ),
+                invreq_id,
             )
         started = time.perf_counter()
         signature = await self.signer.sign_invoice_request(unsigned.tlv_stream, unsigned.digest)
@@ -99,6 +99,21 @@ class Service:
         )
         await self.store.insert(record)
         return record.to_json()
+
+    async def _approve(self, text: str, invreq_id: str) -> dict[str, Any]:
+        """The approver's evidence, accepted only if it is a signature over exactly
+        ``text`` (which names this request by position) by the key it reports."""
+        assert self.approver is not None
+        evidence = await self.approver.approve(text)
+        try:
+            pubkey = bytes.fromhex(evidence["pubkey"])
+        except (KeyError, TypeError, ValueError):
+            raise SignerError("approver returned no public key with its approval") from None
+        problem = None if evidence.get("message") == text else "it is not over the text sent"
+        problem = problem or verify_approval(evidence, invreq_id=invreq_id, pubkey=pubkey)
+        if problem is not None:
+            raise SignerError(f"approval refused: {problem}")
+        return evidence
 
     async def listinvoicerequests(
         self,

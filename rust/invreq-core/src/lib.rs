@@ -6,10 +6,11 @@
 //! - [`string`]: the `lnr1...` text form (BOLT 12 "Encoding").
 //! - [`blinding`]: route blinding for onion messages (BOLT 4) and the `blinded_path`
 //!   encoding; `path_id`.
+//! - [`onion_message`]: onion messages: peeling one addressed to our path (tests), and the
+//!   reply that carries an `invoice_error` to a payee.
 //! - [`invoice_request`]: building, signing and reading an `invoice_request`.
 //! - [`invoice`]: reading an `invoice` (`lni1...`), and building one for tests.
 //! - [`chain`]: chain hashes of the networks we serve.
-//! - [`onion`]: BOLT 4 onion messages we send (the `invoice_error` reply to a payee).
 //! - [`properties`]: the round-trip properties the fuzzers and the corpus replay check.
 //! - [`error`]: the typed errors of all of the above.
 
@@ -19,7 +20,7 @@ pub mod error;
 pub mod invoice;
 pub mod invoice_request;
 pub mod merkle;
-pub mod onion;
+pub mod onion_message;
 pub mod properties;
 pub mod string;
 pub mod tlv;

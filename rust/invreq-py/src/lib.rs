@@ -8,7 +8,7 @@ use invreq_core::blinding;
 use invreq_core::error::Error as CoreError;
 use invreq_core::invoice::{self as inv, BlindedPayInfo};
 use invreq_core::invoice_request::{self as ir, Check, IntroductionNode};
-use invreq_core::{merkle, onion, string, tlv};
+use invreq_core::{merkle, onion_message, string, tlv};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
@@ -862,7 +862,7 @@ fn reply_onion<'py>(
     session_key: &[u8],
     path_key_secret: &[u8],
 ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
-    let (path_key, packet) = core(onion::reply_onion(
+    let (path_key, packet) = core(onion_message::reply_onion(
         own_node_id,
         &reply_path.0,
         &final_records,
@@ -874,7 +874,7 @@ fn reply_onion<'py>(
 
 #[pyfunction]
 fn invoice_error<'py>(py: Python<'py>, message: &str) -> Bound<'py, PyBytes> {
-    bytes(py, &onion::invoice_error(message))
+    bytes(py, &onion_message::invoice_error(message))
 }
 
 #[pymodule]
@@ -898,7 +898,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Invoice>()?;
     m.add_function(wrap_pyfunction!(reply_onion, m)?)?;
     m.add_function(wrap_pyfunction!(invoice_error, m)?)?;
-    m.add("ONIONMSG_INVOICE_ERROR", onion::ONIONMSG_INVOICE_ERROR)?;
+    m.add("ONIONMSG_INVOICE_ERROR", onion_message::types::INVOICE_ERROR)?;
     m.add_class::<BlindedHop>()?;
     m.add_class::<BlindedPath>()?;
     m.add_class::<HopSecrets>()?;

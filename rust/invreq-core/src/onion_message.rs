@@ -1,25 +1,170 @@
-//! BOLT 4 onion messages, the sending side: the packet that carries a reply (an
-//! `invoice_error`) to a payee over the blinded path it gave us.
+//! Onion messages (BOLT 4 "Onion Messages"), both ways.
 //!
-//! Core Lightning's `injectonionmessage` takes an `onion_message_packet` and the path key
-//! the local node decrypts its own hop with, and processes it as if a peer had sent it. So
-//! a reply is built the way CLN's offers plugin builds one: the local node is the first hop
-//! (a one-hop blinded segment of our own whose data says `next_node_id` = the reply path's
-//! introduction node and `next_path_key_override` = its first path key, BOLT 4 "Route
-//! Blinding" for a sender joining a blinded path), then the reply path's hops, the last one
-//! carrying the message. The whole construction is checked byte for byte against BOLT 4's
-//! `blinded-onion-message-onion-test.json`, which is exactly this case.
+//! - Receiving ([`peel`], BOLT 4 "Onion Decryption"): peel one layer of an
+//!   `onion_message_packet` with a node's secret and the `path_key` that came with it, then
+//!   read the hop's `encrypted_recipient_data` ([`blinding::receive`]). Tests use it to
+//!   follow a message another implementation built for one of our paths to its `path_id`.
+//! - Sending ([`reply_onion`], BOLT 4 "Packet Construction"): the packet that carries a
+//!   reply (an `invoice_error`) to a payee over the blinded path it gave us. Core
+//!   Lightning's `injectonionmessage` takes an `onion_message_packet` and the path key the
+//!   local node decrypts its own hop with, and processes it as if a peer had sent it; so the
+//!   local node is the first hop (a one-hop blinded segment of ours whose data says
+//!   `next_node_id` = the reply path's introduction node and `next_path_key_override` = its
+//!   first path key: a sender joining a blinded path), then the reply path's hops, the last
+//!   one carrying the message. Checked byte for byte against BOLT 4's
+//!   `blinded-onion-message-onion-test.json`, which is exactly this case.
 
+use chacha20::cipher::{KeyIvInit, StreamCipher};
+use chacha20::ChaCha20;
 use hmac::{Hmac, Mac};
 use secp256k1::{PublicKey, Scalar, Secp256k1, SecretKey};
 use sha2::Sha256;
 
-use chacha20::cipher::{KeyIvInit, StreamCipher};
-use chacha20::ChaCha20;
-
-use crate::blinding::{self, BlindedPath, EncryptedData, IntroductionNode};
-use crate::error::{Error, Result};
+use crate::blinding::{
+    self, public_key, secret_key, BlindedPath, EncryptedData, IntroductionNode, ReceivedHop,
+};
+use crate::error::Result;
+use crate::invoice_request::{invalid, semantic};
 use crate::tlv;
+
+/// The type of the `onion_message` peer message.
+pub const ONION_MESSAGE_TYPE: u16 = 513;
+
+/// `onionmsg_tlv` types (BOLT 4).
+pub mod types {
+    pub const REPLY_PATH: u64 = 2;
+    pub const ENCRYPTED_RECIPIENT_DATA: u64 = 4;
+    pub const INVOICE_REQUEST: u64 = 64;
+    pub const INVOICE: u64 = 66;
+    pub const INVOICE_ERROR: u64 = 68;
+}
+
+/// An `onion_message` peer message: the path key and the packet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnionMessage {
+    pub path_key: [u8; 33],
+    pub packet: Vec<u8>,
+}
+
+impl OnionMessage {
+    /// Reads the message (type 513 first, as on the wire); nothing may follow the packet.
+    pub fn parse(b: &[u8]) -> Result<Self> {
+        const F: &str = "onion_message";
+        if b.len() < 2 + 33 + 2 || b[..2] != ONION_MESSAGE_TYPE.to_be_bytes() {
+            return Err(semantic(F, "not an onion_message"));
+        }
+        let path_key: [u8; 33] = b[2..35].try_into().expect("33 bytes");
+        let len = usize::from(u16::from_be_bytes([b[35], b[36]]));
+        if b.len() != 37 + len {
+            return Err(semantic(F, "packet length does not match"));
+        }
+        Ok(OnionMessage { path_key, packet: b[37..].to_vec() })
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(37 + self.packet.len());
+        out.extend_from_slice(&ONION_MESSAGE_TYPE.to_be_bytes());
+        out.extend_from_slice(&self.path_key);
+        out.extend_from_slice(&(self.packet.len() as u16).to_be_bytes());
+        out.extend_from_slice(&self.packet);
+        out
+    }
+}
+
+/// What one node learns from an onion message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peeled {
+    /// This hop's `onionmsg_tlv`, byte for byte.
+    pub onionmsg_tlv: Vec<u8>,
+    /// Its `encrypted_recipient_data`, decrypted ([`blinding::receive`]).
+    pub hop: ReceivedHop,
+    /// The message to forward (the next path key and packet); `None` at the final node.
+    pub next: Option<OnionMessage>,
+}
+
+fn hmac256(key: &[u8], parts: &[&[u8]]) -> Hmac<Sha256> {
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("any key length");
+    for p in parts {
+        m.update(p);
+    }
+    m
+}
+
+/// Peels one layer of `packet` as the node with `node_secret`, given the `path_key` that came
+/// with it: checks the packet's HMAC, extracts this hop's `onionmsg_tlv`, decrypts its
+/// `encrypted_recipient_data`, and builds the message for the next node unless this one is
+/// the last. Any failure (wrong node, tampered packet, malformed payload) is an error.
+pub fn peel(node_secret: &[u8], path_key: &[u8], packet: &[u8]) -> Result<Peeled> {
+    const F: &str = "onion_message_packet";
+    // version, public key, at least one byte of payloads, hmac.
+    if packet.len() < 1 + 33 + 1 + 32 {
+        return Err(semantic(F, "too short"));
+    }
+    if packet[0] != 0 {
+        return Err(semantic(F, "unknown version"));
+    }
+    let onion_key = public_key("onion public_key", &packet[1..34])?;
+    let (payloads, hmac) = packet[34..].split_at(packet.len() - 34 - 32);
+    // The onion is encrypted to the blinded node id, whose secret the path key gives us.
+    let k = secret_key("node_secret", node_secret)?;
+    let blinded = {
+        let big_e = public_key("path_key", path_key)?;
+        let factor = blinding::blinding_factor(&blinding::shared_secret(&k, &big_e));
+        let factor = secp256k1::Scalar::from_be_bytes(factor)
+            .map_err(|_| semantic(F, "blinding factor out of range"))?;
+        k.mul_tweak(&factor).map_err(|_| semantic(F, "blinded secret became zero"))?
+    };
+    let ss = blinding::shared_secret(&blinded, &onion_key);
+    let mu = hmac256(b"mu", &[&ss]).finalize().into_bytes();
+    // Constant-time comparison (verify_slice) of HMAC256(mu, hop_payloads || empty data).
+    hmac256(&mu, &[payloads]).verify_slice(hmac).map_err(|_| semantic(F, "hmac does not match"))?;
+    let rho = blinding::rho(&ss);
+    let mut unwrapped = payloads.to_vec();
+    unwrapped.resize(2 * payloads.len(), 0);
+    ChaCha20::new(&rho.into(), &[0u8; 12].into()).apply_keystream(&mut unwrapped);
+    let (len, n) = tlv::read_bigsize(&unwrapped)
+        .map_err(|_| semantic(F, "malformed payload length"))?
+        .ok_or_else(|| semantic(F, "malformed payload length"))?;
+    let len = usize::try_from(len).map_err(|_| semantic(F, "payload too long"))?;
+    if len < 2 || n + len + 32 > payloads.len() {
+        return Err(semantic(F, "payload length out of range"));
+    }
+    let payload = &unwrapped[n..n + len];
+    let next_hmac = &unwrapped[n + len..n + len + 32];
+    let mut encrypted = None;
+    for r in tlv::records(payload) {
+        let r = r?;
+        match r.typ {
+            types::ENCRYPTED_RECIPIENT_DATA => encrypted = Some(r.value),
+            types::REPLY_PATH | types::INVOICE_REQUEST | types::INVOICE | types::INVOICE_ERROR => {}
+            t if t % 2 == 0 => {
+                return Err(crate::error::SemanticError::UnknownEvenType(t).into());
+            }
+            _ => {}
+        }
+    }
+    let encrypted = encrypted.ok_or_else(|| semantic(F, "no encrypted_recipient_data"))?;
+    let hop = blinding::receive(node_secret, path_key, encrypted)?;
+    let next = if next_hmac.iter().all(|&b| b == 0) {
+        None
+    } else {
+        let factor = blinding::path_key_factor(&onion_key, &ss);
+        let factor = secp256k1::Scalar::from_be_bytes(factor)
+            .map_err(|_| semantic(F, "blinding tweak out of range"))?;
+        let next_key: PublicKey = onion_key
+            .mul_tweak(blinding::secp(), &factor)
+            .map_err(|_| semantic(F, "next onion key at infinity"))?;
+        let mut next_packet = Vec::with_capacity(packet.len());
+        next_packet.push(0);
+        next_packet.extend_from_slice(&next_key.serialize());
+        next_packet.extend_from_slice(&unwrapped[n + len + 32..][..payloads.len()]);
+        next_packet.extend_from_slice(next_hmac);
+        Some(OnionMessage { path_key: hop.next_path_key, packet: next_packet })
+    };
+    Ok(Peeled { onionmsg_tlv: payload.to_vec(), hop, next })
+}
+
+// ---- the sending side -------------------------------------------------------------------
 
 /// Bytes of hop payloads in an onion message packet: 1300, or 32768 when they do not fit
 /// (BOLT 4: "SHOULD set `onion_message_packet` `len` to 1366 or 32834").
@@ -27,15 +172,8 @@ pub const SMALL_PAYLOADS: usize = 1300;
 pub const LARGE_PAYLOADS: usize = 32768;
 const HMAC_LEN: usize = 32;
 
-/// `onionmsg_tlv` types (BOLT 4 and BOLT 12).
-pub const ONIONMSG_ENCRYPTED_RECIPIENT_DATA: u64 = 4;
-pub const ONIONMSG_INVOICE_ERROR: u64 = 68;
 /// `invoice_error` field (BOLT 12): the explanation, as UTF-8.
 const INVOICE_ERROR_ERROR: u64 = 5;
-
-fn invalid(field: &'static str, reason: impl Into<String>) -> Error {
-    Error::InvalidField { field, reason: reason.into() }
-}
 
 /// `HMAC256(key_type, secret)`: BOLT 4's `generate_key` (for "mu" and "pad"; "rho" is
 /// [`blinding::rho`]).
@@ -161,7 +299,7 @@ pub fn reply_onion(
     if reply.hops.is_empty() {
         return Err(invalid("reply_path", "num_hops is 0"));
     }
-    if final_records.iter().any(|(t, _)| *t == ONIONMSG_ENCRYPTED_RECIPIENT_DATA) {
+    if final_records.iter().any(|(t, _)| *t == types::ENCRYPTED_RECIPIENT_DATA) {
         return Err(invalid("final_records", "type 4 is the path's own"));
     }
     let mut onion_hops: Vec<(PublicKey, Vec<u8>)> = Vec::with_capacity(reply.hops.len() + 1);
@@ -182,7 +320,7 @@ pub fn reply_onion(
         onion_hops.push((
             blinding::public_key("blinded_node_id", &hop.blinded_node_id)?,
             tlv::encode_stream(&[(
-                ONIONMSG_ENCRYPTED_RECIPIENT_DATA,
+                types::ENCRYPTED_RECIPIENT_DATA,
                 &hop.encrypted_recipient_data,
             )])?,
         ));
@@ -191,7 +329,7 @@ pub fn reply_onion(
     let last = reply.hops.len() - 1;
     for (i, hop) in reply.hops.iter().enumerate() {
         let mut recs: Vec<(u64, &[u8])> =
-            vec![(ONIONMSG_ENCRYPTED_RECIPIENT_DATA, &hop.encrypted_recipient_data)];
+            vec![(types::ENCRYPTED_RECIPIENT_DATA, &hop.encrypted_recipient_data)];
         if i == last {
             recs.extend(final_records.iter().map(|(t, v)| (*t, v.as_slice())));
             recs.sort_by_key(|(t, _)| *t);
@@ -216,6 +354,66 @@ pub fn invoice_error(message: &str) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    const ONION_MESSAGE: &str =
+        include_str!("../../../tests/vectors/bolt04/blinded-onion-message-onion-test.json");
+
+    fn h(v: &Value) -> Vec<u8> {
+        hex::decode(v.as_str().expect("a hex string")).expect("valid hex")
+    }
+
+    /// BOLT 4's onion message vector, peeled node by node: each node's forwarded message is
+    /// byte for byte the next node's, and Dave finds "hello" and his path_id.
+    #[test]
+    fn onion_message_vector_peels_to_every_next_message_and_the_path_id() {
+        let v: Value = serde_json::from_str(ONION_MESSAGE).unwrap();
+        let dec = v["decrypt"]["hops"].as_array().unwrap();
+        let first = OnionMessage::parse(&h(&dec[0]["onion_message"])).unwrap();
+        assert_eq!(first.packet, h(&v["onionmessage"]["onion_message_packet"]));
+        for (i, d) in dec.iter().enumerate() {
+            let raw = h(&d["onion_message"]);
+            let msg = OnionMessage::parse(&raw).unwrap();
+            assert_eq!(msg.encode(), raw);
+            let p = peel(&h(&d["privkey"]), &msg.path_key, &msg.packet).unwrap();
+            match p.next {
+                Some(next) => {
+                    assert_eq!(next.encode(), h(&dec[i + 1]["onion_message"]), "after hop {i}");
+                    assert_eq!(p.hop.data.next_node_id.unwrap().to_vec(), h(&d["next_node_id"]));
+                }
+                None => {
+                    assert_eq!(i, 3);
+                    let tlvs = tlv::parse_stream(&p.onionmsg_tlv).unwrap();
+                    assert_eq!(tlvs[0], (1, h(&d["tlvs"]["unknown_tag_1"])));
+                    assert_eq!(tlvs[1], (4, h(&d["tlvs"]["encrypted_recipient_data"])));
+                    let want = h(&v["generate"]["hops"][3]["tlvs"]["path_id"]);
+                    assert_eq!(p.hop.data.path_id, Some(want));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_wrong_node_or_a_flipped_bit_is_refused() {
+        let v: Value = serde_json::from_str(ONION_MESSAGE).unwrap();
+        let d = &v["decrypt"]["hops"][0];
+        let msg = OnionMessage::parse(&h(&d["onion_message"])).unwrap();
+        let e = peel(&[0x42; 32], &msg.path_key, &msg.packet).unwrap_err();
+        assert_eq!(e.to_string(), "invalid onion_message_packet: hmac does not match");
+        let mut bad = msg.packet.clone();
+        bad[100] ^= 1;
+        assert!(peel(&h(&d["privkey"]), &msg.path_key, &bad).is_err());
+        bad = msg.packet.clone();
+        bad[0] = 1;
+        assert!(peel(&h(&d["privkey"]), &msg.path_key, &bad).is_err());
+        assert!(peel(&h(&d["privkey"]), &msg.path_key, &msg.packet[..60]).is_err());
+        assert!(OnionMessage::parse(&h(&d["onion_message"])[..100]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod sending_tests {
     use super::*;
     use crate::blinding::BlindedHop;
 
@@ -321,6 +519,44 @@ mod tests {
         // More than 1300 bytes of payloads: the large packet size.
         let (_, big) = reply_onion(&own, &path(vec![hop(2000)]), &[], &[3; 32], &[3; 32]).unwrap();
         assert_eq!(big.len(), 1 + 33 + LARGE_PAYLOADS + 32);
+    }
+
+    /// Our reply to a payee whose reply path enters through a peer of its node: our node
+    /// peels its own hop and forwards; the peer forwards; the payee finds the invoice_error
+    /// and its own path_id ([`peel`], the receiving side of this module).
+    #[test]
+    fn a_reply_peels_hop_by_hop_to_the_payee() {
+        let secp = Secp256k1::new();
+        let node = |b: u8| {
+            let k = SecretKey::from_slice(&[b; 32]).unwrap();
+            (k.secret_bytes(), PublicKey::from_secret_key(&secp, &k).serialize())
+        };
+        let (ours_secret, ours) = node(0x11);
+        let (peer_secret, peer) = node(0x22);
+        let (payee_secret, payee) = node(0x33);
+        let reply = blinding::PathSpec {
+            destination: &payee,
+            introduction: Some(&peer),
+            path_id: &[0xab; 32],
+            pad: true,
+        }
+        .build(&[0x44; 32])
+        .unwrap();
+        let records = [(types::INVOICE_ERROR, invoice_error("invoice expired"))];
+        let (path_key, packet) =
+            reply_onion(&ours, &reply, &records, &[0x55; 32], &[0x66; 32]).unwrap();
+        let at_ours = peel(&ours_secret, &path_key, &packet).unwrap();
+        assert_eq!(at_ours.hop.data.next_node_id, Some(peer));
+        let msg = at_ours.next.unwrap();
+        assert_eq!(msg.path_key, reply.first_path_key);
+        let at_peer = peel(&peer_secret, &msg.path_key, &msg.packet).unwrap();
+        assert_eq!(at_peer.hop.data.next_node_id, Some(payee));
+        let msg = at_peer.next.unwrap();
+        let at_payee = peel(&payee_secret, &msg.path_key, &msg.packet).unwrap();
+        assert!(at_payee.next.is_none());
+        assert_eq!(at_payee.hop.data.path_id, Some(vec![0xab; 32]));
+        let tlvs = tlv::parse_stream(&at_payee.onionmsg_tlv).unwrap();
+        assert_eq!(tlvs[1], (types::INVOICE_ERROR, invoice_error("invoice expired")));
     }
 
     #[test]
