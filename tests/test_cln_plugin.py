@@ -3,7 +3,8 @@
 What stands in for lightningd: tests/fake_plugin_host.py speaks lightningd's plugin
 protocol to the REAL plugin subprocess (the console script, pyln-client's ``Plugin``) and
 serves lightningd's RPC socket, whose ``xpay``/``listpays`` it forwards to
-tests/fake_lightningd.py (which pays nothing and logs every xpay). The onion messages
+tests/fake_lightningd.py (tests/_lightningd.py starts it; it pays nothing and logs every
+xpay). The onion messages
 themselves are not routed: the test calls the ``onion_message_recv_secret`` hook with the
 payload lightningd would give it (shape measured on lightningd v26.06, see
 CLN-NODE-FACTS.md). Everything on invreq's side is real: ``invreq serve`` with
@@ -15,11 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _lightningd import FakeLightningd
 from _service_fixtures import Server
 from coincurve import PrivateKey
 from fake_plugin_host import PluginHost
@@ -37,7 +37,6 @@ from pyln.client import RpcError
 
 NODE_SECRET = b"\x42" * 32  # the paying node's key, known to the test
 PAYEE = PrivateKey(b"\x77" * 32)  # the payee's node (signs invoices, owns the reply path)
-FAKE_LIGHTNINGD = Path(__file__).parent / "fake_lightningd.py"
 PLUGIN = shutil.which("invreq-cln-plugin", path=str(Path(sys.executable).parent))
 
 
@@ -47,23 +46,9 @@ class Rig:
     def __init__(self, tmp: Path, *ln_args: str, timeout: float = 5.0) -> None:
         self.tmp = tmp
         (tmp / "ln").mkdir()
-        self.xpay_log = tmp / "ln" / "xpay.log"
-        self.fake = subprocess.Popen(
-            [
-                sys.executable,
-                str(FAKE_LIGHTNINGD),
-                "--socket",
-                str(tmp / "ln" / "fake-rpc"),
-                "--log",
-                str(self.xpay_log),
-                *ln_args,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        assert self.fake.stdout is not None
-        assert self.fake.stdout.readline().strip() == b"fake-lightningd ready"
-        self.host = PluginHost(tmp / "lightning", NODE_SECRET, forward=tmp / "ln" / "fake-rpc")
+        node_id = PrivateKey(NODE_SECRET).public_key.format().hex()
+        self.fake = FakeLightningd(tmp / "ln", *ln_args, node_id=node_id)
+        self.host = PluginHost(tmp / "lightning", NODE_SECRET, forward=self.fake.socket)
         self.server = Server(
             tmp / "data", extra_args=["--pay-with", f"cln:{self.host.rpc_path}"]
         ).start()
@@ -78,18 +63,13 @@ class Rig:
         return (self.tmp / "data" / "regtest" / "path_secret").read_bytes()
 
     def xpays(self) -> list[str]:
-        if not self.xpay_log.exists():
-            return []
-        return [json.loads(line)["xpay"] for line in self.xpay_log.read_text().splitlines()]
+        return self.fake.xpays()
 
     def close(self) -> None:
         self.host.stop()
         if self.server.proc is not None and self.server.proc.poll() is None:
             assert self.server.stop() == 0, self.server.output()
-        self.fake.terminate()
-        self.fake.wait(10)
-        assert self.fake.stdout is not None
-        self.fake.stdout.close()
+        self.fake.stop()
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ from invreq.errors import InvalidRequest, RpcError, StartupError
 from invreq.metrics import Metrics, metrics_site
 from invreq.payments import ClnBackend, PaymentBackend, Receiver, open_backend
 from invreq.service import Service
+from invreq.store.base import PaymentLimits
 
 __all__ = ["CONFIG_KEY", "DISPATCHER_KEY", "SERVICE_KEY", "create_app", "serve"]
 
@@ -88,16 +89,35 @@ async def _open_service(app: web.Application) -> AsyncIterator[None]:
                 )
                 auth = RuneAuthority.load_or_create(config.network_dir, store)
                 backend = await open_backend(config.pay_with)
+                reconciler: asyncio.Task[None] | None = None
                 try:
                     service.paths = _path_maker(config, backend)
-                    receiver = Receiver(store, backend, paths=service.paths)
+                    receiver = Receiver(
+                        store,
+                        backend,
+                        timeout=config.pay_timeout,
+                        limits=PaymentLimits(
+                            per_request=config.pay_attempts_per_request,
+                            per_minute=config.pay_attempts_per_minute,
+                        ),
+                        paths=service.paths,
+                    )
                     await receiver.reconcile()  # payments a crash left pending
+                    # ... and those still pending later (the node had not finished, or a
+                    # crashed worker or another instance left them): no restart needed.
+                    reconciler = asyncio.create_task(
+                        receiver.run_reconciler(config.pay_reconcile_interval)
+                    )
                     app[SERVICE_KEY] = service
                     app[AUTH_KEY] = auth
                     app[DISPATCHER_KEY] = rpc.build_dispatcher(service, metrics, auth, receiver)
                     yield
                     await receiver.close()  # payments from the plugin still running
                 finally:
+                    if reconciler is not None:
+                        reconciler.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await reconciler
                     await backend.close()
             finally:
                 if approver is not None:
@@ -110,19 +130,23 @@ async def _open_service(app: web.Application) -> AsyncIterator[None]:
 
 def _path_maker(config: Config, backend: PaymentBackend) -> PathMaker | None:
     """With a CLN backend, requests carry a blinded path to its node (see blindpaths)."""
-    if not isinstance(backend, ClnBackend):
+    if not isinstance(backend, ClnBackend) or backend.node_id is None:
         return None
+    try:
+        node_id = bytes.fromhex(backend.node_id)
+    except ValueError:
+        node_id = b""
+    if len(node_id) != 33:
+        raise StartupError(f"--pay-with: getinfo gave {backend.node_id!r}, not a node id")
     introduction = None
     if config.path_introduction is not None:
         introduction = bytes.fromhex(config.path_introduction)
-        if introduction == backend.node_id:
+        if introduction == node_id:
             raise StartupError(
                 "--path-introduction: that is the paying node itself; give one of its "
                 "public peers, or leave the option out"
             )
-    return PathMaker(
-        load_or_create_path_secret(config.network_dir), backend.node_id, introduction
-    )
+    return PathMaker(load_or_create_path_secret(config.network_dir), node_id, introduction)
 
 
 def _prepare_network_dir(path: Path) -> None:
