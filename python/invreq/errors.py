@@ -85,6 +85,8 @@ CODE_INVOICE_EXPIRED = 2105
 CODE_REQUEST_EXPIRED = 2106
 CODE_PAYMENT_REFUSED = 2107
 CODE_PAYMENT_FAILED = 2108
+# An invoice of ours that came over a blinded path that is not its request's (the plugin).
+CODE_INVOICE_WRONG_PATH = 2114
 # Payment state that cannot lie (issue 17): the outcome is not known yet; this invoice was
 # already attempted; too many attempts; a payment still being attempted; not pending.
 CODE_PAYMENT_PENDING = 2109
