@@ -86,7 +86,7 @@ def test_optional_imports_are_lazy_and_their_extras_exist() -> None:
     for name, (extra, _note) in OPTIONAL_IMPORTS.items():
         assert name in third_party, f"{name} is no longer imported: drop it from extras.py"
         distributions = importlib.metadata.packages_distributions().get(name, [])
-        if distributions:  # not installed on a Python the extra skips (hwi on 3.13)
+        if distributions and extra:  # not installed on a Python the extra skips (hwi, 3.13)
             assert {_normal(d) for d in distributions} & {_name(r) for r in extras[extra]}
         at_top = [str(path) for path, top in third_party[name] if top]
         # Imported at module level, it would be needed by whatever imports that module.
