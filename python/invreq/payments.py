@@ -7,7 +7,8 @@ accepts it only when every check passes (REFERENCE §8), each refusal with its o
   complete (the native core: ``bolt12.decode_invoice``);
 - the invreq_id recomputed from its records names a request we issued (that also proves
   the invoice copies our request exactly) and the request is active;
-- ``invoice_amount == invreq_amount`` (BOLT 12's rule; CLN pays smaller amounts, we do not);
+- ``invoice_amount == invreq_amount`` (BOLT 12's rule, checked by the core's reader, so a
+  different amount is an invalid ``invoice``; CLN pays smaller amounts, we do not);
 - neither the invoice (created_at + relative_expiry, default 7200 s) nor the request
   (``absolute_expiry``; CLN never checks it) has expired.
 
@@ -31,22 +32,21 @@ from typing import Any, Protocol
 
 from invreq import bolt12
 from invreq.errors import (
-    CODE_INVOICE_AMOUNT,
-    CODE_INVOICE_EXPIRED,
-    CODE_INVOICE_NOT_ACTIVE,
-    CODE_INVOICE_UNKNOWN_REQUEST,
-    CODE_PAYMENT_FAILED,
-    CODE_PAYMENT_REFUSED,
-    CODE_REQUEST_EXPIRED,
     Bolt12Error,
     InvalidParams,
+    InvoiceExpired,
+    InvoiceNotActive,
+    InvoiceUnknownRequest,
     NotActive,
+    PaymentError,
+    PaymentRefused,
+    RequestExpired,
     RpcError,
     StartupError,
     StoreError,
     UnknownInvoiceRequest,
 )
-from invreq.store.base import Payment, Store
+from invreq.store.base import Payment, PaymentStore
 
 __all__ = [
     "DEFAULT_RELATIVE_EXPIRY",
@@ -172,14 +172,10 @@ async def open_backend(spec: str) -> PaymentBackend:
     raise StartupError(f"--pay-with: {spec!r} is not 'none' or 'cln:RPC_PATH'")
 
 
-def _refuse(code: int, message: str) -> RpcError:
-    return RpcError(message, code=code)
-
-
 class Receiver:
     def __init__(
         self,
-        store: Store,
+        store: PaymentStore,
         backend: PaymentBackend,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -195,26 +191,16 @@ class Receiver:
         invreq_id = inv.invreq_id.hex()
         record = await self.store.get(invreq_id)
         if record is None:
-            raise _refuse(
-                CODE_INVOICE_UNKNOWN_REQUEST,
-                f"invoice answers no invoice_request of ours (invreq_id {invreq_id})",
+            raise InvoiceUnknownRequest(
+                f"invoice answers no invoice_request of ours (invreq_id {invreq_id})"
             )
         if not record.active:
-            raise _refuse(CODE_INVOICE_NOT_ACTIVE, "invoice_request is not active")
-        if inv.amount_msat != inv.invreq_amount:
-            raise _refuse(
-                CODE_INVOICE_AMOUNT,
-                f"invoice_amount {inv.amount_msat} msat is not invreq_amount "
-                f"{inv.invreq_amount} msat",
-            )
+            raise InvoiceNotActive()
         now = int(self.clock())
         if inv.expires_at <= now:
-            raise _refuse(CODE_INVOICE_EXPIRED, f"invoice expired at {inv.expires_at} (now {now})")
+            raise InvoiceExpired(inv.expires_at, now)
         if inv.offer_absolute_expiry is not None and inv.offer_absolute_expiry <= now:
-            raise _refuse(
-                CODE_REQUEST_EXPIRED,
-                f"invoice_request expired at {inv.offer_absolute_expiry} (now {now})",
-            )
+            raise RequestExpired(inv.offer_absolute_expiry, now)
         # Without a backend the attempt is recorded as refused at once, and claims nothing.
         refused = isinstance(self.backend, NoBackend)
         attempt = Payment(
@@ -231,16 +217,13 @@ class Receiver:
         try:
             claimed = await self.store.payment_claim(attempt)
         except UnknownInvoiceRequest:
-            raise _refuse(
-                CODE_INVOICE_UNKNOWN_REQUEST, "invoice answers no invoice_request of ours"
-            ) from None
+            raise InvoiceUnknownRequest("invoice answers no invoice_request of ours") from None
         except NotActive:
-            raise _refuse(CODE_INVOICE_NOT_ACTIVE, "invoice_request is not active") from None
+            raise InvoiceNotActive() from None
         if claimed.status == "refused":
-            raise RpcError(
+            raise PaymentRefused(
                 f"invoice is valid but not paid: invreq serve runs with --pay-with none "
-                f"(recorded as payment {claimed.payment_id})",
-                code=CODE_PAYMENT_REFUSED,
+                f"(recorded as payment {claimed.payment_id})"
             )
         try:
             paid = await self.backend.pay(invoice)
@@ -248,7 +231,7 @@ class Receiver:
             await self.store.payment_finish(
                 claimed.payment_id, "failed", int(self.clock()), error=str(e)
             )
-            raise RpcError(f"payment failed: {e}", code=CODE_PAYMENT_FAILED) from None
+            raise PaymentError(str(e)) from None
         except BaseException:
             # Unknown outcome (connection lost, cancelled): the claim stays pending and is
             # settled by reconcile() at the next start, from the backend's own record.

@@ -24,7 +24,7 @@ from aiohttp import web
 from invreq import rest, rpc
 from invreq.auth import RuneAuthority
 from invreq.config import Config
-from invreq.errors import InvalidRequest, RpcError
+from invreq.errors import InternalError, InvalidRequest
 from invreq.metrics import Metrics, metrics_site
 from invreq.payments import Receiver, open_backend
 from invreq.service import Service
@@ -137,8 +137,8 @@ async def _handle_unix(
     try:
         if len(conns.tasks) > MAX_UNIX_CONNECTIONS:
             # Refuse rather than collapse: the fd budget is shared with the store and HTTP.
-            err = RpcError(
-                f"too many connections (more than {MAX_UNIX_CONNECTIONS}); try again", code=-1
+            err = InternalError(
+                f"too many connections (more than {MAX_UNIX_CONNECTIONS}); try again"
             )
             writer.write(rpc.error_reply(None, err))
             await writer.drain()

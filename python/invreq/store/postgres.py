@@ -17,18 +17,22 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import dataclasses
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
 
 from invreq.errors import (
     AlreadyClaimed,
+    CommitFailed,
+    DatabaseError,
     NotActive,
     StartupError,
+    StoreClosed,
     StoreError,
     UnknownInvoiceRequest,
 )
@@ -45,6 +49,8 @@ __all__ = ["MIGRATIONS", "PostgresStore"]
 
 #: Most inserts one statement carries.
 MAX_GROUP = 512
+#: What asyncpg raises when the database, the connection or the network fails.
+_DRIVER_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 #: Any constant: the key of the advisory lock that serialises migrations.
 _MIGRATION_LOCK = 0x696E7672  # "invr"
 
@@ -134,7 +140,7 @@ class PostgresStore:
             self._pool = await asyncpg.create_pool(
                 self.dsn, min_size=1, max_size=self.pool_size, command_timeout=30
             )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+        except _DRIVER_ERRORS as e:
             raise StartupError(f"--db: cannot connect to PostgreSQL: {e}") from None
         try:
             await self._migrate()
@@ -152,6 +158,18 @@ class PostgresStore:
             await self._writer
         if self._pool is not None:
             await self._pool.close()
+
+    @contextlib.asynccontextmanager
+    async def _pool_guarded(self) -> AsyncIterator[asyncpg.Pool]:
+        """The one guard of every call but the grouped insert: a closed store raises
+        ``StoreClosed``, a driver error ``DatabaseError`` (a transaction opened inside is
+        rolled back, so nothing was stored)."""
+        if self._closed or self._pool is None:
+            raise StoreClosed()
+        try:
+            yield self._pool
+        except _DRIVER_ERRORS as e:
+            raise DatabaseError(e) from None
 
     async def _migrate(self) -> None:
         assert self._pool is not None
@@ -175,7 +193,7 @@ class PostgresStore:
 
     async def insert(self, record: Record) -> int:
         if self._closed or self._writer is None:
-            raise StoreError("store is closed")
+            raise StoreClosed()
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         await self._queue.put((record, fut))
         return await fut
@@ -222,7 +240,7 @@ class PostgresStore:
                 [None if r.approval is None else json.dumps(r.approval) for r in recs],
             )
         except Exception as e:  # asyncpg errors, timeouts: the writer must outlive them
-            err = StoreError(f"database error, nothing stored: {e}")
+            err = CommitFailed(e)
             for _, fut in group:
                 if not fut.done():
                     fut.set_exception(err)
@@ -241,17 +259,13 @@ class PostgresStore:
                 fut.set_exception(StoreError(f"invreq_id {rec.invreq_id} already exists"))
 
     async def _update(self, sql: str, invreq_id: str, refused: type[Exception]) -> Record:
-        if self._closed or self._pool is None:
-            raise StoreError("store is closed")
-        try:
-            row = await self._pool.fetchrow(sql, invreq_id)
+        async with self._pool_guarded() as pool:
+            row = await pool.fetchrow(sql, invreq_id)
             if row is not None:
                 return _record(row)
-            exists = await self._pool.fetchval(
+            exists = await pool.fetchval(
                 "SELECT 1 FROM invoice_requests WHERE invreq_id = $1", invreq_id
             )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
-            raise StoreError(f"database error: {e}") from None
         raise refused() if exists else UnknownInvoiceRequest()
 
     async def disable(self, invreq_id: str) -> Record:
@@ -275,37 +289,32 @@ class PostgresStore:
     # --- payments (see invreq.payments) --------------------------------------------------
 
     async def payment_claim(self, payment: Payment) -> Payment:
-        if self._closed or self._pool is None:
-            raise StoreError("store is closed")
-        try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                # The row lock serialises claims on one request across instances.
-                row = await conn.fetchrow(
-                    "SELECT active, single_use, used FROM invoice_requests WHERE invreq_id = $1"
-                    " FOR UPDATE",
-                    payment.invreq_id,
-                )
-                if row is None:
-                    raise UnknownInvoiceRequest()
-                if payment.status == "pending":
-                    active, single_use, used = row
-                    if not active:
-                        raise NotActive()
-                    if single_use:
-                        taken = await conn.fetchval(
-                            "SELECT status FROM payments WHERE invreq_id = $1 AND status IN"
-                            " ('pending', 'paid') LIMIT 1",
-                            payment.invreq_id,
-                        )
-                        if taken is not None or used:
-                            raise AlreadyClaimed(taken or "paid")
-                payment_id = await conn.fetchval(
-                    f"INSERT INTO payments ({PAYMENT_INSERT}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)"
-                    " RETURNING payment_id",
-                    *payment_values(payment),
-                )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
-            raise StoreError(f"database error, nothing stored: {e}") from None
+        async with self._pool_guarded() as pool, pool.acquire() as conn, conn.transaction():
+            # The row lock serialises claims on one request across instances.
+            row = await conn.fetchrow(
+                "SELECT active, single_use, used FROM invoice_requests WHERE invreq_id = $1"
+                " FOR UPDATE",
+                payment.invreq_id,
+            )
+            if row is None:
+                raise UnknownInvoiceRequest()
+            if payment.status == "pending":
+                active, single_use, used = row
+                if not active:
+                    raise NotActive()
+                if single_use:
+                    taken = await conn.fetchval(
+                        "SELECT status FROM payments WHERE invreq_id = $1 AND status IN"
+                        " ('pending', 'paid') LIMIT 1",
+                        payment.invreq_id,
+                    )
+                    if taken is not None or used:
+                        raise AlreadyClaimed(taken or "paid")
+            payment_id = await conn.fetchval(
+                f"INSERT INTO payments ({PAYMENT_INSERT}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)"
+                " RETURNING payment_id",
+                *payment_values(payment),
+            )
         return dataclasses.replace(payment, payment_id=int(payment_id))
 
     async def payment_finish(
@@ -317,38 +326,31 @@ class PostgresStore:
         preimage: str | None = None,
         error: str | None = None,
     ) -> Payment:
-        if self._closed or self._pool is None:
-            raise StoreError("store is closed")
-        try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                row = await conn.fetchrow(
-                    "UPDATE payments SET status = $1, resolved_at = $2, preimage = $3,"
-                    f" error = $4 WHERE payment_id = $5 AND status = 'pending'"
-                    f" RETURNING {PAYMENT_COLUMNS}",
-                    status,
-                    resolved_at,
-                    preimage,
-                    error,
-                    payment_id,
+        async with self._pool_guarded() as pool, pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "UPDATE payments SET status = $1, resolved_at = $2, preimage = $3,"
+                f" error = $4 WHERE payment_id = $5 AND status = 'pending'"
+                f" RETURNING {PAYMENT_COLUMNS}",
+                status,
+                resolved_at,
+                preimage,
+                error,
+                payment_id,
+            )
+            if row is None:
+                raise StoreError(f"payment {payment_id} is not pending")
+            if status == "paid":
+                await conn.execute(
+                    "UPDATE invoice_requests SET used = true,"
+                    " active = CASE WHEN single_use THEN false ELSE active END"
+                    " WHERE invreq_id = $1",
+                    row[1],
                 )
-                if row is None:
-                    raise StoreError(f"payment {payment_id} is not pending")
-                if status == "paid":
-                    await conn.execute(
-                        "UPDATE invoice_requests SET used = true,"
-                        " active = CASE WHEN single_use THEN false ELSE active END"
-                        " WHERE invreq_id = $1",
-                        row[1],
-                    )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
-            raise StoreError(f"database error: {e}") from None
         return payment_from_row(row)
 
     async def payments(
         self, invreq_id: str | None = None, status: str | None = None
     ) -> builtins.list[Payment]:
-        if self._closed or self._pool is None:
-            raise StoreError("store is closed")
         where: builtins.list[str] = []
         args: builtins.list[Any] = []
         if invreq_id is not None:
@@ -360,81 +362,68 @@ class PostgresStore:
         sql = f"SELECT {PAYMENT_COLUMNS} FROM payments"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        rows = await self._pool.fetch(sql + " ORDER BY payment_id", *args)
+        async with self._pool_guarded() as pool:
+            rows = await pool.fetch(sql + " ORDER BY payment_id", *args)
         return [payment_from_row(r) for r in rows]
 
-    # --- runes (see invreq.runes) --------------------------------------------------------
+    # --- runes (see invreq.auth) ---------------------------------------------------------
 
     async def rune_insert(self, make: Callable[[int], str], created_at: int) -> tuple[int, str]:
         """Take the next unique id (0, 1, 2 ...), store the rune ``make(id)`` made for it."""
-        if self._closed or self._pool is None:
-            raise StoreError("store is closed")
-        try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                # Instances share the counter: the lock makes "max + 1" safe between them.
-                await conn.execute("LOCK TABLE runes IN EXCLUSIVE MODE")
-                unique_id = int(
-                    await conn.fetchval("SELECT coalesce(max(unique_id) + 1, 0) FROM runes")
-                )
-                rune = make(unique_id)
-                await conn.execute(
-                    "INSERT INTO runes (unique_id, rune, created_at) VALUES ($1, $2, $3)",
-                    unique_id,
-                    rune,
-                    created_at,
-                )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
-            raise StoreError(f"database error, nothing stored: {e}") from None
+        async with self._pool_guarded() as pool, pool.acquire() as conn, conn.transaction():
+            # Instances share the counter: the lock makes "max + 1" safe between them.
+            await conn.execute("LOCK TABLE runes IN EXCLUSIVE MODE")
+            unique_id = int(
+                await conn.fetchval("SELECT coalesce(max(unique_id) + 1, 0) FROM runes")
+            )
+            rune = make(unique_id)
+            await conn.execute(
+                "INSERT INTO runes (unique_id, rune, created_at) VALUES ($1, $2, $3)",
+                unique_id,
+                rune,
+                created_at,
+            )
         return unique_id, rune
 
     async def runes(self) -> builtins.list[tuple[int, str]]:
-        if self._closed or self._pool is None:
-            raise StoreError("store is closed")
-        rows = await self._pool.fetch("SELECT unique_id, rune FROM runes ORDER BY unique_id")
+        async with self._pool_guarded() as pool:
+            rows = await pool.fetch("SELECT unique_id, rune FROM runes ORDER BY unique_id")
         return [(int(r[0]), str(r[1])) for r in rows]
 
     async def rune_blacklist_add(self, first: int, last: int) -> None:
-        if self._closed or self._pool is None:
-            raise StoreError("store is closed")
-        await self._pool.execute(
-            "INSERT INTO rune_blacklist (first, last) VALUES ($1, $2)", first, last
-        )
+        async with self._pool_guarded() as pool:
+            await pool.execute(
+                "INSERT INTO rune_blacklist (first, last) VALUES ($1, $2)", first, last
+            )
 
     async def rune_blacklist(self) -> builtins.list[tuple[int, int]]:
-        if self._closed or self._pool is None:
-            raise StoreError("store is closed")
-        rows = await self._pool.fetch("SELECT first, last FROM rune_blacklist ORDER BY 1, 2")
+        async with self._pool_guarded() as pool:
+            rows = await pool.fetch("SELECT first, last FROM rune_blacklist ORDER BY 1, 2")
         return [(int(r[0]), int(r[1])) for r in rows]
 
     # --- reads --------------------------------------------------------------------------
 
-    async def _read(self, sql: str, *args: Any) -> list[Record]:
-        if self._closed or self._pool is None:
-            raise StoreError("store is closed")
-        try:
-            rows = await self._pool.fetch(sql, *args)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
-            raise StoreError(f"database error: {e}") from None
+    async def _records(self, sql: str, *args: Any) -> builtins.list[Record]:
+        async with self._pool_guarded() as pool:
+            rows = await pool.fetch(sql, *args)
         return [_record(r) for r in rows]
 
     async def count_by_state(self) -> dict[str, int]:
-        if self._closed or self._pool is None:
-            raise StoreError("store is closed")
-
-        rows = await self._pool.fetch(
-            "SELECT active, used, count(*) FROM invoice_requests GROUP BY active, used"
-        )
+        async with self._pool_guarded() as pool:
+            rows = await pool.fetch(
+                "SELECT active, used, count(*) FROM invoice_requests GROUP BY active, used"
+            )
         return states([tuple(r) for r in rows])
 
     async def get(self, invreq_id: str) -> Record | None:
-        rows = await self._read(
+        rows = await self._records(
             f"SELECT {_COLUMNS} FROM invoice_requests WHERE invreq_id = $1", invreq_id
         )
         return rows[0] if rows else None
 
-    async def list(self, query: ListQuery) -> list[Record]:
-        where: list[str] = []
-        args: list[Any] = []
+    async def list(self, query: ListQuery) -> builtins.list[Record]:
+        where: builtins.list[str] = []
+        args: builtins.list[Any] = []
 
         def arg(value: Any) -> str:
             args.append(value)
@@ -455,4 +444,4 @@ class PostgresStore:
         sql += " ORDER BY created_index"
         if query.limit is not None:
             sql += f" LIMIT {arg(query.limit)}"
-        return await self._read(sql, *args)
+        return await self._records(sql, *args)
