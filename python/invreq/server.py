@@ -28,6 +28,7 @@ from invreq.errors import InternalError, InvalidRequest
 from invreq.metrics import Metrics, metrics_site
 from invreq.payments import Receiver, open_backend
 from invreq.service import Service
+from invreq.store.base import PaymentLimits
 
 __all__ = ["CONFIG_KEY", "DISPATCHER_KEY", "SERVICE_KEY", "create_app", "serve"]
 
@@ -87,14 +88,32 @@ async def _open_service(app: web.Application) -> AsyncIterator[None]:
                 )
                 auth = RuneAuthority.load_or_create(config.network_dir, store)
                 backend = await open_backend(config.pay_with)
+                reconciler: asyncio.Task[None] | None = None
                 try:
-                    receiver = Receiver(store, backend)
+                    receiver = Receiver(
+                        store,
+                        backend,
+                        timeout=config.pay_timeout,
+                        limits=PaymentLimits(
+                            per_request=config.pay_attempts_per_request,
+                            per_minute=config.pay_attempts_per_minute,
+                        ),
+                    )
                     await receiver.reconcile()  # payments a crash left pending
+                    # ... and those still pending later (the node had not finished, or a
+                    # crashed worker or another instance left them): no restart needed.
+                    reconciler = asyncio.create_task(
+                        receiver.run_reconciler(config.pay_reconcile_interval)
+                    )
                     app[SERVICE_KEY] = service
                     app[AUTH_KEY] = auth
                     app[DISPATCHER_KEY] = rpc.build_dispatcher(service, metrics, auth, receiver)
                     yield
                 finally:
+                    if reconciler is not None:
+                        reconciler.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await reconciler
                     await backend.close()
             finally:
                 if approver is not None:

@@ -133,7 +133,16 @@ class Service:
         return {"invoicerequests": [_listed(r) for r in records]}
 
     async def disableinvoicerequest(self, invreq_id: str) -> dict[str, Any]:
-        return (await self.store.disable(invreq_id)).to_json()
+        """CLN's answer; when payments of this request are still pending (they may yet
+        complete: CLN aborts the node in that case, we tell the truth instead), plus
+        ``payments_in_flight``, their payment_ids. Only then: otherwise the reply is exactly
+        CLN's (its schema allows no other field). Each of them is stamped
+        ``request_disabled_at`` in the same transaction."""
+        record, pending = await self.store.disable_noting_payments(invreq_id, int(self.clock()))
+        out = record.to_json()
+        if pending:
+            out["payments_in_flight"] = [p.payment_id for p in pending]
+        return out
 
     async def decode(self, string: str) -> dict[str, Any]:
         try:
