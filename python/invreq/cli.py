@@ -77,7 +77,15 @@ def _add_serve_options(p: argparse.ArgumentParser) -> None:
         "--pay-with",
         default=d.pay_with,
         help="how receiveinvoice pays: none (validate and record only) or cln:RPC_PATH "
-        "(a Core Lightning node's lightning-rpc, through xpay)",
+        "(a Core Lightning node's lightning-rpc, through xpay); with cln, every request "
+        "carries a blinded path to that node, for payees to send their invoice over",
+    )
+    p.add_argument(
+        "--path-introduction",
+        default=None,
+        metavar="NODE_ID",
+        help="a public peer of the paying node that the blinded path enters through (two "
+        "hops), for a node that is not announced",
     )
     p.add_argument(
         "--pay-timeout",
@@ -188,6 +196,7 @@ def _config_from(args: argparse.Namespace) -> Config:
         hwi_approval_path=args.hwi_approval_path,
         hwi_timeout=args.hwi_timeout,
         pay_with=args.pay_with,
+        path_introduction=args.path_introduction,
         pay_timeout=args.pay_timeout,
         pay_reconcile_interval=args.pay_reconcile_interval,
         pay_attempts_per_request=args.pay_attempts_per_request,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 from pathlib import Path
 
 from invreq.bolt12 import NETWORKS
@@ -14,6 +15,7 @@ __all__ = ["DEFAULT_DATA_DIR", "SOCKET_NAME", "Config", "ConfigError"]
 DEFAULT_DATA_DIR = Path("~/.invreq")
 SOCKET_NAME = "invreq-rpc"
 DB_NAME = "invreq.sqlite3"
+_HEX_NODE_ID = re.compile(r"0[23][0-9a-fA-F]{64}")
 
 
 class ConfigError(ValueError):
@@ -37,6 +39,7 @@ class Config:
     hwi_approval_path: str | None = None
     hwi_timeout: float = 30.0
     pay_with: str = "none"  # none | cln:RPC_PATH
+    path_introduction: str | None = None  # a public peer of the paying node (hex node id)
     # Seconds xpay may take (also its retry_for). CLN's sendinvoice waits 90 s by default
     # for the payment of its invoice: the payer's answer must come well before that.
     pay_timeout: float = 60.0
@@ -96,6 +99,16 @@ class Config:
             )
         if self.pay_with != "none" and not self.pay_with.startswith("cln:"):
             raise ConfigError(f"--pay-with: {self.pay_with!r} is not 'none' or 'cln:RPC_PATH'")
+        if self.path_introduction is not None:
+            if _HEX_NODE_ID.fullmatch(self.path_introduction) is None:
+                raise ConfigError(
+                    f"--path-introduction: {self.path_introduction!r} is not a node id "
+                    "(66 hex digits starting 02 or 03)"
+                )
+            if not self.pay_with.startswith("cln:"):
+                raise ConfigError(
+                    "--path-introduction: requests carry a path only with --pay-with cln:PATH"
+                )
         if not 1 <= self.pay_timeout <= 3600:
             raise ConfigError(f"--pay-timeout: {self.pay_timeout} is not between 1 and 3600 s")
         if not 0.1 <= self.pay_reconcile_interval <= 3600:

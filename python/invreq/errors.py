@@ -48,6 +48,7 @@ __all__ = [
     "InvoiceNotActive",
     "InvoiceRefused",
     "InvoiceUnknownRequest",
+    "InvoiceWrongPath",
     "MethodNotFound",
     "MissingRune",
     "NotActive",
@@ -113,6 +114,8 @@ CODE_INVOICE_EXPIRED = 2105
 CODE_REQUEST_EXPIRED = 2106
 CODE_PAYMENT_REFUSED = 2107
 CODE_PAYMENT_FAILED = 2108
+# An invoice of ours that came over a blinded path that is not its request's (the plugin).
+CODE_INVOICE_WRONG_PATH = 2114
 # Payment state that cannot lie (issue 17): the outcome is not known yet; this invoice was
 # already attempted; too many attempts; a payment still being attempted; not pending.
 CODE_PAYMENT_PENDING = 2109
@@ -268,7 +271,7 @@ class NotPermitted(RuneError):
 
 
 class InvoiceRefused(RpcError):
-    """Base of every refusal of ``receiveinvoice`` (codes 2101-2111)."""
+    """Base of every refusal of ``receiveinvoice`` (codes 2101-2111, 2114)."""
 
 
 class InvoiceUnknownRequest(InvoiceRefused):
@@ -293,6 +296,16 @@ class AlreadyClaimed(InvoiceRefused):
 
     def __init__(self, status: str) -> None:
         super().__init__(f"invoice_request is single-use and already has a {status} payment")
+
+
+class InvoiceWrongPath(InvoiceRefused):
+    """An invoice of ours that did not come over its request's blinded path (the plugin):
+    refused, so a path (or a guessed one) cannot collect another request's amount."""
+
+    code = CODE_INVOICE_WRONG_PATH
+
+    def __init__(self) -> None:
+        super().__init__("invoice did not arrive on the blinded path of its invoice_request")
 
 
 class InvoiceAmount(InvoiceRefused):

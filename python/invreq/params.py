@@ -324,7 +324,16 @@ NOTIFICATIONS = Command(
 
 RECEIVEINVOICE = Command(
     "receiveinvoice",
-    (_p("invoice", check_any_string, "string", "the lni1... invoice answering our request", True),),
+    (
+        _p("invoice", check_any_string, "string", "the lni1... invoice that answers us", True),
+        _p(
+            "pathsecret",
+            check_sha256,
+            "hash",
+            "the path_id it arrived with over our blinded path (the CLN plugin): the reply "
+            "leaves once the request is claimed, and the payment runs in the background",
+        ),
+    ),
     "Check an invoice that answers one of our invoice_requests and pay it.",
 )
 

@@ -33,6 +33,11 @@ Payment state that cannot lie:
   by hand, with evidence.
 - **Bounded attempts** per request and per minute, counted in the database
   (``PaymentLimits``), so a failing node is not asked once per submission.
+
+Invoices also arrive from the CLN plugin (``receiveinvoice invoice pathsecret``): the
+invoice came over the blinded path of a request (:mod:`invreq.blindpaths`), ``pathsecret``
+must be that request's path_id (else 2114), and the reply leaves as soon as the claim is
+taken, the payment continuing in the background (:meth:`Receiver.receiveinvoice`).
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from invreq import bolt12
 from invreq.errors import (
@@ -57,6 +62,7 @@ from invreq.errors import (
     InvoiceExpired,
     InvoiceNotActive,
     InvoiceUnknownRequest,
+    InvoiceWrongPath,
     NotActive,
     PaymentError,
     PaymentInFlight,
@@ -70,6 +76,9 @@ from invreq.errors import (
 )
 from invreq.rpc import CALLER
 from invreq.store.base import Payment, PaymentLimits, PaymentStore
+
+if TYPE_CHECKING:
+    from invreq.blindpaths import PathMaker
 
 __all__ = [
     "DEFAULT_RELATIVE_EXPIRY",
@@ -276,9 +285,14 @@ def _pending_error(p: Payment, why: str) -> PaymentPending:
 
 
 class Receiver:
-    """Receives invoices and pays them exactly once. Entry points (``receiveinvoice`` from
-    the RPC doors, later a CLN plugin handing invoices over) share one instance; every
-    guarantee is in the store, so separate processes and instances keep them too."""
+    """Receives invoices and pays them exactly once. Two ways in share every check and the
+    one claim, so a single-use request is paid once whichever way (or both at once) its
+    invoices arrive: by hand (``receiveinvoice invoice``: the reply waits for the payment's
+    outcome) and from the CLN plugin (``receiveinvoice invoice pathsecret``: the invoice came
+    over our blinded path; the reply leaves once the claim is taken and the payment runs here
+    in the background, because the payee's ``sendinvoice`` waits only its timeout, 90 s by
+    default). Every guarantee is in the store, so separate processes and instances keep
+    them too."""
 
     def __init__(
         self,
@@ -288,6 +302,7 @@ class Receiver:
         *,
         timeout: float,
         limits: PaymentLimits,
+        paths: PathMaker | None = None,
     ) -> None:
         # timeout and limits: --pay-timeout and --pay-attempts-* (defaults in Config)
         self.store = store
@@ -300,14 +315,33 @@ class Receiver:
         self._in_flight: set[int] = set()
         #: what was last logged about each pending payment we cannot settle (no flood)
         self._told: dict[int, str] = {}
+        #: the blinded paths of our requests (CLN backend): recognises a ``pathsecret``
+        self.paths = paths
+        #: payments of invoices from the plugin, running after their reply left
+        self._background: set[asyncio.Task[None]] = set()
 
-    async def receiveinvoice(self, invoice: str) -> dict[str, Any]:
+    async def receiveinvoice(self, invoice: str, pathsecret: str | None = None) -> dict[str, Any]:
         try:
             inv = bolt12.decode_invoice(invoice)
         except Bolt12Error as e:
+            if pathsecret is not None and not await self._on_our_path(invoice, pathsecret):
+                # From the plugin, and not provably ours: 2101 lets it pass the message on
+                # to CLN's own offers plugin, which may be waiting for it.
+                raise InvoiceUnknownRequest(
+                    f"invoice answers no invoice_request of ours: {e}"
+                ) from None
             raise InvalidParams(f"invoice: {e}") from None
         invreq_id = inv.invreq_id.hex()
         payment_hash = inv.payment_hash.hex()
+        if pathsecret is not None:
+            if await self.store.get(invreq_id) is None:
+                raise InvoiceUnknownRequest(
+                    f"invoice answers no invoice_request of ours (invreq_id {invreq_id})"
+                )
+            if not self._owns(inv.invreq_metadata, pathsecret):
+                # Ours, but it did not come over the path we gave this request: refused, so
+                # a path (or a guessed one) cannot collect another request's amount.
+                raise InvoiceWrongPath()
         # A replay gets its payment's answer, whatever the request's state is now.
         earlier = await self.store.payment_by_hash(payment_hash)
         if earlier is not None and earlier.status != "refused":
@@ -353,7 +387,55 @@ class Receiver:
                 f"invoice is valid but not paid: invreq serve runs with --pay-with none "
                 f"(recorded as payment {claimed.payment_id})"
             )
+        if pathsecret is not None:
+            task = asyncio.create_task(self._pay_in_background(claimed))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            return claimed.to_json()
         return await self._pay(claimed)
+
+    def _owns(self, metadata: bytes | None, pathsecret: str) -> bool:
+        return self.paths is not None and self.paths.owns(metadata, bytes.fromhex(pathsecret))
+
+    async def _on_our_path(self, invoice: str, pathsecret: str) -> bool:
+        """Whether an invoice that fails the reader rules (a bad signature ...) still came
+        over one of our paths: its records, read without checks, name a request of ours
+        whose path_id is ``pathsecret``."""
+        try:
+            loose = bolt12.decode_invoice(invoice, verify=False)
+        except Bolt12Error:
+            return False
+        return (
+            self._owns(loose.invreq_metadata, pathsecret)
+            and await self.store.get(loose.invreq_id.hex()) is not None
+        )
+
+    async def _pay_in_background(self, claimed: Payment) -> None:
+        try:
+            done = await self._pay(claimed)
+        except RpcError as e:
+            log.warning("payment %d (invoice from the plugin): %s", claimed.payment_id, e.message)
+        except asyncio.CancelledError:
+            pass  # shutdown: left pending, settled by reconciliation
+        except Exception:
+            log.exception("payment %d (invoice from the plugin) failed", claimed.payment_id)
+        else:
+            log.info(
+                "payment %d paid %d msat for invreq %s (invoice from the plugin)",
+                done["payment_id"],
+                done["amount_msat"],
+                done["invreq_id"],
+            )
+
+    async def close(self, grace: float = 10.0) -> None:
+        """At shutdown: let payments running in the background finish for ``grace``
+        seconds, then cancel them (they stay pending and reconciliation settles them)."""
+        if not self._background:
+            return
+        _done, pending = await asyncio.wait(self._background, timeout=grace)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def _pay(self, claimed: Payment) -> dict[str, Any]:
         self._in_flight.add(claimed.payment_id)

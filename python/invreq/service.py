@@ -21,6 +21,7 @@ from invreq.errors import Bolt12Error, InvalidParams, SignatureError, SignerErro
 from invreq.store.base import ListQuery, Record, RequestStore
 
 if TYPE_CHECKING:
+    from invreq.blindpaths import PathMaker
     from invreq.metrics import Metrics
     from invreq.signers.base import Approver, Signer
 
@@ -37,6 +38,8 @@ class Service:
     clock: Callable[[], float] = time.time
     approver: Approver | None = None
     metrics: Metrics | None = None
+    #: With a CLN backend: every request carries a blinded path to the paying node.
+    paths: PathMaker | None = None
 
     async def invoicerequest(
         self,
@@ -47,8 +50,11 @@ class Service:
         absolute_expiry: int | None = None,
         single_use: bool = True,
     ) -> dict[str, Any]:
+        metadata = secrets.token_bytes(METADATA_LEN)
         unsigned = bolt12.UnsignedInvoiceRequest(
-            metadata=secrets.token_bytes(METADATA_LEN),
+            metadata=metadata,
+            # Inside the signed records: invreq_id and the signature cover the path.
+            paths=[] if self.paths is None else self.paths.paths(metadata),
             description=description,
             amount_msat=amount,
             payer_id=self.signer.payer_id,
