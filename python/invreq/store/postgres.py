@@ -32,13 +32,17 @@ from invreq.errors import (
     StoreError,
     UnknownInvoiceRequest,
 )
-from invreq.store.base import ListQuery, Payment, Record
+from invreq.store.base import ListQuery, Payment, Record, StoredRune
 from invreq.store.rows import (
     PAYMENT_COLUMNS,
     PAYMENT_INSERT,
+    RUNE_COLUMNS,
+    blacklist_range,
+    blacklist_row,
     payment_from_row,
     payment_values,
     states,
+    stored_rune,
 )
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
@@ -47,6 +51,38 @@ __all__ = ["MIGRATIONS", "PostgresStore"]
 MAX_GROUP = 512
 #: Any constant: the key of the advisory lock that serialises migrations.
 _MIGRATION_LOCK = 0x696E7672  # "invr"
+
+# No rune string in the database (it is derived again from the master secret, the
+# unique id and the restrictions): a new table takes each rune's restrictions (the
+# base64 decoded, the 32-byte authcode and the "=<unique id>" restriction cut off) and
+# the old table is dropped whole. last_used: unix nanoseconds of the last call that
+# passed (CLN's rate=N). The blacklist takes any u64: bounds stored minus 2**63.
+_DROP_RUNE_STRINGS = (
+    """CREATE TABLE runes_v2 (
+        unique_id    BIGINT PRIMARY KEY,
+        restrictions TEXT NOT NULL,
+        created_at   BIGINT NOT NULL,
+        last_used    BIGINT
+    )""",
+    """INSERT INTO runes_v2 (unique_id, restrictions, created_at)
+       SELECT unique_id,
+              coalesce(substring(convert_from(substring(
+                  decode(translate(rune, '-_', '+/'), 'base64') FROM 33), 'UTF8')
+                  FROM '&(.*)$'), ''),
+              created_at
+       FROM runes""",
+    "DROP TABLE runes",
+    "ALTER TABLE runes_v2 RENAME TO runes",
+    """CREATE TABLE rune_blacklist_u64 (
+        first_offset BIGINT NOT NULL,
+        last_offset  BIGINT NOT NULL
+    )""",
+    """INSERT INTO rune_blacklist_u64 (first_offset, last_offset)
+       SELECT (first::numeric - 9223372036854775808)::bigint,
+              (last::numeric - 9223372036854775808)::bigint
+       FROM rune_blacklist""",
+    "DROP TABLE rune_blacklist",
+)
 
 #: Schema changes, applied in order; the list index + 1 is the version. Never edit one
 #: that has shipped: append a new one.
@@ -89,7 +125,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX payments_invreq ON payments(invreq_id)",
     ),
+    _DROP_RUNE_STRINGS,
 )
+
+#: The first schema version without rune strings.
+RUNE_STRINGS_DROPPED = MIGRATIONS.index(_DROP_RUNE_STRINGS) + 1
 
 _COLUMNS = (
     "invreq_id, bolt12, label, active, single_use, used, created_at, payer_key, "
@@ -363,10 +403,10 @@ class PostgresStore:
         rows = await self._pool.fetch(sql + " ORDER BY payment_id", *args)
         return [payment_from_row(r) for r in rows]
 
-    # --- runes (see invreq.runes) --------------------------------------------------------
+    # --- runes (see invreq.auth) ---------------------------------------------------------
 
-    async def rune_insert(self, make: Callable[[int], str], created_at: int) -> tuple[int, str]:
-        """Take the next unique id (0, 1, 2 ...), store the rune ``make(id)`` made for it."""
+    async def rune_insert(self, restrictions: str, created_at: int) -> int:
+        """Take the next unique id (0, 1, 2 ...), store the rune's restrictions under it."""
         if self._closed or self._pool is None:
             raise StoreError("store is closed")
         try:
@@ -376,35 +416,67 @@ class PostgresStore:
                 unique_id = int(
                     await conn.fetchval("SELECT coalesce(max(unique_id) + 1, 0) FROM runes")
                 )
-                rune = make(unique_id)
                 await conn.execute(
-                    "INSERT INTO runes (unique_id, rune, created_at) VALUES ($1, $2, $3)",
+                    "INSERT INTO runes (unique_id, restrictions, created_at) VALUES ($1, $2, $3)",
                     unique_id,
-                    rune,
+                    restrictions,
                     created_at,
                 )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
             raise StoreError(f"database error, nothing stored: {e}") from None
-        return unique_id, rune
+        return unique_id
 
-    async def runes(self) -> builtins.list[tuple[int, str]]:
+    async def runes(self) -> builtins.list[StoredRune]:
+        rows = await self._fetch(f"SELECT {RUNE_COLUMNS} FROM runes ORDER BY unique_id")
+        return [stored_rune(r) for r in rows]
+
+    async def rune(self, unique_id: int) -> StoredRune | None:
+        if unique_id >= 2**63:
+            return None  # we never issued it (and BIGINT stops there)
+        rows = await self._fetch(
+            f"SELECT {RUNE_COLUMNS} FROM runes WHERE unique_id = $1", unique_id
+        )
+        return stored_rune(rows[0]) if rows else None
+
+    async def rune_used(self, unique_id: int, now_ns: int, previous_ns: int | None) -> bool:
         if self._closed or self._pool is None:
             raise StoreError("store is closed")
-        rows = await self._pool.fetch("SELECT unique_id, rune FROM runes ORDER BY unique_id")
-        return [(int(r[0]), str(r[1])) for r in rows]
+        try:
+            status = await self._pool.execute(
+                "UPDATE runes SET last_used = $1"
+                " WHERE unique_id = $2 AND last_used IS NOT DISTINCT FROM $3",
+                now_ns,
+                unique_id,
+                previous_ns,
+            )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+            raise StoreError(f"database error: {e}") from None
+        return bool(status == "UPDATE 1")
 
     async def rune_blacklist_add(self, first: int, last: int) -> None:
         if self._closed or self._pool is None:
             raise StoreError("store is closed")
-        await self._pool.execute(
-            "INSERT INTO rune_blacklist (first, last) VALUES ($1, $2)", first, last
-        )
+        try:
+            await self._pool.execute(
+                "INSERT INTO rune_blacklist_u64 (first_offset, last_offset) VALUES ($1, $2)",
+                *blacklist_row(first, last),
+            )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+            raise StoreError(f"database error, nothing stored: {e}") from None
 
     async def rune_blacklist(self) -> builtins.list[tuple[int, int]]:
+        rows = await self._fetch(
+            "SELECT first_offset, last_offset FROM rune_blacklist_u64 ORDER BY 1, 2"
+        )
+        return [blacklist_range(r) for r in rows]
+
+    async def _fetch(self, sql: str, *args: Any) -> builtins.list[Any]:
         if self._closed or self._pool is None:
             raise StoreError("store is closed")
-        rows = await self._pool.fetch("SELECT first, last FROM rune_blacklist ORDER BY 1, 2")
-        return [(int(r[0]), int(r[1])) for r in rows]
+        try:
+            return builtins.list(await self._pool.fetch(sql, *args))
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+            raise StoreError(f"database error: {e}") from None
 
     # --- reads --------------------------------------------------------------------------
 
