@@ -82,6 +82,29 @@ def test_malformed_requests_never_log_the_rune(tmp_path: Path) -> None:
     assert all(" INFO " in line and "Error handling request from 127.0.0.1" in line for line in bad)
 
 
+def test_rune_parameters_are_never_quoted_in_errors_or_the_log(tmp_path: Path) -> None:
+    log_file = tmp_path / "invreq.log"
+    s = Server(tmp_path / "data", extra_args=["--log-file", str(log_file)]).start()
+    try:
+        rune = make_rune(s, ["method=getinfo"])
+        wrong = [
+            ("checkrune", {"rune": [rune], "method": "getinfo"}),
+            ("checkrune", {"rune": rune + "!!"}),
+            ("checkrune", {"rune": rune[:-3]}),
+            ("showrunes", {"rune": {"r": rune}}),
+            ("createrune", {"rune": rune.replace("-", "+").replace("_", "/") + "."}),
+        ]
+        for method, params in wrong:
+            with pytest.raises(RpcError) as e:
+                s.rpc.call(method, params)
+            assert leaks(e.value.error["message"], rune) == [], e.value.error
+    finally:
+        assert s.stop() == 0, s.output()
+    logged = log_file.read_text()
+    assert logged.count("request failed: method=") == len(wrong)
+    assert leaks(logged, rune) == [] and leaks(s.output(), rune) == []
+
+
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_no_rune_in_clear_in_the_database_and_showrunes_derives_it(
     request: pytest.FixtureRequest, tmp_path: Path, kind: str
