@@ -4,12 +4,15 @@
 //! - [`tlv`]: BigSize and TLV streams (BOLT 1).
 //! - [`merkle`]: tagged hashes, merkle root and signature digests (BOLT 12 "Signature Calculation").
 //! - [`string`]: the `lnr1...` text form (BOLT 12 "Encoding").
+//! - [`blinding`]: route blinding for onion messages (BOLT 4) and the `blinded_path`
+//!   encoding; `path_id`.
 //! - [`invoice_request`]: building, signing and reading an `invoice_request`.
 //! - [`invoice`]: reading an `invoice` (`lni1...`), and building one for tests.
 //! - [`chain`]: chain hashes of the networks we serve.
 //! - [`properties`]: the round-trip properties the fuzzers and the corpus replay check.
 //! - [`error`]: the typed errors of all of the above.
 
+pub mod blinding;
 pub mod chain;
 pub mod error;
 pub mod invoice;
