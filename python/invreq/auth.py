@@ -10,9 +10,10 @@ CLN's, so runes made here look and check like CLN's: ``createrune``, ``showrunes
 - ``pnum``: the number of parameters; ``pname<name>``: a named parameter (the name without
   underscores, as CLN: ``pnameinvreqid``); ``parr<N>``: the N-th positional parameter;
 - ``time``: the current unix time; ``rate=N``: as CLN (``lightningd/runes.c``), at least
-  60/N seconds since the last call with this rune's unique id that passed (only calls that
+  60/N seconds since the last call with this rune's unique id that passed. Only calls that
   pass are recorded, in the store, so every process and instance on one database counts
-  them together; ``rate=4&rate=4`` is ``rate=4``).
+  them together; ``rate=4&rate=4`` is ``rate=4``. Unlike CLN, only runes that carry a
+  ``rate`` restriction are recorded: other calls cost no database write.
 
 ``restrictions: "readonly"`` is CLN's shorthand: ``method^list|method^get|method=summary``
 and ``method/listdatastore``.
