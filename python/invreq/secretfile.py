@@ -51,7 +51,7 @@ def owner_only(path: Path, *, create: bool = True) -> bool:
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise StartupError(f"{path} is not a regular file")
+            return False  # a device or pipe (--log-file /dev/stderr): not ours to change
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             os.fchmod(fd, stat.S_IMODE(mode) & ~(stat.S_IRWXG | stat.S_IRWXO))
             return True
