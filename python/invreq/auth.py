@@ -28,6 +28,8 @@ and the blacklist, so instances sharing a database agree on all of them.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import re
 import time
 from collections.abc import Callable
@@ -260,12 +262,28 @@ class RuneAuthority:
             # Stored means exactly this string was issued (CLN), not one restricted from it.
             exact = stored is not None and self._derive_stored(stored) == rune
             return {
-                "runes": [self._describe(rune, decoded, blacklist, stored=exact, record=stored)]
+                "runes": [
+                    self._describe(
+                        rune,
+                        uid,
+                        decoded.restrictions[1:] if uid is not None else decoded.restrictions,
+                        blacklist,
+                        stored=exact,
+                        ours=self.master.is_rune_authorized(decoded),
+                        record=stored,
+                    )
+                ]
             }
         out = []
         for s in await self.store.runes():
-            text = self._derive_stored(s)
-            out.append(self._describe(text, self._decode(text), blacklist, stored=True, record=s))
+            # Derived from the secret: ours by construction, nothing to decode or check.
+            restrictions = _decode_stored(s.restrictions)
+            text = self._derive(s.unique_id, restrictions)
+            out.append(
+                self._describe(
+                    text, s.unique_id, restrictions, blacklist, stored=True, ours=True, record=s
+                )
+            )
         return {"runes": out}
 
     async def blacklistrune(
@@ -381,8 +399,23 @@ class RuneAuthority:
         return r
 
     def _derive(self, unique_id: int, restrictions: list[runes.Restriction]) -> str:
-        made = runes.MasterRune(self._secret, unique_id=unique_id, restrictions=restrictions)
-        return str(made.to_base64())
+        """The rune string for ``unique_id`` and ``restrictions``, as ``MasterRune(...)
+        .to_base64()`` makes it, with hashlib: the library's own SHA-256 is pure Python (ms
+        per rune, too slow for showrunes over many). A rune's authcode is SHA-256 over the
+        secret and each restriction, each followed by SHA-256's end padding, so it is the
+        digest of that stream with the last padding left to hashlib (what the library's
+        ``is_rune_authorized`` computes)."""
+        encoded = [
+            r.encode().encode() for r in [runes.Restriction.unique_id(unique_id), *restrictions]
+        ]
+        sha = hashlib.sha256(self._secret)
+        length = len(self._secret)
+        for enc in encoded:
+            pad = runes.end_shastream(length)
+            sha.update(pad + enc)
+            length += len(pad) + len(enc)
+        authcode = sha.digest()
+        return base64.urlsafe_b64encode(authcode + b"&".join(encoded)).decode()
 
     def _derive_stored(self, stored: StoredRune) -> str:
         return self._derive(stored.unique_id, _decode_stored(stored.restrictions))
@@ -390,20 +423,22 @@ class RuneAuthority:
     def _describe(
         self,
         text: str,
-        r: runes.Rune,
+        uid: int | None,
+        rest: list[runes.Restriction],
         blacklist: list[tuple[int, int]],
         *,
         stored: bool,
+        ours: bool,
         record: StoredRune | None = None,
     ) -> dict[str, Any]:
-        uid = _unique_id(r)
-        rest = r.restrictions[1:] if uid is not None else r.restrictions
+        """CLN's showrunes object for rune ``text``: ``rest`` are its restrictions after
+        the unique id ``uid``."""
         out: dict[str, Any] = {"rune": text}
         if not stored:
             out["stored"] = False
         if uid is not None and any(a <= uid <= b for a, b in blacklist):
             out["blacklisted"] = True
-        if not self.master.is_rune_authorized(r):
+        if not ours:
             out["our_rune"] = False
         if record is not None and record.last_used_ns is not None:
             out["last_used"] = record.last_used_ns / 1e9  # CLN: unix seconds, fractional
