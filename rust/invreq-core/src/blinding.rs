@@ -27,7 +27,7 @@ use crate::error::{Result, SemanticError};
 use crate::invoice_request::{invalid, read_point, semantic, Check, Cursor};
 use crate::tlv;
 
-fn secp() -> &'static Secp256k1<All> {
+pub(crate) fn secp() -> &'static Secp256k1<All> {
     static S: OnceLock<Secp256k1<All>> = OnceLock::new();
     S.get_or_init(Secp256k1::new)
 }
