@@ -313,8 +313,9 @@ class RuneAuthority:
 
     async def check(
         self, rune: str, *, method: str | None, params: Any, nodeid: str | None = None
-    ) -> None:
-        """Raise ``RuneError`` unless ``rune`` allows calling ``method`` with ``params``."""
+    ) -> int:
+        """Raise ``RuneError`` unless ``rune`` allows calling ``method`` with ``params``;
+        returns the rune's unique id."""
         cached = self._checked.get(rune)
         if cached is None:
             # Decoding and authenticating a rune costs tens of µs; a client sends the same
@@ -350,7 +351,7 @@ class RuneAuthority:
             # Nothing depends on when it was last used: no database round trip per call.
             values["time"] = int(self.clock())
             self._test(r, values)
-            return
+            return uid
         for _ in range(RATE_ATTEMPTS):
             # The last use as the database has it now (another worker or instance may
             # have recorded one); recorded again only if the whole rune passes, and only
@@ -363,7 +364,7 @@ class RuneAuthority:
             values["rate"] = _rate_check(last, now_ns)
             self._test(r, values)
             if stored is None or await self.store.rune_used(uid, now_ns, last):
-                return
+                return uid
         raise RuneError("Not permitted: too soon", code=CODE_NOT_PERMITTED)
 
     @staticmethod
