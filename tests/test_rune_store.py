@@ -17,7 +17,8 @@ import asyncpg
 import pytest
 import runes
 from _service_fixtures import STORES, Server, store_url
-from invreq.auth import RuneAuthority, RuneError
+from invreq.auth import RuneAuthority
+from invreq.errors import RuneError
 from invreq.store import postgres as pg
 from invreq.store import sqlite as sq
 from invreq.store.base import Store
