@@ -354,6 +354,16 @@ async def serve(
     """Run until SIGINT or SIGTERM, then shut down cleanly."""
     import signal
 
+    from invreq.logsetup import quiet_client_errors
+
+    quiet_client_errors()  # aiohttp's parser errors quote header lines: one line instead
+    ssl_context = None
+    if config.http_port and config.http_tls:
+        from invreq.tls import server_context
+
+        # Before anything opens: a problem with the key pair is a one-line refusal.
+        _prepare_network_dir(config.network_dir)
+        ssl_context = server_context(config.network_dir, config.http_host)
     app = create_app(config, listeners=listeners)
     _raise_fd_limit()
     runner = web.AppRunner(
@@ -367,11 +377,6 @@ async def serve(
     sites: list[web.BaseSite] = []
     scheme = "https" if config.http_tls else "http"
     if config.http_port:
-        ssl_context = None
-        if config.http_tls:
-            from invreq.tls import server_context
-
-            ssl_context = server_context(config.network_dir, config.http_host)
         site: web.BaseSite
         if listeners is not None and listeners.http is not None:
             site = web.SockSite(runner, listeners.http, ssl_context=ssl_context)
