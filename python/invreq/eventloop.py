@@ -8,6 +8,7 @@ run a server inside pytest use pytest-asyncio's loop; behaviour does not depend 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -17,7 +18,10 @@ __all__ = ["run"]
 
 T = TypeVar("T")
 
+log = logging.getLogger("invreq.eventloop")
+
 
 def run(main: Coroutine[Any, Any, T]) -> T:
     """Run ``main`` to completion on a new uvloop loop (as ``asyncio.run`` does)."""
+    log.debug("event loop: uvloop %s", uvloop.__version__)
     return uvloop.run(main)
