@@ -4,8 +4,9 @@
 //! - [`tlv`]: BigSize and TLV streams (BOLT 1).
 //! - [`merkle`]: tagged hashes, merkle root and signature digests (BOLT 12 "Signature Calculation").
 //! - [`string`]: the `lnr1...` text form (BOLT 12 "Encoding").
-//! - [`invoice_request`]: building, signing and reading an `invoice_request`.
+//! - [`invoice_request`]: building, signing and reading an `invoice_request`, signed or not.
 //! - [`invoice`]: reading an `invoice` (`lni1...`), and building one for tests.
+//! - [`offer`]: reading an offer (`lno1...`), for `decode`.
 //! - [`chain`]: chain hashes of the networks we serve.
 //! - [`properties`]: the round-trip properties the fuzzers and the corpus replay check.
 //! - [`error`]: the typed errors of all of the above.
@@ -15,6 +16,7 @@ pub mod error;
 pub mod invoice;
 pub mod invoice_request;
 pub mod merkle;
+pub mod offer;
 pub mod properties;
 pub mod string;
 pub mod tlv;
