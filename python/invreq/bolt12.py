@@ -10,7 +10,8 @@ Typical use::
     unsigned = UnsignedInvoiceRequest(metadata=os.urandom(16), description="ATM withdrawal",
                                       amount_msat=1_000_000, payer_id=key33)
     signed = unsigned.with_signature(sign(unsigned.digest))   # verified before it returns
-    signed.bolt12      # 'lnr1...'
+    signed.bolt12      # 'lnr1...', signed: what CLN's readers need
+    signed.bolt12_unsigned   # the same request without signature: what LDK's readers need
     decode_invoice_request(signed.bolt12).invreq_id == signed.invreq_id
 
 An invoice answering it (``lni1...``) leads back to it::
@@ -27,14 +28,17 @@ from __future__ import annotations
 from invreq._core import (
     Invoice,
     InvoiceRequest,
+    Offer,
     UnsignedInvoice,
     UnsignedInvoiceRequest,
     chains,
     decode_invoice,
     decode_invoice_request,
+    decode_offer,
     decode_string,
     encode_string,
     encode_tlv_stream,
+    inspect_invoice_request,
     merkle_root,
     parse_invoice,
     parse_invoice_request,
@@ -49,16 +53,21 @@ __all__ = [
     "INVOICE_HRP",
     "INVOICE_REQUEST_HRP",
     "NETWORKS",
+    "OFFER_HRP",
     "Invoice",
     "InvoiceRequest",
+    "Offer",
     "UnsignedInvoice",
     "UnsignedInvoiceRequest",
+    "bolt12_unsigned",
     "chain_for_network",
     "decode_invoice",
     "decode_invoice_request",
+    "decode_offer",
     "decode_string",
     "encode_string",
     "encode_tlv_stream",
+    "inspect_invoice_request",
     "merkle_root",
     "network_for_chain",
     "parse_invoice",
@@ -71,6 +80,7 @@ __all__ = [
 
 INVOICE_REQUEST_HRP = "lnr"
 INVOICE_HRP = "lni"
+OFFER_HRP = "lno"
 
 #: Network name -> 32-byte chain hash as it appears on the wire (REFERENCE §1).
 CHAINS: dict[str, bytes] = dict(chains())
@@ -93,3 +103,11 @@ def network_for_chain(chain: bytes | None) -> str | None:
         if value == chain:
             return name
     return None
+
+
+def bolt12_unsigned(signed: str) -> str | None:
+    """The form of one of our ``lnr1...`` strings without its signature (same ``invreq_id``):
+    BOLT 12's form of a request answering no offer, what LDK-based wallets read; CLN's readers
+    need the signed one. ``None`` for a request answering an offer, which must stay signed.
+    The string was checked when it was made, so only its structure is read again."""
+    return decode_invoice_request(signed, verify=False).bolt12_unsigned
