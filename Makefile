@@ -15,7 +15,7 @@ EXTRAS := test,dev,hwi,postgres,bench
 # cargo-fuzz, installed from crates.io into .tools/ (not the user's ~/.cargo).
 CARGO_FUZZ_VERSION := 0.13.2
 CARGO_FUZZ := .tools/bin/cargo-fuzz
-FUZZ_TARGETS := decode_string invoice_request invoice tlv_stream
+FUZZ_TARGETS := decode_string invoice_request invoice tlv_stream blinded_path
 FUZZ_SECONDS ?= 30
 TEST_FUZZ_SECONDS ?= 30
 

@@ -30,7 +30,36 @@ def put(target: str, data: bytes) -> None:
     (d / hashlib.sha1(data).hexdigest()).write_bytes(data)
 
 
+def blinded_path_seeds() -> list[bytes]:
+    """Paths from BOLT 4's vectors and our own builder, an sciddir entry, and hop plaintexts."""
+    out: list[bytes] = []
+    for name in ("route-blinding-test.json", "blinded-onion-message-onion-test.json"):
+        v = json.loads((VECTORS / "bolt04" / name).read_text())
+        hops = [
+            bolt12.BlindedHop(
+                bytes.fromhex(h["blinded_node_id"]),
+                bytes.fromhex(h.get("encrypted_data") or h["encrypted_recipient_data"]),
+            )
+            for h in v["route"]["hops"]
+        ]
+        key = bytes.fromhex(v["route"]["first_path_key"])
+        first = bytes.fromhex(v["route"]["first_node_id"])
+        path = bolt12.BlindedPath(first_node_id=first, first_path_key=key, hops=hops)
+        scid = bolt12.BlindedPath(first_scid=1729, first_scid_dir=0, first_path_key=key, hops=hops)
+        out += [path.to_bytes(), bolt12.encode_blinded_paths([path, scid])]
+        for h in v["generate"]["hops"]:
+            out.append(bytes.fromhex(h.get("encoded_tlvs") or h["encrypted_data_tlv"]))
+    dest, intro = bytes.fromhex(v["route"]["hops"][0]["blinded_node_id"]), first
+    for introduction in (None, intro):
+        for pad in (True, False):
+            p = bolt12.build_blinded_path(dest, b"\x01" * 32, b"\x05" * 32, introduction=introduction, pad=pad)
+            out.append(p.to_bytes())
+    return out
+
+
 def main() -> None:
+    for data in blinded_path_seeds():
+        put("blinded_path", data)
     for s in strings():
         put("decode_string", s.encode())
         put("invoice_request", s.encode())

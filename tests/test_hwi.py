@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import subprocess
 import sys
 import time
@@ -198,9 +199,13 @@ def test_a_busy_device_refuses_quickly_beyond_its_queue(
 
 
 def verify_bip137(message: str, signature_b64: str, pubkey: bytes) -> bool:
+    """An independent BIP-137 check (not invreq.approval's): CompactSize length prefix."""
     sig = base64.b64decode(signature_b64)
     data = message.encode()
-    prefix = b"\x18Bitcoin Signed Message:\n" + bytes([len(data)]) + data
+    n = len(data)
+    size = bytes([n]) if n < 0xFD else b"\xfd" + n.to_bytes(2, "little")
+    assert n <= 0xFFFF
+    prefix = b"\x18Bitcoin Signed Message:\n" + size + data
     digest = hashlib.sha256(hashlib.sha256(prefix).digest()).digest()
     recid = (sig[0] - 27) & 3
     recovered = PublicKey.from_signature_and_message(sig[1:] + bytes([recid]), digest, hasher=None)
@@ -221,10 +226,13 @@ def test_stock_device_approves_each_request(
         ][0]
         a = listed["approval"]
         assert a["fingerprint"] and a["path"] == DEFAULT_KEY_PATH
-        assert (
-            f"invreq_id: {r['invreq_id']}" in a["message"] and "amount: 5000 msat" in a["message"]
-        )
-        assert verify_bip137(a["message"], a["signature"], derived(a["path"]).public_key)
+        lines = a["message"].split("\n")
+        assert lines[-1] == r["invreq_id"]
+        assert lines[2] == "amount: 5000 msat = 5 sat = 0.00000005 BTC"
+        assert lines[4] == "issuer (3 chars): atm"
+        key = derived(a["path"]).public_key
+        assert a["pubkey"] == key.hex()
+        assert verify_bip137(a["message"], a["signature"], key)
         # The software key signed the request itself.
         assert s.rpc.call("getinfo")["signer"] == "software"
     finally:
@@ -241,3 +249,103 @@ def test_declined_approval_stores_nothing(tmp_path: Path, device: Callable[..., 
         assert count(s) == 0
     finally:
         assert s.stop() == 0, s.output()
+
+
+def test_a_long_spoofing_description_is_approved_as_escaped_text(
+    tmp_path: Path, device: Callable[..., RefDevice]
+) -> None:
+    device("--stock")
+    s = serve(tmp_path, "--approver", "hwi")
+    try:
+        spoof = "x\namount: 1 msat\r\u202e\u200b" + "y" * 300  # an approval text over 253 bytes
+        r = s.rpc.call("invoicerequest", {"amount": 5_000_000_000, "description": spoof})
+        a = s.rpc.call("listinvoicerequests", [r["invreq_id"]])["invoicerequests"][0]["approval"]
+        assert len(a["message"].encode()) > 256
+        lines = a["message"].split("\n")
+        assert len(lines) == 8 and lines[-1] == r["invreq_id"]
+        assert lines[3].startswith("description (319 chars, first ")
+        assert "x\\u{a}amount: 1 msat\\u{d}\\u{202e}\\u{200b}y" in lines[3]
+        assert verify_bip137(a["message"], a["signature"], derived(a["path"]).public_key)
+    finally:
+        assert s.stop() == 0, s.output()
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_restart_during_reconnect_recovers_and_nothing_spins(
+    tmp_path: Path, device: Callable[..., RefDevice]
+) -> None:
+    # The sequence that once wedged the signer for good: a slow device times call 1 out;
+    # call 2 reconnects and waits in the handshake; the device restarts honest meanwhile.
+    device()
+    s = serve(tmp_path, "--signer", "hwi", "--hwi-timeout", "2")
+    try:
+        device("--delay", "8")  # the same key, now too slow
+        with pytest.raises(RpcError) as e:
+            s.rpc.call("invoicerequest", [1000, "call 1"])
+        assert e.value.error["code"] == 2001 and "did not answer" in e.value.error["message"]
+        with ThreadPoolExecutor(1) as pool:
+            second = pool.submit(s.rpc.call, "invoicerequest", [1000, "call 2"])
+            device()  # restarted honest while call 2 is reconnecting
+            try:
+                second.result(60)
+            except RpcError as err:
+                assert err.error["code"] == 2001
+        r = s.rpc.call("invoicerequest", [1000, "call 3"])
+        assert bolt12.decode_invoice_request(r["bolt12"]).description == "call 3"
+        assert s.proc is not None
+        before = cpu_seconds(s.proc.pid)
+        time.sleep(2)
+        # Idle, the service uses next to no CPU: no thread is left spinning on a dead socket.
+        assert cpu_seconds(s.proc.pid) - before < 0.5
+    finally:
+        assert s.stop() == 0, s.output()
+
+
+def test_fingerprint_finds_the_reference_device_and_probe_is_logged_as_probe(
+    tmp_path: Path, device: Callable[..., RefDevice]
+) -> None:
+    dev = device()
+    s = Server(
+        tmp_path / "data", extra_args=["--signer", "hwi", "--hwi-fingerprint", dev.fingerprint]
+    ).start()
+    try:
+        assert s.rpc.call("getinfo")["id"] == derived(DEFAULT_KEY_PATH).public_key.hex()
+        s.rpc.call("invoicerequest", [1000, "found by fingerprint"])
+    finally:
+        assert s.stop() == 0, s.output()
+    console = dev.console()
+    assert "sign_bolt12: probe" in console
+    assert "refused" not in console, console
+
+
+def test_an_unknown_fingerprint_is_one_line(
+    tmp_path: Path, device: Callable[..., RefDevice]
+) -> None:
+    device()
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "invreq.cli",
+            "serve",
+            "--data-dir",
+            str(tmp_path),
+            "--network",
+            "regtest",
+            "--http-port",
+            "0",
+            "--approver",
+            "hwi",
+            "--hwi-fingerprint",
+            "00000000",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert "no device found" in p.stderr

@@ -13,6 +13,7 @@ import pytest
 from coincurve import PrivateKey
 from invreq import bolt12
 from invreq.errors import DecodeError, InvalidFieldError, SignatureError
+from invreq.service import paths_json
 
 PAYER = PrivateKey(b"\x11" * 32)
 NODE = PrivateKey(b"\x22" * 32)
@@ -90,7 +91,7 @@ def test_an_invoice_for_our_request_decodes_with_its_invreq_id() -> None:
     assert decoded.fallbacks is None
     assert decoded.unknown_records == []
     node_hex = NODE.public_key.format().hex()
-    assert decoded.paths == [
+    assert paths_json(decoded.paths) == [
         {
             "first_node_id": node_hex,
             "first_path_key": node_hex,
@@ -137,7 +138,8 @@ def test_given_paths_are_written_as_they_are() -> None:
     one = other + other + b"\x01" + other + b"\x00\x02\xab\xcd"
     invoice = _invoice(_request(), paths=one + one)
     assert len(invoice.paths) == 2
-    assert invoice.paths[0]["path"][0]["encrypted_recipient_data"] == "abcd"
+    assert invoice.paths[0].hops[0].encrypted_recipient_data == b"\xab\xcd"
+    assert invoice.paths[0].first_node_id == other
     assert len(invoice.blindedpay) == 2
 
 

@@ -5,24 +5,35 @@ from typing import Any, final
 
 __version__: str
 __all__ = [
+    "BlindedHop",
+    "BlindedPath",
+    "HopSecrets",
     "Invoice",
     "InvoiceRequest",
     "Offer",
+    "ReceivedHop",
     "UnsignedInvoice",
     "UnsignedInvoiceRequest",
     "__version__",
+    "blind_hops",
+    "build_blinded_path",
     "chains",
     "decode_invoice",
     "decode_invoice_request",
     "decode_offer",
     "decode_string",
+    "decrypt_hop",
+    "encode_blinded_paths",
     "encode_string",
     "encode_tlv_stream",
     "inspect_invoice_request",
     "merkle_root",
+    "parse_blinded_paths",
     "parse_invoice",
     "parse_invoice_request",
     "parse_tlv_stream",
+    "path_id",
+    "path_id_matches",
     "signature_digest",
     "tagged_hash",
     "verify_signature",
@@ -67,6 +78,7 @@ class UnsignedInvoiceRequest:
         absolute_expiry: int | None = None,
         issuer: str | None = None,
         chain: bytes | None = None,
+        paths: Sequence[BlindedPath] = ...,
         unknown_records: Sequence[tuple[int, bytes]] = ...,
     ) -> UnsignedInvoiceRequest: ...
     @property
@@ -117,7 +129,8 @@ class InvoiceRequest:
     @property
     def payer_note(self) -> str | None: ...
     @property
-    def paths(self) -> list[dict[str, Any]] | None: ...
+    def paths(self) -> list[BlindedPath] | None:
+        """invreq_paths."""
     @property
     def bip353_name(self) -> tuple[str, str] | None: ...
     @property
@@ -131,7 +144,7 @@ class InvoiceRequest:
     @property
     def offer_features(self) -> bytes | None: ...
     @property
-    def offer_paths(self) -> list[dict[str, Any]] | None: ...
+    def offer_paths(self) -> list[BlindedPath] | None: ...
     @property
     def offer_quantity_max(self) -> int | None: ...
     @property
@@ -281,8 +294,8 @@ class Invoice:
     def node_id(self) -> bytes:
         """invoice_node_id, the key that signed the invoice."""
     @property
-    def paths(self) -> list[dict[str, Any]]:
-        """invoice_paths, as InvoiceRequest.paths shapes them."""
+    def paths(self) -> list[BlindedPath]:
+        """invoice_paths."""
     @property
     def blindedpay(self) -> list[dict[str, Any]]:
         """One dict per path: fee_base_msat, fee_proportional_millionths, cltv_expiry_delta,
@@ -303,3 +316,118 @@ def decode_invoice(s: str, *, verify: bool = True) -> Invoice:
     the signature."""
 
 def parse_invoice(tlv_stream: bytes, *, verify: bool = True) -> Invoice: ...
+
+@final
+class BlindedHop:
+    def __new__(cls, blinded_node_id: bytes, encrypted_recipient_data: bytes) -> BlindedHop: ...
+    @property
+    def blinded_node_id(self) -> bytes: ...
+    @property
+    def encrypted_recipient_data(self) -> bytes: ...
+    def __eq__(self, other: object, /) -> bool: ...
+
+@final
+class BlindedPath:
+    """A ``blinded_path`` (BOLT 4): entered at ``first_node_id``, or at end
+    ``first_scid_dir`` (0 or 1) of channel ``first_scid``. The constructor refuses what a
+    reader would (InvalidFieldError, DecodeError)."""
+
+    def __new__(
+        cls,
+        *,
+        first_path_key: bytes,
+        hops: Sequence[BlindedHop],
+        first_node_id: bytes | None = None,
+        first_scid: int | None = None,
+        first_scid_dir: int | None = None,
+    ) -> BlindedPath: ...
+    @property
+    def first_node_id(self) -> bytes | None: ...
+    @property
+    def first_scid(self) -> int | None:
+        """block << 40 | transaction << 16 | output."""
+    @property
+    def first_scid_dir(self) -> int | None: ...
+    @property
+    def first_path_key(self) -> bytes: ...
+    @property
+    def hops(self) -> list[BlindedHop]: ...
+    def to_bytes(self) -> bytes:
+        """The path on the wire."""
+    def __eq__(self, other: object, /) -> bool: ...
+
+def encode_blinded_paths(paths: Sequence[BlindedPath]) -> bytes:
+    """Paths back to back, as invreq_paths carries them."""
+
+def parse_blinded_paths(data: bytes, *, verify: bool = True) -> list[BlindedPath]:
+    """Reads paths back to back; DecodeError on zero hops, truncation, bad points."""
+
+def build_blinded_path(
+    destination: bytes,
+    path_id: bytes,
+    session_secret: bytes,
+    *,
+    introduction: bytes | None = None,
+    pad: bool = True,
+) -> BlindedPath:
+    """A path to ``destination`` (through ``introduction`` if given) whose final hop carries
+    the 32-byte ``path_id``, blinded from ``session_secret`` (deterministic)."""
+
+@final
+class HopSecrets:
+    @property
+    def path_key_secret(self) -> bytes: ...
+    @property
+    def path_key(self) -> bytes: ...
+    @property
+    def shared_secret(self) -> bytes: ...
+    @property
+    def rho(self) -> bytes: ...
+    @property
+    def blinded_node_id(self) -> bytes: ...
+    @property
+    def encrypted_recipient_data(self) -> bytes: ...
+
+def blind_hops(session_secret: bytes, hops: Sequence[tuple[bytes, bytes]]) -> list[HopSecrets]:
+    """BOLT 4's writer algorithm over (node_id, plaintext) pairs, from e_0 = session_secret."""
+
+@final
+class ReceivedHop:
+    @property
+    def shared_secret(self) -> bytes: ...
+    @property
+    def blinded_node_secret(self) -> bytes: ...
+    @property
+    def plaintext(self) -> bytes: ...
+    @property
+    def next_path_key(self) -> bytes: ...
+    @property
+    def padding(self) -> bytes | None: ...
+    @property
+    def short_channel_id(self) -> int | None: ...
+    @property
+    def next_node_id(self) -> bytes | None: ...
+    @property
+    def path_id(self) -> bytes | None: ...
+    @property
+    def next_path_key_override(self) -> bytes | None: ...
+    @property
+    def payment_relay(self) -> bytes | None: ...
+    @property
+    def payment_constraints(self) -> bytes | None: ...
+    @property
+    def allowed_features(self) -> bytes | None: ...
+    @property
+    def unknown_records(self) -> list[tuple[int, bytes]]: ...
+
+def decrypt_hop(
+    node_secret: bytes, path_key: bytes, encrypted_recipient_data: bytes
+) -> ReceivedHop:
+    """Decrypts a hop's data with the node's secret; DecodeError if it is not for this node
+    and path key, or not a valid encrypted_data_tlv."""
+
+def path_id(path_secret: bytes, metadata: bytes) -> bytes:
+    """HMAC-SHA256(path_secret, metadata)."""
+
+def path_id_matches(path_secret: bytes, metadata: bytes, candidate: bytes) -> bool:
+    """Constant-time check that candidate is path_id(path_secret, metadata)."""

@@ -21,32 +21,58 @@ An invoice answering it (``lni1...``) leads back to it::
     invoice.expires_at                         # created_at + (relative_expiry or 7200)
 
 ``UnsignedInvoice(signed.tlv_stream, ...)`` builds one, for tests and tools playing the payee.
+
+Blinded paths (BOLT 4 route blinding, onion-message paths) let a payee send its invoice to a
+node we control, which knows the request by the path's ``path_id``::
+
+    pid = path_id(path_secret, metadata)              # HMAC-SHA256, 32 bytes
+    path = new_blinded_path(node_id, pid, introduction=public_peer)   # or without
+    unsigned = UnsignedInvoiceRequest(metadata=metadata, ..., paths=[path])
+    # the node, receiving an invoice over the path, hands us the final hop's path_id:
+    path_id_matches(path_secret, invoice.invreq_metadata, pathsecret)   # constant time
+    # reading a hop as its node does (tests, and anyone holding the node's secret):
+    hop = decrypt_hop(node_secret, path.first_path_key, path.hops[0].encrypted_recipient_data)
+    hop.next_node_id, hop.path_id, hop.next_path_key
 """
 
 from __future__ import annotations
 
+import os
+
 from invreq._core import (
+    BlindedHop,
+    BlindedPath,
+    HopSecrets,
     Invoice,
     InvoiceRequest,
     Offer,
+    ReceivedHop,
     UnsignedInvoice,
     UnsignedInvoiceRequest,
+    blind_hops,
+    build_blinded_path,
     chains,
     decode_invoice,
     decode_invoice_request,
     decode_offer,
     decode_string,
+    decrypt_hop,
+    encode_blinded_paths,
     encode_string,
     encode_tlv_stream,
     inspect_invoice_request,
     merkle_root,
+    parse_blinded_paths,
     parse_invoice,
     parse_invoice_request,
     parse_tlv_stream,
+    path_id,
+    path_id_matches,
     signature_digest,
     tagged_hash,
     verify_signature,
 )
+from invreq.errors import InvalidFieldError
 
 __all__ = [
     "CHAINS",
@@ -54,25 +80,37 @@ __all__ = [
     "INVOICE_REQUEST_HRP",
     "NETWORKS",
     "OFFER_HRP",
+    "BlindedHop",
+    "BlindedPath",
+    "HopSecrets",
     "Invoice",
     "InvoiceRequest",
     "Offer",
+    "ReceivedHop",
     "UnsignedInvoice",
     "UnsignedInvoiceRequest",
+    "blind_hops",
     "bolt12_unsigned",
+    "build_blinded_path",
     "chain_for_network",
     "decode_invoice",
     "decode_invoice_request",
     "decode_offer",
     "decode_string",
+    "decrypt_hop",
+    "encode_blinded_paths",
     "encode_string",
     "encode_tlv_stream",
     "inspect_invoice_request",
     "merkle_root",
     "network_for_chain",
+    "new_blinded_path",
+    "parse_blinded_paths",
     "parse_invoice",
     "parse_invoice_request",
     "parse_tlv_stream",
+    "path_id",
+    "path_id_matches",
     "signature_digest",
     "tagged_hash",
     "verify_signature",
@@ -103,6 +141,31 @@ def network_for_chain(chain: bytes | None) -> str | None:
         if value == chain:
             return name
     return None
+
+
+def new_blinded_path(
+    destination: bytes,
+    path_id: bytes,
+    *,
+    introduction: bytes | None = None,
+    pad: bool = True,
+) -> BlindedPath:
+    """A fresh blinded path to the node ``destination`` whose final hop carries ``path_id``
+    (32 bytes), entered through ``introduction`` (a public node that forwards to
+    ``destination``) when given. Every hop is padded to one length unless ``pad`` is false.
+    The session secret is 32 bytes from the OS CSPRNG, drawn again in the (about 2^-128)
+    case that they are not a valid secret key; ``build_blinded_path`` takes one explicitly.
+    InvalidFieldError names a bad argument."""
+    for _ in range(8):
+        secret = os.urandom(32)
+        try:
+            return build_blinded_path(
+                destination, path_id, secret, introduction=introduction, pad=pad
+            )
+        except InvalidFieldError as e:
+            if not str(e).startswith("session_secret:"):
+                raise
+    raise InvalidFieldError("session_secret: no valid secret in 8 draws from the OS")
 
 
 def bolt12_unsigned(signed: str) -> str | None:

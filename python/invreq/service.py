@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from invreq import __version__, bolt12
+from invreq.approval import approval_text, verify_approval
 from invreq.errors import Bolt12Error, InvalidParams, SignatureError, SignerError
 from invreq.store.base import ListQuery, Record, Store
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from invreq.metrics import Metrics
     from invreq.signers.base import Approver, Signer
 
-__all__ = ["Service", "decode_json"]
+__all__ = ["Service", "decode_json", "paths_json"]
 
 METADATA_LEN = 16  # bytes of CSPRNG per request (REFERENCE §1), as CLN writes
 
@@ -58,9 +59,7 @@ class Service:
         invreq_id = unsigned.invreq_id.hex()
         approval = None
         if self.approver is not None:
-            from invreq.signers.hwi import approval_text
-
-            approval = await self.approver.approve(
+            approval = await self._approve(
                 approval_text(
                     network=self.network,
                     amount_msat=amount,
@@ -68,7 +67,8 @@ class Service:
                     issuer=issuer,
                     absolute_expiry=absolute_expiry,
                     invreq_id=invreq_id,
-                )
+                ),
+                invreq_id,
             )
         started = time.perf_counter()
         signature = await self.signer.sign_invoice_request(unsigned.tlv_stream, unsigned.digest)
@@ -93,6 +93,21 @@ class Service:
         )
         await self.store.insert(record)
         return record.to_json()
+
+    async def _approve(self, text: str, invreq_id: str) -> dict[str, Any]:
+        """The approver's evidence, accepted only if it is a signature over exactly
+        ``text`` (which names this request by position) by the key it reports."""
+        assert self.approver is not None
+        evidence = await self.approver.approve(text)
+        try:
+            pubkey = bytes.fromhex(evidence["pubkey"])
+        except (KeyError, TypeError, ValueError):
+            raise SignerError("approver returned no public key with its approval") from None
+        problem = None if evidence.get("message") == text else "it is not over the text sent"
+        problem = problem or verify_approval(evidence, invreq_id=invreq_id, pubkey=pubkey)
+        if problem is not None:
+            raise SignerError(f"approval refused: {problem}")
+        return evidence
 
     async def listinvoicerequests(
         self,
@@ -163,6 +178,36 @@ def _unknown(records: list[tuple[int, bytes]]) -> list[dict[str, Any]]:
     return [{"type": t, "length": len(v), "value": v.hex()} for t, v in records]
 
 
+def _scid(scid: int) -> str:
+    """A short channel id as CLN writes it: block x transaction x output."""
+    return f"{scid >> 40}x{(scid >> 16) & 0xFFFFFF}x{scid & 0xFFFF}"
+
+
+def paths_json(paths: list[bolt12.BlindedPath]) -> list[dict[str, Any]]:
+    """Blinded paths as CLN's ``decode`` shows them (``offer_paths``, ``invreq_paths``,
+    ``invoice_paths``): the first node as ``first_node_id`` or ``first_scid`` and
+    ``first_scid_dir``, then ``first_path_key`` and the hops under ``path``."""
+    out: list[dict[str, Any]] = []
+    for p in paths:
+        d: dict[str, Any] = {}
+        if p.first_node_id is not None:
+            d["first_node_id"] = p.first_node_id.hex()
+        else:
+            assert p.first_scid is not None  # the core gives one or the other
+            d["first_scid"] = _scid(p.first_scid)
+            d["first_scid_dir"] = p.first_scid_dir
+        d["first_path_key"] = p.first_path_key.hex()
+        d["path"] = [
+            {
+                "blinded_node_id": h.blinded_node_id.hex(),
+                "encrypted_recipient_data": h.encrypted_recipient_data.hex(),
+            }
+            for h in p.hops
+        ]
+        out.append(d)
+    return out
+
+
 # decode's fields in CLN's order: (JSON name, InvoiceRequest attribute, conversion).
 # offer_amount is special (its name depends on offer_currency) and handled inline.
 _OFFER_FIELDS: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
@@ -175,7 +220,7 @@ _OFFER_REST: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
     ("offer_features", "offer_features", _hex),
     ("offer_absolute_expiry", "absolute_expiry", _same),
     ("offer_quantity_max", "offer_quantity_max", _same),
-    ("offer_paths", "offer_paths", _same),
+    ("offer_paths", "offer_paths", paths_json),
     ("offer_issuer_id", "offer_issuer_id", _hex),
 )
 _FIELDS: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
@@ -187,7 +232,7 @@ _FIELDS: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
     ("invreq_features", "features", _hex),
     ("invreq_quantity", "quantity", _same),
     ("invreq_payer_note", "payer_note", _same),
-    ("invreq_paths", "paths", _same),
+    ("invreq_paths", "paths", paths_json),
     ("invreq_bip_353_name", "bip353_name", lambda n: {"name": n[0], "domain": n[1]}),
 )
 
@@ -253,7 +298,7 @@ _INVOICE_FIELDS: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
     ("invreq_payer_id", "invreq_payer_id", _hex),
     ("invreq_chain", "invreq_chain", _hex),
     ("invreq_amount_msat", "invreq_amount", _same),
-    ("invoice_paths", "paths", _same),
+    ("invoice_paths", "paths", paths_json),
     ("invoice_blindedpay", "blindedpay", _same),
     ("invoice_created_at", "created_at", _same),
     ("invoice_relative_expiry", "relative_expiry", _same),

@@ -39,11 +39,20 @@ from invreq.refdevice.rpc import (
 )
 from invreq.refdevice.summary import InvoiceRequestSummary, printable
 
-__all__ = ["SIGNED_PAIR", "Device", "bitcoin_message_digest"]
+__all__ = ["PROBE_PAIR", "SIGNED_PAIR", "Device", "bitcoin_message_digest"]
 
 #: The only (messagename, fieldname) the device signs: anything else could be a signature
 #: over another kind of BOLT 12 message made with the payer key.
 SIGNED_PAIR = ("invoice_request", "signature")
+
+#: What a host sends to learn whether sign_bolt12 exists: answered -32602 (bad parameters)
+#: rather than -32601 (unknown method), and logged as a probe, not as a refusal.
+PROBE_PAIR = ("probe", "probe")
+
+
+class _ProbeAnswer(RpcFailure):
+    pass
+
 
 # Jade network names -> whether extended keys carry testnet version bytes (tpub).
 _TESTNET = {"mainnet": False, "testnet": True, "localtest": True}
@@ -159,6 +168,9 @@ class Device:
             return error_reply(request_id, UNKNOWN_METHOD, f"Unknown method: {method}")
         try:
             return result_reply(request_id, handler(_params(request.get("params"))))
+        except _ProbeAnswer as e:
+            self.say(f"{method}: probe (a host checking that the call exists): nothing signed")
+            return error_reply(request_id, e.code, e.message)
         except RpcFailure as e:
             self.say(f"{method}: refused: {e.message}")
             return error_reply(request_id, e.code, e.message)
@@ -216,6 +228,8 @@ class Device:
         self._slow()
         path = _path(p)
         pair = (p.get("messagename"), p.get("fieldname"))
+        if pair == PROBE_PAIR:
+            raise _ProbeAnswer(BAD_PARAMETERS, "probe: sign_bolt12 is supported; nothing signed")
         if pair != SIGNED_PAIR:
             raise RpcFailure(
                 BAD_PARAMETERS,

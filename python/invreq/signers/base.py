@@ -36,6 +36,10 @@ class Approver(Protocol):
 
     async def approve(self, text: str) -> dict[str, Any]:
         """Return the evidence of approval (stored with the record and listed), or raise
-        ``SignerError`` when it is declined, times out or fails: then nothing is stored."""
+        ``SignerError`` when it is declined, times out or fails: then nothing is stored.
+
+        The evidence holds ``message`` (exactly ``text``), ``signature`` (BIP-137) and
+        ``pubkey`` (hex, the key the approver verified it against); the service checks
+        again that it signs ``text`` and names this request (:mod:`invreq.approval`)."""
 
     async def close(self) -> None: ...

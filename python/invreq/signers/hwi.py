@@ -7,33 +7,49 @@ request/response channel that hwilib's Jade client already uses. It carries the 
 stream: the device recomputes the merkle root itself and shows what it signs. The service
 verifies the returned signature against invreq_payer_id before anything is stored.
 
-Approval (``--approver hwi``) needs nothing beyond stock firmware: the device signs a
-human-readable text with its standard BIP-137 ``sign_message``, and the answer is stored.
+Approval (``--approver hwi``) needs nothing beyond stock firmware: the device signs the
+approval text (:mod:`invreq.approval`) with its standard BIP-137 ``sign_message``; the
+signature is checked against the key at the approval path, read from the device at start,
+before the request goes on.
 
-hwilib is blocking: every call runs on one dedicated thread (a device handles one request
-at a time anyway), with a bounded queue in front (beyond it: "signer busy") and a timeout
-(then the connection is closed, which also unblocks the thread, and the next request
-reconnects, so the service recovers when the device returns).
+hwilib is blocking: every call runs on one dedicated daemon thread (a device handles one
+request at a time anyway), with a bounded queue in front (beyond it: "signer busy"). Jade
+protocol devices (TCP or USB serial) speak through :mod:`invreq.signers.jade_transport`,
+which bounds each call, handshake and reconnect included, by ``--hwi-timeout`` counted from
+when the device thread takes the call up (time queued behind other calls is not the
+device's), so the thread always returns. Other HWI devices go through hwilib's own USB
+transports.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import contextlib
+import concurrent.futures
+import dataclasses
+import importlib
 import logging
+import queue
+import threading
+import time
 import warnings
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 
+from invreq import approval
 from invreq.errors import SignerError, StartupError
+from invreq.signers.jade_transport import (
+    BoundedJadeInterface,
+    DeviceGone,
+    DeviceMisbehaved,
+    DeviceTimeout,
+    DeviceUnreachable,
+    TransportError,
+)
 
 __all__ = [
     "DEFAULT_KEY_PATH",
     "Device",
     "HwiApprover",
     "HwiSigner",
-    "approval_text",
     "open_device",
 ]
 
@@ -46,8 +62,10 @@ MAX_WAITING = 8
 #: The error code stock Jade firmware answers an unknown method with (JSON-RPC's).
 UNKNOWN_METHOD = -32601
 USER_DECLINED = -32000
-
-T = TypeVar("T")
+#: hwilib treats only this path as a Jade simulator (no unlock step).
+SIMULATOR_PATH = "tcp:127.0.0.1:30121"
+#: Queue waits shorter than this are not worth mentioning in an error.
+_QUEUE_NOTE = 0.05
 
 
 def _chain(network: str) -> Any:
@@ -68,8 +86,64 @@ def _path_list(path: str) -> list[int]:
     return list(parse_path(path))
 
 
+def _jade_client(path: str, chain: Any, iface: BoundedJadeInterface) -> Any:
+    """hwilib's ``JadeClient`` over our transport, with the handshake hwilib's constructor
+    does (version check; on a real unit entropy and unlock) bounded like any call."""
+    from hwilib.devices.jade import JadeClient
+    from hwilib.devices.jadepy.jade import JadeAPI
+    from hwilib.hwwclient import HardwareWalletClient
+
+    client = JadeClient.__new__(JadeClient)
+    HardwareWalletClient.__init__(client, path, None, False, chain)
+    client.jade = JadeAPI(iface)  # type: ignore[no-untyped-call]
+    iface.connect()
+    info = client.jade.get_version_info()
+    if not isinstance(info, dict) or not isinstance(info.get("JADE_VERSION"), str):
+        raise DeviceMisbehaved("answered get_version_info without a version")
+    state = info.get("JADE_STATE")
+    if path == SIMULATOR_PATH:
+        if state not in ("READY", "TEMP"):
+            raise SignerError(f"the device at {path} has no wallet set (state {state!r})")
+    else:
+        import os
+
+        client.jade.add_entropy(os.urandom(32))
+        # hwilib loops on auth_user for ever; here the call's deadline ends the loop, and a
+        # PIN-server round trip (http_request) is refused by the transport.
+        while client.jade.auth_user(client._network(), http_request_fn=_no_http) is not True:
+            pass
+    return client
+
+
+def _no_http(params: Any) -> Any:
+    raise DeviceMisbehaved("asked the host to make an HTTP request (refused)")
+
+
+def describe_device_error(e: Exception) -> tuple[int | None, str]:
+    """(code, message) of an error the device answered with; never an empty message."""
+    code = getattr(e, "code", None)
+    message = getattr(e, "message", getattr(e, "msg", None))  # JadeError / hwilib's HWWError
+    if not isinstance(message, str):
+        message = "" if hasattr(e, "code") else str(e)
+    code = code if isinstance(code, int) else None
+    if not message.strip():
+        message = "(the device gave no message)"
+    return code, message
+
+
+@dataclasses.dataclass
+class _Job:
+    what: str
+    fn: Any
+    args: tuple[Any, ...]
+    enqueued: float
+    future: concurrent.futures.Future[Any] = dataclasses.field(
+        default_factory=concurrent.futures.Future
+    )
+
+
 class Device:
-    """One hwilib client on its own thread, with a timeout, a queue bound and reconnects."""
+    """One hwilib client on its own thread: bounded calls, a queue bound and reconnects."""
 
     def __init__(
         self,
@@ -85,124 +159,228 @@ class Device:
         self.fingerprint = fingerprint
         self.network = network
         self.timeout = timeout
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="invreq-hwi")
         self._client: Any = None
+        self._iface: BoundedJadeInterface | None = None
+        self._deadline = 0.0  # of the call in progress (monotonic)
         self._waiting = 0
+        self._closed = False
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        # A daemon thread: interpreter exit never waits for a device.
+        self._thread = threading.Thread(target=self._work, name="invreq-hwi", daemon=True)
+        self._thread.start()
+        #: Of the last call: seconds queued behind other calls, and spent on the device.
+        self.last_queue_wait = 0.0
+        self.last_device_time = 0.0
 
     @property
     def name(self) -> str:
         return f"{self.device_type or 'device'} at {self.device_path or self.fingerprint}"
 
+    @property
+    def _jade(self) -> bool:
+        return self.device_type in (None, "jade")
+
     # --- on the device thread -----------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                self._drop()
+                return
+            if not job.future.set_running_or_notify_cancel():
+                continue  # its caller gave up while it was queued
+            started = time.monotonic()
+            self.last_queue_wait = started - job.enqueued
+            try:
+                result = self._run(job)
+            except BaseException as e:  # the thread must survive anything a call raises
+                job.future.set_exception(e)
+            else:
+                job.future.set_result(result)
+            finally:
+                self.last_device_time = time.monotonic() - started
+                log.debug(
+                    "%s: %.3f s queued, %.3f s on the device",
+                    job.what,
+                    self.last_queue_wait,
+                    self.last_device_time,
+                )
+
+    def _run(self, job: _Job) -> Any:
+        queued = self.last_queue_wait
+        note = (
+            f" (after {queued:.1f} s queued behind other requests)" if queued > _QUEUE_NOTE else ""
+        )
+        self._deadline = time.monotonic() + self.timeout
+        if self._iface is not None:
+            self._iface.begin_call(self._deadline)
+        # A connection found dead (the device restarted since) is replaced once; the
+        # request is safe to repeat: nothing is stored before it succeeds.
+        for attempt in (1, 2):
+            if self._closed:
+                raise SignerError(f"{self.name} is closed (invreq is stopping)")
+            try:
+                return job.fn(self._connect(), *job.args)
+            except DeviceTimeout:
+                self._drop()
+                raise SignerError(
+                    f"{self.name} did not answer {job.what} within {self.timeout:g} s{note}"
+                ) from None
+            except DeviceUnreachable as e:
+                self._drop()
+                if attempt == 2:
+                    raise SignerError(f"cannot reach {self.name}: {e}") from None
+            except DeviceGone as e:
+                self._drop()
+                if attempt == 2:
+                    raise SignerError(f"lost {self.name} during {job.what}: {e}") from None
+            except DeviceMisbehaved as e:
+                self._drop()
+                raise SignerError(
+                    f"{self.name} misbehaved during {job.what}: {e}; connection closed"
+                ) from None
+            except TransportError as e:
+                self._drop()
+                raise SignerError(f"{self.name} failed during {job.what}: {e}") from None
+            except SignerError:
+                raise
+            except Exception as e:  # hwilib raises many kinds for an unusable answer
+                self._drop()
+                code, message = describe_device_error(e)
+                raise SignerError(
+                    f"{self.name} failed during {job.what}: "
+                    + (f"device error {code}: {message}" if code is not None else message)
+                ) from None
+        raise AssertionError("unreachable")
 
     def _connect(self) -> Any:
         if self._client is not None:
             return self._client
+        chain = _chain(self.network)
+        if self._jade:
+            if self._iface is None:
+                path = self.device_path or self._find_jade(chain)
+                if path is None:
+                    return self._connect_other(chain)
+                self.device_path, self.device_type = path, "jade"
+                self._iface = BoundedJadeInterface(path, self.timeout)
+                self._iface.begin_call(self._deadline)
+            try:
+                self._client = _jade_client(self.device_path or "", chain, self._iface)
+            except BaseException:
+                self._iface.disconnect()
+                raise
+            return self._client
+        return self._connect_other(chain)
+
+    def _find_jade(self, chain: Any) -> str | None:
+        """The path of the Jade (serial ports, then the simulator address) whose master
+        fingerprint is ``--hwi-fingerprint``, each tried through the bounded transport."""
+        from hwilib.devices.jadepy.jade_serial import JadeSerialImpl
+        from serial.tools import list_ports  # type: ignore[import-untyped]
+
+        candidates = [
+            p.device
+            for p in list_ports.comports()
+            if (p.vid, p.pid) in JadeSerialImpl.JADE_DEVICE_IDS
+        ] + [SIMULATOR_PATH]
+        for path in candidates:
+            iface = BoundedJadeInterface(path, self.timeout)
+            iface.begin_call(self._deadline)
+            try:
+                client = _jade_client(path, chain, iface)
+                fp = client.get_master_fingerprint().hex()
+            except DeviceTimeout:
+                raise
+            except Exception as e:
+                log.debug("no Jade at %s: %s", path, e)
+                continue
+            finally:
+                iface.disconnect()
+            if fp == self.fingerprint:
+                return str(path)
+        return None
+
+    def _connect_other(self, chain: Any) -> Any:
+        """A non-Jade HWI device, through hwilib (its USB transports have their own
+        timeouts)."""
         from hwilib import commands
 
         try:
             with warnings.catch_warnings():
-                # hwilib 3.2.0's Jade client calls semver.parse_version_info (deprecated).
                 warnings.simplefilter("ignore", DeprecationWarning)
                 if self.device_type and self.device_path:
-                    client = commands.get_client(
-                        self.device_type, self.device_path, chain=_chain(self.network)
-                    )
+                    client = commands.get_client(self.device_type, self.device_path, chain=chain)
                 else:
-                    client = commands.find_device(
-                        device_type=self.device_type,
-                        fingerprint=self.fingerprint,
-                        chain=_chain(self.network),
-                    )
+                    client = self._find_other(chain)
+        except SignerError:
+            raise
         except Exception as e:  # hwilib raises many kinds; all mean "not reachable"
             raise SignerError(f"cannot reach {self.name}: {e}") from None
         if client is None:
             raise SignerError(f"no device found for {self.name}")
-        _bound_reads(client, self.timeout)
         self._client = client
-        if self.device_type is None:
-            self.device_type = getattr(client, "type", None)
         return client
+
+    def _find_other(self, chain: Any) -> Any:
+        from hwilib import commands
+        from hwilib.devices import __all__ as device_modules
+
+        for module in device_modules:
+            if module == "jade" or self.device_type not in (None, module):
+                continue
+            try:
+                found = importlib.import_module(f"hwilib.devices.{module}").enumerate(
+                    None, False, chain, True
+                )
+            except Exception as e:  # e.g. no libusb for the USB scans
+                log.debug("cannot enumerate %s devices: %s", module, e)
+                continue
+            for d in found:
+                if d.get("fingerprint") == self.fingerprint:
+                    self.device_type, self.device_path = d["type"], d["path"]
+                    return commands.get_client(d["type"], d["path"], chain=chain)
+        return None
 
     def _drop(self) -> None:
         client, self._client = self._client, None
-        if client is not None:
-            with contextlib.suppress(Exception):
+        if self._iface is not None:
+            self._iface.disconnect()
+        elif client is not None:
+            try:
                 client.close()
+            except Exception:
+                pass
 
     # --- from the event loop ------------------------------------------------------------
 
     async def call(self, what: str, fn: Any, *args: Any) -> Any:
-        """Run ``fn(client, *args)`` on the device thread, within the timeout."""
+        """Run ``fn(client, *args)`` on the device thread. Its time on the device is
+        bounded by the transport; time queued behind earlier calls is not counted."""
+        if self._closed:
+            raise SignerError(f"{self.name} is closed")
         if self._waiting > MAX_WAITING:
             raise SignerError(f"signer busy: {self.name} already has {self._waiting} requests")
         self._waiting += 1
-        loop = asyncio.get_running_loop()
         try:
-
-            def run() -> Any:
-                # A connection found dead (the device restarted since) is replaced once;
-                # the request is safe to repeat: nothing is stored before it succeeds.
-                for attempt in (1, 2):
-                    try:
-                        return fn(self._connect(), *args)
-                    except TimeoutError:
-                        # Out of step now: drop it; the next call reconnects, so the service
-                        # recovers as soon as the device answers again.
-                        self._drop()
-                        raise SignerError(
-                            f"{self.name} did not answer {what} within {self.timeout:g} s"
-                        ) from None
-                    except OSError as e:
-                        self._drop()
-                        if attempt == 2:
-                            raise SignerError(f"lost {self.name} during {what}: {e}") from None
-                raise AssertionError("unreachable")
-
-            try:
-                # The socket timeout ends a silent device; this only guards against a
-                # transport without one.
-                return await asyncio.wait_for(
-                    loop.run_in_executor(self._executor, run), self.timeout * 2 + 5
-                )
-            except TimeoutError:
-                raise SignerError(
-                    f"{self.name} did not answer {what} within {self.timeout:g} s"
-                ) from None
+            job = _Job(what, fn, args, time.monotonic())
+            self._jobs.put(job)
+            # Cancelling this await cancels a job still queued; one already running ends
+            # by its deadline.
+            return await asyncio.wrap_future(job.future)
         finally:
             self._waiting -= 1
 
     async def close(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._executor, self._drop)
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
-
-def _bound_reads(client: Any, timeout: float) -> None:
-    """Make every read of a Jade TCP connection end: within ``timeout`` (hwilib's default
-    is 120 s) and with an error at end of stream (hwilib's reader retries an empty read
-    forever, so a device that disconnects would leave the device thread spinning)."""
-    impl = getattr(getattr(getattr(client, "jade", None), "jade", None), "impl", None)
-    sock = getattr(impl, "tcp_sock", None)
-    if sock is None:
-        return  # a USB/serial transport: its own timeouts apply
-    sock.settimeout(timeout)
-
-    def read(n: int) -> bytes:
-        buf = b""
-        while len(buf) < n:
-            chunk = sock.recv(n - len(buf))
-            if not chunk:
-                raise ConnectionResetError("the device closed the connection")
-            buf += chunk
-        return buf
-
-    impl.read = read  # type: ignore[union-attr]
-
-
-def _jade_error(e: Exception) -> tuple[int | None, str]:
-    code = getattr(e, "code", None)
-    message = getattr(e, "message", None) or str(e)
-    return (code if isinstance(code, int) else None), str(message)
+        """Stop at once: a call in progress is cut off (its socket shut down)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._iface is not None:
+            self._iface.abort()
+        self._jobs.put(None)
+        await asyncio.get_running_loop().run_in_executor(None, self._thread.join, 5.0)
 
 
 def _rpc(client: Any, method: str, params: dict[str, Any]) -> Any:
@@ -210,12 +388,21 @@ def _rpc(client: Any, method: str, params: dict[str, Any]) -> Any:
     jade = getattr(client, "jade", None)
     if jade is None or not hasattr(jade, "_jadeRpc"):
         raise _Unsupported(f"{type(client).__name__} has no Jade RPC channel")
-    # long_timeout=False: the socket timeout set by _bound_reads is the one that applies.
-    return jade._jadeRpc(method, params, long_timeout=False)
+    return jade._jadeRpc(method, params, http_request_fn=_no_http)
 
 
 class _Unsupported(Exception):
     pass
+
+
+def _device_refusal(e: Exception, what: str) -> SignerError:
+    code, message = describe_device_error(e)
+    lowered = message.lower()
+    if code == USER_DECLINED or "declin" in lowered or "cancel" in lowered:
+        return SignerError(f"{what} declined on the device: {message}")
+    if code is None:
+        return SignerError(f"{what} failed on the device: {message}")
+    return SignerError(f"{what} failed on the device: device error {code}: {message}")
 
 
 class HwiSigner:
@@ -241,13 +428,10 @@ class HwiSigner:
                 reply = _rpc(client, "sign_bolt12", params)
             except _Unsupported as e:
                 raise SignerError(str(e)) from None
-            except OSError:
+            except TransportError:
                 raise  # the connection, not the device's answer: Device.call handles it
             except Exception as e:
-                code, message = _jade_error(e)
-                if code == USER_DECLINED:
-                    raise SignerError(f"declined on the device: {message}") from None
-                raise SignerError(f"device error {code}: {message}") from None
+                raise _device_refusal(e, "sign_bolt12") from None
             sig = reply.get("signature") if isinstance(reply, dict) else None
             if not isinstance(sig, bytes) or len(sig) != 64:
                 raise SignerError("device answered sign_bolt12 without a 64-byte signature")
@@ -260,59 +444,48 @@ class HwiSigner:
         await self.device.close()
 
 
-def approval_text(
-    *,
-    network: str,
-    amount_msat: int,
-    description: str,
-    issuer: str | None,
-    absolute_expiry: int | None,
-    invreq_id: str,
-) -> str:
-    """What the approving device shows and signs: one fact per line, nothing hidden."""
-    lines = [
-        "invreq: approve paying out",
-        f"network: {network}",
-        f"amount: {amount_msat} msat",
-        f"description: {description}",
-        f"issuer: {issuer if issuer is not None else '-'}",
-        f"expires: {absolute_expiry if absolute_expiry is not None else 'never'}",
-        f"invreq_id: {invreq_id}",
-    ]
-    return "\n".join(lines)
-
-
 class HwiApprover:
-    """``--approver hwi``: a stock device approves each request with a BIP-137 signature."""
+    """``--approver hwi``: a stock device approves each request with a BIP-137 signature,
+    checked against ``pubkey`` (the key at ``key_path``, read from the device at start)."""
 
-    def __init__(self, device: Device, key_path: str, fingerprint: str) -> None:
+    def __init__(self, device: Device, key_path: str, fingerprint: str, pubkey: bytes) -> None:
         self.device = device
         self.key_path = key_path
         self.fingerprint = fingerprint
+        self.pubkey = pubkey
 
     async def approve(self, text: str) -> dict[str, Any]:
+        path = _path_list(self.key_path)
+
         def sign(client: Any) -> str:
             try:
-                return str(client.sign_message(text, self.key_path))
-            except OSError:
+                # The Jade API itself, not hwilib's wrapper, which turns any answer into
+                # a string: an answer that is not text is a faulty device, not a signature.
+                answer = client.jade.sign_message(path, text)
+            except TransportError:
                 raise  # the connection: Device.call handles it
             except Exception as e:
-                code, message = _jade_error(e)
-                if (
-                    code == USER_DECLINED
-                    or "declin" in message.lower()
-                    or "cancel" in message.lower()
-                ):
-                    raise SignerError(f"approval declined on the device: {message}") from None
-                raise SignerError(f"approval failed on the device: {message}") from None
+                raise _device_refusal(e, "approval") from None
+            if not isinstance(answer, str):
+                raise DeviceMisbehaved(
+                    f"answered sign_message with a {type(answer).__name__}, not a signature"
+                )
+            # Checked on the device thread, so a bad one also closes the connection: a
+            # device that signs something else (or with another key) is out of step.
+            signer = approval.recover_bip137(text, answer)
+            if signer != self.pubkey:
+                raise DeviceMisbehaved(
+                    "its approval signature is not by the key at "
+                    f"{self.key_path} ({self.pubkey.hex()}) over the text sent"
+                )
+            return answer
 
         signature: str = await self.device.call("sign_message", sign)
-        # The evidence, enough for anyone with the device's key to check it later.
-        base64.b64decode(signature, validate=True)
         return {
             "device": self.device.device_type,
             "fingerprint": self.fingerprint,
             "path": self.key_path,
+            "pubkey": self.pubkey.hex(),
             "message": text,
             "signature": signature,
         }
@@ -329,7 +502,7 @@ async def open_device(
     network: str,
     timeout: float,
 ) -> tuple[Device, str]:
-    """Connect and read the master fingerprint; ``StartupError`` if the device is absent."""
+    """Connect and read the master fingerprint; ``StartupError`` (one line) if that fails."""
     if not (device_type and device_path) and not fingerprint:
         raise StartupError(
             "--signer hwi / --approver hwi need --hwi-device-type and --hwi-device-path, "
@@ -347,7 +520,21 @@ async def open_device(
     except SignerError as e:
         await device.close()
         raise StartupError(f"hardware signer: {e}") from None
+    except BaseException:  # cancelled (SIGTERM during start): cut the device off too
+        await asyncio.shield(device.close())
+        raise
     return device, str(fp)
+
+
+async def _read_pubkey(device: Device, path: str) -> bytes:
+    def read(client: Any) -> bytes:
+        key = bytes(client.get_pubkey_at_path(path).pubkey)
+        if len(key) != 33:
+            raise DeviceMisbehaved(f"gave a {len(key)}-byte public key at {path}")
+        return key
+
+    result: bytes = await device.call(f"get_pubkey_at_path {path}", read)
+    return result
 
 
 async def open_hwi_signer(*, key_path: str | None, **device_args: Any) -> HwiSigner:
@@ -355,8 +542,7 @@ async def open_hwi_signer(*, key_path: str | None, **device_args: Any) -> HwiSig
     device, fp = await open_device(**device_args)
     path = key_path or DEFAULT_KEY_PATH
     try:
-        xpub = await device.call("get_pubkey_at_path", lambda c: c.get_pubkey_at_path(path))
-        payer_id = bytes(xpub.pubkey)
+        payer_id = await _read_pubkey(device, path)
         # The capability probe: a request the extension refuses on its parameters, which
         # stock firmware refuses as an unknown method. Nothing is signed.
         probe = {
@@ -371,14 +557,19 @@ async def open_hwi_signer(*, key_path: str | None, **device_args: Any) -> HwiSig
                 _rpc(client, "sign_bolt12", probe)
             except _Unsupported:
                 return UNKNOWN_METHOD
+            except TransportError:
+                raise
             except Exception as e:
-                return _jade_error(e)[0]
+                return describe_device_error(e)[0]
             return None
 
         code = await device.call("the sign_bolt12 probe", try_probe)
     except SignerError as e:
         await device.close()
         raise StartupError(f"hardware signer: {e}") from None
+    except BaseException:
+        await asyncio.shield(device.close())
+        raise
     if code == UNKNOWN_METHOD:
         await device.close()
         raise StartupError(
@@ -392,6 +583,17 @@ async def open_hwi_signer(*, key_path: str | None, **device_args: Any) -> HwiSig
 
 
 async def open_hwi_approver(*, key_path: str | None, **device_args: Any) -> HwiApprover:
-    """``device_args``: those of :func:`open_device`."""
+    """``device_args``: those of :func:`open_device`. The approval key is read now: every
+    approval is checked against it."""
     device, fp = await open_device(**device_args)
-    return HwiApprover(device, key_path or DEFAULT_KEY_PATH, fp)
+    path = key_path or DEFAULT_KEY_PATH
+    try:
+        pubkey = await _read_pubkey(device, path)
+    except SignerError as e:
+        await device.close()
+        raise StartupError(f"hardware approver: {e}") from None
+    except BaseException:
+        await asyncio.shield(device.close())
+        raise
+    log.info("hardware approver %s fingerprint %s key %s (%s)", device.name, fp, path, pubkey.hex())
+    return HwiApprover(device, path, fp, pubkey)

@@ -20,6 +20,8 @@ use crate::invoice_request::{self as ir, invalid, semantic, BlindedPath, Check, 
 use crate::invoice_request::{BlindedHop, IntroductionNode};
 use crate::{merkle, string, tlv};
 
+pub use crate::blinding::encode_paths;
+
 /// The human-readable part of an invoice string.
 pub const HRP: &str = "lni";
 
@@ -307,34 +309,6 @@ fn check_node_id(request: &Fields, node_id: &[u8; 33]) -> Result<()> {
 }
 
 // ---- writing ----------------------------------------------------------------------------
-
-/// Encodes blinded paths as `invoice_paths` (and `offer_paths`, `invreq_paths`) carry them.
-pub fn encode_paths(paths: &[BlindedPath]) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    for p in paths {
-        match p.first_node {
-            IntroductionNode::NodeId(n) => out.extend_from_slice(&n),
-            IntroductionNode::Sciddir { direction, scid } => {
-                if direction > 1 {
-                    return Err(invalid("paths", "sciddir direction must be 0 or 1"));
-                }
-                out.push(direction);
-                out.extend_from_slice(&scid.to_be_bytes());
-            }
-        }
-        out.extend_from_slice(&p.first_path_key);
-        let hops = u8::try_from(p.hops.len()).ok().filter(|n| *n > 0);
-        out.push(hops.ok_or_else(|| invalid("paths", "a path has 1 to 255 hops"))?);
-        for h in &p.hops {
-            let len = u16::try_from(h.encrypted_recipient_data.len())
-                .map_err(|_| invalid("paths", "encrypted_recipient_data over 65535 bytes"))?;
-            out.extend_from_slice(&h.blinded_node_id);
-            out.extend_from_slice(&len.to_be_bytes());
-            out.extend_from_slice(&h.encrypted_recipient_data);
-        }
-    }
-    Ok(out)
-}
 
 /// A one-hop path whose introduction node, path key and blinded node are all `node_id`,
 /// without encrypted data: well-formed, so invoices for tests can carry it, but no node

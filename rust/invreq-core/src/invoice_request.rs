@@ -13,6 +13,9 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result, SemanticError, SignatureError};
 use crate::{merkle, string, tlv};
 
+pub(crate) use crate::blinding::read_paths;
+pub use crate::blinding::{BlindedHop, BlindedPath, IntroductionNode};
+
 /// The human-readable part of an invoice_request string.
 pub const HRP: &str = "lnr";
 
@@ -88,28 +91,6 @@ pub(crate) fn in_invreq_ranges(t: u64) -> bool {
 fn secp() -> &'static Secp256k1<VerifyOnly> {
     static S: OnceLock<Secp256k1<VerifyOnly>> = OnceLock::new();
     S.get_or_init(Secp256k1::verification_only)
-}
-
-/// The introduction node of a blinded path: a node id or a short channel id with direction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IntroductionNode {
-    NodeId([u8; 33]),
-    Sciddir { direction: u8, scid: u64 },
-}
-
-/// One hop of a blinded path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BlindedHop {
-    pub blinded_node_id: [u8; 33],
-    pub encrypted_recipient_data: Vec<u8>,
-}
-
-/// A `blinded_path` (BOLT 4).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BlindedPath {
-    pub first_node: IntroductionNode,
-    pub first_path_key: [u8; 33],
-    pub hops: Vec<BlindedHop>,
 }
 
 /// Every field of an invoice_request, as read (all optional at this level).
@@ -204,6 +185,9 @@ pub struct Builder<'a> {
     pub absolute_expiry: Option<u64>,
     pub issuer: Option<&'a str>,
     pub chain: Option<&'a [u8]>,
+    /// `invreq_paths`: blinded paths to the node that receives invoices for us (empty: none).
+    /// Inside the signed records, so `invreq_id` and the signature cover them.
+    pub paths: &'a [BlindedPath],
     pub unknown: &'a [(u64, Vec<u8>)],
 }
 
@@ -281,9 +265,18 @@ impl Builder<'_> {
                 return Err(invalid("unknown_records", format!("type {t} appears twice")));
             }
         }
+        let paths = if self.paths.is_empty() {
+            None
+        } else {
+            let encoded = crate::blinding::encode_paths(self.paths)?;
+            // What we write must read back: points on the curve, every hop well-formed.
+            read_paths("paths", &encoded, Check::Full)
+                .map_err(|e| invalid("paths", e.to_string()))?;
+            Some(encoded)
+        };
         let (amount, askip) = tlv::tu64_bytes(self.amount_msat);
         let expiry = self.absolute_expiry.map(tlv::tu64_bytes);
-        let mut recs: Vec<(u64, &[u8])> = Vec::with_capacity(7 + self.unknown.len());
+        let mut recs: Vec<(u64, &[u8])> = Vec::with_capacity(8 + self.unknown.len());
         recs.push((INVREQ_METADATA, self.metadata));
         recs.push((OFFER_DESCRIPTION, self.description.as_bytes()));
         if let Some((b, skip)) = expiry.as_ref() {
@@ -297,6 +290,9 @@ impl Builder<'_> {
         }
         recs.push((INVREQ_AMOUNT, &amount[askip..]));
         recs.push((INVREQ_PAYER_ID, self.payer_id));
+        if let Some(p) = paths.as_ref() {
+            recs.push((INVREQ_PATHS, p));
+        }
         if !self.unknown.is_empty() {
             recs.extend(self.unknown.iter().map(|(t, v)| (*t, v.as_slice())));
             recs.sort_unstable_by_key(|(t, _)| *t);
@@ -325,6 +321,7 @@ impl Builder<'_> {
             chain,
             amount_msat: Some(self.amount_msat),
             payer_id: Some(self.payer_id.try_into().expect("checked by xonly_of")),
+            paths: (!self.paths.is_empty()).then(|| self.paths.to_vec()),
             unknown: self.unknown.to_vec(),
             ..Fields::default()
         };
@@ -472,43 +469,6 @@ impl<'a> Cursor<'a> {
         self.b = t;
         Ok(h)
     }
-}
-
-/// Reads a non-empty list of blinded paths, each with at least one hop.
-pub(crate) fn read_paths(field: &'static str, b: &[u8], check: Check) -> Result<Vec<BlindedPath>> {
-    let mut c = Cursor { b, field };
-    let mut paths = Vec::new();
-    while !c.b.is_empty() {
-        let first_node = match c.b[0] {
-            0 | 1 => {
-                let s = c.take(9)?;
-                let mut scid = [0u8; 8];
-                scid.copy_from_slice(&s[1..]);
-                IntroductionNode::Sciddir { direction: s[0], scid: u64::from_be_bytes(scid) }
-            }
-            _ => IntroductionNode::NodeId(read_point(field, c.take(33)?, check)?),
-        };
-        let first_path_key = read_point(field, c.take(33)?, check)?;
-        let num_hops = c.take(1)?[0];
-        if num_hops == 0 {
-            return Err(semantic(field, "blinded path with zero hops"));
-        }
-        let mut hops = Vec::with_capacity(num_hops.into());
-        for _ in 0..num_hops {
-            let blinded_node_id = read_point(field, c.take(33)?, check)?;
-            let l = c.take(2)?;
-            let enclen = usize::from(u16::from_be_bytes([l[0], l[1]]));
-            hops.push(BlindedHop {
-                blinded_node_id,
-                encrypted_recipient_data: c.take(enclen)?.to_vec(),
-            });
-        }
-        paths.push(BlindedPath { first_node, first_path_key, hops });
-    }
-    if paths.is_empty() {
-        return Err(semantic(field, "no blinded paths"));
-    }
-    Ok(paths)
 }
 
 fn read_bip353(b: &[u8]) -> Result<(String, String)> {

@@ -4,6 +4,9 @@
 //! - [`tlv`]: BigSize and TLV streams (BOLT 1).
 //! - [`merkle`]: tagged hashes, merkle root and signature digests (BOLT 12 "Signature Calculation").
 //! - [`string`]: the `lnr1...` text form (BOLT 12 "Encoding").
+//! - [`blinding`]: route blinding for onion messages (BOLT 4) and the `blinded_path`
+//!   encoding; `path_id`.
+//! - [`onion_message`]: peeling an onion message addressed to one of our paths (tests).
 //! - [`invoice_request`]: building, signing and reading an `invoice_request`, signed or not.
 //! - [`invoice`]: reading an `invoice` (`lni1...`), and building one for tests.
 //! - [`offer`]: reading an offer (`lno1...`), for `decode`.
@@ -11,12 +14,14 @@
 //! - [`properties`]: the round-trip properties the fuzzers and the corpus replay check.
 //! - [`error`]: the typed errors of all of the above.
 
+pub mod blinding;
 pub mod chain;
 pub mod error;
 pub mod invoice;
 pub mod invoice_request;
 pub mod merkle;
 pub mod offer;
+pub mod onion_message;
 pub mod properties;
 pub mod string;
 pub mod tlv;

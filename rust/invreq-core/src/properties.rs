@@ -5,7 +5,7 @@
 //! Each function panics (with a message saying which property) when the input breaks one;
 //! on any other input, however malformed, it returns quietly.
 
-use crate::{invoice, invoice_request, merkle, string, tlv};
+use crate::{blinding, invoice, invoice_request, merkle, string, tlv};
 
 /// Text: whatever decodes re-encodes to a string that decodes to the same hrp and bytes.
 pub fn decode_string(data: &[u8]) {
@@ -59,5 +59,30 @@ pub fn invoice(data: &[u8]) {
     }
     if let Ok(s) = std::str::from_utf8(data) {
         let _ = invoice::decode(s);
+    }
+}
+
+/// Bytes as blinded paths (`invreq_paths`'s value), as one path, and as a hop's plaintext:
+/// reading never panics, what is read re-encodes byte for byte, and decrypting any hop read
+/// (with a fixed node secret) fails or succeeds quietly.
+pub fn blinded_path(data: &[u8]) {
+    use invoice_request::Check;
+    for check in [Check::StructureOnly, Check::Full] {
+        if let Ok(paths) = blinding::read_paths("paths", data, check) {
+            assert_eq!(blinding::encode_paths(&paths).expect("read paths encode"), data);
+            for hop in paths.iter().flat_map(|p| &p.hops) {
+                let _ = blinding::receive(
+                    &[0x44; 32],
+                    &hop.blinded_node_id,
+                    &hop.encrypted_recipient_data,
+                );
+            }
+        }
+        if let Ok(path) = blinding::parse_path("path", data, check) {
+            assert_eq!(blinding::encode_paths(&[path]).expect("a read path encodes"), data);
+        }
+    }
+    if let Ok(d) = blinding::EncryptedData::parse(data) {
+        assert_eq!(d.encode(), data, "encrypted_data_tlv re-encodes byte for byte");
     }
 }

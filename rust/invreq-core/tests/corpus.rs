@@ -42,3 +42,8 @@ fn invoice_request_corpus() {
 fn invoice_corpus() {
     replay("invoice", invreq_core::properties::invoice);
 }
+
+#[test]
+fn blinded_path_corpus() {
+    replay("blinded_path", invreq_core::properties::blinded_path);
+}

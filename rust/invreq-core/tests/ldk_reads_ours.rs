@@ -7,17 +7,26 @@
 
 mod ldk_common;
 
+use invreq_core::blinding::PathSpec;
 use invreq_core::chain::{chain_hash, CHAINS};
 use invreq_core::invoice;
-use invreq_core::invoice_request::{self as ir, Builder, Check, MAX_AMOUNT_MSAT};
+use invreq_core::invoice_request::{self as ir, Builder, Check, IntroductionNode, MAX_AMOUNT_MSAT};
 use ldk_common::{key, signed, CREATED_AT, NODE, PAYER};
+use lightning::blinded_path::IntroductionNode as LdkIntro;
 use lightning::offers::refund::Refund;
+use secp256k1::PublicKey;
 
 /// Every shape of request the service makes: each network, with and without issuer and
-/// expiry, amounts from 1 msat to the maximum, unicode text, unknown odd records.
+/// expiry, amounts from 1 msat to the maximum, unicode text, unknown odd records, and a
+/// two-hop blinded path (`invreq_paths`) from our blinding module.
 fn requests() -> Vec<ir::InvoiceRequest> {
     let (_, payer) = key(PAYER);
     let payer = payer.serialize();
+    let (_, intro) = key(0x55);
+    let intro = intro.serialize();
+    let spec =
+        PathSpec { destination: &payer, introduction: Some(&intro), path_id: &[9; 32], pad: true };
+    let path = [spec.build(&[0x33; 32]).unwrap()];
     let unknown = [(101u64, b"odd".to_vec()), (1_000_000_001u64, vec![1, 2, 3])];
     let mut out = Vec::new();
     for (i, (network, hash)) in CHAINS.iter().enumerate() {
@@ -36,6 +45,7 @@ fn requests() -> Vec<ir::InvoiceRequest> {
                 issuer: (amount != 1_000_000).then_some("Bänk ⚡"),
                 chain,
                 unknown: if amount == 21_000_000_000 { &unknown } else { &[] },
+                paths: if amount == 1_000_000 { &path } else { &[] },
             };
             out.push(signed(&b));
         }
@@ -62,7 +72,27 @@ fn ldk_refuses_our_signed_strings_and_reads_every_unsigned_one_with_the_same_fie
         assert_eq!(refund.chain().as_bytes(), &chain);
         assert_eq!(refund.quantity(), None);
         assert_eq!(refund.payer_note(), None);
-        assert!(refund.paths().is_empty());
+        let ours = f.paths.as_deref().unwrap_or_default();
+        assert_eq!(refund.paths().len(), ours.len());
+        for (theirs, ours) in refund.paths().iter().zip(ours) {
+            let IntroductionNode::NodeId(first) = ours.first_node else { panic!("node id") };
+            assert_eq!(
+                theirs.introduction_node(),
+                &LdkIntro::NodeId(PublicKey::from_slice(&first).unwrap())
+            );
+            assert_eq!(theirs.blinding_point().serialize(), ours.first_path_key);
+            let hops: Vec<_> = theirs
+                .blinded_hops()
+                .iter()
+                .map(|h| (h.blinded_node_id.serialize(), h.encrypted_payload.clone()))
+                .collect();
+            let want: Vec<_> = ours
+                .hops
+                .iter()
+                .map(|h| (h.blinded_node_id, h.encrypted_recipient_data.clone()))
+                .collect();
+            assert_eq!(hops, want);
+        }
     }
 }
 

@@ -4,9 +4,10 @@
 //! crate. Bytes come in by reference and go out as one `bytes` object. The public, documented
 //! API is the Python facade `invreq.bolt12`.
 
+use invreq_core::blinding;
 use invreq_core::error::Error as CoreError;
 use invreq_core::invoice::{self as inv, BlindedPayInfo};
-use invreq_core::invoice_request::{self as ir, BlindedPath, Check, IntroductionNode};
+use invreq_core::invoice_request::{self as ir, Check, IntroductionNode};
 use invreq_core::{merkle, offer, string, tlv};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -110,7 +111,7 @@ struct UnsignedInvoiceRequest(ir::UnsignedInvoiceRequest);
 #[pymethods]
 impl UnsignedInvoiceRequest {
     #[new]
-    #[pyo3(signature = (*, metadata, description, amount_msat, payer_id, absolute_expiry=None, issuer=None, chain=None, unknown_records=Vec::new()))]
+    #[pyo3(signature = (*, metadata, description, amount_msat, payer_id, absolute_expiry=None, issuer=None, chain=None, paths=Vec::new(), unknown_records=Vec::new()))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         metadata: &[u8],
@@ -120,8 +121,10 @@ impl UnsignedInvoiceRequest {
         absolute_expiry: Option<u64>,
         issuer: Option<&str>,
         chain: Option<&[u8]>,
+        paths: Vec<BlindedPath>,
         unknown_records: Vec<(u64, Vec<u8>)>,
     ) -> PyResult<Self> {
+        let paths: Vec<blinding::BlindedPath> = paths.into_iter().map(|p| p.0).collect();
         let b = ir::Builder {
             metadata,
             description,
@@ -130,6 +133,7 @@ impl UnsignedInvoiceRequest {
             absolute_expiry,
             issuer,
             chain,
+            paths: &paths,
             unknown: &unknown_records,
         };
         Ok(Self(core(b.build())?))
@@ -185,33 +189,6 @@ fn hex(b: &[u8]) -> String {
         s.push(D[usize::from(x & 15)] as char);
     }
     s
-}
-
-/// Blinded paths in the shape of CLN's `decode` output (hex strings, JSON-ready).
-fn paths_json<'py>(py: Python<'py>, paths: &[BlindedPath]) -> PyResult<Bound<'py, PyList>> {
-    let out = PyList::empty(py);
-    for p in paths {
-        let d = PyDict::new(py);
-        match &p.first_node {
-            IntroductionNode::NodeId(n) => d.set_item("first_node_id", hex(n))?,
-            IntroductionNode::Sciddir { direction, scid } => {
-                let scid = format!("{}x{}x{}", scid >> 40, (scid >> 16) & 0xff_ffff, scid & 0xffff);
-                d.set_item("first_scid", scid)?;
-                d.set_item("first_scid_dir", *direction)?;
-            }
-        }
-        d.set_item("first_path_key", hex(&p.first_path_key))?;
-        let hops = PyList::empty(py);
-        for h in &p.hops {
-            let hd = PyDict::new(py);
-            hd.set_item("blinded_node_id", hex(&h.blinded_node_id))?;
-            hd.set_item("encrypted_recipient_data", hex(&h.encrypted_recipient_data))?;
-            hops.append(hd)?;
-        }
-        d.set_item("path", hops)?;
-        out.append(d)?;
-    }
-    Ok(out)
 }
 
 #[pymethods]
@@ -279,8 +256,8 @@ impl InvoiceRequest {
         self.0.fields.payer_note.as_deref()
     }
     #[getter]
-    fn paths<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyList>>> {
-        self.0.fields.paths.as_deref().map(|p| paths_json(py, p)).transpose()
+    fn paths(&self) -> Option<Vec<BlindedPath>> {
+        typed_paths(self.0.fields.paths.as_deref())
     }
     #[getter]
     fn bip353_name(&self) -> Option<(String, String)> {
@@ -307,8 +284,8 @@ impl InvoiceRequest {
         opt_bytes(py, self.0.fields.offer_features.as_deref())
     }
     #[getter]
-    fn offer_paths<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyList>>> {
-        self.0.fields.offer_paths.as_deref().map(|p| paths_json(py, p)).transpose()
+    fn offer_paths(&self) -> Option<Vec<BlindedPath>> {
+        typed_paths(self.0.fields.offer_paths.as_deref())
     }
     #[getter]
     fn offer_quantity_max(&self) -> Option<u64> {
@@ -335,6 +312,284 @@ impl InvoiceRequest {
     fn __hash__(&self) -> u64 {
         u64::from_be_bytes(self.0.invreq_id[..8].try_into().expect("8 bytes"))
     }
+}
+
+// ---- blinded paths ----------------------------------------------------------------------
+
+fn arr<const N: usize>(field: &'static str, b: &[u8]) -> Res<[u8; N]> {
+    b.try_into().map_err(|_| {
+        Failure(CoreError::InvalidField { field, reason: format!("must be {N} bytes") })
+    })
+}
+
+fn typed_paths(p: Option<&[blinding::BlindedPath]>) -> Option<Vec<BlindedPath>> {
+    p.map(|p| p.iter().cloned().map(BlindedPath).collect())
+}
+
+/// One hop of a blinded path.
+#[pyclass(frozen, eq, module = "invreq._core")]
+#[derive(Clone, PartialEq)]
+struct BlindedHop(blinding::BlindedHop);
+
+#[pymethods]
+impl BlindedHop {
+    #[new]
+    #[pyo3(signature = (blinded_node_id, encrypted_recipient_data))]
+    fn new(blinded_node_id: &[u8], encrypted_recipient_data: Vec<u8>) -> PyResult<Self> {
+        let blinded_node_id = arr("blinded_node_id", blinded_node_id)?;
+        Ok(Self(blinding::BlindedHop { blinded_node_id, encrypted_recipient_data }))
+    }
+    #[getter]
+    fn blinded_node_id<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes(py, &self.0.blinded_node_id)
+    }
+    #[getter]
+    fn encrypted_recipient_data<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes(py, &self.0.encrypted_recipient_data)
+    }
+    fn __repr__(&self) -> String {
+        format!(
+            "BlindedHop(blinded_node_id={}, encrypted_recipient_data={} bytes)",
+            hex(&self.0.blinded_node_id),
+            self.0.encrypted_recipient_data.len()
+        )
+    }
+}
+
+/// A blinded path: entered at a node id, or at one end (`first_scid_dir`) of a channel
+/// (`first_scid`), with its first path key and its hops.
+#[pyclass(frozen, eq, module = "invreq._core")]
+#[derive(Clone, PartialEq)]
+struct BlindedPath(blinding::BlindedPath);
+
+#[pymethods]
+impl BlindedPath {
+    #[new]
+    #[pyo3(signature = (*, first_path_key, hops, first_node_id=None, first_scid=None, first_scid_dir=None))]
+    fn new(
+        first_path_key: &[u8],
+        hops: Vec<BlindedHop>,
+        first_node_id: Option<&[u8]>,
+        first_scid: Option<u64>,
+        first_scid_dir: Option<u8>,
+    ) -> PyResult<Self> {
+        let first_node = match (first_node_id, first_scid, first_scid_dir) {
+            (Some(n), None, None) => IntroductionNode::NodeId(arr("first_node_id", n)?),
+            (None, Some(scid), Some(direction)) => IntroductionNode::Sciddir { direction, scid },
+            _ => {
+                return Err(Failure(CoreError::InvalidField {
+                    field: "first_node_id",
+                    reason: "give first_node_id, or first_scid with first_scid_dir".into(),
+                })
+                .into())
+            }
+        };
+        let path = blinding::BlindedPath {
+            first_node,
+            first_path_key: arr("first_path_key", first_path_key)?,
+            hops: hops.into_iter().map(|h| h.0).collect(),
+        };
+        // Only what encodes and reads back: the same rules a request's reader applies.
+        let encoded = core(blinding::encode_paths(std::slice::from_ref(&path)))?;
+        core(blinding::parse_path("path", &encoded, Check::Full))?;
+        Ok(Self(path))
+    }
+    #[getter]
+    fn first_node_id<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        match &self.0.first_node {
+            IntroductionNode::NodeId(n) => Some(bytes(py, n)),
+            IntroductionNode::Sciddir { .. } => None,
+        }
+    }
+    /// The short channel id as a u64 (block << 40 | tx << 16 | output).
+    #[getter]
+    fn first_scid(&self) -> Option<u64> {
+        match self.0.first_node {
+            IntroductionNode::Sciddir { scid, .. } => Some(scid),
+            IntroductionNode::NodeId(_) => None,
+        }
+    }
+    #[getter]
+    fn first_scid_dir(&self) -> Option<u8> {
+        match self.0.first_node {
+            IntroductionNode::Sciddir { direction, .. } => Some(direction),
+            IntroductionNode::NodeId(_) => None,
+        }
+    }
+    #[getter]
+    fn first_path_key<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes(py, &self.0.first_path_key)
+    }
+    #[getter]
+    fn hops(&self) -> Vec<BlindedHop> {
+        self.0.hops.iter().cloned().map(BlindedHop).collect()
+    }
+    /// The path on the wire (one `blinded_path`).
+    fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        Ok(bytes(py, &core(blinding::encode_paths(std::slice::from_ref(&self.0)))?))
+    }
+    fn __repr__(&self) -> String {
+        let first = match &self.0.first_node {
+            IntroductionNode::NodeId(n) => hex(n),
+            IntroductionNode::Sciddir { direction, scid } => format!("scid {scid}/{direction}"),
+        };
+        format!("BlindedPath(first_node={first}, hops={})", self.0.hops.len())
+    }
+}
+
+#[pyfunction]
+#[pyo3(signature = (paths))]
+fn encode_blinded_paths<'py>(
+    py: Python<'py>,
+    paths: Vec<BlindedPath>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let paths: Vec<blinding::BlindedPath> = paths.into_iter().map(|p| p.0).collect();
+    Ok(bytes(py, &core(blinding::encode_paths(&paths))?))
+}
+
+#[pyfunction]
+#[pyo3(signature = (data, *, verify=true))]
+fn parse_blinded_paths(data: &[u8], verify: bool) -> PyResult<Vec<BlindedPath>> {
+    let paths = core(blinding::read_paths("paths", data, check(verify)))?;
+    Ok(paths.into_iter().map(BlindedPath).collect())
+}
+
+#[pyfunction]
+#[pyo3(signature = (destination, path_id, session_secret, *, introduction=None, pad=true))]
+fn build_blinded_path(
+    destination: &[u8],
+    path_id: &[u8],
+    session_secret: &[u8],
+    introduction: Option<&[u8]>,
+    pad: bool,
+) -> PyResult<BlindedPath> {
+    let spec = blinding::PathSpec { destination, introduction, path_id, pad };
+    Ok(BlindedPath(core(spec.build(session_secret))?))
+}
+
+/// What a writer derives for one hop (BOLT 4); for tests against the spec's vectors.
+#[pyclass(frozen, module = "invreq._core")]
+struct HopSecrets(blinding::HopSecrets);
+
+#[pymethods]
+impl HopSecrets {
+    #[getter]
+    fn path_key_secret<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes(py, &self.0.path_key_secret)
+    }
+    #[getter]
+    fn path_key<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes(py, &self.0.path_key)
+    }
+    #[getter]
+    fn shared_secret<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes(py, &self.0.shared_secret)
+    }
+    #[getter]
+    fn rho<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes(py, &self.0.rho)
+    }
+    #[getter]
+    fn blinded_node_id<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes(py, &self.0.blinded_node_id)
+    }
+    #[getter]
+    fn encrypted_recipient_data<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes(py, &self.0.encrypted_recipient_data)
+    }
+}
+
+#[pyfunction]
+fn blind_hops(session_secret: &[u8], hops: Vec<(Vec<u8>, Vec<u8>)>) -> PyResult<Vec<HopSecrets>> {
+    let refs: Vec<(&[u8], &[u8])> =
+        hops.iter().map(|(n, p)| (n.as_slice(), p.as_slice())).collect();
+    Ok(core(blinding::blind(session_secret, &refs))?.into_iter().map(HopSecrets).collect())
+}
+
+/// A hop's data as the node it is for reads it.
+#[pyclass(frozen, module = "invreq._core")]
+struct ReceivedHop(blinding::ReceivedHop);
+
+#[pymethods]
+impl ReceivedHop {
+    #[getter]
+    fn shared_secret<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes(py, &self.0.shared_secret)
+    }
+    #[getter]
+    fn blinded_node_secret<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes(py, &self.0.blinded_node_secret)
+    }
+    #[getter]
+    fn plaintext<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes(py, &self.0.plaintext)
+    }
+    #[getter]
+    fn next_path_key<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes(py, &self.0.next_path_key)
+    }
+    #[getter]
+    fn padding<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        opt_bytes(py, self.0.data.padding.as_deref())
+    }
+    #[getter]
+    fn short_channel_id(&self) -> Option<u64> {
+        self.0.data.short_channel_id
+    }
+    #[getter]
+    fn next_node_id<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        opt_bytes(py, self.0.data.next_node_id.as_ref().map(|p| p.as_slice()))
+    }
+    #[getter]
+    fn path_id<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        opt_bytes(py, self.0.data.path_id.as_deref())
+    }
+    #[getter]
+    fn next_path_key_override<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        opt_bytes(py, self.0.data.next_path_key_override.as_ref().map(|p| p.as_slice()))
+    }
+    #[getter]
+    fn payment_relay<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        opt_bytes(py, self.0.data.payment_relay.as_deref())
+    }
+    #[getter]
+    fn payment_constraints<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        opt_bytes(py, self.0.data.payment_constraints.as_deref())
+    }
+    #[getter]
+    fn allowed_features<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        opt_bytes(py, self.0.data.allowed_features.as_deref())
+    }
+    #[getter]
+    fn unknown_records<'py>(&self, py: Python<'py>) -> Vec<(u64, Bound<'py, PyBytes>)> {
+        self.0.data.unknown.iter().map(|(t, v)| (*t, bytes(py, v))).collect()
+    }
+    fn __repr__(&self) -> String {
+        format!("ReceivedHop(next_path_key={})", hex(&self.0.next_path_key))
+    }
+}
+
+#[pyfunction]
+fn decrypt_hop(
+    node_secret: &[u8],
+    path_key: &[u8],
+    encrypted_recipient_data: &[u8],
+) -> PyResult<ReceivedHop> {
+    Ok(ReceivedHop(core(blinding::receive(node_secret, path_key, encrypted_recipient_data))?))
+}
+
+#[pyfunction]
+fn path_id<'py>(
+    py: Python<'py>,
+    path_secret: &[u8],
+    metadata: &[u8],
+) -> PyResult<Bound<'py, PyBytes>> {
+    Ok(bytes(py, &core(blinding::path_id(path_secret, metadata))?))
+}
+
+#[pyfunction]
+fn path_id_matches(path_secret: &[u8], metadata: &[u8], candidate: &[u8]) -> PyResult<bool> {
+    Ok(core(blinding::path_id_matches(path_secret, metadata, candidate))?)
 }
 
 fn check(verify: bool) -> Check {
@@ -566,8 +821,8 @@ impl Invoice {
         bytes(py, &self.0.node_id)
     }
     #[getter]
-    fn paths<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        paths_json(py, &self.0.paths)
+    fn paths(&self) -> Vec<BlindedPath> {
+        self.0.paths.iter().cloned().map(BlindedPath).collect()
     }
     #[getter]
     fn blindedpay<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
@@ -675,8 +930,8 @@ impl Offer {
         self.0.fields.offer_quantity_max
     }
     #[getter]
-    fn offer_paths<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyList>>> {
-        self.0.fields.offer_paths.as_deref().map(|p| paths_json(py, p)).transpose()
+    fn offer_paths(&self) -> Option<Vec<BlindedPath>> {
+        typed_paths(self.0.fields.offer_paths.as_deref())
     }
     #[getter]
     fn offer_issuer_id<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
@@ -720,6 +975,17 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_invoice, m)?)?;
     m.add_class::<UnsignedInvoice>()?;
     m.add_class::<Invoice>()?;
+    m.add_class::<BlindedHop>()?;
+    m.add_class::<BlindedPath>()?;
+    m.add_class::<HopSecrets>()?;
+    m.add_class::<ReceivedHop>()?;
+    m.add_function(wrap_pyfunction!(encode_blinded_paths, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_blinded_paths, m)?)?;
+    m.add_function(wrap_pyfunction!(build_blinded_path, m)?)?;
+    m.add_function(wrap_pyfunction!(blind_hops, m)?)?;
+    m.add_function(wrap_pyfunction!(decrypt_hop, m)?)?;
+    m.add_function(wrap_pyfunction!(path_id, m)?)?;
+    m.add_function(wrap_pyfunction!(path_id_matches, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

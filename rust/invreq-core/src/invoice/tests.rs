@@ -32,6 +32,7 @@ fn request(unknown: &[(u64, Vec<u8>)]) -> ir::InvoiceRequest {
         absolute_expiry: Some(1_900_000_000),
         issuer: Some("bank"),
         chain: Some(&crate::chain::CHAINS[4].1),
+        paths: &[],
         unknown,
     };
     let u = b.build().unwrap();

@@ -69,6 +69,7 @@ fn builder<'a>(payer: &'a [u8; 33], unknown: &'a [(u64, Vec<u8>)]) -> Builder<'a
         absolute_expiry: Some(1_900_000_000),
         issuer: Some("bank"),
         chain: None,
+        paths: &[],
         unknown,
     }
 }

@@ -1,0 +1,228 @@
+"""The approval text (no field can forge a line) and the check of approval signatures,
+including the verifier printed in the README, over long texts."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from coincurve import PrivateKey
+from invreq import approval
+from invreq.approval import approval_text, invreq_id_of, recover_bip137, verify_approval
+from invreq.refdevice.bip32 import ExtendedPrivateKey
+from invreq.refdevice.device import Device
+
+ID = "3f0c" + "ab" * 30
+OTHER_ID = "9e" * 32
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+# Every class of character that could make a line, end one, or hide or reorder text.
+SPOOF_CHARS = {
+    "LF": "\n",
+    "CR": "\r",
+    "CRLF": "\r\n",
+    "VT": "\v",
+    "FF": "\f",
+    "TAB": "\t",
+    "BS": "\b",
+    "NUL": "\0",
+    "ESC (ANSI)": "\x1b[2K\x1b[1A",
+    "DEL": "\x7f",
+    "NEL U+0085": "\x85",
+    "LINE SEPARATOR U+2028": "\u2028",
+    "PARAGRAPH SEPARATOR U+2029": "\u2029",
+    "RLO U+202E": "\u202e",
+    "LRO U+202D": "\u202d",
+    "RLI U+2067": "\u2067",
+    "PDI U+2069": "\u2069",
+    "ZWSP U+200B": "\u200b",
+    "ZWJ U+200D": "\u200d",
+    "WORD JOINER U+2060": "\u2060",
+    "BOM U+FEFF": "\ufeff",
+    "HANGUL FILLER U+3164": "\u3164",
+    "NBSP U+00A0": "\xa0",
+    "IDEOGRAPHIC SPACE U+3000": "\u3000",
+    "combining overlay U+0338": "\u0338",
+    "homoglyph (Cyrillic a)": "\u0430",
+}
+
+
+def text(**kw: Any) -> str:
+    args: dict[str, Any] = {
+        "network": "regtest",
+        "amount_msat": 5_000_000_000,
+        "description": "approved",
+        "issuer": None,
+        "absolute_expiry": None,
+        "invreq_id": ID,
+    }
+    args.update(kw)
+    return approval_text(**args)
+
+
+def test_layout() -> None:
+    t = text(issuer="atm", absolute_expiry=1_796_169_600)
+    assert t.split("\n") == [
+        "invreq approval v1",
+        "network: regtest",
+        "amount: 5000000000 msat = 5000000 sat = 0.05000000 BTC",
+        "description (8 chars): approved",
+        "issuer (3 chars): atm",
+        "expires: 2026-12-02 00:00:00 UTC",
+        "invreq_id:",
+        ID,
+    ]
+    assert invreq_id_of(t) == ID
+
+
+@pytest.mark.parametrize(
+    ("msat", "line"),
+    [
+        (1, "amount: 1 msat = 0.001 sat = 0.00000000001 BTC"),
+        (1500, "amount: 1500 msat = 1.5 sat = 0.000000015 BTC"),
+        (100_000_000_000, "amount: 100000000000 msat = 100000000 sat = 1.00000000 BTC"),
+        (
+            2**64 - 1,
+            "amount: 18446744073709551615 msat = 18446744073709551.615 sat "
+            "= 184467440.73709551615 BTC",
+        ),
+    ],
+)
+def test_amount_in_msat_sat_and_btc(msat: int, line: str) -> None:
+    assert text(amount_msat=msat).split("\n")[2] == line
+
+
+def test_absent_issuer_differs_from_a_dash_and_expiry_edges() -> None:
+    assert text(issuer=None).split("\n")[4] == "issuer: absent"
+    assert text(issuer="-").split("\n")[4] == "issuer (1 chars): -"
+    assert text(issuer="absent").split("\n")[4] == "issuer (6 chars): absent"
+    assert text().split("\n")[5] == "expires: never"
+    far = text(absolute_expiry=2**64 - 1).split("\n")[5]
+    assert far == f"expires: {2**64 - 1} seconds after 1970-01-01 00:00:00 UTC"
+
+
+@pytest.mark.parametrize("name", sorted(SPOOF_CHARS))
+@pytest.mark.parametrize("field", ["description", "issuer"])
+def test_no_character_can_forge_a_line(name: str, field: str) -> None:
+    c = SPOOF_CHARS[name]
+    forged = (
+        f"x{c}amount: 1 msat{c}{c}invreq approval v1{c}network: bitcoin{c}expires: never"
+        f"{c}invreq_id:{c}{OTHER_ID}"
+    )
+    t = text(**{field: forged})
+    lines = t.split("\n")
+    assert len(lines) == approval.LINES
+    assert invreq_id_of(t) == ID
+    assert lines[2] == "amount: 5000000000 msat = 5000000 sat = 0.05000000 BTC"
+    assert lines[1] == "network: regtest" and lines[5] == "expires: never"
+    # Only printable ASCII reaches the device; the character is shown as an escape.
+    assert all(" " <= ch <= "~" for ch in t.replace("\n", ""))
+    for ch in (ch for ch in c if not " " <= ch <= "~"):  # ANSI: only ESC is not text
+        assert f"\\u{{{ord(ch):x}}}" in lines[3 if field == "description" else 4]
+
+
+def test_escaping_is_unambiguous() -> None:
+    # A description that spells an escape is not shown like the character itself.
+    literal = text(description="a\\u{a}b").split("\n")[3]
+    real = text(description="a\nb").split("\n")[3]
+    assert literal != real
+    assert literal == "description (7 chars): a\\\\u{a}b"
+    assert real == "description (3 chars): a\\u{a}b"
+
+
+def test_long_fields_are_cut_and_say_so() -> None:
+    t = text(description="d" * 60_000, issuer="\u202e" * 1000)
+    lines = t.split("\n")
+    assert lines[3] == f"description (60000 chars, first {approval.DESCRIPTION_CAP} shown): " + (
+        "d" * approval.DESCRIPTION_CAP
+    )
+    shown = approval.ISSUER_CAP // len("\\u{202e}")
+    assert lines[4] == f"issuer (1000 chars, first {shown} shown): " + "\\u{202e}" * shown
+    assert len(t.encode()) < 600
+
+
+def test_invreq_id_is_read_by_position_only() -> None:
+    good = text()
+    assert invreq_id_of(good + "\n") is None
+    assert invreq_id_of("x" + good) is None
+    assert invreq_id_of(good.replace(ID, ID.upper())) is None
+    assert invreq_id_of(f"invreq_id: {ID}") is None
+
+
+# --- signatures ---------------------------------------------------------------------------
+
+SEED = bytes(range(32))
+PATH = [0x8000_0000 + 9735, 0x8000_0000, 0x8000_0000]
+
+
+def device_sign(message: str) -> tuple[str, bytes]:
+    """A BIP-137 signature made by the reference device's own sign_message handler."""
+    master = ExtendedPrivateKey.from_seed(SEED)
+    device = Device(master, console=io.StringIO())
+    reply = device.handle(
+        {"id": "1", "method": "sign_message", "params": {"path": PATH, "message": message}}
+    )
+    return str(reply["result"]), master.derive(PATH).public_key
+
+
+def readme_verifier() -> Any:
+    """The ``verify_approval`` function exactly as the README prints it."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    source = next(b for b in blocks if "def verify_approval" in b)
+    namespace: dict[str, Any] = {}
+    exec(compile(source, "README.md", "exec"), namespace)
+    return namespace["verify_approval"]
+
+
+LENGTHS = [0, 1, 252, 253, 254, 255, 256, 300, 65_535, 65_536, 70_000]
+
+
+@pytest.mark.parametrize("n", LENGTHS)
+def test_bip137_long_messages(n: int) -> None:
+    message = ("x" * n)[:n]
+    sig, pubkey = device_sign(message)
+    assert recover_bip137(message, sig) == pubkey
+    assert recover_bip137(message + "y", sig) != pubkey
+
+
+@pytest.mark.parametrize("n", [0, 253, 254, 256, 70_000])
+def test_readme_verifier_handles_long_texts_and_binds_the_request(n: int) -> None:
+    verify = readme_verifier()
+    message = text(description="d" * n)
+    sig, pubkey = device_sign(message)
+    evidence = {"message": message, "signature": sig, "pubkey": pubkey.hex()}
+    assert verify(evidence, ID, pubkey)
+    assert not verify(evidence, OTHER_ID, pubkey)
+    assert not verify(evidence, ID, PrivateKey(bytes([7]) * 32).public_key.format())
+    # A long message that is not in our layout (so names no request) is never accepted.
+    raw = "y" * (n + 300)
+    raw_sig, _ = device_sign(raw)
+    assert not verify({"message": raw, "signature": raw_sig}, ID, pubkey)
+    assert verify_approval(evidence, invreq_id=ID, pubkey=pubkey) is None
+
+
+def test_replayed_foreign_and_malformed_approvals_are_refused() -> None:
+    mine = text()
+    sig, pubkey = device_sign(mine)
+    assert verify_approval({"message": mine, "signature": sig}, invreq_id=ID, pubkey=pubkey) is None
+    # Replay: an earlier approval's signature with this request's text.
+    earlier = text(invreq_id=OTHER_ID)
+    earlier_sig, _ = device_sign(earlier)
+    assert verify_approval({"message": mine, "signature": earlier_sig}, invreq_id=ID, pubkey=pubkey)
+    # Replay of the whole earlier approval: it names another request.
+    assert verify_approval(
+        {"message": earlier, "signature": earlier_sig}, invreq_id=ID, pubkey=pubkey
+    )
+    # Another key over the right text.
+    other = PrivateKey(bytes([9]) * 32)
+    digest = approval.bitcoin_message_digest(mine.encode())
+    raw = other.sign_recoverable(digest, hasher=None)
+    foreign = base64.b64encode(bytes([31 + raw[64]]) + raw[:64]).decode()
+    assert verify_approval({"message": mine, "signature": foreign}, invreq_id=ID, pubkey=pubkey)
+    for bad in ("AAAA", "", 12345, None, base64.b64encode(b"\x1f" + bytes(64)).decode(), "!!"):
+        assert verify_approval({"message": mine, "signature": bad}, invreq_id=ID, pubkey=pubkey)
+    assert verify_approval("not a dict", invreq_id=ID, pubkey=pubkey)
