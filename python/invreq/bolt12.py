@@ -33,6 +33,13 @@ node we control, which knows the request by the path's ``path_id``::
     # reading a hop as its node does (tests, and anyone holding the node's secret):
     hop = decrypt_hop(node_secret, path.first_path_key, path.hops[0].encrypted_recipient_data)
     hop.next_node_id, hop.path_id, hop.next_path_key
+
+A refusal goes back to the payee as an ``invoice_error`` in an onion message over the reply
+path it gave (BOLT 4; what CLN's ``injectonionmessage`` takes)::
+
+    path_key, packet = reply_onion(own_node_id, reply_path,      # a BlindedPath
+                                   [(ONIONMSG_INVOICE_ERROR, invoice_error("why"))],
+                                   session_key=os.urandom(32), path_key_secret=os.urandom(32))
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from __future__ import annotations
 import os
 
 from invreq._core import (
+    ONIONMSG_INVOICE_ERROR,
     BlindedHop,
     BlindedPath,
     HopSecrets,
@@ -61,6 +69,7 @@ from invreq._core import (
     encode_string,
     encode_tlv_stream,
     inspect_invoice_request,
+    invoice_error,
     merkle_root,
     parse_blinded_paths,
     parse_invoice,
@@ -68,6 +77,7 @@ from invreq._core import (
     parse_tlv_stream,
     path_id,
     path_id_matches,
+    reply_onion,
     signature_digest,
     tagged_hash,
     verify_signature,
@@ -80,6 +90,7 @@ __all__ = [
     "INVOICE_REQUEST_HRP",
     "NETWORKS",
     "OFFER_HRP",
+    "ONIONMSG_INVOICE_ERROR",
     "BlindedHop",
     "BlindedPath",
     "HopSecrets",
@@ -102,6 +113,7 @@ __all__ = [
     "encode_string",
     "encode_tlv_stream",
     "inspect_invoice_request",
+    "invoice_error",
     "merkle_root",
     "network_for_chain",
     "new_blinded_path",
@@ -111,6 +123,7 @@ __all__ = [
     "parse_tlv_stream",
     "path_id",
     "path_id_matches",
+    "reply_onion",
     "signature_digest",
     "tagged_hash",
     "verify_signature",

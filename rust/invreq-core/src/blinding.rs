@@ -295,7 +295,7 @@ pub(crate) fn secret_key(field: &'static str, b: &[u8]) -> Result<SecretKey> {
 }
 
 /// A point from bytes, on the curve, or an error naming `field`.
-pub(crate) fn public_key(field: &'static str, b: &[u8]) -> Result<PublicKey> {
+pub fn public_key(field: &'static str, b: &[u8]) -> Result<PublicKey> {
     if b.len() != 33 {
         return Err(invalid(field, "must be 33 bytes"));
     }

@@ -6,7 +6,8 @@
 //! - [`string`]: the `lnr1...` text form (BOLT 12 "Encoding").
 //! - [`blinding`]: route blinding for onion messages (BOLT 4) and the `blinded_path`
 //!   encoding; `path_id`.
-//! - [`onion_message`]: peeling an onion message addressed to one of our paths (tests).
+//! - [`onion_message`]: onion messages: peeling one addressed to our path (tests), and the
+//!   reply that carries an `invoice_error` to a payee.
 //! - [`invoice_request`]: building, signing and reading an `invoice_request`, signed or not.
 //! - [`invoice`]: reading an `invoice` (`lni1...`), and building one for tests.
 //! - [`offer`]: reading an offer (`lno1...`), for `decode`.
