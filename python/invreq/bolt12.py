@@ -1,7 +1,8 @@
 """BOLT 12 byte layer: the public face of the native core ``invreq._core``.
 
-Everything here runs in Rust (``rust/invreq-core``); this module only names it, documents it
-and adds the network table. Errors are the classes of :mod:`invreq.errors`:
+Everything here runs in Rust (``rust/invreq-core``), the network table and its BOLT 12 rule
+(a request for bitcoin omits ``invreq_chain``) included; this module only names and
+documents it. Errors are the classes of :mod:`invreq.errors`:
 ``DecodeError`` (a string or stream breaks a rule), ``SignatureError`` (a signature does not
 verify), ``InvalidFieldError`` (a builder value cannot be encoded).
 
@@ -59,6 +60,7 @@ from invreq._core import (
     UnsignedInvoiceRequest,
     blind_hops,
     build_blinded_path,
+    chain_for_network,
     chains,
     decode_invoice,
     decode_invoice_request,
@@ -71,6 +73,7 @@ from invreq._core import (
     inspect_invoice_request,
     invoice_error,
     merkle_root,
+    network_for_chain,
     parse_blinded_paths,
     parse_invoice,
     parse_invoice_request,
@@ -137,23 +140,6 @@ OFFER_HRP = "lno"
 CHAINS: dict[str, bytes] = dict(chains())
 #: The networks invreq serves, in CLN's order.
 NETWORKS: tuple[str, ...] = tuple(CHAINS)
-
-
-def chain_for_network(network: str) -> bytes | None:
-    """The ``invreq_chain`` to write for ``network``: ``None`` for bitcoin (BOLT 12 says to
-    omit it), the chain hash otherwise. Raises ``KeyError`` for an unknown network."""
-    chain = CHAINS[network]
-    return None if network == "bitcoin" else chain
-
-
-def network_for_chain(chain: bytes | None) -> str | None:
-    """The network of an ``invreq_chain`` value (``None`` means bitcoin); ``None`` if unknown."""
-    if chain is None:
-        return "bitcoin"
-    for name, value in CHAINS.items():
-        if value == chain:
-            return name
-    return None
 
 
 def new_blinded_path(

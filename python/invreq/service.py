@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from invreq import __version__, bolt12
 from invreq.approval import approval_text, verify_approval
 from invreq.errors import Bolt12Error, InvalidParams, SignatureError, SignerError
-from invreq.store.base import ListQuery, Record, Store
+from invreq.store.base import ListQuery, Record, RequestStore
 
 if TYPE_CHECKING:
     from invreq.blindpaths import PathMaker
@@ -33,7 +33,7 @@ METADATA_LEN = 16  # bytes of CSPRNG per request (REFERENCE §1), as CLN writes
 @dataclasses.dataclass
 class Service:
     network: str
-    store: Store
+    store: RequestStore
     signer: Signer
     clock: Callable[[], float] = time.time
     approver: Approver | None = None
@@ -162,13 +162,19 @@ class Service:
             raise InvalidParams(f"string: {e}") from e
 
     async def getinfo(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "id": self.signer.payer_id.hex(),
             "network": self.network,
             "version": __version__,
             "signer": self.signer.key_id.split(":", 1)[0],
             "store": self.store.kind,
         }
+        if self.paths is not None:
+            # Where payees' invoices go: operators check it against the node's own getinfo.
+            out["blinded_path"] = {"node_id": self.paths.node_id.hex()}
+            if self.paths.introduction is not None:
+                out["blinded_path"]["introduction"] = self.paths.introduction.hex()
+        return out
 
 
 def _listed(r: Record) -> dict[str, Any]:
