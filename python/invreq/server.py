@@ -25,7 +25,7 @@ from invreq import rest, rpc
 from invreq.auth import RuneAuthority
 from invreq.blindpaths import PathMaker, load_or_create_path_secret
 from invreq.config import Config
-from invreq.errors import InternalError, InvalidRequest, StartupError
+from invreq.errors import InternalError, InvalidRequest, StartupError, listen_error
 from invreq.metrics import Metrics, metrics_site
 from invreq.payments import ClnBackend, PaymentBackend, Receiver, open_backend
 from invreq.service import Service
@@ -285,7 +285,10 @@ def _remove_stale_socket(path: Path) -> None:
         return
     finally:
         probe.close()
-    raise SystemExit(f"invreq: another server is already listening on {path}")
+    raise SystemExit(
+        f"invreq serve: another server is already listening on {path}; stop it, or choose "
+        "another --data-dir or --network"
+    )
 
 
 async def _metrics_server(app: web.Application) -> AsyncIterator[None]:
@@ -351,20 +354,29 @@ async def serve(
     """Run until SIGINT or SIGTERM, then shut down cleanly."""
     import signal
 
+    from invreq.logsetup import quiet_client_errors
+
+    quiet_client_errors()  # aiohttp's parser errors quote header lines: one line instead
+    ssl_context = None
+    if config.http_port and config.http_tls:
+        from invreq.tls import server_context
+
+        # Before anything opens: a problem with the key pair is a one-line refusal.
+        _prepare_network_dir(config.network_dir)
+        ssl_context = server_context(config.network_dir, config.http_host)
     app = create_app(config, listeners=listeners)
     _raise_fd_limit()
     runner = web.AppRunner(
         app, handle_signals=False, access_log=None, shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT
     )
-    await runner.setup()  # runs the cleanup contexts' start: store, signer, socket
+    try:
+        await runner.setup()  # runs the cleanup contexts' start: store, signer, socket
+    except BaseException:
+        await runner.cleanup()  # closes what was opened before the failure
+        raise
     sites: list[web.BaseSite] = []
     scheme = "https" if config.http_tls else "http"
     if config.http_port:
-        ssl_context = None
-        if config.http_tls:
-            from invreq.tls import server_context
-
-            ssl_context = server_context(config.network_dir, config.http_host)
         site: web.BaseSite
         if listeners is not None and listeners.http is not None:
             site = web.SockSite(runner, listeners.http, ssl_context=ssl_context)
@@ -376,7 +388,13 @@ async def serve(
                 reuse_address=True,
                 ssl_context=ssl_context,
             )
-        await site.start()
+        try:
+            await site.start()
+        except OSError as e:
+            await runner.cleanup()
+            raise listen_error(
+                "--http-port", f"{config.http_host}:{config.http_port}", e
+            ) from None
         sites.append(site)
         log.info("listening on %s://%s:%d/rpc", scheme, config.http_host, config.http_port)
     stop = asyncio.Event()
@@ -423,7 +441,13 @@ def _bind(config: Config) -> Listeners:
         family, _, _, _, addr = socket.getaddrinfo(
             config.http_host, config.http_port, type=socket.SOCK_STREAM
         )[0]
-        http = socket.create_server(addr, family=family, backlog=1024)
+        try:
+            http = socket.create_server(addr, family=family, backlog=1024)
+        except OSError as e:
+            unix.close()
+            raise listen_error(
+                "--http-port", f"{config.http_host}:{config.http_port}", e
+            ) from None
     return Listeners(unix=unix, http=http)
 
 
