@@ -18,6 +18,7 @@ __all__ = [
     "CODE_INVALID_REQUEST",
     "CODE_METHOD_NOT_FOUND",
     "CODE_NOT_ACTIVE",
+    "CODE_REPLY_BUDGET",
     "CODE_SIGNER",
     "CODE_STORE",
     "AlreadyClaimed",
@@ -28,6 +29,7 @@ __all__ = [
     "InvalidRequest",
     "MethodNotFound",
     "NotActive",
+    "ReplyBudgetExceeded",
     "RpcError",
     "SignatureError",
     "SignerError",
@@ -70,6 +72,9 @@ CODE_NOT_ACTIVE = 1001
 # offer/invoice ranges so clients can tell them apart from parameter errors.
 CODE_SIGNER = 2001
 CODE_STORE = 2002
+# Beyond CLN: a batch element left unrun because the batch's replies already reached the
+# reply budget (invreq.rpc.MAX_REPLY_BYTES); running it again in another batch is safe.
+CODE_REPLY_BUDGET = 2003
 # Receiving an invoice (receiveinvoice): one code per reason it is refused or not paid.
 CODE_INVOICE_UNKNOWN_REQUEST = 2101
 CODE_INVOICE_NOT_ACTIVE = 2102
@@ -146,6 +151,18 @@ class AlreadyClaimed(RpcError):
 
     def __init__(self, status: str) -> None:
         super().__init__(f"invoice_request is single-use and already has a {status} payment")
+
+
+class ReplyBudgetExceeded(RpcError):
+    """A batch element that was not run: the replies before it used the batch's budget."""
+
+    code = CODE_REPLY_BUDGET
+
+    def __init__(self, budget: int, done: int, total: int) -> None:
+        super().__init__(
+            f"not run: the batch's replies reached the {budget}-byte reply budget after "
+            f"{done} of {total} requests; send the rest in another batch"
+        )
 
 
 class StoreError(RpcError):

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from invreq import bolt12
+from invreq import bolt12, paging
 from invreq.errors import (
     CODE_INVOICE_AMOUNT,
     CODE_INVOICE_EXPIRED,
@@ -260,9 +260,21 @@ class Receiver:
         return done.to_json()
 
     async def listpayments(
-        self, invreq_id: str | None = None, status: str | None = None
+        self,
+        invreq_id: str | None = None,
+        status: str | None = None,
+        index: str | None = None,
+        start: int | None = None,
+        limit: int | None = None,
     ) -> dict[str, Any]:
-        return {"payments": [p.to_json() for p in await self.store.payments(invreq_id, status)]}
+        if (start is not None or limit is not None) and index is None:
+            raise InvalidParams("index: required when start or limit is given")
+        found = await self.store.payments(invreq_id, status)
+        if start is not None:
+            found = [p for p in found if p.payment_id >= start]
+        # One page at most, even without `limit` (see invreq.paging).
+        found = found[: paging.store_limit(limit)]
+        return {"payments": paging.page(p.to_json() for p in found)}
 
     async def reconcile(self) -> None:
         """At start: settle payments left pending by a crash, from the backend's record.
