@@ -251,7 +251,16 @@ def test_accept_errors_at_the_fd_limit_are_a_few_lines_not_a_flood(tmp_path: Pat
     finally:
         for s in held:
             s.close()
-    assert server.rpc.call("getinfo")["network"] == "regtest"  # recovered
+    assert "cannot accept connections" in out  # the case this test is about did happen
+    # Recovered once those clients are gone (the server notices each close on its own).
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            assert server.rpc.call("getinfo")["network"] == "regtest"
+            break
+        except ValueError:  # "too many connections" while it catches up
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
     assert server.stop() == 0
 
 
@@ -261,7 +270,7 @@ def test_a_malformed_http_request_logs_one_line(tmp_path: Path) -> None:
         lines_before = server.output().count("\n")
         with socket.create_connection(("127.0.0.1", server.http_port), timeout=30) as s:
             s.sendall(b"POST /rpc HTTP/1.1\r\nHost: x\r\nRune: abc\x01def\r\n\r\n")
-            assert s.recv(65536).startswith(b"HTTP/1.1 400")
+            assert s.recv(65536).split(b"\r\n")[0].endswith(b" 400 Bad Request")
         time.sleep(0.5)
         new = server.output().splitlines()[lines_before:]
         assert len(new) == 1, new

@@ -236,6 +236,7 @@ class GuardedSite(web.BaseSite):
                 factory, sock=self._sock, ssl=self._ssl_context, backlog=self._backlog
             )
         else:
+            assert self._port is not None
             self._server = await loop.create_server(
                 factory,
                 self._host,
