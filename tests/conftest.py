@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["_service_fixtures", "_postgres"]
+pytest_plugins = ["_service_fixtures", "_postgres", "_lightningd"]
 
 VECTORS = Path(__file__).parent / "vectors"
 

@@ -2,12 +2,26 @@
 
 No Lightning node can run on the test machine, so this small process speaks what invreq's
 CLN backend uses of lightningd's JSON-RPC, with lightningd's framing (JSON requests on a
-unix socket, each reply followed by a blank line): ``getinfo``, ``xpay invstring`` and
-``listpays bolt11``. It pays nothing: ``--mode`` decides what ``xpay`` answers
-(``succeed`` with a preimage, ``fail`` with an error, ``hang`` never), after ``--delay``
-seconds. Every ``xpay`` is appended to ``--log`` (one JSON line), so tests can count the
-payments actually attempted. ``--paid FILE`` lists invoices (one per line) that
-``listpays`` reports as complete, to model a payment that succeeded while invreq was down.
+unix socket, each reply followed by a blank line), and keeps a payment record the way
+lightningd does:
+
+- ``getinfo``: the node's ``id`` (``--node-id``; start another process with another id and
+  another ``--state`` to play another node).
+- ``xpay invstring [retry_for]``: ``--mode`` decides the outcome: ``succeed`` (with the
+  preimage), ``fail`` (error 209, as xpay's "Failed after N attempts"), or ``hang`` (the
+  payment stays pending, like an HTLC stuck at a peer, until ``dev-invreq-settle``);
+  after ``--delay`` seconds. A disconnected caller does not stop it (lightningd keeps
+  running a command whose caller went away). Every ``xpay`` is appended to ``--log`` (one
+  JSON line), so tests count the payments actually attempted.
+- ``listpays [bolt11] [payment_hash] [status]`` and ``listsendpays`` (same filters), with
+  CLN's statuses ``pending``/``complete``/``failed`` and its field names (a BOLT 12
+  invoice is reported under ``bolt12``; ``preimage`` in listpays, ``payment_preimage`` in
+  listsendpays; only for complete payments).
+- ``dev-invreq-settle payment_hash status`` (test control, not a CLN command): the pending
+  payment completes or fails now, as a stuck HTLC eventually does.
+
+The record is kept in ``--state`` (JSON), written on every change, so the same node
+restarted (same state file) remembers its payments, as lightningd's database does.
 """
 
 from __future__ import annotations
@@ -16,9 +30,15 @@ import argparse
 import asyncio
 import hashlib
 import json
+import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
+
+from invreq import bolt12
+
+DEFAULT_NODE_ID = "02" + "ab" * 32
 
 
 def main() -> None:
@@ -27,56 +47,177 @@ def main() -> None:
     ap.add_argument("--mode", choices=("succeed", "fail", "hang"), default="succeed")
     ap.add_argument("--delay", type=float, default=0.0)
     ap.add_argument("--log", required=True)
-    ap.add_argument("--paid", default=None)
+    ap.add_argument("--state", required=True)
+    ap.add_argument("--node-id", default=DEFAULT_NODE_ID)
     a = ap.parse_args()
     asyncio.run(serve(a))
 
 
-async def serve(a: argparse.Namespace) -> None:
-    log = Path(a.log)
-    outcomes: dict[str, str] = {}
+class Node:
+    def __init__(self, a: argparse.Namespace) -> None:
+        self.a = a
+        self.log = Path(a.log)
+        self.state = Path(a.state)
+        self.pays: dict[str, dict[str, Any]] = (
+            json.loads(self.state.read_text()) if self.state.exists() else {}
+        )
+        self.settled: dict[str, asyncio.Event] = {}
 
-    async def answer(method: str, params: dict[str, Any]) -> Any:
-        if method == "getinfo":
-            return {"id": "02" + "ab" * 32, "alias": "fake-lightningd", "network": "regtest"}
-        if method == "xpay":
-            invoice = params["invstring"]
-            with log.open("a") as f:
-                f.write(json.dumps({"xpay": invoice}) + "\n")
-            outcomes[invoice] = "pending"
-            if a.mode == "hang":
-                await asyncio.Event().wait()
-            await asyncio.sleep(a.delay)
-            if a.mode == "fail":
-                outcomes[invoice] = "failed"
-                raise _Error(209, "Failed after 3 attempts: no route")
-            outcomes[invoice] = "complete"
-            preimage = hashlib.sha256(invoice.encode()).hexdigest()
-            return {
-                "payment_preimage": preimage,
-                "failed_parts": 0,
-                "successful_parts": 1,
-                "amount_msat": 0,
-                "amount_sent_msat": 0,
+    def save(self) -> None:
+        tmp = self.state.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.pays))
+        os.replace(tmp, self.state)
+
+    def finish(self, payment_hash: str, status: str) -> None:
+        pay = self.pays[payment_hash]
+        if pay["status"] != "pending":
+            return
+        pay["status"] = status
+        pay["completed_at"] = int(time.time())
+        if status == "complete":
+            pay["preimage"] = hashlib.sha256(pay["bolt12"].encode()).hexdigest()
+        self.save()
+        self.settled.setdefault(payment_hash, asyncio.Event()).set()
+
+    async def xpay(self, params: dict[str, Any]) -> Any:
+        invoice = params["invstring"]
+        with self.log.open("a") as f:
+            f.write(json.dumps({"xpay": invoice, "retry_for": params.get("retry_for")}) + "\n")
+        inv = bolt12.decode_invoice(invoice)
+        h = inv.payment_hash.hex()
+        old = self.pays.get(h)
+        if old is not None and old["status"] != "failed":
+            # lightningd refuses to start a second payment of one payment_hash.
+            raise _Error(200, "Already have payment in progress or complete")
+        self.pays[h] = {
+            "payment_hash": h,
+            "bolt12": invoice,
+            "destination": inv.node_id.hex(),
+            "amount_msat": inv.amount_msat,
+            "amount_sent_msat": inv.amount_msat,
+            "created_at": int(time.time()),
+            "groupid": 1 + (old["groupid"] if old else 0),
+            "created_index": len(self.pays) + 1,
+            "status": "pending",
+        }
+        self.save()
+        event = self.settled.setdefault(h, asyncio.Event())
+        event.clear()
+        if self.a.mode == "hang":
+            await event.wait()
+        else:
+            await asyncio.sleep(self.a.delay)
+            self.finish(h, "failed" if self.a.mode == "fail" else "complete")
+        pay = self.pays[h]
+        if pay["status"] == "failed":
+            raise _Error(209, "Failed after 3 attempts: no route")
+        return {
+            "payment_preimage": pay["preimage"],
+            "failed_parts": 0,
+            "successful_parts": 1,
+            "amount_msat": pay["amount_msat"],
+            "amount_sent_msat": pay["amount_sent_msat"],
+        }
+
+    def select(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        out = list(self.pays.values())
+        if params.get("bolt11") is not None:
+            out = [p for p in out if p["bolt12"] == params["bolt11"]]
+        if params.get("payment_hash") is not None:
+            out = [p for p in out if p["payment_hash"] == params["payment_hash"]]
+        if params.get("status") is not None:
+            out = [p for p in out if p["status"] == params["status"]]
+        return sorted(out, key=lambda p: p["created_index"])
+
+    def listpays(self, params: dict[str, Any]) -> Any:
+        pays = []
+        for p in self.select(params):
+            one = {
+                k: p[k]
+                for k in ("payment_hash", "status", "destination", "created_at", "bolt12")
+                if k in p
             }
+            if p["status"] != "pending":
+                one["completed_at"] = p["completed_at"]
+            one["amount_msat"] = p["amount_msat"]
+            one["amount_sent_msat"] = p["amount_sent_msat"]
+            if p["status"] == "complete":
+                one["preimage"] = p["preimage"]
+            one["number_of_parts"] = 1
+            pays.append(one)
+        return {"pays": pays}
+
+    def listsendpays(self, params: dict[str, Any]) -> Any:
+        payments = []
+        for p in self.select(params):
+            one = {
+                "created_index": p["created_index"],
+                "id": p["created_index"],
+                "groupid": p["groupid"],
+                "partid": 0,
+                "payment_hash": p["payment_hash"],
+                "status": p["status"],
+                "amount_msat": p["amount_msat"],
+                "destination": p["destination"],
+                "created_at": p["created_at"],
+                "amount_sent_msat": p["amount_sent_msat"],
+                "bolt12": p["bolt12"],
+            }
+            if p["status"] != "pending":
+                one["completed_at"] = p["completed_at"]
+            if p["status"] == "complete":
+                one["payment_preimage"] = p["preimage"]
+            payments.append(one)
+        return {"payments": payments}
+
+    async def answer(self, method: str, params: dict[str, Any]) -> Any:
+        if method == "getinfo":
+            return {
+                "id": self.a.node_id,
+                "alias": "fake-lightningd",
+                "num_peers": 0,
+                "network": "regtest",
+                "version": "fake-lightningd",
+                "blockheight": 0,
+            }
+        if method == "xpay":
+            return await self.xpay(params)
         if method == "listpays":
-            invoice = params.get("bolt11")
-            paid = (
-                set(Path(a.paid).read_text().split()) if a.paid and Path(a.paid).exists() else set()
-            )
-            if invoice in paid:
-                return {
-                    "pays": [
-                        {
-                            "bolt11": invoice,
-                            "status": "complete",
-                            "preimage": hashlib.sha256(invoice.encode()).hexdigest(),
-                        }
-                    ]
-                }
-            status = outcomes.get(invoice)
-            return {"pays": [] if status is None else [{"bolt11": invoice, "status": status}]}
+            return self.listpays(params)
+        if method == "listsendpays":
+            return self.listsendpays(params)
+        if method == "dev-invreq-settle":
+            h, status = params["payment_hash"], params["status"]
+            if h not in self.pays:
+                raise _Error(-32602, "unknown payment_hash")
+            self.finish(h, status)
+            return self.pays[h]
         raise _Error(-32601, f"Unknown command '{method}'")
+
+
+async def serve(a: argparse.Namespace) -> None:
+    node = Node(a)
+
+    async def one(req: dict[str, Any], writer: asyncio.StreamWriter) -> None:
+        try:
+            reply = {
+                "jsonrpc": "2.0",
+                "id": req["id"],
+                "result": await node.answer(req["method"], req.get("params") or {}),
+            }
+        except _Error as e:
+            reply = {
+                "jsonrpc": "2.0",
+                "id": req["id"],
+                "error": {"code": e.code, "message": e.message},
+            }
+        try:
+            writer.write(json.dumps(reply).encode() + b"\n\n")
+            await writer.drain()
+        except ConnectionError:
+            pass  # the caller went away; the command ran anyway
+
+    tasks: set[asyncio.Task[None]] = set()
 
     async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         decoder = json.JSONDecoder()
@@ -90,24 +231,12 @@ async def serve(a: argparse.Namespace) -> None:
                     except ValueError:
                         break
                     buf = buf.lstrip()[end:]
-                    try:
-                        reply = {
-                            "jsonrpc": "2.0",
-                            "id": req["id"],
-                            "result": await answer(req["method"], req.get("params") or {}),
-                        }
-                    except _Error as e:
-                        reply = {
-                            "jsonrpc": "2.0",
-                            "id": req["id"],
-                            "error": {"code": e.code, "message": e.message},
-                        }
-                    writer.write(json.dumps(reply).encode() + b"\n\n")
-                    await writer.drain()
+                    # Each command runs on its own: the caller leaving does not cancel it.
+                    t = asyncio.create_task(one(req, writer))
+                    tasks.add(t)
+                    t.add_done_callback(tasks.discard)
         except ConnectionError:
             pass
-        finally:
-            writer.close()
 
     server = await asyncio.start_unix_server(client, path=a.socket)
     stop = asyncio.Event()

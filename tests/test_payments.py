@@ -9,110 +9,22 @@ Lightning node can run here) and pays nothing.
 from __future__ import annotations
 
 import hashlib
-import json
-import sqlite3
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
+from _lightningd import PAYEE as NODE
+from _lightningd import FakeLightningd, error_of, invoice_for
 from _service_fixtures import Server
 from coincurve import PrivateKey
 from invreq import bolt12
-from invreq.payments import RECONCILE_AFTER
 from pyln.client import RpcError
 
-NODE = PrivateKey(b"\x77" * 32)
-FAKE = Path(__file__).parent / "fake_lightningd.py"
 
-
-class FakeLightningd:
-    def __init__(self, directory: Path, *args: str) -> None:
-        self.socket = directory / "lightning-rpc"
-        self.log = directory / "xpay.log"
-        self.paid = directory / "paid.txt"
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                str(FAKE),
-                "--socket",
-                str(self.socket),
-                "--log",
-                str(self.log),
-                "--paid",
-                str(self.paid),
-                *args,
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        assert self.proc.stdout is not None
-        assert self.proc.stdout.readline().strip() == b"fake-lightningd ready"
-
-    def xpays(self) -> list[str]:
-        if not self.log.exists():
-            return []
-        return [json.loads(line)["xpay"] for line in self.log.read_text().splitlines()]
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
-        assert self.proc.stdout is not None
-        self.proc.stdout.close()
-
-
-@pytest.fixture
-def lightningd(tmp_path: Path) -> Iterator[Any]:
-    started: list[FakeLightningd] = []
-
-    def start(*args: str) -> FakeLightningd:
-        d = tmp_path / f"ln{len(started)}"
-        d.mkdir()
-        f = FakeLightningd(d, *args)
-        started.append(f)
-        return f
-
-    yield start
-    for f in started:
-        if f.proc.poll() is None:
-            f.stop()
-
-
-def serve(tmp_path: Path, ln: FakeLightningd | None) -> Server:
+def serve(tmp_path: Path, ln: FakeLightningd | None, *args: str) -> Server:
     pay = f"cln:{ln.socket}" if ln else "none"
-    return Server(tmp_path / "data", extra_args=["--pay-with", pay]).start()
-
-
-def invoice_for(
-    bolt12_str: str,
-    *,
-    n: int = 0,
-    created_at: int | None = None,
-    amount: int | None = None,
-    relative_expiry: int | None = None,
-    node: PrivateKey = NODE,
-) -> str:
-    req = bolt12.decode_invoice_request(bolt12_str)
-    preimage = hashlib.sha256(b"preimage %d" % n).digest()
-    unsigned = bolt12.UnsignedInvoice(
-        req.tlv_stream,
-        created_at=int(time.time()) if created_at is None else created_at,
-        payment_hash=hashlib.sha256(preimage).digest(),
-        amount_msat=req.amount_msat if amount is None else amount,
-        node_id=node.public_key.format(),
-        relative_expiry=relative_expiry,
-    )
-    return unsigned.with_signature(node.sign_schnorr(unsigned.digest, bytes(32))).bolt12
-
-
-def error_of(s: Server, method: str, params: Any) -> dict[str, Any]:
-    with pytest.raises(RpcError) as e:
-        s.rpc.call(method, params)
-    return e.value.error  # type: ignore[no-any-return]
+    return Server(tmp_path / "data", extra_args=["--pay-with", pay, *args]).start()
 
 
 def test_round_trip_request_invoice_payment(tmp_path: Path, lightningd: Any) -> None:
@@ -269,6 +181,38 @@ def test_fifty_concurrent_invoices_for_one_single_use_request_pay_once(
         assert s.stop() == 0, s.output()
 
 
+def test_fifty_concurrent_replays_of_one_invoice_pay_once(tmp_path: Path, lightningd: Any) -> None:
+    """The same invoice 50 times at once (single-use and reusable requests alike): one
+    xpay, one row; every caller gets the payment or is told it is being paid (2109)."""
+    ln = lightningd("--delay", "0.2")
+    s = serve(tmp_path, ln)
+    try:
+        for single_use in (True, False):
+            r = s.rpc.call(
+                "invoicerequest", {"amount": 1000, "description": "r", "single_use": single_use}
+            )
+            inv = invoice_for(r["bolt12"], n=int(single_use))
+            results: list[Any] = [None] * 50
+
+            def pay(i: int, inv: str = inv, results: list[Any] = results) -> None:
+                try:
+                    results[i] = s.rpc.call("receiveinvoice", [inv])["status"]
+                except RpcError as err:
+                    results[i] = err.error["code"]
+
+            threads = [threading.Thread(target=pay, args=(i,)) for i in range(50)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert "paid" in results and set(results) <= {"paid", 2109}, results
+            pays = s.rpc.call("listpayments", {"invreq_id": r["invreq_id"]})["payments"]
+            assert [p["status"] for p in pays] == ["paid"]
+            assert ln.xpays().count(inv) == 1
+    finally:
+        assert s.stop() == 0, s.output()
+
+
 def test_restart_during_a_pending_payment_settles_it(tmp_path: Path, lightningd: Any) -> None:
     ln = lightningd("--mode", "hang")
     s = serve(tmp_path, ln)
@@ -276,22 +220,17 @@ def test_restart_during_a_pending_payment_settles_it(tmp_path: Path, lightningd:
     inv = invoice_for(r["bolt12"])
     caller = threading.Thread(target=_call_ignoring_errors, args=(s, inv), daemon=True)
     caller.start()
-    deadline = time.time() + 10
-    while not ln.xpays() and time.time() < deadline:
-        time.sleep(0.05)
+    ln.wait_for_xpays(1)
     assert ln.xpays() == [inv]
     s.kill()  # the process dies with the payment in flight
-    ln.paid.write_text(inv + "\n")  # ...which the node completed meanwhile
-    # Time passes before the restart: a pending payment younger than RECONCILE_AFTER could
-    # still be in flight in another instance, so only an older one is settled.
-    with sqlite3.connect(tmp_path / "data" / "regtest" / "invreq.sqlite3") as db:
-        db.execute("UPDATE payments SET created_at = created_at - ?", (RECONCILE_AFTER + 1,))
-    s.start()
+    ln.settle(inv, "complete")  # ...which the node completed meanwhile
+    s.start()  # at once: no waiting period before a crash-left payment is settled
     try:
         pays = s.rpc.call("listpayments", [])["payments"]
         assert [p["status"] for p in pays] == ["paid"]
         listed = s.rpc.call("listinvoicerequests", [r["invreq_id"]])["invoicerequests"][0]
         assert listed["used"] is True and listed["active"] is False
+        assert ln.xpays() == [inv]
     finally:
         assert s.stop() == 0, s.output()
 
@@ -304,21 +243,28 @@ def _call_ignoring_errors(s: Server, inv: str) -> None:
 
 
 def test_disabling_during_an_in_flight_payment(tmp_path: Path, lightningd: Any) -> None:
-    ln = lightningd("--delay", "1")
+    """CLN aborts the node here; we tell the truth: the reply names the payment in flight,
+    and the payment's record says the request was disabled while it was pending."""
+    ln = lightningd("--mode", "hang")
     s = serve(tmp_path, ln)
     try:
         r = s.rpc.call("invoicerequest", {"amount": 1000, "description": "d", "single_use": False})
+        inv = invoice_for(r["bolt12"])
         out: list[Any] = []
-        caller = threading.Thread(
-            target=lambda: out.append(s.rpc.call("receiveinvoice", [invoice_for(r["bolt12"])]))
-        )
+        caller = threading.Thread(target=lambda: out.append(s.rpc.call("receiveinvoice", [inv])))
         caller.start()
-        while not ln.xpays():
-            time.sleep(0.02)
-        s.rpc.call("disableinvoicerequest", [r["invreq_id"]])
-        caller.join(10)
+        ln.wait_for_xpays(1)
+        d = s.rpc.call("disableinvoicerequest", [r["invreq_id"]])
+        assert d["active"] is False and d["payments_in_flight"] == [1]
+        ln.settle(inv, "complete")
+        caller.join(30)
         assert out and out[0]["status"] == "paid"
+        assert out[0]["request_disabled_at"] >= out[0]["created_at"]
         listed = s.rpc.call("listinvoicerequests", [r["invreq_id"]])["invoicerequests"][0]
         assert listed["active"] is False and listed["used"] is True  # stays disabled
+        # Without a payment in flight the reply is exactly CLN's.
+        other = s.rpc.call("invoicerequest", [1000, "idle"])
+        d2 = s.rpc.call("disableinvoicerequest", [other["invreq_id"]])
+        assert "payments_in_flight" not in d2
     finally:
         assert s.stop() == 0, s.output()

@@ -5,6 +5,7 @@ from typing import Any, final
 
 __version__: str
 __all__ = [
+    "ONIONMSG_INVOICE_ERROR",
     "BlindedHop",
     "BlindedPath",
     "HopSecrets",
@@ -24,6 +25,7 @@ __all__ = [
     "encode_blinded_paths",
     "encode_string",
     "encode_tlv_stream",
+    "invoice_error",
     "merkle_root",
     "parse_blinded_paths",
     "parse_invoice",
@@ -31,6 +33,7 @@ __all__ = [
     "parse_tlv_stream",
     "path_id",
     "path_id_matches",
+    "reply_onion",
     "signature_digest",
     "tagged_hash",
     "verify_signature",
@@ -269,6 +272,22 @@ def decode_invoice(s: str, *, verify: bool = True) -> Invoice:
 
 def parse_invoice(tlv_stream: bytes, *, verify: bool = True) -> Invoice: ...
 
+ONIONMSG_INVOICE_ERROR: int
+
+def reply_onion(
+    own_node_id: bytes,
+    reply_path: BlindedPath,
+    final_records: Sequence[tuple[int, bytes]],
+    *,
+    session_key: bytes,
+    path_key_secret: bytes,
+) -> tuple[bytes, bytes]:
+    """(path_key, onion_message_packet) carrying final_records over reply_path, from the
+    node own_node_id (BOLT 4), for CLN's injectonionmessage. InvalidFieldError for a bad
+    key, a path entered at a short channel id, or payloads too large for an onion."""
+
+def invoice_error(message: str) -> bytes:
+    """A BOLT 12 invoice_error TLV stream with only its error field."""
 @final
 class BlindedHop:
     def __new__(cls, blinded_node_id: bytes, encrypted_recipient_data: bytes) -> BlindedHop: ...

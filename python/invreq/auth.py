@@ -217,8 +217,9 @@ class RuneAuthority:
 
     async def check(
         self, rune: str, *, method: str | None, params: Any, nodeid: str | None = None
-    ) -> None:
-        """Raise ``RuneError`` unless ``rune`` allows calling ``method`` with ``params``."""
+    ) -> int:
+        """Raise ``RuneError`` unless ``rune`` allows calling ``method`` with ``params``;
+        returns the rune's unique id."""
         cached = self._checked.get(rune)
         if cached is None:
             # Decoding and authenticating a rune costs tens of µs; a client sends the same
@@ -253,6 +254,7 @@ class RuneAuthority:
         ok, why = r.are_restrictions_met(values)
         if not ok:
             raise RuneError(f"Not permitted: {why}", code=CODE_NOT_PERMITTED)
+        return uid
 
     def _rate_check(self, uid: int) -> Callable[[runes.Alternative], str | None]:
         def check(alt: runes.Alternative) -> str | None:

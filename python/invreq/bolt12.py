@@ -32,6 +32,13 @@ node we control, which knows the request by the path's ``path_id``::
     # reading a hop as its node does (tests, and anyone holding the node's secret):
     hop = decrypt_hop(node_secret, path.first_path_key, path.hops[0].encrypted_recipient_data)
     hop.next_node_id, hop.path_id, hop.next_path_key
+
+A refusal goes back to the payee as an ``invoice_error`` in an onion message over the reply
+path it gave (BOLT 4; what CLN's ``injectonionmessage`` takes)::
+
+    path_key, packet = reply_onion(own_node_id, reply_path,      # a BlindedPath
+                                   [(ONIONMSG_INVOICE_ERROR, invoice_error("why"))],
+                                   session_key=os.urandom(32), path_key_secret=os.urandom(32))
 """
 
 from __future__ import annotations
@@ -39,6 +46,7 @@ from __future__ import annotations
 import os
 
 from invreq._core import (
+    ONIONMSG_INVOICE_ERROR,
     BlindedHop,
     BlindedPath,
     HopSecrets,
@@ -57,6 +65,7 @@ from invreq._core import (
     encode_blinded_paths,
     encode_string,
     encode_tlv_stream,
+    invoice_error,
     merkle_root,
     parse_blinded_paths,
     parse_invoice,
@@ -64,6 +73,7 @@ from invreq._core import (
     parse_tlv_stream,
     path_id,
     path_id_matches,
+    reply_onion,
     signature_digest,
     tagged_hash,
     verify_signature,
@@ -75,6 +85,7 @@ __all__ = [
     "INVOICE_HRP",
     "INVOICE_REQUEST_HRP",
     "NETWORKS",
+    "ONIONMSG_INVOICE_ERROR",
     "BlindedHop",
     "BlindedPath",
     "HopSecrets",
@@ -93,6 +104,7 @@ __all__ = [
     "encode_blinded_paths",
     "encode_string",
     "encode_tlv_stream",
+    "invoice_error",
     "merkle_root",
     "network_for_chain",
     "new_blinded_path",
@@ -102,6 +114,7 @@ __all__ = [
     "parse_tlv_stream",
     "path_id",
     "path_id_matches",
+    "reply_onion",
     "signature_digest",
     "tagged_hash",
     "verify_signature",

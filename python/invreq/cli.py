@@ -77,7 +77,41 @@ def _add_serve_options(p: argparse.ArgumentParser) -> None:
         "--pay-with",
         default=d.pay_with,
         help="how receiveinvoice pays: none (validate and record only) or cln:RPC_PATH "
-        "(a Core Lightning node's lightning-rpc, through xpay)",
+        "(a Core Lightning node's lightning-rpc, through xpay); with cln, every request "
+        "carries a blinded path to that node, for payees to send their invoice over",
+    )
+    p.add_argument(
+        "--path-introduction",
+        default=None,
+        metavar="NODE_ID",
+        help="a public peer of the paying node that the blinded path enters through (two "
+        "hops), for a node that is not announced",
+    )
+    p.add_argument(
+        "--pay-timeout",
+        type=float,
+        default=d.pay_timeout,
+        help="seconds xpay may take (given to the node as retry_for); after it the payment "
+        "is pending (outcome unknown) and reconciliation settles it from the node's record",
+    )
+    p.add_argument(
+        "--pay-reconcile-interval",
+        type=float,
+        default=d.pay_reconcile_interval,
+        help="seconds between checks of pending payments against the node's listpays",
+    )
+    p.add_argument(
+        "--pay-attempts-per-request",
+        type=int,
+        default=d.pay_attempts_per_request,
+        help="payment attempts on one invoice_request that may fail (or stay pending) "
+        "within an hour before it is not attempted again (error 2111)",
+    )
+    p.add_argument(
+        "--pay-attempts-per-minute",
+        type=int,
+        default=d.pay_attempts_per_minute,
+        help="payment attempts on all invoice_requests per minute (error 2111 beyond)",
     )
 
 
@@ -162,6 +196,11 @@ def _config_from(args: argparse.Namespace) -> Config:
         hwi_approval_path=args.hwi_approval_path,
         hwi_timeout=args.hwi_timeout,
         pay_with=args.pay_with,
+        path_introduction=args.path_introduction,
+        pay_timeout=args.pay_timeout,
+        pay_reconcile_interval=args.pay_reconcile_interval,
+        pay_attempts_per_request=args.pay_attempts_per_request,
+        pay_attempts_per_minute=args.pay_attempts_per_minute,
         workers=args.workers,
         log_level=args.log_level,
         log_file=args.log_file,

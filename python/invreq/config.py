@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 from pathlib import Path
 
 from invreq.bolt12 import NETWORKS
@@ -14,6 +15,7 @@ __all__ = ["DEFAULT_DATA_DIR", "SOCKET_NAME", "Config", "ConfigError"]
 DEFAULT_DATA_DIR = Path("~/.invreq")
 SOCKET_NAME = "invreq-rpc"
 DB_NAME = "invreq.sqlite3"
+_HEX_NODE_ID = re.compile(r"0[23][0-9a-fA-F]{64}")
 
 
 class ConfigError(ValueError):
@@ -37,6 +39,13 @@ class Config:
     hwi_approval_path: str | None = None
     hwi_timeout: float = 30.0
     pay_with: str = "none"  # none | cln:RPC_PATH
+    path_introduction: str | None = None  # a public peer of the paying node (hex node id)
+    # Seconds xpay may take (also its retry_for). CLN's sendinvoice waits 90 s by default
+    # for the payment of its invoice: the payer's answer must come well before that.
+    pay_timeout: float = 60.0
+    pay_reconcile_interval: float = 30.0  # seconds between checks of pending payments
+    pay_attempts_per_request: int = 5  # attempts that did not succeed, per request per hour
+    pay_attempts_per_minute: int = 30  # attempts on all requests per minute
     log_level: str = "info"
     log_file: Path | None = None
     metrics_port: int = 0  # 0: off; else Prometheus metrics on 127.0.0.1:PORT/metrics
@@ -90,6 +99,29 @@ class Config:
             )
         if self.pay_with != "none" and not self.pay_with.startswith("cln:"):
             raise ConfigError(f"--pay-with: {self.pay_with!r} is not 'none' or 'cln:RPC_PATH'")
+        if self.path_introduction is not None:
+            if _HEX_NODE_ID.fullmatch(self.path_introduction) is None:
+                raise ConfigError(
+                    f"--path-introduction: {self.path_introduction!r} is not a node id "
+                    "(66 hex digits starting 02 or 03)"
+                )
+            if not self.pay_with.startswith("cln:"):
+                raise ConfigError(
+                    "--path-introduction: requests carry a path only with --pay-with cln:PATH"
+                )
+        if not 1 <= self.pay_timeout <= 3600:
+            raise ConfigError(f"--pay-timeout: {self.pay_timeout} is not between 1 and 3600 s")
+        if not 0.1 <= self.pay_reconcile_interval <= 3600:
+            raise ConfigError(
+                f"--pay-reconcile-interval: {self.pay_reconcile_interval} is not between 0.1 "
+                "and 3600 s"
+            )
+        for flag, value in (
+            ("--pay-attempts-per-request", self.pay_attempts_per_request),
+            ("--pay-attempts-per-minute", self.pay_attempts_per_minute),
+        ):
+            if not 1 <= value <= 1_000_000:
+                raise ConfigError(f"{flag}: {value} is not between 1 and 1000000")
         if self.hwi_timeout <= 0:
             raise ConfigError(f"--hwi-timeout: {self.hwi_timeout} is not a positive number")
         # A unix socket path is limited to 107 bytes on Linux (sun_path).

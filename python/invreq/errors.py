@@ -27,8 +27,13 @@ __all__ = [
     "InvalidFieldError",
     "InvalidParams",
     "InvalidRequest",
+    "InvoiceAlreadyAttempted",
     "MethodNotFound",
     "NotActive",
+    "PaymentInFlight",
+    "PaymentLimited",
+    "PaymentNotPending",
+    "PaymentPending",
     "ReplyBudgetExceeded",
     "RpcError",
     "SignatureError",
@@ -84,6 +89,15 @@ CODE_INVOICE_EXPIRED = 2105
 CODE_REQUEST_EXPIRED = 2106
 CODE_PAYMENT_REFUSED = 2107
 CODE_PAYMENT_FAILED = 2108
+# An invoice of ours that came over a blinded path that is not its request's (the plugin).
+CODE_INVOICE_WRONG_PATH = 2114
+# Payment state that cannot lie (issue 17): the outcome is not known yet; this invoice was
+# already attempted; too many attempts; a payment still being attempted; not pending.
+CODE_PAYMENT_PENDING = 2109
+CODE_INVOICE_ALREADY_ATTEMPTED = 2110
+CODE_PAYMENT_LIMITED = 2111
+CODE_PAYMENT_IN_FLIGHT = 2112
+CODE_PAYMENT_NOT_PENDING = 2113
 
 
 class RpcError(Exception):
@@ -163,6 +177,47 @@ class ReplyBudgetExceeded(RpcError):
             f"not run: the batch's replies reached the {budget}-byte reply budget after "
             f"{done} of {total} requests; send the rest in another batch"
         )
+
+
+class PaymentPending(RpcError):
+    """The payment's outcome is not known (the node did not answer within the timeout, the
+    connection was lost, or this invoice's payment is still pending): the claim is held
+    and reconciliation settles it from the node's own record. ``data`` is the payment."""
+
+    code = CODE_PAYMENT_PENDING
+
+
+class InvoiceAlreadyAttempted(RpcError):
+    """One payment per invoice, ever: this invoice (its payment_hash) was attempted before
+    and did not succeed, or another invoice carries the same payment_hash."""
+
+    code = CODE_INVOICE_ALREADY_ATTEMPTED
+
+
+class PaymentLimited(RpcError):
+    """An attempt bound was reached (per request or per minute): nothing was attempted or
+    recorded."""
+
+    code = CODE_PAYMENT_LIMITED
+
+
+class PaymentInFlight(RpcError):
+    """``resolvepayment`` on a payment whose attempt may still be running at the node."""
+
+    code = CODE_PAYMENT_IN_FLIGHT
+
+
+class PaymentNotPending(RpcError):
+    """A payment that is already settled cannot be settled again; ``payment`` is it now."""
+
+    code = CODE_PAYMENT_NOT_PENDING
+
+    def __init__(self, payment: Any) -> None:
+        super().__init__(
+            f"payment {payment.payment_id} is not pending (it is {payment.status})",
+            data=payment.to_json(),
+        )
+        self.payment = payment
 
 
 class StoreError(RpcError):

@@ -324,7 +324,16 @@ NOTIFICATIONS = Command(
 
 RECEIVEINVOICE = Command(
     "receiveinvoice",
-    (_p("invoice", check_any_string, "string", "the lni1... invoice answering our request", True),),
+    (
+        _p("invoice", check_any_string, "string", "the lni1... invoice that answers us", True),
+        _p(
+            "pathsecret",
+            check_sha256,
+            "hash",
+            "the path_id it arrived with over our blinded path (the CLN plugin): the reply "
+            "leaves once the request is claimed, and the payment runs in the background",
+        ),
+    ),
     "Check an invoice that answers one of our invoice_requests and pay it.",
 )
 
@@ -345,6 +354,37 @@ LISTPAYMENTS = Command(
         _p("limit", check_u32, "u32", "at most this many"),
     ),
     "List every attempt to pay an invoice, in order.",
+)
+
+
+#: Longest evidence text resolvepayment records.
+MAX_EVIDENCE = 2000
+
+
+def check_resolution(name: str, value: Any) -> str:
+    if value not in ("paid", "failed"):
+        raise _bad(name, "should be 'paid' or 'failed'", value)
+    return str(value)
+
+
+def check_evidence(name: str, value: Any) -> str:
+    text = check_any_string(name, value)
+    if not text.strip():
+        raise _bad(name, "should say what shows the outcome", value)
+    if len(text) > MAX_EVIDENCE:
+        raise _bad(name, f"should be at most {MAX_EVIDENCE} characters", value)
+    return text
+
+
+RESOLVEPAYMENT = Command(
+    "resolvepayment",
+    (
+        _p("payment_hash", check_sha256, "hash", "the pending payment (its invoice's hash)", True),
+        _p("status", check_resolution, "string", "paid | failed: the outcome", True),
+        _p("evidence", check_evidence, "string", "what shows the outcome (recorded)", True),
+        _p("preimage", check_sha256, "hash", "with paid: the payment_preimage, checked"),
+    ),
+    "Settle a stuck pending payment by hand, on evidence (recorded with who and when).",
 )
 
 CREATERUNE = Command(
@@ -396,6 +436,7 @@ COMMANDS: Sequence[Command] = (
     NOTIFICATIONS,
     RECEIVEINVOICE,
     LISTPAYMENTS,
+    RESOLVEPAYMENT,
     CREATERUNE,
     SHOWRUNES,
     BLACKLISTRUNE,

@@ -43,7 +43,8 @@ def _json(status: int, obj: Any) -> web.Response:
 
 def _authorizer(auth: RuneAuthority, rune: str) -> rpc.Authorize:
     async def authorize(method: str, call_params: Any) -> None:
-        await auth.check(rune, method=method, params=call_params)
+        uid = await auth.check(rune, method=method, params=call_params)
+        rpc.CALLER.set(f"rune #{uid}")  # who did it, for records such as resolvepayment
 
     return authorize
 
@@ -107,7 +108,8 @@ def routes(auth_key: Any, dispatcher_key: Any) -> list[web.RouteDef]:
             call_params = rpc.parse(body) if body.strip() else {}
             if not isinstance(call_params, dict):
                 raise InvalidParams("params: should be a JSON object of named parameters")
-            await request.app[auth_key].check(rune, method=method, params=call_params)
+            uid = await request.app[auth_key].check(rune, method=method, params=call_params)
+            rpc.CALLER.set(f"rune #{uid}")
         except RuneError as e:
             return _json(401, e.to_json())
         except RpcError as e:

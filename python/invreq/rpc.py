@@ -9,6 +9,7 @@ front doors (HTTP and the unix socket) share this path; they differ only in fram
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import json.scanner
 import logging
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from invreq.service import Service
 
 __all__ = [
+    "CALLER",
     "MAX_REPLY_BYTES",
     "MAX_REQUEST_BYTES",
     "Dispatcher",
@@ -59,6 +61,10 @@ _SHARES_COMMITS = frozenset(
 )
 #: Longest error message written to the log (hostile input must not make huge lines).
 MAX_LOGGED = 300
+
+#: Who is calling, for records that say who did something (resolvepayment): the unix
+#: socket's owner, or the rune a HTTP caller presented (set by the HTTP door).
+CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("invreq_caller", default="unix socket")
 
 Handler = Callable[..., Awaitable[Any]]
 #: (method, params) -> None, or raises RpcError: who may call what (HTTP's rune check).
@@ -330,6 +336,7 @@ def build_dispatcher(
     if receiver is not None:
         methods[params.RECEIVEINVOICE.name] = (params.RECEIVEINVOICE, receiver.receiveinvoice)
         methods[params.LISTPAYMENTS.name] = (params.LISTPAYMENTS, receiver.listpayments)
+        methods[params.RESOLVEPAYMENT.name] = (params.RESOLVEPAYMENT, receiver.resolvepayment)
     if auth is not None:
         methods[params.CREATERUNE.name] = (params.CREATERUNE, auth.createrune)
         methods[params.SHOWRUNES.name] = (params.SHOWRUNES, auth.showrunes)

@@ -23,11 +23,13 @@ from aiohttp import web
 
 from invreq import httpguard, lograte, rest, rpc
 from invreq.auth import RuneAuthority
+from invreq.blindpaths import PathMaker, load_or_create_path_secret
 from invreq.config import Config
-from invreq.errors import InvalidRequest, RpcError
+from invreq.errors import InvalidRequest, RpcError, StartupError
 from invreq.metrics import Metrics, metrics_site
-from invreq.payments import Receiver, open_backend
+from invreq.payments import ClnBackend, PaymentBackend, Receiver, open_backend
 from invreq.service import Service
+from invreq.store.base import PaymentLimits
 
 __all__ = ["CONFIG_KEY", "DISPATCHER_KEY", "SERVICE_KEY", "create_app", "serve"]
 
@@ -89,14 +91,35 @@ async def _open_service(app: web.Application) -> AsyncIterator[None]:
                 )
                 auth = RuneAuthority.load_or_create(config.network_dir, store)
                 backend = await open_backend(config.pay_with)
+                reconciler: asyncio.Task[None] | None = None
                 try:
-                    receiver = Receiver(store, backend)
+                    service.paths = _path_maker(config, backend)
+                    receiver = Receiver(
+                        store,
+                        backend,
+                        timeout=config.pay_timeout,
+                        limits=PaymentLimits(
+                            per_request=config.pay_attempts_per_request,
+                            per_minute=config.pay_attempts_per_minute,
+                        ),
+                        paths=service.paths,
+                    )
                     await receiver.reconcile()  # payments a crash left pending
+                    # ... and those still pending later (the node had not finished, or a
+                    # crashed worker or another instance left them): no restart needed.
+                    reconciler = asyncio.create_task(
+                        receiver.run_reconciler(config.pay_reconcile_interval)
+                    )
                     app[SERVICE_KEY] = service
                     app[AUTH_KEY] = auth
                     app[DISPATCHER_KEY] = rpc.build_dispatcher(service, metrics, auth, receiver)
                     yield
+                    await receiver.close()  # payments from the plugin still running
                 finally:
+                    if reconciler is not None:
+                        reconciler.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await reconciler
                     await backend.close()
             finally:
                 if approver is not None:
@@ -105,6 +128,27 @@ async def _open_service(app: web.Application) -> AsyncIterator[None]:
             await signer.close()
     finally:
         await store.close()
+
+
+def _path_maker(config: Config, backend: PaymentBackend) -> PathMaker | None:
+    """With a CLN backend, requests carry a blinded path to its node (see blindpaths)."""
+    if not isinstance(backend, ClnBackend) or backend.node_id is None:
+        return None
+    try:
+        node_id = bytes.fromhex(backend.node_id)
+    except ValueError:
+        node_id = b""
+    if len(node_id) != 33:
+        raise StartupError(f"--pay-with: getinfo gave {backend.node_id!r}, not a node id")
+    introduction = None
+    if config.path_introduction is not None:
+        introduction = bytes.fromhex(config.path_introduction)
+        if introduction == node_id:
+            raise StartupError(
+                "--path-introduction: that is the paying node itself; give one of its "
+                "public peers, or leave the option out"
+            )
+    return PathMaker(load_or_create_path_secret(config.network_dir), node_id, introduction)
 
 
 def _prepare_network_dir(path: Path) -> None:
@@ -441,6 +485,8 @@ def _prepare_secrets(config: Config) -> None:
 
         SoftwareSigner.load_or_create(config.network_dir)
     load_or_create_secret(config.network_dir)
+    if config.pay_with.startswith("cln:"):
+        load_or_create_path_secret(config.network_dir)
     if config.http_tls and config.http_port:
         from invreq.tls import server_context
 

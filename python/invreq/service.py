@@ -21,6 +21,7 @@ from invreq.errors import Bolt12Error, InvalidParams, SignatureError, SignerErro
 from invreq.store.base import ListQuery, Record, Store
 
 if TYPE_CHECKING:
+    from invreq.blindpaths import PathMaker
     from invreq.metrics import Metrics
     from invreq.signers.base import Approver, Signer
 
@@ -37,6 +38,8 @@ class Service:
     clock: Callable[[], float] = time.time
     approver: Approver | None = None
     metrics: Metrics | None = None
+    #: With a CLN backend: every request carries a blinded path to the paying node.
+    paths: PathMaker | None = None
 
     async def invoicerequest(
         self,
@@ -47,8 +50,11 @@ class Service:
         absolute_expiry: int | None = None,
         single_use: bool = True,
     ) -> dict[str, Any]:
+        metadata = secrets.token_bytes(METADATA_LEN)
         unsigned = bolt12.UnsignedInvoiceRequest(
-            metadata=secrets.token_bytes(METADATA_LEN),
+            metadata=metadata,
+            # Inside the signed records: invreq_id and the signature cover the path.
+            paths=[] if self.paths is None else self.paths.paths(metadata),
             description=description,
             amount_msat=amount,
             payer_id=self.signer.payer_id,
@@ -134,7 +140,16 @@ class Service:
         return {"invoicerequests": paging.page(_listed(r) for r in records)}
 
     async def disableinvoicerequest(self, invreq_id: str) -> dict[str, Any]:
-        return (await self.store.disable(invreq_id)).to_json()
+        """CLN's answer; when payments of this request are still pending (they may yet
+        complete: CLN aborts the node in that case, we tell the truth instead), plus
+        ``payments_in_flight``, their payment_ids. Only then: otherwise the reply is exactly
+        CLN's (its schema allows no other field). Each of them is stamped
+        ``request_disabled_at`` in the same transaction."""
+        record, pending = await self.store.disable_noting_payments(invreq_id, int(self.clock()))
+        out = record.to_json()
+        if pending:
+            out["payments_in_flight"] = [p.payment_id for p in pending]
+        return out
 
     async def decode(self, string: str) -> dict[str, Any]:
         try:

@@ -17,7 +17,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any, Protocol
 
-__all__ = ["ListQuery", "Record", "Store"]
+__all__ = ["Claim", "ListQuery", "Payment", "PaymentLimits", "Record", "Store"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -53,18 +53,34 @@ class Record:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Payment:
-    """One attempt to pay an invoice that answers one of our requests (REFERENCE §8)."""
+    """One attempt to pay an invoice that answers one of our requests (REFERENCE §8).
+
+    ``pending`` means the outcome is not known to us: the claim is held until the node that
+    attempted it (``node_id``) says what happened, or an operator resolves it by hand."""
 
     payment_id: int
     invreq_id: str
     invoice: str  # the lni1... string
     amount_msat: int
-    payment_hash: str
+    payment_hash: str  # unique: one payment per invoice, ever
     status: str  # pending | paid | failed | refused
     created_at: int
     resolved_at: int | None = None
     preimage: str | None = None
     error: str | None = None
+    # The node (getinfo id) that was asked to pay; None for refused (and for rows written
+    # before the node was recorded: those only a node reporting them complete may settle).
+    node_id: str | None = None
+    # When the node's own attempt is over at the latest (xpay's retry_for and our wait):
+    # before it, a "failed" or absent record at the node may still turn into a payment.
+    attempt_deadline: int | None = None
+    # The request was disabled while this payment was pending (disableinvoicerequest).
+    request_disabled_at: int | None = None
+    # Settled by hand (resolvepayment): who did it, on what evidence.
+    resolved_by: str | None = None
+    evidence: str | None = None
+    # Rows from before one-payment-per-invoice was enforced: the earlier row of this hash.
+    duplicate_of: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -76,13 +92,41 @@ class Payment:
             "invoice": self.invoice,
             "created_at": self.created_at,
         }
-        if self.resolved_at is not None:
-            out["resolved_at"] = self.resolved_at
-        if self.preimage is not None:
-            out["payment_preimage"] = self.preimage
-        if self.error is not None:
-            out["error"] = self.error
+        optional = (
+            ("resolved_at", self.resolved_at),
+            ("payment_preimage", self.preimage),
+            ("error", self.error),
+            ("node_id", self.node_id),
+            ("attempt_deadline", self.attempt_deadline),
+            ("request_disabled_at", self.request_disabled_at),
+            ("resolved_by", self.resolved_by),
+            ("evidence", self.evidence),
+            ("duplicate_of", self.duplicate_of),
+        )
+        for key, value in optional:
+            if value is not None:
+                out[key] = value
         return out
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PaymentLimits:
+    """Bounds on attempts, checked in the claim's transaction (so shared by every worker
+    and instance on the database): a failing node is not asked once per submission."""
+
+    #: attempts on one request that did not succeed (failed or still pending)
+    per_request: int
+    #: attempts on all requests in the last 60 s
+    per_minute: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Claim:
+    """What ``payment_claim`` did: ``new`` is False when the invoice (its payment_hash)
+    already had a payment, which is returned unchanged instead."""
+
+    payment: Payment
+    new: bool
 
 
 PAYMENT_STATES = ("pending", "paid", "failed", "refused")
@@ -155,11 +199,18 @@ class Store(Protocol):
     # Payments (invreq.payments): a claim is one conditional insert, so of two invoices
     # racing for a single-use request exactly one gets to pay.
 
-    async def payment_claim(self, payment: Payment) -> Payment:
-        """Record ``payment`` as ``pending`` if its request may be paid now: it exists, is
-        active, and (single-use) has no pending or paid payment. Raises
-        ``UnknownInvoiceRequest``, ``NotActive`` or ``AlreadyClaimed``. Returns it with its
-        ``payment_id``. A ``refused`` payment (no backend) is recorded without a claim."""
+    async def payment_claim(self, payment: Payment, limits: PaymentLimits | None = None) -> Claim:
+        """One payment per invoice: if a payment with ``payment.payment_hash`` exists, return
+        it (``new`` False) and change nothing, except that a ``refused`` one (no backend at
+        the time) becomes this ``pending`` attempt, in the same row.
+
+        Otherwise record ``payment`` as ``pending`` if its request may be paid now: it
+        exists, is active, (single-use) has no pending or paid payment, and ``limits`` allow
+        another attempt. Raises ``UnknownInvoiceRequest``, ``NotActive``, ``AlreadyClaimed``
+        or ``PaymentLimited``. A ``refused`` payment is checked the same way (limits aside)
+        and recorded without claiming anything.
+        The check and the insert are one transaction; a unique index on payment_hash backs
+        it."""
 
     async def payment_finish(
         self,
@@ -169,9 +220,21 @@ class Store(Protocol):
         *,
         preimage: str | None = None,
         error: str | None = None,
+        resolved_by: str | None = None,
+        evidence: str | None = None,
     ) -> Payment:
         """Settle a pending payment. ``paid`` also marks its request used (single-use ones
-        become inactive; a request disabled meanwhile stays disabled)."""
+        become inactive; a request disabled meanwhile stays disabled). Raises
+        ``PaymentNotPending`` (with the payment as it is) when it was settled already."""
+
+    async def payment_by_hash(self, payment_hash: str) -> Payment | None:
+        """The payment of this invoice (payment_hash), if any."""
+
+    async def disable_noting_payments(
+        self, invreq_id: str, at: int
+    ) -> tuple[Record, builtins.list[Payment]]:
+        """``disable``, and in the same transaction stamp ``request_disabled_at`` on the
+        request's pending payments; returns the record and those payments."""
 
     async def payments(
         self, invreq_id: str | None = None, status: str | None = None

@@ -28,15 +28,23 @@ import asyncpg
 from invreq.errors import (
     AlreadyClaimed,
     NotActive,
+    PaymentNotPending,
     StartupError,
     StoreError,
     UnknownInvoiceRequest,
 )
-from invreq.store.base import ListQuery, Payment, Record
+from invreq.store.base import Claim, ListQuery, Payment, PaymentLimits, Record
 from invreq.store.rows import (
     PAYMENT_COLUMNS,
     PAYMENT_INSERT,
+    PAYMENT_INSERT_COUNT,
+    RECENT_ATTEMPTS,
+    REQUEST_WINDOW,
+    UNSETTLED_ATTEMPTS,
+    limits_reached_per_minute,
+    limits_reached_per_request,
     payment_from_row,
+    payment_migration,
     payment_values,
     states,
 )
@@ -89,12 +97,26 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX payments_invreq ON payments(invreq_id)",
     ),
+    payment_migration("BIGINT"),
 )
 
 _COLUMNS = (
     "invreq_id, bolt12, label, active, single_use, used, created_at, payer_key, "
     "created_index, approval"
 )
+
+
+async def _check_limits(conn: Any, payment: Payment, limits: PaymentLimits) -> None:
+    unsettled = await conn.fetchval(
+        UNSETTLED_ATTEMPTS.format(p1="$1", p2="$2"),
+        payment.invreq_id,
+        payment.created_at - REQUEST_WINDOW,
+    )
+    if unsettled >= limits.per_request:
+        raise limits_reached_per_request(unsettled, limits)
+    recent = await conn.fetchval(RECENT_ATTEMPTS.format(p1="$1"), payment.created_at - 60)
+    if recent >= limits.per_minute:
+        raise limits_reached_per_minute(recent, limits)
 
 
 def _record(row: Any) -> Record:
@@ -274,39 +296,72 @@ class PostgresStore:
 
     # --- payments (see invreq.payments) --------------------------------------------------
 
-    async def payment_claim(self, payment: Payment) -> Payment:
+    async def payment_claim(self, payment: Payment, limits: PaymentLimits | None = None) -> Claim:
         if self._closed or self._pool is None:
             raise StoreError("store is closed")
         try:
             async with self._pool.acquire() as conn, conn.transaction():
-                # The row lock serialises claims on one request across instances.
+                # The row lock serialises claims on one request across instances (and so
+                # claims of one invoice: its invreq_id is fixed by its records).
                 row = await conn.fetchrow(
                     "SELECT active, single_use, used FROM invoice_requests WHERE invreq_id = $1"
                     " FOR UPDATE",
                     payment.invreq_id,
                 )
+                existing = await conn.fetchrow(
+                    f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_hash = $1"
+                    " AND duplicate_of IS NULL",
+                    payment.payment_hash,
+                )
+                if existing is not None:
+                    found = payment_from_row(existing)
+                    if not (found.status == "refused" and payment.status == "pending"):
+                        return Claim(found, new=False)
                 if row is None:
                     raise UnknownInvoiceRequest()
-                if payment.status == "pending":
-                    active, single_use, used = row
-                    if not active:
-                        raise NotActive()
-                    if single_use:
-                        taken = await conn.fetchval(
-                            "SELECT status FROM payments WHERE invreq_id = $1 AND status IN"
-                            " ('pending', 'paid') LIMIT 1",
-                            payment.invreq_id,
-                        )
-                        if taken is not None or used:
-                            raise AlreadyClaimed(taken or "paid")
+                # Refused attempts (no backend) claim nothing, but are not recorded for
+                # a request that could not be paid anyway.
+                active, single_use, used = row
+                if not active:
+                    raise NotActive()
+                if single_use:
+                    taken = await conn.fetchval(
+                        "SELECT status FROM payments WHERE invreq_id = $1 AND status IN"
+                        " ('pending', 'paid') LIMIT 1",
+                        payment.invreq_id,
+                    )
+                    if taken is not None or used:
+                        raise AlreadyClaimed(taken or "paid")
+                if payment.status == "pending" and limits is not None:
+                    await _check_limits(conn, payment, limits)
+                if existing is not None:
+                    # The refused row of this invoice becomes its attempt: still one row.
+                    updated = await conn.fetchrow(
+                        "UPDATE payments SET status = $1, created_at = $2, resolved_at = NULL,"
+                        " error = NULL, node_id = $3, attempt_deadline = $4"
+                        f" WHERE payment_id = $5 RETURNING {PAYMENT_COLUMNS}",
+                        payment.status,
+                        payment.created_at,
+                        payment.node_id,
+                        payment.attempt_deadline,
+                        existing[0],
+                    )
+                    return Claim(payment_from_row(updated), new=True)
+                placeholders = ",".join(f"${i}" for i in range(1, PAYMENT_INSERT_COUNT + 1))
                 payment_id = await conn.fetchval(
-                    f"INSERT INTO payments ({PAYMENT_INSERT}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)"
+                    f"INSERT INTO payments ({PAYMENT_INSERT}) VALUES ({placeholders})"
                     " RETURNING payment_id",
                     *payment_values(payment),
                 )
+        except asyncpg.UniqueViolationError:
+            # Another invoice with this payment_hash (for another request) won a race.
+            found_now = await self.payment_by_hash(payment.payment_hash)
+            if found_now is None:
+                raise StoreError("database error: payment_hash conflict") from None
+            return Claim(found_now, new=False)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
             raise StoreError(f"database error, nothing stored: {e}") from None
-        return dataclasses.replace(payment, payment_id=int(payment_id))
+        return Claim(dataclasses.replace(payment, payment_id=int(payment_id)), new=True)
 
     async def payment_finish(
         self,
@@ -316,6 +371,8 @@ class PostgresStore:
         *,
         preimage: str | None = None,
         error: str | None = None,
+        resolved_by: str | None = None,
+        evidence: str | None = None,
     ) -> Payment:
         if self._closed or self._pool is None:
             raise StoreError("store is closed")
@@ -323,16 +380,24 @@ class PostgresStore:
             async with self._pool.acquire() as conn, conn.transaction():
                 row = await conn.fetchrow(
                     "UPDATE payments SET status = $1, resolved_at = $2, preimage = $3,"
-                    f" error = $4 WHERE payment_id = $5 AND status = 'pending'"
-                    f" RETURNING {PAYMENT_COLUMNS}",
+                    " error = $4, resolved_by = $5, evidence = $6"
+                    f" WHERE payment_id = $7 AND status = 'pending' RETURNING {PAYMENT_COLUMNS}",
                     status,
                     resolved_at,
                     preimage,
                     error,
+                    resolved_by,
+                    evidence,
                     payment_id,
                 )
                 if row is None:
-                    raise StoreError(f"payment {payment_id} is not pending")
+                    now = await conn.fetchrow(
+                        f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_id = $1",
+                        payment_id,
+                    )
+                    if now is None:
+                        raise StoreError(f"payment {payment_id} does not exist")
+                    raise PaymentNotPending(payment_from_row(now))
                 if status == "paid":
                     await conn.execute(
                         "UPDATE invoice_requests SET used = true,"
@@ -343,6 +408,47 @@ class PostgresStore:
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
             raise StoreError(f"database error: {e}") from None
         return payment_from_row(row)
+
+    async def payment_by_hash(self, payment_hash: str) -> Payment | None:
+        if self._closed or self._pool is None:
+            raise StoreError("store is closed")
+        try:
+            row = await self._pool.fetchrow(
+                f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_hash = $1"
+                " AND duplicate_of IS NULL",
+                payment_hash,
+            )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+            raise StoreError(f"database error: {e}") from None
+        return None if row is None else payment_from_row(row)
+
+    async def disable_noting_payments(
+        self, invreq_id: str, at: int
+    ) -> tuple[Record, builtins.list[Payment]]:
+        if self._closed or self._pool is None:
+            raise StoreError("store is closed")
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                row = await conn.fetchrow(
+                    "UPDATE invoice_requests SET active = false WHERE invreq_id = $1 AND active"
+                    f" RETURNING {_COLUMNS}",
+                    invreq_id,
+                )
+                if row is None:
+                    exists = await conn.fetchval(
+                        "SELECT 1 FROM invoice_requests WHERE invreq_id = $1", invreq_id
+                    )
+                    raise NotActive() if exists else UnknownInvoiceRequest()
+                pending = await conn.fetch(
+                    "UPDATE payments SET request_disabled_at = $1 WHERE invreq_id = $2"
+                    f" AND status = 'pending' RETURNING {PAYMENT_COLUMNS}",
+                    at,
+                    invreq_id,
+                )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+            raise StoreError(f"database error: {e}") from None
+        payments = sorted((payment_from_row(p) for p in pending), key=lambda p: p.payment_id)
+        return _record(row), payments
 
     async def payments(
         self, invreq_id: str | None = None, status: str | None = None

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from invreq.store.base import Payment
+from invreq.errors import PaymentLimited
+from invreq.store.base import Payment, PaymentLimits
 
 __all__ = [
     "COUNT_BY_STATE",
     "PAYMENT_COLUMNS",
     "PAYMENT_INSERT",
+    "PAYMENT_INSERT_COUNT",
+    "RECENT_ATTEMPTS",
+    "REQUEST_WINDOW",
+    "UNSETTLED_ATTEMPTS",
+    "limits_reached_per_minute",
+    "limits_reached_per_request",
     "payment_from_row",
+    "payment_migration",
     "payment_values",
     "states",
 ]
@@ -30,9 +38,13 @@ def states(rows: list[Any]) -> dict[str, int]:
 
 PAYMENT_INSERT = (
     "invreq_id, invoice, amount_msat, payment_hash, status, created_at, resolved_at,"
-    " preimage, error"
+    " preimage, error, node_id, attempt_deadline"
 )
-PAYMENT_COLUMNS = "payment_id, " + PAYMENT_INSERT
+#: Columns set by later changes (disable, resolvepayment, the migration), not at insert.
+PAYMENT_COLUMNS = (
+    "payment_id, " + PAYMENT_INSERT + ", request_disabled_at, resolved_by, evidence, duplicate_of"
+)
+PAYMENT_INSERT_COUNT = 11
 
 
 def payment_values(p: Payment) -> tuple[Any, ...]:
@@ -46,7 +58,13 @@ def payment_values(p: Payment) -> tuple[Any, ...]:
         p.resolved_at,
         p.preimage,
         p.error,
+        p.node_id,
+        p.attempt_deadline,
     )
+
+
+def _int(v: Any) -> int | None:
+    return None if v is None else int(v)
 
 
 def payment_from_row(row: Any) -> Payment:
@@ -58,7 +76,62 @@ def payment_from_row(row: Any) -> Payment:
         payment_hash=row[4],
         status=row[5],
         created_at=int(row[6]),
-        resolved_at=None if row[7] is None else int(row[7]),
+        resolved_at=_int(row[7]),
         preimage=row[8],
         error=row[9],
+        node_id=row[10],
+        attempt_deadline=_int(row[11]),
+        request_disabled_at=_int(row[12]),
+        resolved_by=row[13],
+        evidence=row[14],
+        duplicate_of=_int(row[15]),
+    )
+
+
+def payment_migration(bigint: str) -> tuple[str, ...]:
+    """The schema change that records who attempted a payment and enforces one payment per
+    invoice, for both stores (``bigint``: the integer type). Rows that an older version
+    wrote twice for one payment_hash are kept as history, marked ``duplicate_of`` the first,
+    and left out of the unique index."""
+    return (
+        "ALTER TABLE payments ADD COLUMN node_id TEXT",
+        f"ALTER TABLE payments ADD COLUMN attempt_deadline {bigint}",
+        f"ALTER TABLE payments ADD COLUMN request_disabled_at {bigint}",
+        "ALTER TABLE payments ADD COLUMN resolved_by TEXT",
+        "ALTER TABLE payments ADD COLUMN evidence TEXT",
+        f"ALTER TABLE payments ADD COLUMN duplicate_of {bigint}",
+        "UPDATE payments SET duplicate_of = (SELECT min(d.payment_id) FROM payments d"
+        " WHERE d.payment_hash = payments.payment_hash)"
+        " WHERE payment_id > (SELECT min(d.payment_id) FROM payments d"
+        " WHERE d.payment_hash = payments.payment_hash)",
+        "CREATE UNIQUE INDEX payments_one_per_invoice ON payments(payment_hash)"
+        " WHERE duplicate_of IS NULL",
+        "CREATE INDEX payments_pending ON payments(status) WHERE status = 'pending'",
+    )
+
+
+# Limits (invreq.store.base.PaymentLimits), counted in the claim's transaction.
+#: The window of the per-request bound: an hour after its last failures, a request may
+#: be attempted again.
+REQUEST_WINDOW = 3600
+#: attempts on one request that have not succeeded (parameters: invreq_id, since)
+UNSETTLED_ATTEMPTS = (
+    "SELECT count(*) FROM payments WHERE invreq_id = {p1} AND created_at >= {p2}"
+    " AND status IN ('pending', 'failed')"
+)
+#: attempts made since a time (parameter: unix seconds)
+RECENT_ATTEMPTS = "SELECT count(*) FROM payments WHERE created_at >= {p1} AND status <> 'refused'"
+
+
+def limits_reached_per_request(unsettled: int, limits: PaymentLimits) -> PaymentLimited:
+    return PaymentLimited(
+        f"invoice_request has {unsettled} payment attempts that did not succeed in the last "
+        f"hour (limit {limits.per_request}, --pay-attempts-per-request): not attempted now"
+    )
+
+
+def limits_reached_per_minute(recent: int, limits: PaymentLimits) -> PaymentLimited:
+    return PaymentLimited(
+        f"{recent} payment attempts in the last minute (limit {limits.per_minute}, "
+        "--pay-attempts-per-minute): try again later"
     )

@@ -32,17 +32,25 @@ from typing import Any
 from invreq.errors import (
     AlreadyClaimed,
     NotActive,
+    PaymentNotPending,
     RpcError,
     StartupError,
     StoreError,
     UnknownInvoiceRequest,
 )
-from invreq.store.base import ListQuery, Payment, Record
+from invreq.store.base import Claim, ListQuery, Payment, PaymentLimits, Record
 from invreq.store.rows import (
     COUNT_BY_STATE,
     PAYMENT_COLUMNS,
     PAYMENT_INSERT,
+    PAYMENT_INSERT_COUNT,
+    RECENT_ATTEMPTS,
+    REQUEST_WINDOW,
+    UNSETTLED_ATTEMPTS,
+    limits_reached_per_minute,
+    limits_reached_per_request,
     payment_from_row,
+    payment_migration,
     payment_values,
     states,
 )
@@ -94,6 +102,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX payments_invreq ON payments(invreq_id)",
     ),
+    payment_migration("INTEGER"),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -151,6 +160,18 @@ def _in_savepoint(
 
 
 WriteFn = Callable[[sqlite3.Connection], Any]
+
+
+def _check_limits(conn: sqlite3.Connection, payment: Payment, limits: PaymentLimits) -> None:
+    since = payment.created_at - REQUEST_WINDOW
+    (unsettled,) = conn.execute(
+        UNSETTLED_ATTEMPTS.format(p1="?", p2="?"), (payment.invreq_id, since)
+    ).fetchone()
+    if unsettled >= limits.per_request:
+        raise limits_reached_per_request(unsettled, limits)
+    (recent,) = conn.execute(RECENT_ATTEMPTS.format(p1="?"), (payment.created_at - 60,)).fetchone()
+    if recent >= limits.per_minute:
+        raise limits_reached_per_minute(recent, limits)
 
 
 def _record(row: tuple[Any, ...]) -> Record:
@@ -384,34 +405,62 @@ class SQLiteStore:
 
     # --- payments (see invreq.payments) --------------------------------------------------
 
-    async def payment_claim(self, payment: Payment) -> Payment:
-        def write(conn: sqlite3.Connection) -> Payment:
+    async def payment_claim(self, payment: Payment, limits: PaymentLimits | None = None) -> Claim:
+        def write(conn: sqlite3.Connection) -> Claim:
+            existing = conn.execute(
+                f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_hash = ?"
+                " AND duplicate_of IS NULL",
+                (payment.payment_hash,),
+            ).fetchone()
+            if existing is not None:
+                found = payment_from_row(existing)
+                if not (found.status == "refused" and payment.status == "pending"):
+                    return Claim(found, new=False)
             row = conn.execute(
                 "SELECT active, single_use, used FROM invoice_requests WHERE invreq_id = ?",
                 (payment.invreq_id,),
             ).fetchone()
             if row is None:
                 raise UnknownInvoiceRequest()
-            if payment.status == "pending":
-                active, single_use, used = row
-                if not active:
-                    raise NotActive()
-                if single_use:
-                    taken = conn.execute(
-                        "SELECT status FROM payments WHERE invreq_id = ? AND status IN"
-                        " ('pending', 'paid') LIMIT 1",
-                        (payment.invreq_id,),
-                    ).fetchone()
-                    if taken is not None or used:
-                        raise AlreadyClaimed(taken[0] if taken else "paid")
+            # Refused attempts (no backend) claim nothing, but are not recorded for a
+            # request that could not be paid anyway.
+            active, single_use, used = row
+            if not active:
+                raise NotActive()
+            if single_use:
+                taken = conn.execute(
+                    "SELECT status FROM payments WHERE invreq_id = ? AND status IN"
+                    " ('pending', 'paid') LIMIT 1",
+                    (payment.invreq_id,),
+                ).fetchone()
+                if taken is not None or used:
+                    raise AlreadyClaimed(taken[0] if taken else "paid")
+            if payment.status == "pending" and limits is not None:
+                _check_limits(conn, payment, limits)
+            if existing is not None:
+                # The refused row of this invoice becomes its attempt: still one row.
+                updated = conn.execute(
+                    "UPDATE payments SET status = ?, created_at = ?, resolved_at = NULL,"
+                    " error = NULL, node_id = ?, attempt_deadline = ?"
+                    f" WHERE payment_id = ? RETURNING {PAYMENT_COLUMNS}",
+                    (
+                        payment.status,
+                        payment.created_at,
+                        payment.node_id,
+                        payment.attempt_deadline,
+                        existing[0],
+                    ),
+                ).fetchone()
+                return Claim(payment_from_row(updated), new=True)
             cur = conn.execute(
-                f"INSERT INTO payments ({PAYMENT_INSERT}) VALUES (?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO payments ({PAYMENT_INSERT}) VALUES"
+                f" ({','.join('?' * PAYMENT_INSERT_COUNT)})",
                 payment_values(payment),
             )
             assert cur.lastrowid is not None
-            return dataclasses.replace(payment, payment_id=cur.lastrowid)
+            return Claim(dataclasses.replace(payment, payment_id=cur.lastrowid), new=True)
 
-        result: Payment = await self._write(write)
+        result: Claim = await self._write(write)
         return result
 
     async def payment_finish(
@@ -422,15 +471,23 @@ class SQLiteStore:
         *,
         preimage: str | None = None,
         error: str | None = None,
+        resolved_by: str | None = None,
+        evidence: str | None = None,
     ) -> Payment:
         def write(conn: sqlite3.Connection) -> Payment:
             row = conn.execute(
-                "UPDATE payments SET status = ?, resolved_at = ?, preimage = ?, error = ?"
+                "UPDATE payments SET status = ?, resolved_at = ?, preimage = ?, error = ?,"
+                " resolved_by = ?, evidence = ?"
                 f" WHERE payment_id = ? AND status = 'pending' RETURNING {PAYMENT_COLUMNS}",
-                (status, resolved_at, preimage, error, payment_id),
+                (status, resolved_at, preimage, error, resolved_by, evidence, payment_id),
             ).fetchone()
             if row is None:
-                raise StoreError(f"payment {payment_id} is not pending")
+                now = conn.execute(
+                    f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_id = ?", (payment_id,)
+                ).fetchone()
+                if now is None:
+                    raise StoreError(f"payment {payment_id} does not exist")
+                raise PaymentNotPending(payment_from_row(now))
             if status == "paid":
                 # Used whatever its state: a request disabled while its payment was in
                 # flight stays disabled, and a single-use one is now inactive for good.
@@ -444,6 +501,50 @@ class SQLiteStore:
 
         result: Payment = await self._write(write)
         return result
+
+    async def payment_by_hash(self, payment_hash: str) -> Payment | None:
+        found = await self._payments_where(
+            "payment_hash = ? AND duplicate_of IS NULL", [payment_hash]
+        )
+        return found[0] if found else None
+
+    async def disable_noting_payments(
+        self, invreq_id: str, at: int
+    ) -> tuple[Record, builtins.list[Payment]]:
+        def write(conn: sqlite3.Connection) -> tuple[Record, builtins.list[Payment]]:
+            row = conn.execute(
+                f"UPDATE invoice_requests SET active = 0 WHERE invreq_id = ? AND active = 1"
+                f" RETURNING {_COLUMNS}",
+                (invreq_id,),
+            ).fetchone()
+            if row is None:
+                exists = conn.execute(
+                    "SELECT 1 FROM invoice_requests WHERE invreq_id = ?", (invreq_id,)
+                ).fetchone()
+                raise NotActive() if exists else UnknownInvoiceRequest()
+            pending = conn.execute(
+                "UPDATE payments SET request_disabled_at = ? WHERE invreq_id = ?"
+                f" AND status = 'pending' RETURNING {PAYMENT_COLUMNS}",
+                (at, invreq_id),
+            ).fetchall()
+            return _record(row), sorted(
+                (payment_from_row(p) for p in pending), key=lambda p: p.payment_id
+            )
+
+        result: tuple[Record, builtins.list[Payment]] = await self._write(write)
+        return result
+
+    async def _payments_where(self, where: str, args: builtins.list[Any]) -> builtins.list[Payment]:
+        if self._closed or self._reader is None:
+            raise StoreError("store is closed")
+        sql = f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE {where} ORDER BY payment_id"
+
+        def run() -> builtins.list[Payment]:
+            return [
+                payment_from_row(r) for r in self._read_connection().execute(sql, args).fetchall()
+            ]
+
+        return await asyncio.get_running_loop().run_in_executor(self._reader, run)
 
     async def payments(
         self, invreq_id: str | None = None, status: str | None = None

@@ -27,7 +27,7 @@ use crate::error::{Result, SemanticError};
 use crate::invoice_request::{invalid, read_point, semantic, Check, Cursor};
 use crate::tlv;
 
-fn secp() -> &'static Secp256k1<All> {
+pub(crate) fn secp() -> &'static Secp256k1<All> {
     static S: OnceLock<Secp256k1<All>> = OnceLock::new();
     S.get_or_init(Secp256k1::new)
 }
@@ -295,7 +295,7 @@ pub(crate) fn secret_key(field: &'static str, b: &[u8]) -> Result<SecretKey> {
 }
 
 /// A point from bytes, on the curve, or an error naming `field`.
-pub(crate) fn public_key(field: &'static str, b: &[u8]) -> Result<PublicKey> {
+pub fn public_key(field: &'static str, b: &[u8]) -> Result<PublicKey> {
     if b.len() != 33 {
         return Err(invalid(field, "must be 33 bytes"));
     }

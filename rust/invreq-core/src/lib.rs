@@ -6,6 +6,8 @@
 //! - [`string`]: the `lnr1...` text form (BOLT 12 "Encoding").
 //! - [`blinding`]: route blinding for onion messages (BOLT 4) and the `blinded_path`
 //!   encoding; `path_id`.
+//! - [`onion_message`]: onion messages: peeling one addressed to our path (tests), and the
+//!   reply that carries an `invoice_error` to a payee.
 //! - [`invoice_request`]: building, signing and reading an `invoice_request`.
 //! - [`invoice`]: reading an `invoice` (`lni1...`), and building one for tests.
 //! - [`chain`]: chain hashes of the networks we serve.
@@ -18,6 +20,7 @@ pub mod error;
 pub mod invoice;
 pub mod invoice_request;
 pub mod merkle;
+pub mod onion_message;
 pub mod properties;
 pub mod string;
 pub mod tlv;

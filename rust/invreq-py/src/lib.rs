@@ -8,7 +8,7 @@ use invreq_core::blinding;
 use invreq_core::error::Error as CoreError;
 use invreq_core::invoice::{self as inv, BlindedPayInfo};
 use invreq_core::invoice_request::{self as ir, Check, IntroductionNode};
-use invreq_core::{merkle, string, tlv};
+use invreq_core::{merkle, onion_message, string, tlv};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
@@ -852,6 +852,31 @@ fn parse_invoice(tlv_stream: &[u8], verify: bool) -> PyResult<Invoice> {
     Ok(Invoice(core(inv::parse_with(tlv_stream, check(verify)))?))
 }
 
+#[pyfunction]
+#[pyo3(signature = (own_node_id, reply_path, final_records, *, session_key, path_key_secret))]
+fn reply_onion<'py>(
+    py: Python<'py>,
+    own_node_id: &[u8],
+    reply_path: &BlindedPath,
+    final_records: Vec<(u64, Vec<u8>)>,
+    session_key: &[u8],
+    path_key_secret: &[u8],
+) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+    let (path_key, packet) = core(onion_message::reply_onion(
+        own_node_id,
+        &reply_path.0,
+        &final_records,
+        session_key,
+        path_key_secret,
+    ))?;
+    Ok((bytes(py, &path_key), bytes(py, &packet)))
+}
+
+#[pyfunction]
+fn invoice_error<'py>(py: Python<'py>, message: &str) -> Bound<'py, PyBytes> {
+    bytes(py, &onion_message::invoice_error(message))
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(merkle_root, m)?)?;
@@ -871,6 +896,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_invoice, m)?)?;
     m.add_class::<UnsignedInvoice>()?;
     m.add_class::<Invoice>()?;
+    m.add_function(wrap_pyfunction!(reply_onion, m)?)?;
+    m.add_function(wrap_pyfunction!(invoice_error, m)?)?;
+    m.add("ONIONMSG_INVOICE_ERROR", onion_message::types::INVOICE_ERROR)?;
     m.add_class::<BlindedHop>()?;
     m.add_class::<BlindedPath>()?;
     m.add_class::<HopSecrets>()?;

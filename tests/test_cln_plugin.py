@@ -1,0 +1,300 @@
+"""Invoices arriving over our blinded path, through the real ``invreq-cln-plugin``.
+
+What stands in for lightningd: tests/fake_plugin_host.py speaks lightningd's plugin
+protocol to the REAL plugin subprocess (the console script, pyln-client's ``Plugin``) and
+serves lightningd's RPC socket, whose ``xpay``/``listpays`` it forwards to
+tests/fake_lightningd.py (tests/_lightningd.py starts it; it pays nothing and logs every
+xpay). The onion messages
+themselves are not routed: the test calls the ``onion_message_recv_secret`` hook with the
+payload lightningd would give it (shape measured on lightningd v26.06, see
+CLN-NODE-FACTS.md). Everything on invreq's side is real: ``invreq serve`` with
+``--pay-with cln:`` pointing at the host's socket, SQLite, the native core. Onions the
+plugin injects are opened with the independent oracle tests/oracle/onion.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import shutil
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _lightningd import FakeLightningd
+from _service_fixtures import Server
+from coincurve import PrivateKey
+from fake_plugin_host import PluginHost
+from invreq import bolt12
+from oracle import onion
+from pyln.client import RpcError
+
+NODE_SECRET = b"\x42" * 32  # the paying node's key, known to the test
+PAYEE = PrivateKey(b"\x77" * 32)  # the payee's node (signs invoices, owns the reply path)
+PLUGIN = shutil.which("invreq-cln-plugin", path=str(Path(sys.executable).parent))
+
+
+class Rig:
+    """fake lightningd (xpay) <- plugin host (lightningd's socket + the plugin) <- invreq."""
+
+    def __init__(self, tmp: Path, *ln_args: str, timeout: float = 5.0) -> None:
+        self.tmp = tmp
+        (tmp / "ln").mkdir()
+        node_id = PrivateKey(NODE_SECRET).public_key.format().hex()
+        self.fake = FakeLightningd(tmp / "ln", *ln_args, node_id=node_id)
+        self.host = PluginHost(tmp / "lightning", NODE_SECRET, forward=self.fake.socket)
+        self.server = Server(
+            tmp / "data", extra_args=["--pay-with", f"cln:{self.host.rpc_path}"]
+        ).start()
+        assert PLUGIN is not None, "the invreq-cln-plugin console script is not installed"
+        self.manifest, self.init = self.host.start(
+            [PLUGIN],
+            {"invreq-rpc-file": str(self.server.socket_path), "invreq-timeout": str(timeout)},
+        )
+
+    @property
+    def path_secret(self) -> bytes:
+        return (self.tmp / "data" / "regtest" / "path_secret").read_bytes()
+
+    def xpays(self) -> list[str]:
+        return self.fake.xpays()
+
+    def close(self) -> None:
+        self.host.stop()
+        if self.server.proc is not None and self.server.proc.poll() is None:
+            assert self.server.stop() == 0, self.server.output()
+        self.fake.stop()
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Iterator[Any]:
+    made: list[Rig] = []
+
+    def make(*args: str, timeout: float = 5.0) -> Rig:
+        r = Rig(tmp_path, *args, timeout=timeout)
+        made.append(r)
+        return r
+
+    yield make
+    for r in made:
+        r.close()
+
+
+def invoice_for(bolt12_str: str, *, n: int = 0, created_at: int | None = None) -> bolt12.Invoice:
+    req = bolt12.decode_invoice_request(bolt12_str)
+    preimage = hashlib.sha256(b"plugin preimage %d" % n).digest()
+    unsigned = bolt12.UnsignedInvoice(
+        req.tlv_stream,
+        created_at=int(time.time()) if created_at is None else created_at,
+        payment_hash=hashlib.sha256(preimage).digest(),
+        amount_msat=req.amount_msat or 0,
+        node_id=PAYEE.public_key.format(),
+    )
+    return unsigned.with_signature(PAYEE.sign_schnorr(unsigned.digest, bytes(32)))
+
+
+REPLY_PATH_ID = b"\x5a" * 32
+
+
+def message(inv: bolt12.Invoice, pathsecret: bytes) -> dict[str, Any]:
+    """The hook payload lightningd gives for an invoice arriving over a blinded path."""
+    return {
+        "onion_message": {
+            "pathsecret": pathsecret.hex(),
+            "reply_blindedpath": onion.blinded_path(PAYEE.secret, REPLY_PATH_ID, b"\x19" * 32),
+            "invoice": inv.tlv_stream.hex(),
+            "unknown_fields": [],
+        }
+    }
+
+
+def our_path_id(r: Rig, bolt12_str: str) -> bytes:
+    metadata = bolt12.decode_invoice_request(bolt12_str).metadata
+    return hmac.new(r.path_secret, metadata, hashlib.sha256).digest()
+
+
+def wait_for(cond: Any, what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def opened_invoice_error(r: Rig) -> str:
+    """Open the onion the plugin injected, as the nodes on its path would: our node first
+    (with the path_key given to injectonionmessage), then the payee on its reply path."""
+    assert len(r.host.injected) == 1, r.host.injected
+    inj = r.host.injected[0]
+    packet = bytes.fromhex(inj["message"])
+    # Hop 1: our own node, told to forward into the payee's reply path.
+    first = onion.peel(packet, onion.blinded_secret(NODE_SECRET, bytes.fromhex(inj["path_key"])))
+    assert first.next_packet is not None
+    _, ours, next_key = onion.decrypt_hop(
+        NODE_SECRET, bytes.fromhex(inj["path_key"]), first.payload[4]
+    )
+    reply = onion.blinded_path(PAYEE.secret, REPLY_PATH_ID, b"\x19" * 32)
+    assert ours[4] == PAYEE.public_key.format()  # next_node_id: the reply path's entry
+    assert next_key.hex() == reply["first_path_key"]  # next_path_key_override
+    # Hop 2: the payee, last hop of its own reply path, finds the invoice_error.
+    hop = reply["hops"][0]  # type: ignore[index]
+    secret, theirs, _ = onion.decrypt_hop(
+        PAYEE.secret, next_key, bytes.fromhex(hop["encrypted_recipient_data"])
+    )
+    assert theirs[6] == REPLY_PATH_ID
+    last = onion.peel(first.next_packet, secret)
+    assert last.next_packet is None
+    error = dict(bolt12.parse_tlv_stream(last.payload[68]))
+    return error[5].decode()
+
+
+def test_manifest_registers_the_hook_before_offers(rig: Any) -> None:
+    r = rig()
+    hooks = {h["name"]: h for h in r.manifest["hooks"]}
+    assert hooks["onion_message_recv_secret"]["before"] == ["offers"]
+    assert {o["name"] for o in r.manifest["options"]} >= {"invreq-rpc-file", "invreq-timeout"}
+    assert r.init is None  # not disabled
+
+
+def test_an_invoice_on_our_path_is_paid_through_xpay(rig: Any) -> None:
+    r = rig()
+    req = r.server.rpc.call("invoicerequest", {"amount": 50_000, "description": "payout"})
+    inv = invoice_for(req["bolt12"])
+    answer = r.host.hook("onion_message_recv_secret", message(inv, our_path_id(r, req["bolt12"])))
+    assert answer == {"result": "stop"}  # claimed: CLN's offers plugin must not see it
+    wait_for(lambda: r.xpays() == [inv.bolt12], "the xpay")
+    wait_for(
+        lambda: (
+            [p["status"] for p in r.server.rpc.call("listpayments", [])["payments"]] == ["paid"]
+        ),
+        "the payment to be recorded",
+    )
+    listed = r.server.rpc.call("listinvoicerequests", [req["invreq_id"]])["invoicerequests"][0]
+    assert listed["used"] is True and listed["active"] is False
+    assert r.host.injected == []  # no error sent back
+    assert "accepted" in r.host.log_text()
+
+
+def test_a_foreign_pathsecret_passes_on_and_pays_nothing(rig: Any) -> None:
+    r = rig()
+    key = PrivateKey(b"\x05" * 32)
+    foreign = bolt12.UnsignedInvoiceRequest(
+        metadata=b"\x01" * 16,
+        description="not ours",
+        amount_msat=1000,
+        payer_id=key.public_key.format(),
+    )
+    signed = foreign.with_signature(key.sign_schnorr(foreign.digest, bytes(32)))
+    answer = r.host.hook(
+        "onion_message_recv_secret", message(invoice_for(signed.bolt12), os.urandom(32))
+    )
+    assert answer == {"result": "continue"}
+    # Messages without an invoice (an invoice_request for CLN's own offers) pass untouched.
+    answer = r.host.hook(
+        "onion_message_recv_secret",
+        {"onion_message": {"pathsecret": "00" * 32, "invoice_request": "00", "unknown_fields": []}},
+    )
+    assert answer == {"result": "continue"}
+    assert r.xpays() == [] and r.host.injected == []
+    assert r.server.rpc.call("listpayments", [])["payments"] == []
+
+
+def test_a_wrong_pathsecret_for_a_real_request_is_refused(rig: Any) -> None:
+    r = rig()
+    req = r.server.rpc.call("invoicerequest", [1000, "wrong path"])
+    other = r.server.rpc.call("invoicerequest", [1000, "another request"])
+    inv = invoice_for(req["bolt12"])
+    # Another request's (valid) path_id: a path cannot collect another request's amount.
+    answer = r.host.hook("onion_message_recv_secret", message(inv, our_path_id(r, other["bolt12"])))
+    assert answer == {"result": "stop"}
+    wait_for(lambda: r.host.injected, "the invoice_error")
+    assert "did not arrive on the blinded path" in opened_invoice_error(r)
+    assert r.xpays() == []
+    listed = r.server.rpc.call("listinvoicerequests", [req["invreq_id"]])["invoicerequests"][0]
+    assert listed["active"] is True and listed["used"] is False
+    # The same invoice by hand (no pathsecret) is still good: only the path was wrong.
+    assert r.server.rpc.call("receiveinvoice", [inv.bolt12])["status"] == "paid"
+
+
+def test_a_bad_invoice_gets_an_invoice_error_over_the_reply_path(rig: Any) -> None:
+    r = rig()
+    req = r.server.rpc.call("invoicerequest", [1000, "expired invoice"])
+    inv = invoice_for(req["bolt12"], created_at=int(time.time()) - 3 * 3600)  # 7200 s expiry
+    answer = r.host.hook("onion_message_recv_secret", message(inv, our_path_id(r, req["bolt12"])))
+    assert answer == {"result": "stop"}
+    wait_for(lambda: r.host.injected, "the invoice_error")
+    assert opened_invoice_error(r).startswith("invoice expired at ")
+    assert r.xpays() == []
+    assert "refused by invreq: 2105" in r.host.log_text()
+
+
+def test_fifty_invoices_through_the_plugin_and_receiveinvoice_at_once_pay_once(
+    rig: Any,
+) -> None:
+    r = rig("--delay", "0.2")
+    req = r.server.rpc.call("invoicerequest", [1000, "race"])
+    pid = our_path_id(r, req["bolt12"])
+    invoices = [invoice_for(req["bolt12"], n=n) for n in range(50)]
+    hook_answers = [
+        r.host.send("onion_message_recv_secret", message(inv, pid)) for inv in invoices[:25]
+    ]
+    by_hand: list[Any] = [None] * 25
+
+    def pay(i: int) -> None:
+        try:
+            by_hand[i] = r.server.rpc.call("receiveinvoice", [invoices[25 + i].bolt12])["status"]
+        except RpcError as err:
+            by_hand[i] = err.error["code"]
+
+    threads = [threading.Thread(target=pay, args=(i,)) for i in range(25)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    answers = [f.result(60)["result"] for f in hook_answers]
+    assert answers == [{"result": "stop"}] * 25  # every one ours: claimed or refused
+    assert set(by_hand) <= {"paid", 2102, 2103}, by_hand
+    wait_for(
+        lambda: not r.server.rpc.call("listpayments", {"status": "pending"})["payments"],
+        "the payment to settle",
+    )
+    assert len(r.xpays()) == 1
+    pays = r.server.rpc.call("listpayments", [])["payments"]
+    assert [p["status"] for p in pays] == ["paid"]
+    # The 49 refused: each got an invoice_error if it came through the plugin.
+    claimed_by_plugin = by_hand.count("paid") == 0
+    wait_for(lambda: len(r.host.injected) == 25 - claimed_by_plugin, "the invoice_errors")
+
+
+def test_invreq_down_the_hook_passes_the_message_on(rig: Any, tmp_path: Path) -> None:
+    r = rig(timeout=1.0)
+    req = r.server.rpc.call("invoicerequest", [1000, "invreq goes away"])
+    msg = message(invoice_for(req["bolt12"]), our_path_id(r, req["bolt12"]))
+    assert r.server.stop() == 0
+    # The socket is gone: connection refused, answered at once.
+    assert r.host.hook("onion_message_recv_secret", msg) == {"result": "continue"}
+    # A server that accepts and never answers: the hook still answers, after invreq-timeout.
+    hung = socket.socket(socket.AF_UNIX)
+    hung.bind(str(r.server.socket_path))
+    hung.listen(8)
+    try:
+        assert r.host.hook("onion_message_recv_secret", msg) == {"result": "continue"}
+    finally:
+        hung.close()
+    assert r.xpays() == [] and r.host.injected == []
+    assert r.host.log_text().count("invreq unreachable") == 2
+
+
+def test_the_plugin_disables_itself_without_invreq_rpc_file(tmp_path: Path) -> None:
+    host = PluginHost(tmp_path / "lightning", NODE_SECRET)
+    try:
+        assert PLUGIN is not None
+        _manifest, init = host.start([PLUGIN], {})
+        assert "invreq-rpc-file" in init["disable"]
+    finally:
+        host.stop()

@@ -1,0 +1,149 @@
+"""The payments part of both stores (real SQLite files, real PostgreSQL): one payment per
+invoice, the refused row that becomes the attempt, attempt limits, settling once, the
+disable that notes payments in flight, and the migration of a database that an older
+version filled with duplicate payments of one invoice."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from invreq.errors import AlreadyClaimed, PaymentLimited, PaymentNotPending
+from invreq.store.base import Payment, PaymentLimits, Record, Store
+from invreq.store.postgres import PostgresStore
+from invreq.store.sqlite import MIGRATIONS, SQLiteStore
+
+NOW = 1_800_000_000
+NODE = "02" + "ab" * 32
+
+
+def rec(i: int, *, single_use: bool = True) -> Record:
+    return Record(
+        invreq_id=f"{i:064x}",
+        bolt12=f"lnr1test{i}",
+        label=None,
+        active=True,
+        single_use=single_use,
+        used=False,
+        created_at=NOW,
+        payer_key="software:x",
+    )
+
+
+def pay(i: int, h: int, status: str = "pending", at: int = NOW) -> Payment:
+    return Payment(
+        payment_id=0,
+        invreq_id=f"{i:064x}",
+        invoice=f"lni1test{h}",
+        amount_msat=1000,
+        payment_hash=f"{h:064x}",
+        status=status,
+        created_at=at,
+        node_id=None if status == "refused" else NODE,
+        attempt_deadline=None if status == "refused" else at + 70,
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    s: Store
+    if request.param == "sqlite":
+        s = SQLiteStore(tmp_path / "db.sqlite3")
+    else:
+        s = PostgresStore(request.getfixturevalue("pg_dsn"))
+    await s.open()
+    yield s
+    await s.close()
+
+
+async def test_one_payment_per_invoice_even_when_claims_race(store: Store) -> None:
+    await store.insert(rec(1, single_use=False))
+    claims = await asyncio.gather(*(store.payment_claim(pay(1, 7)) for _ in range(30)))
+    assert sum(c.new for c in claims) == 1
+    assert {c.payment.payment_id for c in claims} == {claims[0].payment.payment_id}
+    assert len(await store.payments()) == 1
+    assert (await store.payment_by_hash(f"{7:064x}")) == claims[0].payment
+
+
+async def test_a_refused_row_becomes_the_attempt(store: Store) -> None:
+    await store.insert(rec(1))
+    first = await store.payment_claim(pay(1, 7, "refused"))
+    again = await store.payment_claim(pay(1, 7, "refused"))
+    assert first.new and not again.new and again.payment.payment_id == first.payment.payment_id
+    attempt = await store.payment_claim(pay(1, 7, at=NOW + 5))
+    assert attempt.new and attempt.payment.payment_id == first.payment.payment_id
+    assert attempt.payment.status == "pending" and attempt.payment.node_id == NODE
+    assert [p.status for p in await store.payments()] == ["pending"]
+    with pytest.raises(AlreadyClaimed):
+        await store.payment_claim(pay(1, 8))  # single-use: the claim is held
+
+
+async def test_limits_per_request_and_per_minute(store: Store) -> None:
+    limits = PaymentLimits(per_request=2, per_minute=3)
+    for i in range(1, 4):
+        await store.insert(rec(i, single_use=False))
+    for h in (10, 11):
+        c = await store.payment_claim(pay(1, h), limits)
+        await store.payment_finish(c.payment.payment_id, "failed", NOW)
+    with pytest.raises(PaymentLimited, match="per-request"):
+        await store.payment_claim(pay(1, 12), limits)
+    await store.payment_claim(pay(2, 20), limits)
+    with pytest.raises(PaymentLimited, match="per-minute"):
+        await store.payment_claim(pay(3, 30), limits)
+    # A minute later the per-minute bound allows again; an hour later the per-request one.
+    assert (await store.payment_claim(pay(3, 30, at=NOW + 61), limits)).new
+    assert (await store.payment_claim(pay(1, 12, at=NOW + 3601), limits)).new
+    assert len(await store.payments()) == 5  # refusals recorded nothing
+
+
+async def test_settled_once_and_disable_notes_pending_payments(store: Store) -> None:
+    await store.insert(rec(1, single_use=False))
+    a = (await store.payment_claim(pay(1, 7))).payment
+    b = (await store.payment_claim(pay(1, 8))).payment
+    await store.payment_finish(b.payment_id, "failed", NOW)
+    record, pending = await store.disable_noting_payments(a.invreq_id, NOW + 1)
+    assert record.active is False and [p.payment_id for p in pending] == [a.payment_id]
+    assert pending[0].request_disabled_at == NOW + 1
+    done = await store.payment_finish(
+        a.payment_id, "paid", NOW + 2, preimage="00" * 32, resolved_by="x", evidence="y"
+    )
+    assert (done.status, done.resolved_by, done.evidence) == ("paid", "x", "y")
+    with pytest.raises(PaymentNotPending) as e:
+        await store.payment_finish(a.payment_id, "failed", NOW + 3)
+    assert e.value.payment.status == "paid"
+    assert (await store.get(a.invreq_id)).used is True  # type: ignore[union-attr]
+
+
+async def test_migration_keeps_duplicates_as_history(tmp_path: Path) -> None:
+    """Version 3 (before one-payment-per-invoice) let one invoice be paid three times."""
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for statements in MIGRATIONS[:3]:
+        for statement in statements:
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version=3")
+    conn.execute(
+        "INSERT INTO invoice_requests (invreq_id, bolt12, active, single_use, used, created_at,"
+        " payer_key) VALUES (?, 'lnr1x', 1, 0, 1, 1, 'software:x')",
+        (f"{1:064x}",),
+    )
+    for _ in range(3):
+        conn.execute(
+            "INSERT INTO payments (invreq_id, invoice, amount_msat, payment_hash, status,"
+            " created_at) VALUES (?, 'lni1x', 1000, ?, 'paid', 1)",
+            (f"{1:064x}", f"{7:064x}"),
+        )
+    conn.close()
+    s = SQLiteStore(path)
+    await s.open()
+    try:
+        rows = await s.payments()
+        assert [p.duplicate_of for p in rows] == [None, 1, 1]
+        assert (await s.payment_by_hash(f"{7:064x}")).payment_id == 1  # type: ignore[union-attr]
+        claim = await s.payment_claim(pay(1, 7))
+        assert not claim.new and claim.payment.payment_id == 1
+    finally:
+        await s.close()
