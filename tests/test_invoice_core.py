@@ -254,3 +254,19 @@ def test_the_string_must_be_an_invoice() -> None:
     invoice = _invoice(request)
     with pytest.raises(DecodeError, match="unexpected prefix 'lni', expected 'lnr'"):
         bolt12.decode_invoice_request(invoice.bolt12)
+
+
+def test_signature_digest_refuses_a_merkle_root_that_is_not_32_bytes() -> None:
+    with pytest.raises(InvalidFieldError, match="merkle_root: must be 32 bytes"):
+        bolt12.signature_digest("invoice", "signature", bytes(31))
+
+
+def test_chain_and_network_come_from_the_core_and_bitcoin_omits_the_chain() -> None:
+    regtest = bolt12.CHAINS["regtest"]
+    assert bolt12.chain_for_network("bitcoin") is None
+    assert bolt12.chain_for_network("regtest") == regtest
+    assert bolt12.network_for_chain(None) == "bitcoin"
+    assert bolt12.network_for_chain(regtest) == "regtest"
+    assert bolt12.network_for_chain(bytes(32)) is None
+    with pytest.raises(KeyError):
+        bolt12.chain_for_network("mainnet")

@@ -10,7 +10,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 from _service_fixtures import Server
-from invreq.errors import NotActive, StartupError
+from invreq.errors import DatabaseError, NotActive, StartupError, StoreClosed
 from invreq.store.base import ListQuery, Record
 from invreq.store.postgres import PostgresStore
 from pyln.client import RpcError
@@ -146,3 +146,49 @@ def test_two_servers_on_one_database(tmp_path: Path, pg_dsn: str) -> None:
     finally:
         assert a.stop() == 0, a.output()
         assert b.stop() == 0, b.output()
+
+
+async def test_every_call_after_close_is_refused_as_store_closed(pg_dsn: str) -> None:
+    s = PostgresStore(pg_dsn)
+    await s.open()
+    await s.close()
+    calls = [
+        s.insert(rec(1)),
+        s.get(f"{1:064x}"),
+        s.list(ListQuery()),
+        s.count_by_state(),
+        s.disable(f"{1:064x}"),
+        s.payments(),
+        s.runes(),
+        s.rune_blacklist(),
+        s.rune_blacklist_add(1, 2),
+    ]
+    for call in calls:
+        with pytest.raises(StoreClosed, match=r"^store is closed$"):
+            await call
+
+
+async def test_a_database_failure_on_any_call_is_a_store_error(pg_dsn: str) -> None:
+    """Tables another client dropped: payments, runes, the blacklist and the record counts
+    answer 2002 "database error: ...", as the other calls always did."""
+    s = PostgresStore(pg_dsn)
+    await s.open()
+    try:
+        conn = await asyncpg.connect(pg_dsn)
+        await conn.execute("DROP TABLE payments, runes, rune_blacklist, invoice_requests")
+        await conn.close()
+        calls = [
+            s.payments(),
+            s.runes(),
+            s.rune_blacklist(),
+            s.rune_blacklist_add(1, 2),
+            s.rune_insert(lambda uid: f"rune{uid}", 1),
+            s.count_by_state(),
+            s.get(f"{1:064x}"),
+        ]
+        for call in calls:
+            with pytest.raises(DatabaseError, match=r"^database error: ") as e:
+                await call
+            assert e.value.code == 2002
+    finally:
+        await s.close()

@@ -8,7 +8,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from invreq.errors import NotActive, StartupError, StoreError, UnknownInvoiceRequest
+from invreq.errors import (
+    DatabaseError,
+    NotActive,
+    StartupError,
+    StoreClosed,
+    StoreError,
+    UnknownInvoiceRequest,
+)
 from invreq.store.base import ListQuery, Record
 from invreq.store.sqlite import SQLiteStore
 
@@ -135,3 +142,35 @@ async def test_writes_after_close_are_refused(tmp_path: Path) -> None:
 async def test_durability_settings(store: SQLiteStore) -> None:
     with sqlite3.connect(store.path) as c:
         assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_every_call_after_close_is_refused_as_store_closed(tmp_path: Path) -> None:
+    s = SQLiteStore(tmp_path / "db.sqlite3")
+    await s.open()
+    await s.close()
+    calls = [
+        s.insert(rec(1)),
+        s.get(f"{1:064x}"),
+        s.list(ListQuery()),
+        s.count_by_state(),
+        s.disable(f"{1:064x}"),
+        s.payments(),
+        s.runes(),
+        s.rune_blacklist(),
+        s.rune_blacklist_add(1, 2),
+    ]
+    for call in calls:
+        with pytest.raises(StoreClosed, match=r"^store is closed$"):
+            await call
+
+
+async def test_a_database_failure_on_any_read_is_a_store_error(store: SQLiteStore) -> None:
+    """Tables another process dropped: every read answers 2002 "database error: ...", not a
+    bare driver exception (which the dispatcher would answer as -1 internal error)."""
+    with sqlite3.connect(store.path) as c:
+        for table in ("payments", "runes", "rune_blacklist", "invoice_requests"):
+            c.execute(f"DROP TABLE {table}")
+    for call in (store.payments(), store.runes(), store.rune_blacklist(), store.count_by_state()):
+        with pytest.raises(DatabaseError, match=r"^database error: no such table") as e:
+            await call
+        assert e.value.code == 2002

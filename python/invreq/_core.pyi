@@ -17,6 +17,7 @@ __all__ = [
     "__version__",
     "blind_hops",
     "build_blinded_path",
+    "chain_for_network",
     "chains",
     "decode_invoice",
     "decode_invoice_request",
@@ -27,6 +28,7 @@ __all__ = [
     "encode_tlv_stream",
     "invoice_error",
     "merkle_root",
+    "network_for_chain",
     "parse_blinded_paths",
     "parse_invoice",
     "parse_invoice_request",
@@ -46,7 +48,8 @@ def tagged_hash(tag: bytes, msg: bytes) -> bytes:
     """SHA256(SHA256(tag) || SHA256(tag) || msg)."""
 
 def signature_digest(messagename: str, fieldname: str, merkle_root: bytes) -> bytes:
-    """H("lightning" || messagename || fieldname, merkle_root): what a BIP-340 signature signs."""
+    """H("lightning" || messagename || fieldname, merkle_root): what a BIP-340 signature signs.
+    InvalidFieldError unless merkle_root is 32 bytes."""
 
 def encode_string(hrp: str, data: bytes) -> str:
     """bech32 without checksum, lower case."""
@@ -65,6 +68,11 @@ def verify_signature(digest: bytes, signature: bytes, pubkey: bytes) -> None:
     (33 bytes)."""
 
 def chains() -> list[tuple[str, bytes]]: ...
+def chain_for_network(network: str) -> bytes | None:
+    """The invreq_chain to write: None for bitcoin (omitted); KeyError for an unknown network."""
+
+def network_for_chain(chain: bytes | None) -> str | None:
+    """The network an invreq_chain names (None means bitcoin); None if unknown."""
 
 @final
 class UnsignedInvoiceRequest:

@@ -27,20 +27,12 @@ from typing import Any
 import runes
 
 from invreq import secretfile
-from invreq.errors import InvalidParams, RpcError
-from invreq.store.base import Store
+from invreq.errors import InvalidParams, NotAuthorized, NotPermitted, RpcError
+from invreq.store.base import RuneStore
 
-__all__ = [
-    "CODE_NOT_AUTHORIZED",
-    "CODE_NOT_PERMITTED",
-    "SECRET_NAME",
-    "RuneAuthority",
-    "RuneError",
-]
+__all__ = ["SECRET_NAME", "RuneAuthority"]
 
 SECRET_NAME = "rune_secret"
-CODE_NOT_AUTHORIZED = 1501  # not ours, malformed for us, or blacklisted
-CODE_NOT_PERMITTED = 1502  # ours, but a restriction is not met
 #: How long a blacklist read from the store is trusted (another instance may add to it).
 BLACKLIST_TTL = 2.0
 #: Authenticated runes remembered (a rune's restrictions are still tested on every call).
@@ -65,14 +57,6 @@ _ENGLISH = {
     "}": "sorts after",
     "#": "comment:",
 }
-
-
-class RuneError(RpcError):
-    pass
-
-
-def not_authorized(why: str) -> RuneError:
-    return RuneError(f"Not authorized: {why}", code=CODE_NOT_AUTHORIZED)
 
 
 def load_or_create_secret(directory: Path) -> bytes:
@@ -141,7 +125,9 @@ def _param_text(value: Any) -> Any:
 
 
 class RuneAuthority:
-    def __init__(self, secret: bytes, store: Store, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, secret: bytes, store: RuneStore, clock: Callable[[], float] = time.time
+    ) -> None:
         self.master = runes.MasterRune(secret)
         self._secret = secret
         self.store = store
@@ -152,7 +138,7 @@ class RuneAuthority:
         self._checked: dict[str, tuple[runes.Rune, int]] = {}
 
     @classmethod
-    def load_or_create(cls, directory: Path, store: Store) -> RuneAuthority:
+    def load_or_create(cls, directory: Path, store: RuneStore) -> RuneAuthority:
         return cls(load_or_create_secret(directory), store)
 
     # --- the four commands --------------------------------------------------------------
@@ -162,7 +148,7 @@ class RuneAuthority:
         if rune is not None:
             base = self._decode(rune)
             if not self.master.is_rune_authorized(base):
-                raise not_authorized("Not derived from master")
+                raise NotAuthorized("Not derived from master")
             uid = _unique_id(base)
             for r in extra:
                 base.add_restriction(r)
@@ -218,24 +204,24 @@ class RuneAuthority:
     async def check(
         self, rune: str, *, method: str | None, params: Any, nodeid: str | None = None
     ) -> int:
-        """Raise ``RuneError`` unless ``rune`` allows calling ``method`` with ``params``;
-        returns the rune's unique id."""
+        """Raise ``NotAuthorized`` or ``NotPermitted`` (both ``RuneError``) unless ``rune``
+        allows calling ``method`` with ``params``; returns the rune's unique id."""
         cached = self._checked.get(rune)
         if cached is None:
             # Decoding and authenticating a rune costs tens of µs; a client sends the same
             # one with every request, so remember the result (only for runes that pass).
-            r = self._decode(rune, error=not_authorized)
+            r = self._decode(rune, error=NotAuthorized)
             if not self.master.is_rune_authorized(r):
-                raise not_authorized("Not derived from master")
+                raise NotAuthorized("Not derived from master")
             uid = _unique_id(r)
             if uid is None:
-                raise not_authorized("Rune has no unique id")
+                raise NotAuthorized("Rune has no unique id")
             if len(self._checked) >= CHECKED_CACHE:
                 self._checked.clear()
             self._checked[rune] = cached = (r, uid)
         r, uid = cached
         if any(a <= uid <= b for a, b in await self._current_blacklist()):
-            raise not_authorized("Blacklisted rune")
+            raise NotAuthorized("Blacklisted rune")
         values: dict[str, Any] = {"time": int(self.clock()), "rate": self._rate_check(uid)}
         if method is not None:
             values["method"] = method
@@ -253,7 +239,7 @@ class RuneAuthority:
             values["pnum"] = 0
         ok, why = r.are_restrictions_met(values)
         if not ok:
-            raise RuneError(f"Not permitted: {why}", code=CODE_NOT_PERMITTED)
+            raise NotPermitted(why)
         return uid
 
     def _rate_check(self, uid: int) -> Callable[[runes.Alternative], str | None]:

@@ -1,7 +1,8 @@
 """BOLT 12 byte layer: the public face of the native core ``invreq._core``.
 
-Everything here runs in Rust (``rust/invreq-core``); this module only names it, documents it
-and adds the network table. Errors are the classes of :mod:`invreq.errors`:
+Everything here runs in Rust (``rust/invreq-core``), the network table and its BOLT 12 rule
+(a request for bitcoin omits ``invreq_chain``) included; this module only names and
+documents it. Errors are the classes of :mod:`invreq.errors`:
 ``DecodeError`` (a string or stream breaks a rule), ``SignatureError`` (a signature does not
 verify), ``InvalidFieldError`` (a builder value cannot be encoded).
 
@@ -57,6 +58,7 @@ from invreq._core import (
     UnsignedInvoiceRequest,
     blind_hops,
     build_blinded_path,
+    chain_for_network,
     chains,
     decode_invoice,
     decode_invoice_request,
@@ -67,6 +69,7 @@ from invreq._core import (
     encode_tlv_stream,
     invoice_error,
     merkle_root,
+    network_for_chain,
     parse_blinded_paths,
     parse_invoice,
     parse_invoice_request,
@@ -127,23 +130,6 @@ INVOICE_HRP = "lni"
 CHAINS: dict[str, bytes] = dict(chains())
 #: The networks invreq serves, in CLN's order.
 NETWORKS: tuple[str, ...] = tuple(CHAINS)
-
-
-def chain_for_network(network: str) -> bytes | None:
-    """The ``invreq_chain`` to write for ``network``: ``None`` for bitcoin (BOLT 12 says to
-    omit it), the chain hash otherwise. Raises ``KeyError`` for an unknown network."""
-    chain = CHAINS[network]
-    return None if network == "bitcoin" else chain
-
-
-def network_for_chain(chain: bytes | None) -> str | None:
-    """The network of an ``invreq_chain`` value (``None`` means bitcoin); ``None`` if unknown."""
-    if chain is None:
-        return "bitcoin"
-    for name, value in CHAINS.items():
-        if value == chain:
-            return name
-    return None
 
 
 def new_blinded_path(

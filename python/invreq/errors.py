@@ -4,8 +4,11 @@ Byte-layer errors (``Bolt12Error`` and subclasses) are raised by the native core
 ``invreq._core``; the binding maps its typed Rust errors onto these classes, so Python
 code catches them by class, never by parsing messages.
 
-RPC errors carry a stable numeric code (CLN's codes, REFERENCE §6). ``RpcError.to_json``
-is the only function that builds a JSON-RPC ``error`` object.
+RPC errors carry a stable numeric code (CLN's codes, REFERENCE §6), one class per code (and
+per situation a front door answers differently, e.g. ``MissingRune``). Code that decides
+what to do with a failure looks at its class, never at numbers inside a serialised reply;
+the HTTP doors map classes to statuses. ``RpcError.to_json`` is the only function that
+builds a JSON-RPC ``error`` object.
 """
 
 from __future__ import annotations
@@ -16,29 +19,53 @@ __all__ = [
     "CODE_CATCHALL",
     "CODE_INVALID_PARAMS",
     "CODE_INVALID_REQUEST",
+    "CODE_INVOICE_ALREADY_CLAIMED",
+    "CODE_INVOICE_AMOUNT",
+    "CODE_INVOICE_EXPIRED",
+    "CODE_INVOICE_NOT_ACTIVE",
+    "CODE_INVOICE_UNKNOWN_REQUEST",
     "CODE_METHOD_NOT_FOUND",
     "CODE_NOT_ACTIVE",
+    "CODE_NOT_AUTHORIZED",
+    "CODE_NOT_PERMITTED",
+    "CODE_PAYMENT_FAILED",
+    "CODE_PAYMENT_REFUSED",
     "CODE_REPLY_BUDGET",
+    "CODE_REQUEST_EXPIRED",
     "CODE_SIGNER",
     "CODE_STORE",
     "AlreadyClaimed",
+    "BodyTimeout",
     "Bolt12Error",
+    "CommitFailed",
+    "DatabaseError",
     "DecodeError",
+    "InternalError",
     "InvalidFieldError",
     "InvalidParams",
     "InvalidRequest",
-    "InvoiceAlreadyAttempted",
+    "InvoiceAmount",
+    "InvoiceExpired",
+    "InvoiceNotActive",
+    "InvoiceRefused",
+    "InvoiceUnknownRequest",
+    "InvoiceWrongPath",
     "MethodNotFound",
+    "MissingRune",
     "NotActive",
-    "PaymentInFlight",
-    "PaymentLimited",
-    "PaymentNotPending",
-    "PaymentPending",
+    "NotAuthorized",
+    "NotPermitted",
+    "PaymentError",
+    "PaymentRefused",
     "ReplyBudgetExceeded",
+    "RequestExpired",
+    "RequestTooLarge",
     "RpcError",
+    "RuneError",
     "SignatureError",
     "SignerError",
     "StartupError",
+    "StoreClosed",
     "StoreError",
     "UnknownInvoiceRequest",
 ]
@@ -72,6 +99,9 @@ CODE_METHOD_NOT_FOUND = -32601
 CODE_INVALID_PARAMS = -32602
 CODE_CATCHALL = -1
 CODE_NOT_ACTIVE = 1001
+# CLN's rune refusals (clnrest and commando): not ours / a restriction is not met.
+CODE_NOT_AUTHORIZED = 1501
+CODE_NOT_PERMITTED = 1502
 # Beyond CLN: failures of the signer (device refused, busy, timed out) and of the store
 # (disk full, read-only). Both mean "nothing was created"; codes chosen outside CLN's
 # offer/invoice ranges so clients can tell them apart from parameter errors.
@@ -101,7 +131,11 @@ CODE_PAYMENT_NOT_PENDING = 2113
 
 
 class RpcError(Exception):
-    """An error answered to a JSON-RPC caller: ``{code, message, data?}``."""
+    """An error answered to a JSON-RPC caller: ``{code, message, data?}``.
+
+    Raise a subclass: its class says what went wrong (a front door picks its HTTP status
+    from the class), its ``code`` is what the caller reads. A bare ``RpcError`` with a
+    ``code`` stands only for an error another server answered (CLN, relayed)."""
 
     code: int = CODE_CATCHALL
 
@@ -119,10 +153,30 @@ class RpcError(Exception):
         return err
 
 
+class InternalError(RpcError):
+    """A bug, or a limit of the server (too many connections): not the caller's fault."""
+
+    code = CODE_CATCHALL
+
+
 class InvalidRequest(RpcError):
     """Not a JSON-RPC request at all: bad JSON, invalid UTF-8, missing ``jsonrpc``, too large."""
 
     code = CODE_INVALID_REQUEST
+
+
+class RequestTooLarge(InvalidRequest):
+    """A request (one JSON value on the socket, one HTTP body) over the size limit."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"request larger than {limit} bytes")
+
+
+class BodyTimeout(InvalidRequest):
+    """An HTTP client that did not send its whole body in time."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"request body not received within {seconds:g} s")
 
 
 class MethodNotFound(RpcError):
@@ -158,15 +212,6 @@ class SignerError(RpcError):
     code = CODE_SIGNER
 
 
-class AlreadyClaimed(RpcError):
-    """A single-use request already has a pending or completed payment."""
-
-    code = CODE_INVOICE_ALREADY_CLAIMED
-
-    def __init__(self, status: str) -> None:
-        super().__init__(f"invoice_request is single-use and already has a {status} payment")
-
-
 class ReplyBudgetExceeded(RpcError):
     """A batch element that was not run: the replies before it used the batch's budget."""
 
@@ -179,7 +224,147 @@ class ReplyBudgetExceeded(RpcError):
         )
 
 
-class PaymentPending(RpcError):
+class StoreError(RpcError):
+    """The store could not make a change durable, or could not read (disk full, read-only
+    database, connection lost ...): nothing was stored."""
+
+    code = CODE_STORE
+
+
+class StoreClosed(StoreError):
+    """A call after ``close()`` (shutdown in progress)."""
+
+    def __init__(self) -> None:
+        super().__init__("store is closed")
+
+
+class DatabaseError(StoreError):
+    """The database driver failed; one message for every store and every call."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(f"database error: {cause}")
+
+
+class CommitFailed(StoreError):
+    """A group of writes could not be committed: none of them is stored."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(f"commit failed, nothing stored: {cause}")
+
+
+# --- runes (HTTP and REST) --------------------------------------------------------------
+
+
+class RuneError(RpcError):
+    """The rune refuses the call. The HTTP doors answer 401 (403 for a missing rune)."""
+
+
+class NotAuthorized(RuneError):
+    """The rune is missing, not ours, malformed or blacklisted."""
+
+    code = CODE_NOT_AUTHORIZED
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"Not authorized: {why}")
+
+
+class MissingRune(NotAuthorized):
+    """No rune at all (HTTP: 403, as clnrest)."""
+
+    def __init__(self) -> None:
+        super().__init__("Missing rune")
+
+
+class NotPermitted(RuneError):
+    """The rune is ours but one of its restrictions is not met."""
+
+    code = CODE_NOT_PERMITTED
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"Not permitted: {why}")
+
+
+# --- receiveinvoice and the payments --------------------------------------------------
+
+
+class InvoiceRefused(RpcError):
+    """Base of every refusal of ``receiveinvoice`` (codes 2101-2111, 2114)."""
+
+
+class InvoiceUnknownRequest(InvoiceRefused):
+    """The invoice answers no invoice_request of ours."""
+
+    code = CODE_INVOICE_UNKNOWN_REQUEST
+
+
+class InvoiceNotActive(InvoiceRefused):
+    """The request it answers is disabled, or single-use and used."""
+
+    code = CODE_INVOICE_NOT_ACTIVE
+
+    def __init__(self) -> None:
+        super().__init__("invoice_request is not active")
+
+
+class AlreadyClaimed(InvoiceRefused):
+    """A single-use request already has a pending or completed payment."""
+
+    code = CODE_INVOICE_ALREADY_CLAIMED
+
+    def __init__(self, status: str) -> None:
+        super().__init__(f"invoice_request is single-use and already has a {status} payment")
+
+
+class InvoiceWrongPath(InvoiceRefused):
+    """An invoice of ours that did not come over its request's blinded path (the plugin):
+    refused, so a path (or a guessed one) cannot collect another request's amount."""
+
+    code = CODE_INVOICE_WRONG_PATH
+
+    def __init__(self) -> None:
+        super().__init__("invoice did not arrive on the blinded path of its invoice_request")
+
+
+class InvoiceAmount(InvoiceRefused):
+    """``invoice_amount`` differs from ``invreq_amount``. Kept for its code only: the core's
+    reader refuses such an invoice first (BOLT 12), so ``receiveinvoice`` answers it as
+    an invalid ``invoice`` parameter (-32602) naming ``invoice_amount``."""
+
+    code = CODE_INVOICE_AMOUNT
+
+
+class InvoiceExpired(InvoiceRefused):
+    code = CODE_INVOICE_EXPIRED
+
+    def __init__(self, expires_at: int, now: int) -> None:
+        super().__init__(f"invoice expired at {expires_at} (now {now})")
+
+
+class RequestExpired(InvoiceRefused):
+    """The invoice_request's ``absolute_expiry`` has passed (CLN never checks it)."""
+
+    code = CODE_REQUEST_EXPIRED
+
+    def __init__(self, expires_at: int, now: int) -> None:
+        super().__init__(f"invoice_request expired at {expires_at} (now {now})")
+
+
+class PaymentRefused(InvoiceRefused):
+    """The invoice is valid but nothing pays it (``--pay-with none``)."""
+
+    code = CODE_PAYMENT_REFUSED
+
+
+class PaymentError(InvoiceRefused):
+    """The backend tried and the payment did not happen; the claim is released."""
+
+    code = CODE_PAYMENT_FAILED
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"payment failed: {why}")
+
+
+class PaymentPending(InvoiceRefused):
     """The payment's outcome is not known (the node did not answer within the timeout, the
     connection was lost, or this invoice's payment is still pending): the claim is held
     and reconciliation settles it from the node's own record. ``data`` is the payment."""
@@ -187,14 +372,14 @@ class PaymentPending(RpcError):
     code = CODE_PAYMENT_PENDING
 
 
-class InvoiceAlreadyAttempted(RpcError):
+class InvoiceAlreadyAttempted(InvoiceRefused):
     """One payment per invoice, ever: this invoice (its payment_hash) was attempted before
     and did not succeed, or another invoice carries the same payment_hash."""
 
     code = CODE_INVOICE_ALREADY_ATTEMPTED
 
 
-class PaymentLimited(RpcError):
+class PaymentLimited(InvoiceRefused):
     """An attempt bound was reached (per request or per minute): nothing was attempted or
     recorded."""
 
@@ -218,12 +403,6 @@ class PaymentNotPending(RpcError):
             data=payment.to_json(),
         )
         self.payment = payment
-
-
-class StoreError(RpcError):
-    """The store could not make a change durable (disk full, read-only database ...)."""
-
-    code = CODE_STORE
 
 
 # --- start-up ---------------------------------------------------------------------------

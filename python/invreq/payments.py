@@ -7,7 +7,8 @@ accepts it only when every check passes (REFERENCE §8), each refusal with its o
   complete (the native core: ``bolt12.decode_invoice``);
 - the invreq_id recomputed from its records names a request we issued (that also proves
   the invoice copies our request exactly) and the request is active;
-- ``invoice_amount == invreq_amount`` (BOLT 12's rule; CLN pays smaller amounts, we do not);
+- ``invoice_amount == invreq_amount`` (BOLT 12's rule, checked by the core's reader, so a
+  different amount is an invalid ``invoice``; CLN pays smaller amounts, we do not);
 - neither the invoice (created_at + relative_expiry, default 7200 s) nor the request
   (``absolute_expiry``; CLN never checks it) has expired.
 
@@ -55,27 +56,26 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from invreq import bolt12, paging
 from invreq.errors import (
-    CODE_INVOICE_AMOUNT,
-    CODE_INVOICE_EXPIRED,
-    CODE_INVOICE_NOT_ACTIVE,
-    CODE_INVOICE_UNKNOWN_REQUEST,
-    CODE_INVOICE_WRONG_PATH,
-    CODE_PAYMENT_FAILED,
-    CODE_PAYMENT_REFUSED,
-    CODE_REQUEST_EXPIRED,
     Bolt12Error,
     InvalidParams,
     InvoiceAlreadyAttempted,
+    InvoiceExpired,
+    InvoiceNotActive,
+    InvoiceUnknownRequest,
+    InvoiceWrongPath,
     NotActive,
+    PaymentError,
     PaymentInFlight,
     PaymentNotPending,
     PaymentPending,
+    PaymentRefused,
+    RequestExpired,
     RpcError,
     StartupError,
     UnknownInvoiceRequest,
 )
 from invreq.rpc import CALLER
-from invreq.store.base import Payment, PaymentLimits, Store
+from invreq.store.base import Payment, PaymentLimits, PaymentStore
 
 if TYPE_CHECKING:
     from invreq.blindpaths import PathMaker
@@ -276,10 +276,6 @@ async def open_backend(spec: str) -> PaymentBackend:
     raise StartupError(f"--pay-with: {spec!r} is not 'none' or 'cln:RPC_PATH'")
 
 
-def _refuse(code: int, message: str) -> RpcError:
-    return RpcError(message, code=code)
-
-
 def _pending_error(p: Payment, why: str) -> PaymentPending:
     return PaymentPending(
         f"payment {p.payment_id} is pending: {why}; its claim is held until node "
@@ -300,7 +296,7 @@ class Receiver:
 
     def __init__(
         self,
-        store: Store,
+        store: PaymentStore,
         backend: PaymentBackend,
         clock: Callable[[], float] = time.time,
         *,
@@ -331,51 +327,37 @@ class Receiver:
             if pathsecret is not None and not await self._on_our_path(invoice, pathsecret):
                 # From the plugin, and not provably ours: 2101 lets it pass the message on
                 # to CLN's own offers plugin, which may be waiting for it.
-                raise _refuse(
-                    CODE_INVOICE_UNKNOWN_REQUEST, f"invoice answers no invoice_request of ours: {e}"
+                raise InvoiceUnknownRequest(
+                    f"invoice answers no invoice_request of ours: {e}"
                 ) from None
             raise InvalidParams(f"invoice: {e}") from None
         invreq_id = inv.invreq_id.hex()
         payment_hash = inv.payment_hash.hex()
         if pathsecret is not None:
             if await self.store.get(invreq_id) is None:
-                raise _refuse(
-                    CODE_INVOICE_UNKNOWN_REQUEST,
-                    f"invoice answers no invoice_request of ours (invreq_id {invreq_id})",
+                raise InvoiceUnknownRequest(
+                    f"invoice answers no invoice_request of ours (invreq_id {invreq_id})"
                 )
             if not self._owns(inv.invreq_metadata, pathsecret):
                 # Ours, but it did not come over the path we gave this request: refused, so
                 # a path (or a guessed one) cannot collect another request's amount.
-                raise _refuse(
-                    CODE_INVOICE_WRONG_PATH,
-                    "invoice did not arrive on the blinded path of its invoice_request",
-                )
+                raise InvoiceWrongPath()
         # A replay gets its payment's answer, whatever the request's state is now.
         earlier = await self.store.payment_by_hash(payment_hash)
         if earlier is not None and earlier.status != "refused":
             return self._answer_earlier(earlier, invoice)
         record = await self.store.get(invreq_id)
         if record is None:
-            raise _refuse(
-                CODE_INVOICE_UNKNOWN_REQUEST,
-                f"invoice answers no invoice_request of ours (invreq_id {invreq_id})",
+            raise InvoiceUnknownRequest(
+                f"invoice answers no invoice_request of ours (invreq_id {invreq_id})"
             )
         if not record.active:
-            raise _refuse(CODE_INVOICE_NOT_ACTIVE, "invoice_request is not active")
-        if inv.amount_msat != inv.invreq_amount:
-            raise _refuse(
-                CODE_INVOICE_AMOUNT,
-                f"invoice_amount {inv.amount_msat} msat is not invreq_amount "
-                f"{inv.invreq_amount} msat",
-            )
+            raise InvoiceNotActive()
         now = int(self.clock())
         if inv.expires_at <= now:
-            raise _refuse(CODE_INVOICE_EXPIRED, f"invoice expired at {inv.expires_at} (now {now})")
+            raise InvoiceExpired(inv.expires_at, now)
         if inv.offer_absolute_expiry is not None and inv.offer_absolute_expiry <= now:
-            raise _refuse(
-                CODE_REQUEST_EXPIRED,
-                f"invoice_request expired at {inv.offer_absolute_expiry} (now {now})",
-            )
+            raise RequestExpired(inv.offer_absolute_expiry, now)
         # Without a backend the attempt is recorded as refused at once, and claims nothing.
         refused = isinstance(self.backend, NoBackend)
         attempt = Payment(
@@ -394,19 +376,16 @@ class Receiver:
         try:
             claim = await self.store.payment_claim(attempt, None if refused else self.limits)
         except UnknownInvoiceRequest:
-            raise _refuse(
-                CODE_INVOICE_UNKNOWN_REQUEST, "invoice answers no invoice_request of ours"
-            ) from None
+            raise InvoiceUnknownRequest("invoice answers no invoice_request of ours") from None
         except NotActive:
-            raise _refuse(CODE_INVOICE_NOT_ACTIVE, "invoice_request is not active") from None
+            raise InvoiceNotActive() from None
         claimed = claim.payment
         if not claim.new and not (refused and claimed.status == "refused"):
             return self._answer_earlier(claimed, invoice)
         if claimed.status == "refused":
-            raise RpcError(
+            raise PaymentRefused(
                 f"invoice is valid but not paid: invreq serve runs with --pay-with none "
-                f"(recorded as payment {claimed.payment_id})",
-                code=CODE_PAYMENT_REFUSED,
+                f"(recorded as payment {claimed.payment_id})"
             )
         if pathsecret is not None:
             task = asyncio.create_task(self._pay_in_background(claimed))
@@ -466,7 +445,7 @@ class Receiver:
             settled = await self._finish(claimed, "failed", error=str(e))
             if settled.status == "paid":
                 return settled.to_json()
-            raise RpcError(f"payment failed: {e}", code=CODE_PAYMENT_FAILED) from None
+            raise PaymentError(str(e)) from None
         except OutcomeUnknown as e:
             log.warning("payment %d: outcome unknown (%s), left pending", claimed.payment_id, e)
             raise _pending_error(claimed, f"outcome unknown ({e})") from None
@@ -505,10 +484,9 @@ class Receiver:
         if p.status == "pending":
             raise _pending_error(p, "this invoice is already being paid")
         if p.status == "refused":
-            raise RpcError(
+            raise PaymentRefused(
                 f"invoice is valid but not paid: invreq serve runs with --pay-with none "
-                f"(recorded as payment {p.payment_id})",
-                code=CODE_PAYMENT_REFUSED,
+                f"(recorded as payment {p.payment_id})"
             )
         raise InvoiceAlreadyAttempted(
             f"invoice was already attempted: payment {p.payment_id} {p.status}"

@@ -18,27 +18,45 @@ mode is its protection.
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
 from aiohttp import web
 
 from invreq import __version__, params, rpc
-from invreq.auth import CODE_NOT_AUTHORIZED, RuneAuthority, RuneError
-from invreq.errors import InvalidParams, InvalidRequest, RpcError
+from invreq.auth import RuneAuthority
+from invreq.errors import (
+    BodyTimeout,
+    InvalidParams,
+    MissingRune,
+    RequestTooLarge,
+    RpcError,
+    RuneError,
+)
 
-__all__ = ["BODY_READERS", "MISSING_RUNE", "openapi", "routes"]
+__all__ = ["BODY_READERS", "http_status", "openapi", "routes"]
 
-MISSING_RUNE = {"code": CODE_NOT_AUTHORIZED, "message": "Not authorized: Missing rune"}
 RUNE_HEADER = "Rune"
+
+#: The HTTP status of a failure, by class (clnrest's: 403 no rune, 401 rune refused).
+_STATUS: dict[type[RpcError], int] = {
+    MissingRune: 403,
+    RuneError: 401,
+    BodyTimeout: 408,
+    RequestTooLarge: 413,
+}
+
+
+def http_status(err: RpcError, default: int) -> int:
+    """The status for ``err``: that of its nearest listed class, else ``default`` (200 for
+    ``/rpc``, where JSON-RPC carries the error; 500 for REST)."""
+    for cls in type(err).__mro__:
+        if cls in _STATUS:
+            return _STATUS[cls]
+    return default
 
 
 def _json(status: int, obj: Any) -> web.Response:
-    return web.Response(
-        status=status,
-        body=json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode(),
-        content_type="application/json",
-    )
+    return web.Response(status=status, body=rpc.dumps(obj), content_type="application/json")
 
 
 def _authorizer(auth: RuneAuthority, rune: str) -> rpc.Authorize:
@@ -56,7 +74,8 @@ BODY_TIMEOUT = 30.0
 BODY_READERS = web.AppKey("body_readers", set)
 
 
-async def _read(request: web.Request) -> bytes | web.Response:
+async def _read(request: web.Request) -> bytes:
+    """The body; raises ``BodyTimeout`` or ``RequestTooLarge``."""
     readers = request.app[BODY_READERS]
     task = asyncio.current_task()
     assert task is not None
@@ -65,15 +84,9 @@ async def _read(request: web.Request) -> bytes | web.Response:
         async with asyncio.timeout(BODY_TIMEOUT):
             return await request.read()
     except TimeoutError:
-        err = InvalidRequest(f"request body not received within {BODY_TIMEOUT:g} s")
-        return web.Response(
-            status=408, body=rpc.error_reply(None, err).rstrip(), content_type="application/json"
-        )
+        raise BodyTimeout(BODY_TIMEOUT) from None
     except web.HTTPRequestEntityTooLarge:
-        err = InvalidRequest(f"request larger than {rpc.MAX_REQUEST_BYTES} bytes")
-        return web.Response(
-            status=413, body=rpc.error_reply(None, err).rstrip(), content_type="application/json"
-        )
+        raise RequestTooLarge(rpc.MAX_REQUEST_BYTES) from None
     finally:
         readers.discard(task)
 
@@ -82,44 +95,44 @@ def routes(auth_key: Any, dispatcher_key: Any) -> list[web.RouteDef]:
     """The HTTP routes; the app keys name where the authority and dispatcher live."""
 
     async def rpc_http(request: web.Request) -> web.Response:
-        body = await _read(request)
-        if isinstance(body, web.Response):
-            return body
-        rune = request.headers.get(RUNE_HEADER)
-        if not rune:
-            return _json(403, {"jsonrpc": "2.0", "id": None, "error": MISSING_RUNE})
+        try:
+            body = await _read(request)
+            rune = request.headers.get(RUNE_HEADER)
+            if not rune:
+                raise MissingRune()
+        except RpcError as e:
+            return _json(http_status(e, 200), rpc.error_object(None, e))
         authorize = _authorizer(request.app[auth_key], rune)
-        reply, refused = await request.app[dispatcher_key].handle_http(body, authorize)
-        if reply is None:  # notifications only: JSON-RPC says no content
+        answer = await request.app[dispatcher_key].answer_bytes(body, authorize)
+        if answer.reply is None:  # notifications only: JSON-RPC says no content
             return web.Response(status=204)
-        return web.Response(
-            status=401 if refused else 200, body=reply, content_type="application/json"
-        )
+        status = 200 if answer.error is None else http_status(answer.error, 200)
+        return _json(status, answer.reply)
 
     async def rest_call(request: web.Request) -> web.Response:
         method = request.match_info["method"]
-        rune = request.headers.get(RUNE_HEADER)
-        if not rune:
-            return _json(403, MISSING_RUNE)
-        body = await _read(request)
-        if isinstance(body, web.Response):
-            return body
+        if not request.headers.get(RUNE_HEADER):
+            return _json(http_status(MissingRune(), 500), MissingRune().to_json())
+        rune = request.headers[RUNE_HEADER]
+        try:
+            body = await _read(request)
+        except RpcError as e:
+            return _json(http_status(e, 500), rpc.error_object(None, e))
         try:
             call_params = rpc.parse(body) if body.strip() else {}
             if not isinstance(call_params, dict):
                 raise InvalidParams("params: should be a JSON object of named parameters")
             uid = await request.app[auth_key].check(rune, method=method, params=call_params)
             rpc.CALLER.set(f"rune #{uid}")
-        except RuneError as e:
-            return _json(401, e.to_json())
         except RpcError as e:
-            return _json(500, e.to_json())
+            return _json(http_status(e, 500), e.to_json())
         msg = {"jsonrpc": "2.0", "id": "rest", "method": method, "params": call_params}
-        reply = await request.app[dispatcher_key].handle_value(msg)
-        assert reply is not None
-        if "error" in reply:
-            return _json(500, reply["error"])
-        return _json(201, reply["result"])
+        answer = await request.app[dispatcher_key].answer(msg)
+        if answer.error is not None:
+            # The call was authorized: whatever the command answers (checkrune's refusal
+            # included) is its result, 500 as clnrest.
+            return _json(500, answer.error.to_json())
+        return _json(201, answer.reply["result"])
 
     async def list_methods(request: web.Request) -> web.Response:
         entries = rpc.help_entries(request.app[dispatcher_key], None)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import json
 import json.scanner
 import logging
@@ -20,7 +21,14 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from invreq import params
-from invreq.errors import InvalidRequest, MethodNotFound, ReplyBudgetExceeded, RpcError
+from invreq.errors import (
+    InternalError,
+    InvalidRequest,
+    MethodNotFound,
+    ReplyBudgetExceeded,
+    RequestTooLarge,
+    RpcError,
+)
 from invreq.params import DuplicateNames, UEscaped
 
 if TYPE_CHECKING:
@@ -33,10 +41,13 @@ __all__ = [
     "CALLER",
     "MAX_REPLY_BYTES",
     "MAX_REQUEST_BYTES",
+    "Answer",
     "Dispatcher",
     "RawJSON",
     "RequestSplitter",
     "build_dispatcher",
+    "dumps",
+    "error_object",
     "error_reply",
     "parse",
 ]
@@ -69,7 +80,6 @@ CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("invreq_caller", de
 Handler = Callable[..., Awaitable[Any]]
 #: (method, params) -> None, or raises RpcError: who may call what (HTTP's rune check).
 Authorize = Callable[[str, Any], Awaitable[None]]
-_AUTH_CODES = (1501, 1502)
 
 # --- parsing ----------------------------------------------------------------------------
 
@@ -130,7 +140,8 @@ class RawJSON(bytes):
     whole-batch object is ever held); written as is."""
 
 
-def _dumps(obj: Any) -> bytes:
+def dumps(obj: Any) -> bytes:
+    """Compact JSON as UTF-8: what every door writes."""
     if isinstance(obj, RawJSON):
         return bytes(obj)
     try:
@@ -141,13 +152,27 @@ def _dumps(obj: Any) -> bytes:
         return json.dumps(obj, separators=(",", ":")).encode()
 
 
-def _error_object(req_id: Any, err: RpcError) -> dict[str, Any]:
+def error_object(req_id: Any, err: RpcError) -> dict[str, Any]:
+    """The JSON-RPC reply object carrying ``err``."""
     return {"jsonrpc": "2.0", "id": req_id, "error": err.to_json()}
 
 
 def error_reply(req_id: Any, err: RpcError) -> bytes:
     """A complete unix-socket error reply (ends with the blank line CLN clients split on)."""
-    return _dumps(_error_object(req_id, err)) + b"\n\n"
+    return dumps(error_object(req_id, err)) + b"\n\n"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Answer:
+    """What the dispatcher answers: the reply to send (None: nothing is owed) and, when the
+    call failed, the typed failure it carries, so a door can choose its status by class."""
+
+    reply: Any
+    error: RpcError | None
+
+
+def _failure(req_id: Any, err: RpcError) -> Answer:
+    return Answer(error_object(req_id, err), err)
 
 
 # --- dispatch ---------------------------------------------------------------------------
@@ -167,24 +192,29 @@ class Dispatcher:
     async def handle_value(
         self, msg: Any, authorize: Authorize | None = None
     ) -> dict[str, Any] | None:
-        """Answer one parsed request object; None for a notification (no ``id``).
+        """Answer one parsed request object; None for a notification (no ``id``)."""
+        reply: dict[str, Any] | None = (await self.answer(msg, authorize)).reply
+        return reply
+
+    async def answer(self, msg: Any, authorize: Authorize | None = None) -> Answer:
+        """Answer one parsed request object, keeping the failure the reply carries.
 
         ``authorize(method, params)`` (HTTP: the rune check) runs before anything else
         about the call and refuses it by raising an ``RpcError``."""
         if not isinstance(msg, dict):
-            return _error_object(None, InvalidRequest("request must be a JSON object"))
+            return _failure(None, InvalidRequest("request must be a JSON object"))
         req_id = msg.get("id", _ABSENT)
         valid_id = isinstance(req_id, (str, int)) and not isinstance(req_id, bool)
         # A float id must survive being echoed: 1e400 is infinity, which JSON cannot write.
         valid_id = valid_id or (isinstance(req_id, float) and math.isfinite(req_id))
         if req_id is not _ABSENT and req_id is not None and not valid_id:
-            return _error_object(None, InvalidRequest("id: should be a string or a number"))
+            return _failure(None, InvalidRequest("id: should be a string or a number"))
         reply_id = None if req_id is _ABSENT else req_id
         if isinstance(msg, DuplicateNames):
             # CLN takes the first of a repeated member, Python's json the last: refusing
             # both keeps a proxy that checks "method" from being bypassed.
             dup = InvalidRequest(f"duplicate json names: {', '.join(msg.duplicates)}")
-            return _error_object(reply_id, dup)
+            return _failure(reply_id, dup)
         method = msg.get("method")
         started = time.perf_counter()
         try:
@@ -205,26 +235,26 @@ class Dispatcher:
             # JSON-RPC: an invalid request is answered even without an id (id null); only a
             # valid notification goes unanswered.
             if req_id is _ABSENT and not isinstance(e, InvalidRequest):
-                return None
-            return _error_object(reply_id, e)
+                return Answer(None, e)
+            return _failure(reply_id, e)
         except RecursionError:
             # A value nested just below the parser's limit can still exhaust the stack
             # while being checked or quoted: the request is at fault, not the server.
             bad = InvalidRequest("malformed request: nested too deeply")
             self._failed(method, bad, started)
-            return _error_object(reply_id, bad)
+            return _failure(reply_id, bad)
         except Exception:
             # A bug must not take the connection down, and must not look like success.
             log.exception("internal error in %r", method)
-            err = RpcError("internal error (see the server log)")
+            err = InternalError("internal error (see the server log)")
             self._failed(method, err, started)
-            return None if req_id is _ABSENT else _error_object(reply_id, err)
+            return Answer(None, err) if req_id is _ABSENT else _failure(reply_id, err)
         if self.metrics is not None:
             self.metrics.requests.labels(method, "ok").inc()
             self.metrics.latency.labels(method).observe(time.perf_counter() - started)
         if req_id is _ABSENT:
-            return None
-        return {"jsonrpc": "2.0", "id": req_id, "result": result}
+            return Answer(None, None)
+        return Answer({"jsonrpc": "2.0", "id": req_id, "result": result}, None)
 
     def _failed(self, method: Any, err: RpcError, started: float) -> None:
         # One line per failed request: which method, which code, what was wrong. The
@@ -236,20 +266,21 @@ class Dispatcher:
             self.metrics.requests.labels(name, str(err.code)).inc()
             self.metrics.latency.labels(name).observe(time.perf_counter() - started)
 
-    async def _answer(self, raw: bytes, authorize: Authorize | None = None) -> Any:
-        """A reply object, a list of them (batch), or None when nothing is owed."""
+    async def answer_bytes(self, raw: bytes, authorize: Authorize | None = None) -> Answer:
+        """One request or a batch, as bytes. The reply is an object, a list of them
+        (batch) or None when nothing is owed; ``error`` is set for a single request that
+        failed (a batch's elements carry their own errors)."""
         try:
             value = parse(raw)
         except InvalidRequest as e:
-            return _error_object(None, e)
+            return _failure(None, e)
         if isinstance(value, list):
             if not value:
-                return _error_object(None, InvalidRequest("empty batch"))
+                return _failure(None, InvalidRequest("empty batch"))
             if len(value) > MAX_BATCH:
-                err = InvalidRequest(f"batch larger than {MAX_BATCH} requests")
-                return _error_object(None, err)
-            return await self._batch(value, authorize)
-        return await self.handle_value(value, authorize)
+                return _failure(None, InvalidRequest(f"batch larger than {MAX_BATCH} requests"))
+            return Answer(await self._batch(value, authorize), None)
+        return await self.answer(value, authorize)
 
     async def _batch(self, msgs: list[Any], authorize: Authorize | None) -> RawJSON | None:
         """A batch's replies, encoded one by one, in order, within ``MAX_REPLY_BYTES``.
@@ -262,10 +293,10 @@ class Dispatcher:
         while done < len(msgs) and used < MAX_REPLY_BYTES:
             group = _next_group(msgs, done)
             # gather keeps the order; a group is one read, or up to BATCH_GROUP writes.
-            replies = await asyncio.gather(*(self.handle_value(m, authorize) for m in group))
-            for r in replies:
-                if r is not None:
-                    parts.append(_dumps(r))
+            answers = await asyncio.gather(*(self.answer(m, authorize) for m in group))
+            for a in answers:
+                if a.reply is not None:
+                    parts.append(dumps(a.reply))
                     used += len(parts[-1]) + 1
             done += len(group)
             await asyncio.sleep(0)
@@ -275,26 +306,15 @@ class Dispatcher:
             for m in msgs[done:]:
                 req_id = m.get("id", _ABSENT) if isinstance(m, dict) else None
                 if req_id is not _ABSENT:  # a notification is owed nothing
-                    parts.append(_dumps(_error_object(_echoable(req_id), err)))
+                    parts.append(dumps(error_object(_echoable(req_id), err)))
         if not parts:
             return None
         return RawJSON(b"[" + b",".join(parts) + b"]")
 
     async def handle_stream_request(self, raw: bytes) -> bytes:
         """One framed request from the unix socket -> its reply and the ``\\n\\n`` after it."""
-        reply = await self._answer(raw)
-        return b"" if reply is None else _dumps(reply) + b"\n\n"
-
-    async def handle_http(
-        self, body: bytes, authorize: Authorize | None = None
-    ) -> tuple[bytes | None, bool]:
-        """An HTTP body (one request or a batch) -> (reply body or None if nothing is owed,
-        whether a single request was refused by ``authorize``)."""
-        reply = await self._answer(body, authorize)
-        if reply is None:
-            return None, False
-        refused = isinstance(reply, dict) and reply.get("error", {}).get("code") in _AUTH_CODES
-        return _dumps(reply), refused
+        reply = (await self.answer_bytes(raw)).reply
+        return b"" if reply is None else dumps(reply) + b"\n\n"
 
 
 def _next_group(msgs: list[Any], first: int) -> list[Any]:
@@ -455,7 +475,7 @@ class RequestSplitter:
                         raise InvalidRequest("malformed request: mismatched bracket")
                     if not self._stack:
                         if pos - self._start > self.limit:
-                            raise InvalidRequest(f"request larger than {self.limit} bytes")
+                            raise RequestTooLarge(self.limit)
                         out.append(bytes(buf[self._start : pos]))
                         self._start = -1
                 else:
@@ -469,5 +489,5 @@ class RequestSplitter:
                 self._start = 0
         self._pos = pos
         if self._start >= 0 and len(buf) > self.limit:
-            raise InvalidRequest(f"request larger than {self.limit} bytes")
+            raise RequestTooLarge(self.limit)
         return out

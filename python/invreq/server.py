@@ -25,7 +25,7 @@ from invreq import httpguard, lograte, rest, rpc
 from invreq.auth import RuneAuthority
 from invreq.blindpaths import PathMaker, load_or_create_path_secret
 from invreq.config import Config
-from invreq.errors import InvalidRequest, RpcError, StartupError
+from invreq.errors import InternalError, InvalidRequest, StartupError
 from invreq.metrics import Metrics, metrics_site
 from invreq.payments import ClnBackend, PaymentBackend, Receiver, open_backend
 from invreq.service import Service
@@ -184,7 +184,7 @@ async def _handle_unix(
     try:
         if len(conns.tasks) > conns.limit:
             # Refuse rather than collapse: the fd budget is shared with the store and HTTP.
-            err = RpcError(f"too many connections (more than {conns.limit}); try again", code=-1)
+            err = InternalError(f"too many connections (more than {conns.limit}); try again")
             writer.write(rpc.error_reply(None, err))
             await writer.drain()
             return

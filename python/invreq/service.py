@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from invreq import __version__, bolt12, paging
 from invreq.approval import approval_text, verify_approval
 from invreq.errors import Bolt12Error, InvalidParams, SignatureError, SignerError
-from invreq.store.base import ListQuery, Record, Store
+from invreq.store.base import ListQuery, Record, RequestStore
 
 if TYPE_CHECKING:
     from invreq.blindpaths import PathMaker
@@ -33,7 +33,7 @@ METADATA_LEN = 16  # bytes of CSPRNG per request (REFERENCE §1), as CLN writes
 @dataclasses.dataclass
 class Service:
     network: str
-    store: Store
+    store: RequestStore
     signer: Signer
     clock: Callable[[], float] = time.time
     approver: Approver | None = None

@@ -1,5 +1,9 @@
 """The store interface: what the service needs from a database, and nothing more.
 
+Split by what is stored: ``RequestStore`` (our invoice_requests), ``PaymentStore``
+(receiveinvoice's attempts) and ``RuneStore`` (issued runes, the blacklist); each module
+depends on the one it uses, and ``Store`` is all three plus the lifecycle.
+
 Every method is async. An implementation keeps its blocking I/O off the event loop (a
 worker thread for SQLite, an async driver for PostgreSQL). A write returns only once it is
 durable: the record survives a crash of the process or of the machine from that moment on.
@@ -17,7 +21,18 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any, Protocol
 
-__all__ = ["Claim", "ListQuery", "Payment", "PaymentLimits", "Record", "Store"]
+__all__ = [
+    "Claim",
+    "ListQuery",
+    "Payment",
+    "PaymentLimits",
+    "PaymentStore",
+    "Record",
+    "RequestLookup",
+    "RequestStore",
+    "RuneStore",
+    "Store",
+]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -143,17 +158,16 @@ class ListQuery:
     limit: int | None = None
 
 
-class Store(Protocol):
+class RequestLookup(Protocol):
+    async def get(self, invreq_id: str) -> Record | None:
+        """The record of ``invreq_id``, or None."""
+
+
+class RequestStore(RequestLookup, Protocol):
+    """The invoice_requests we issued (the service's commands)."""
+
     #: "sqlite" or "postgresql": what getinfo reports.
     kind: str
-    #: called with (seconds, writes) after each commit, from any thread (metrics)
-    on_commit: Callable[[float, int], None] | None
-
-    async def open(self) -> None:
-        """Connect, create or migrate the schema. Called once before any other method."""
-
-    async def close(self) -> None:
-        """Finish pending writes, then release everything."""
 
     async def insert(self, record: Record) -> int:
         """Make ``record`` durable; return its ``created_index``.
@@ -162,12 +176,10 @@ class Store(Protocol):
         nothing was stored.
         """
 
-    async def get(self, invreq_id: str) -> Record | None: ...
-
     async def count_by_state(self) -> dict[str, int]:
         """Records by state for metrics: ``active`` (unused), ``used``, ``disabled``."""
 
-    async def list(self, query: ListQuery) -> list[Record]:
+    async def list(self, query: ListQuery) -> builtins.list[Record]:
         """Records matching ``query`` in creation order."""
 
     async def disable(self, invreq_id: str) -> Record:
@@ -182,8 +194,16 @@ class Store(Protocol):
         single-use. One conditional statement: raises ``NotActive`` when the request is
         inactive or is single-use and already used, ``UnknownInvoiceRequest`` when absent."""
 
-    # Runes (CLN's authorization tokens, invreq.runes): the issued ones and the blacklist
-    # live in the store so that instances sharing a database agree on both.
+    async def disable_noting_payments(
+        self, invreq_id: str, at: int
+    ) -> tuple[Record, builtins.list[Payment]]:
+        """``disable``, and in the same transaction stamp ``request_disabled_at`` on the
+        request's pending payments; returns the record and those payments."""
+
+
+class RuneStore(Protocol):
+    """Runes (CLN's authorization tokens, :mod:`invreq.auth`): the issued ones and the
+    blacklist live in the store so that instances sharing a database agree on both."""
 
     async def rune_insert(self, make: Callable[[int], str], created_at: int) -> tuple[int, str]:
         """Take the next unique id (0, 1, 2 ...) and store the rune ``make(id)``."""
@@ -196,8 +216,10 @@ class Store(Protocol):
     async def rune_blacklist(self) -> builtins.list[tuple[int, int]]:
         """Blacklisted unique-id ranges (first, last), inclusive, as added."""
 
-    # Payments (invreq.payments): a claim is one conditional insert, so of two invoices
-    # racing for a single-use request exactly one gets to pay.
+
+class PaymentStore(RequestLookup, Protocol):
+    """Payments (:mod:`invreq.payments`): a claim is one conditional insert, so of two
+    invoices racing for a single-use request exactly one gets to pay."""
 
     async def payment_claim(self, payment: Payment, limits: PaymentLimits | None = None) -> Claim:
         """One payment per invoice: if a payment with ``payment.payment_hash`` exists, return
@@ -230,13 +252,21 @@ class Store(Protocol):
     async def payment_by_hash(self, payment_hash: str) -> Payment | None:
         """The payment of this invoice (payment_hash), if any."""
 
-    async def disable_noting_payments(
-        self, invreq_id: str, at: int
-    ) -> tuple[Record, builtins.list[Payment]]:
-        """``disable``, and in the same transaction stamp ``request_disabled_at`` on the
-        request's pending payments; returns the record and those payments."""
-
     async def payments(
         self, invreq_id: str | None = None, status: str | None = None
     ) -> builtins.list[Payment]:
         """Payments in the order they were made."""
+
+
+class Store(RequestStore, RuneStore, PaymentStore, Protocol):
+    """One database holding all three. Every method raises ``StoreError`` (2002) when the
+    database fails or the store is closed (``StoreClosed``, ``DatabaseError``)."""
+
+    #: called with (seconds, writes) after each commit, from any thread (metrics)
+    on_commit: Callable[[float, int], None] | None
+
+    async def open(self) -> None:
+        """Connect, create or migrate the schema. Called once before any other method."""
+
+    async def close(self) -> None:
+        """Finish pending writes, then release everything."""

@@ -17,19 +17,23 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import dataclasses
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
 
 from invreq.errors import (
     AlreadyClaimed,
+    CommitFailed,
+    DatabaseError,
     NotActive,
     PaymentNotPending,
     StartupError,
+    StoreClosed,
     StoreError,
     UnknownInvoiceRequest,
 )
@@ -53,6 +57,8 @@ __all__ = ["MIGRATIONS", "PostgresStore"]
 
 #: Most inserts one statement carries.
 MAX_GROUP = 512
+#: What asyncpg raises when the database, the connection or the network fails.
+_DRIVER_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 #: Any constant: the key of the advisory lock that serialises migrations.
 _MIGRATION_LOCK = 0x696E7672  # "invr"
 
@@ -156,7 +162,7 @@ class PostgresStore:
             self._pool = await asyncpg.create_pool(
                 self.dsn, min_size=1, max_size=self.pool_size, command_timeout=30
             )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+        except _DRIVER_ERRORS as e:
             raise StartupError(f"--db: cannot connect to PostgreSQL: {e}") from None
         try:
             await self._migrate()
@@ -174,6 +180,18 @@ class PostgresStore:
             await self._writer
         if self._pool is not None:
             await self._pool.close()
+
+    @contextlib.asynccontextmanager
+    async def _pool_guarded(self) -> AsyncIterator[asyncpg.Pool]:
+        """The one guard of every call but the grouped insert: a closed store raises
+        ``StoreClosed``, a driver error ``DatabaseError`` (a transaction opened inside is
+        rolled back, so nothing was stored)."""
+        if self._closed or self._pool is None:
+            raise StoreClosed()
+        try:
+            yield self._pool
+        except _DRIVER_ERRORS as e:
+            raise DatabaseError(e) from None
 
     async def _migrate(self) -> None:
         assert self._pool is not None
@@ -197,7 +215,7 @@ class PostgresStore:
 
     async def insert(self, record: Record) -> int:
         if self._closed or self._writer is None:
-            raise StoreError("store is closed")
+            raise StoreClosed()
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         await self._queue.put((record, fut))
         return await fut
@@ -244,7 +262,7 @@ class PostgresStore:
                 [None if r.approval is None else json.dumps(r.approval) for r in recs],
             )
         except Exception as e:  # asyncpg errors, timeouts: the writer must outlive them
-            err = StoreError(f"database error, nothing stored: {e}")
+            err = CommitFailed(e)
             for _, fut in group:
                 if not fut.done():
                     fut.set_exception(err)
@@ -263,17 +281,13 @@ class PostgresStore:
                 fut.set_exception(StoreError(f"invreq_id {rec.invreq_id} already exists"))
 
     async def _update(self, sql: str, invreq_id: str, refused: type[Exception]) -> Record:
-        if self._closed or self._pool is None:
-            raise StoreError("store is closed")
-        try:
-            row = await self._pool.fetchrow(sql, invreq_id)
+        async with self._pool_guarded() as pool:
+            row = await pool.fetchrow(sql, invreq_id)
             if row is not None:
                 return _record(row)
-            exists = await self._pool.fetchval(
+            exists = await pool.fetchval(
                 "SELECT 1 FROM invoice_requests WHERE invreq_id = $1", invreq_id
             )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
-            raise StoreError(f"database error: {e}") from None
         raise refused() if exists else UnknownInvoiceRequest()
 
     async def disable(self, invreq_id: str) -> Record:
@@ -297,70 +311,67 @@ class PostgresStore:
     # --- payments (see invreq.payments) --------------------------------------------------
 
     async def payment_claim(self, payment: Payment, limits: PaymentLimits | None = None) -> Claim:
-        if self._closed or self._pool is None:
-            raise StoreError("store is closed")
-        try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                # The row lock serialises claims on one request across instances (and so
-                # claims of one invoice: its invreq_id is fixed by its records).
-                row = await conn.fetchrow(
-                    "SELECT active, single_use, used FROM invoice_requests WHERE invreq_id = $1"
-                    " FOR UPDATE",
-                    payment.invreq_id,
-                )
-                existing = await conn.fetchrow(
-                    f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_hash = $1"
-                    " AND duplicate_of IS NULL",
-                    payment.payment_hash,
-                )
-                if existing is not None:
-                    found = payment_from_row(existing)
-                    if not (found.status == "refused" and payment.status == "pending"):
-                        return Claim(found, new=False)
-                if row is None:
-                    raise UnknownInvoiceRequest()
-                # Refused attempts (no backend) claim nothing, but are not recorded for
-                # a request that could not be paid anyway.
-                active, single_use, used = row
-                if not active:
-                    raise NotActive()
-                if single_use:
-                    taken = await conn.fetchval(
-                        "SELECT status FROM payments WHERE invreq_id = $1 AND status IN"
-                        " ('pending', 'paid') LIMIT 1",
+        async with self._pool_guarded() as pool:
+            try:
+                async with pool.acquire() as conn, conn.transaction():
+                    # The row lock serialises claims on one request across instances (and so
+                    # claims of one invoice: its invreq_id is fixed by its records).
+                    row = await conn.fetchrow(
+                        "SELECT active, single_use, used FROM invoice_requests WHERE invreq_id = $1"
+                        " FOR UPDATE",
                         payment.invreq_id,
                     )
-                    if taken is not None or used:
-                        raise AlreadyClaimed(taken or "paid")
-                if payment.status == "pending" and limits is not None:
-                    await _check_limits(conn, payment, limits)
-                if existing is not None:
-                    # The refused row of this invoice becomes its attempt: still one row.
-                    updated = await conn.fetchrow(
-                        "UPDATE payments SET status = $1, created_at = $2, resolved_at = NULL,"
-                        " error = NULL, node_id = $3, attempt_deadline = $4"
-                        f" WHERE payment_id = $5 RETURNING {PAYMENT_COLUMNS}",
-                        payment.status,
-                        payment.created_at,
-                        payment.node_id,
-                        payment.attempt_deadline,
-                        existing[0],
+                    existing = await conn.fetchrow(
+                        f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_hash = $1"
+                        " AND duplicate_of IS NULL",
+                        payment.payment_hash,
                     )
-                    return Claim(payment_from_row(updated), new=True)
-                placeholders = ",".join(f"${i}" for i in range(1, PAYMENT_INSERT_COUNT + 1))
-                payment_id = await conn.fetchval(
-                    f"INSERT INTO payments ({PAYMENT_INSERT}) VALUES ({placeholders})"
-                    " RETURNING payment_id",
-                    *payment_values(payment),
-                )
-        except asyncpg.UniqueViolationError:
-            # Another invoice with this payment_hash (for another request) won a race.
-            found_now = await self.payment_by_hash(payment.payment_hash)
-            if found_now is None:
-                raise StoreError("database error: payment_hash conflict") from None
-            return Claim(found_now, new=False)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
-            raise StoreError(f"database error, nothing stored: {e}") from None
+                    if existing is not None:
+                        found = payment_from_row(existing)
+                        if not (found.status == "refused" and payment.status == "pending"):
+                            return Claim(found, new=False)
+                    if row is None:
+                        raise UnknownInvoiceRequest()
+                    # Refused attempts (no backend) claim nothing, but are not recorded for
+                    # a request that could not be paid anyway.
+                    active, single_use, used = row
+                    if not active:
+                        raise NotActive()
+                    if single_use:
+                        taken = await conn.fetchval(
+                            "SELECT status FROM payments WHERE invreq_id = $1 AND status IN"
+                            " ('pending', 'paid') LIMIT 1",
+                            payment.invreq_id,
+                        )
+                        if taken is not None or used:
+                            raise AlreadyClaimed(taken or "paid")
+                    if payment.status == "pending" and limits is not None:
+                        await _check_limits(conn, payment, limits)
+                    if existing is not None:
+                        # The refused row of this invoice becomes its attempt: still one row.
+                        updated = await conn.fetchrow(
+                            "UPDATE payments SET status = $1, created_at = $2, resolved_at = NULL,"
+                            " error = NULL, node_id = $3, attempt_deadline = $4"
+                            f" WHERE payment_id = $5 RETURNING {PAYMENT_COLUMNS}",
+                            payment.status,
+                            payment.created_at,
+                            payment.node_id,
+                            payment.attempt_deadline,
+                            existing[0],
+                        )
+                        return Claim(payment_from_row(updated), new=True)
+                    placeholders = ",".join(f"${i}" for i in range(1, PAYMENT_INSERT_COUNT + 1))
+                    payment_id = await conn.fetchval(
+                        f"INSERT INTO payments ({PAYMENT_INSERT}) VALUES ({placeholders})"
+                        " RETURNING payment_id",
+                        *payment_values(payment),
+                    )
+            except asyncpg.UniqueViolationError:
+                # Another invoice with this payment_hash (for another request) won a race.
+                found_now = await self.payment_by_hash(payment.payment_hash)
+                if found_now is None:
+                    raise StoreError("database error: payment_hash conflict") from None
+                return Claim(found_now, new=False)
         return Claim(dataclasses.replace(payment, payment_id=int(payment_id)), new=True)
 
     async def payment_finish(
@@ -374,10 +385,7 @@ class PostgresStore:
         resolved_by: str | None = None,
         evidence: str | None = None,
     ) -> Payment:
-        if self._closed or self._pool is None:
-            raise StoreError("store is closed")
-        try:
-            async with self._pool.acquire() as conn, conn.transaction():
+        async with self._pool_guarded() as pool, pool.acquire() as conn, conn.transaction():
                 row = await conn.fetchrow(
                     "UPDATE payments SET status = $1, resolved_at = $2, preimage = $3,"
                     " error = $4, resolved_by = $5, evidence = $6"
@@ -405,30 +413,21 @@ class PostgresStore:
                         " WHERE invreq_id = $1",
                         row[1],
                     )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
-            raise StoreError(f"database error: {e}") from None
         return payment_from_row(row)
 
     async def payment_by_hash(self, payment_hash: str) -> Payment | None:
-        if self._closed or self._pool is None:
-            raise StoreError("store is closed")
-        try:
-            row = await self._pool.fetchrow(
+        async with self._pool_guarded() as pool:
+            row = await pool.fetchrow(
                 f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_hash = $1"
                 " AND duplicate_of IS NULL",
                 payment_hash,
             )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
-            raise StoreError(f"database error: {e}") from None
         return None if row is None else payment_from_row(row)
 
     async def disable_noting_payments(
         self, invreq_id: str, at: int
     ) -> tuple[Record, builtins.list[Payment]]:
-        if self._closed or self._pool is None:
-            raise StoreError("store is closed")
-        try:
-            async with self._pool.acquire() as conn, conn.transaction():
+        async with self._pool_guarded() as pool, pool.acquire() as conn, conn.transaction():
                 row = await conn.fetchrow(
                     "UPDATE invoice_requests SET active = false WHERE invreq_id = $1 AND active"
                     f" RETURNING {_COLUMNS}",
@@ -445,16 +444,12 @@ class PostgresStore:
                     at,
                     invreq_id,
                 )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
-            raise StoreError(f"database error: {e}") from None
         payments = sorted((payment_from_row(p) for p in pending), key=lambda p: p.payment_id)
         return _record(row), payments
 
     async def payments(
         self, invreq_id: str | None = None, status: str | None = None
     ) -> builtins.list[Payment]:
-        if self._closed or self._pool is None:
-            raise StoreError("store is closed")
         where: builtins.list[str] = []
         args: builtins.list[Any] = []
         if invreq_id is not None:
@@ -466,81 +461,68 @@ class PostgresStore:
         sql = f"SELECT {PAYMENT_COLUMNS} FROM payments"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        rows = await self._pool.fetch(sql + " ORDER BY payment_id", *args)
+        async with self._pool_guarded() as pool:
+            rows = await pool.fetch(sql + " ORDER BY payment_id", *args)
         return [payment_from_row(r) for r in rows]
 
-    # --- runes (see invreq.runes) --------------------------------------------------------
+    # --- runes (see invreq.auth) ---------------------------------------------------------
 
     async def rune_insert(self, make: Callable[[int], str], created_at: int) -> tuple[int, str]:
         """Take the next unique id (0, 1, 2 ...), store the rune ``make(id)`` made for it."""
-        if self._closed or self._pool is None:
-            raise StoreError("store is closed")
-        try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                # Instances share the counter: the lock makes "max + 1" safe between them.
-                await conn.execute("LOCK TABLE runes IN EXCLUSIVE MODE")
-                unique_id = int(
-                    await conn.fetchval("SELECT coalesce(max(unique_id) + 1, 0) FROM runes")
-                )
-                rune = make(unique_id)
-                await conn.execute(
-                    "INSERT INTO runes (unique_id, rune, created_at) VALUES ($1, $2, $3)",
-                    unique_id,
-                    rune,
-                    created_at,
-                )
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
-            raise StoreError(f"database error, nothing stored: {e}") from None
+        async with self._pool_guarded() as pool, pool.acquire() as conn, conn.transaction():
+            # Instances share the counter: the lock makes "max + 1" safe between them.
+            await conn.execute("LOCK TABLE runes IN EXCLUSIVE MODE")
+            unique_id = int(
+                await conn.fetchval("SELECT coalesce(max(unique_id) + 1, 0) FROM runes")
+            )
+            rune = make(unique_id)
+            await conn.execute(
+                "INSERT INTO runes (unique_id, rune, created_at) VALUES ($1, $2, $3)",
+                unique_id,
+                rune,
+                created_at,
+            )
         return unique_id, rune
 
     async def runes(self) -> builtins.list[tuple[int, str]]:
-        if self._closed or self._pool is None:
-            raise StoreError("store is closed")
-        rows = await self._pool.fetch("SELECT unique_id, rune FROM runes ORDER BY unique_id")
+        async with self._pool_guarded() as pool:
+            rows = await pool.fetch("SELECT unique_id, rune FROM runes ORDER BY unique_id")
         return [(int(r[0]), str(r[1])) for r in rows]
 
     async def rune_blacklist_add(self, first: int, last: int) -> None:
-        if self._closed or self._pool is None:
-            raise StoreError("store is closed")
-        await self._pool.execute(
-            "INSERT INTO rune_blacklist (first, last) VALUES ($1, $2)", first, last
-        )
+        async with self._pool_guarded() as pool:
+            await pool.execute(
+                "INSERT INTO rune_blacklist (first, last) VALUES ($1, $2)", first, last
+            )
 
     async def rune_blacklist(self) -> builtins.list[tuple[int, int]]:
-        if self._closed or self._pool is None:
-            raise StoreError("store is closed")
-        rows = await self._pool.fetch("SELECT first, last FROM rune_blacklist ORDER BY 1, 2")
+        async with self._pool_guarded() as pool:
+            rows = await pool.fetch("SELECT first, last FROM rune_blacklist ORDER BY 1, 2")
         return [(int(r[0]), int(r[1])) for r in rows]
 
     # --- reads --------------------------------------------------------------------------
 
-    async def _read(self, sql: str, *args: Any) -> list[Record]:
-        if self._closed or self._pool is None:
-            raise StoreError("store is closed")
-        try:
-            rows = await self._pool.fetch(sql, *args)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
-            raise StoreError(f"database error: {e}") from None
+    async def _records(self, sql: str, *args: Any) -> builtins.list[Record]:
+        async with self._pool_guarded() as pool:
+            rows = await pool.fetch(sql, *args)
         return [_record(r) for r in rows]
 
     async def count_by_state(self) -> dict[str, int]:
-        if self._closed or self._pool is None:
-            raise StoreError("store is closed")
-
-        rows = await self._pool.fetch(
-            "SELECT active, used, count(*) FROM invoice_requests GROUP BY active, used"
-        )
+        async with self._pool_guarded() as pool:
+            rows = await pool.fetch(
+                "SELECT active, used, count(*) FROM invoice_requests GROUP BY active, used"
+            )
         return states([tuple(r) for r in rows])
 
     async def get(self, invreq_id: str) -> Record | None:
-        rows = await self._read(
+        rows = await self._records(
             f"SELECT {_COLUMNS} FROM invoice_requests WHERE invreq_id = $1", invreq_id
         )
         return rows[0] if rows else None
 
-    async def list(self, query: ListQuery) -> list[Record]:
-        where: list[str] = []
-        args: list[Any] = []
+    async def list(self, query: ListQuery) -> builtins.list[Record]:
+        where: builtins.list[str] = []
+        args: builtins.list[Any] = []
 
         def arg(value: Any) -> str:
             args.append(value)
@@ -561,4 +543,4 @@ class PostgresStore:
         sql += " ORDER BY created_index"
         if query.limit is not None:
             sql += f" LIMIT {arg(query.limit)}"
-        return await self._read(sql, *args)
+        return await self._records(sql, *args)

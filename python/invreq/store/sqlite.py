@@ -27,14 +27,17 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from invreq.errors import (
     AlreadyClaimed,
+    CommitFailed,
+    DatabaseError,
     NotActive,
     PaymentNotPending,
     RpcError,
     StartupError,
+    StoreClosed,
     StoreError,
     UnknownInvoiceRequest,
 )
@@ -153,13 +156,14 @@ def _in_savepoint(
         conn.execute("ROLLBACK TO w")
         conn.execute("RELEASE w")
         if not isinstance(e, RpcError):
-            e = StoreError(f"database error: {e}")
+            e = DatabaseError(e)
         return (fut, None, e)
     conn.execute("RELEASE w")
     return (fut, result, None)
 
 
 WriteFn = Callable[[sqlite3.Connection], Any]
+T = TypeVar("T")
 
 
 def _check_limits(conn: sqlite3.Connection, payment: Payment, limits: PaymentLimits) -> None:
@@ -300,7 +304,7 @@ class SQLiteStore:
                     self._writer, self._commit_group, self._write_conn, group
                 )
             except Exception as e:  # a bug: fail this group, keep the store usable
-                err = StoreError(f"database error: {e}")
+                err = DatabaseError(e)
                 outcomes = [(fut, None, err) for _, fut in group]
             _settle_all(outcomes)
         self._flusher = None
@@ -315,7 +319,7 @@ class SQLiteStore:
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as e:
-            err = StoreError(f"database unavailable: {e}")
+            err = CommitFailed(e)
             return [(fut, None, err) for _, fut in group]
         try:
             inserts = [(job, fut) for job, fut in group if isinstance(job, Record)]
@@ -329,7 +333,7 @@ class SQLiteStore:
             # and the connection is left outside any transaction for the next group.
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
-            err = StoreError(f"commit failed, nothing stored: {e}")
+            err = CommitFailed(e)
             return [(fut, None, err) for _, fut in group]
         self.commits += 1
         self.writes += len(group)
@@ -357,8 +361,10 @@ class SQLiteStore:
         return [(fut, index[rec.invreq_id], None) for rec, fut in inserts]
 
     async def _write(self, job: Any) -> Any:
+        """The one way in for every write (a ``Record`` to insert, or a function run in its
+        own savepoint); failures come back as ``StoreError``."""
         if self._closed or self._loop is None:
-            raise StoreError("store is closed")
+            raise StoreClosed()
         fut: asyncio.Future[Any] = self._loop.create_future()
         self._pending.append((job, fut))
         if self._flusher is None:
@@ -535,22 +541,16 @@ class SQLiteStore:
         return result
 
     async def _payments_where(self, where: str, args: builtins.list[Any]) -> builtins.list[Payment]:
-        if self._closed or self._reader is None:
-            raise StoreError("store is closed")
         sql = f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE {where} ORDER BY payment_id"
 
-        def run() -> builtins.list[Payment]:
-            return [
-                payment_from_row(r) for r in self._read_connection().execute(sql, args).fetchall()
-            ]
+        def run(conn: sqlite3.Connection) -> builtins.list[Payment]:
+            return [payment_from_row(r) for r in conn.execute(sql, args).fetchall()]
 
-        return await asyncio.get_running_loop().run_in_executor(self._reader, run)
+        return await self._reading(run)
 
     async def payments(
         self, invreq_id: str | None = None, status: str | None = None
     ) -> builtins.list[Payment]:
-        if self._closed or self._reader is None:
-            raise StoreError("store is closed")
         where, args = [], []
         if invreq_id is not None:
             where.append("invreq_id = ?")
@@ -563,14 +563,12 @@ class SQLiteStore:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY payment_id"
 
-        def run() -> builtins.list[Payment]:
-            return [
-                payment_from_row(r) for r in self._read_connection().execute(sql, args).fetchall()
-            ]
+        def run(conn: sqlite3.Connection) -> builtins.list[Payment]:
+            return [payment_from_row(r) for r in conn.execute(sql, args).fetchall()]
 
-        return await asyncio.get_running_loop().run_in_executor(self._reader, run)
+        return await self._reading(run)
 
-    # --- runes (see invreq.runes) --------------------------------------------------------
+    # --- runes (see invreq.auth) ---------------------------------------------------------
 
     async def rune_insert(self, make: Callable[[int], str], created_at: int) -> tuple[int, str]:
         """Take the next unique id (0, 1, 2 ...), store the rune ``make(id)`` made for it."""
@@ -590,18 +588,11 @@ class SQLiteStore:
         return result
 
     async def runes(self) -> builtins.list[tuple[int, str]]:
-        if self._closed or self._reader is None:
-            raise StoreError("store is closed")
-
-        def run() -> list[tuple[int, str]]:
-            rows = (
-                self._read_connection()
-                .execute("SELECT unique_id, rune FROM runes ORDER BY unique_id")
-                .fetchall()
-            )
+        def run(conn: sqlite3.Connection) -> builtins.list[tuple[int, str]]:
+            rows = conn.execute("SELECT unique_id, rune FROM runes ORDER BY unique_id").fetchall()
             return [(int(a), str(b)) for a, b in rows]
 
-        return await asyncio.get_running_loop().run_in_executor(self._reader, run)
+        return await self._reading(run)
 
     async def rune_blacklist_add(self, first: int, last: int) -> None:
         def write(conn: sqlite3.Connection) -> None:
@@ -610,18 +601,11 @@ class SQLiteStore:
         await self._write(write)
 
     async def rune_blacklist(self) -> builtins.list[tuple[int, int]]:
-        if self._closed or self._reader is None:
-            raise StoreError("store is closed")
+        def run(conn: sqlite3.Connection) -> builtins.list[tuple[int, int]]:
+            sql = "SELECT first, last FROM rune_blacklist ORDER BY first, last"
+            return [(int(a), int(b)) for a, b in conn.execute(sql).fetchall()]
 
-        def run() -> list[tuple[int, int]]:
-            rows = (
-                self._read_connection()
-                .execute("SELECT first, last FROM rune_blacklist ORDER BY first, last")
-                .fetchall()
-            )
-            return [(int(a), int(b)) for a, b in rows]
-
-        return await asyncio.get_running_loop().run_in_executor(self._reader, run)
+        return await self._reading(run)
 
     # --- reads --------------------------------------------------------------------------
 
@@ -639,39 +623,42 @@ class SQLiteStore:
             self._point_conn.execute("PRAGMA query_only=1")
         return self._point_conn
 
-    def _query(
-        self, sql: str, args: tuple[Any, ...], conn: sqlite3.Connection | None = None
-    ) -> list[Record]:
-        try:
-            rows = (conn or self._read_connection()).execute(sql, args).fetchall()
-        except sqlite3.Error as e:
-            raise StoreError(f"database error: {e}") from e
-        return [_record(r) for r in rows]
-
-    async def _read(self, sql: str, args: tuple[Any, ...], *, point: bool = False) -> list[Record]:
-        """Run a query on the reader thread, or inline for a ``point`` lookup (one row by
-        its unique key: a few index pages, microseconds, cheaper than the hop to a thread;
-        WAL readers never wait for the writer)."""
+    async def _reading(self, fn: Callable[[sqlite3.Connection], T], *, point: bool = False) -> T:
+        """The one guard of every read: a closed store raises ``StoreClosed``, a driver
+        error ``DatabaseError``. ``fn`` runs on the reader thread, or inline for a ``point``
+        lookup (one row by its unique key: a few index pages, microseconds, cheaper than the
+        hop to a thread; WAL readers never wait for the writer)."""
         if self._closed or self._reader is None:
-            raise StoreError("store is closed")
+            raise StoreClosed()
+
+        def run(connection: Callable[[], sqlite3.Connection]) -> T:
+            try:
+                return fn(connection())
+            except sqlite3.Error as e:
+                raise DatabaseError(e) from e
+
         if point:
-            return self._query(sql, args, self._point_connection())
+            return run(self._point_connection)
         return await asyncio.get_running_loop().run_in_executor(
-            self._reader, self._query, sql, args
+            self._reader, run, self._read_connection
         )
 
+    async def _records(
+        self, sql: str, args: tuple[Any, ...], *, point: bool = False
+    ) -> builtins.list[Record]:
+        def run(conn: sqlite3.Connection) -> builtins.list[Record]:
+            return [_record(r) for r in conn.execute(sql, args).fetchall()]
+
+        return await self._reading(run, point=point)
+
     async def count_by_state(self) -> dict[str, int]:
-        if self._closed or self._reader is None:
-            raise StoreError("store is closed")
+        def run(conn: sqlite3.Connection) -> dict[str, int]:
+            return states(conn.execute(COUNT_BY_STATE).fetchall())
 
-        def run() -> dict[str, int]:
-            rows = self._read_connection().execute(COUNT_BY_STATE).fetchall()
-            return states(rows)
-
-        return await asyncio.get_running_loop().run_in_executor(self._reader, run)
+        return await self._reading(run)
 
     async def get(self, invreq_id: str) -> Record | None:
-        rows = await self._read(
+        rows = await self._records(
             f"SELECT {_COLUMNS} FROM invoice_requests WHERE invreq_id = ?", (invreq_id,), point=True
         )
         return rows[0] if rows else None
@@ -698,7 +685,7 @@ class SQLiteStore:
         if query.limit is not None:
             sql += " LIMIT ?"
             args.append(query.limit)
-        return await self._read(sql, tuple(args), point=query.invreq_id is not None)
+        return await self._records(sql, tuple(args), point=query.invreq_id is not None)
 
 
 def _settle(fut: asyncio.Future[Any], result: Any, err: BaseException | None) -> None:

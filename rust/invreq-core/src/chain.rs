@@ -19,6 +19,21 @@ pub fn network_of(hash: &[u8]) -> Option<&'static str> {
     CHAINS.iter().find(|(_, h)| h.as_slice() == hash).map(|(n, _)| *n)
 }
 
+/// The `invreq_chain` to write for `network`: `Some(None)` for bitcoin (BOLT 12: a request
+/// for bitcoin omits the field), `Some(Some(hash))` otherwise, `None` for an unknown network.
+pub fn invreq_chain_for(network: &str) -> Option<Option<[u8; 32]>> {
+    let hash = chain_hash(network)?;
+    Some((network != "bitcoin").then_some(hash))
+}
+
+/// The network an `invreq_chain` value names (absent means bitcoin), if we know it.
+pub fn network_of_invreq_chain(chain: Option<&[u8]>) -> Option<&'static str> {
+    match chain {
+        None => Some("bitcoin"),
+        Some(hash) => network_of(hash),
+    }
+}
+
 const fn hex32(s: &str) -> [u8; 32] {
     let b = s.as_bytes();
     let mut out = [0u8; 32];
@@ -50,5 +65,16 @@ mod tests {
         );
         assert_eq!(super::network_of(&super::chain_hash("regtest").unwrap()), Some("regtest"));
         assert_eq!(super::chain_hash("mainnet"), None);
+    }
+
+    #[test]
+    fn bitcoin_omits_invreq_chain_and_absence_means_bitcoin() {
+        assert_eq!(super::invreq_chain_for("bitcoin"), Some(None));
+        let regtest = super::chain_hash("regtest").unwrap();
+        assert_eq!(super::invreq_chain_for("regtest"), Some(Some(regtest)));
+        assert_eq!(super::invreq_chain_for("mainnet"), None);
+        assert_eq!(super::network_of_invreq_chain(None), Some("bitcoin"));
+        assert_eq!(super::network_of_invreq_chain(Some(&regtest)), Some("regtest"));
+        assert_eq!(super::network_of_invreq_chain(Some(&[0; 32])), None);
     }
 }

@@ -9,7 +9,7 @@ use invreq_core::error::Error as CoreError;
 use invreq_core::invoice::{self as inv, BlindedPayInfo};
 use invreq_core::invoice_request::{self as ir, Check, IntroductionNode};
 use invreq_core::{merkle, onion_message, string, tlv};
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::PyKeyError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 
@@ -58,9 +58,9 @@ fn signature_digest<'py>(
     fieldname: &str,
     merkle_root: &[u8],
 ) -> PyResult<Bound<'py, PyBytes>> {
-    let root: [u8; 32] = merkle_root
-        .try_into()
-        .map_err(|_| PyValueError::new_err("merkle_root must be 32 bytes"))?;
+    let root: [u8; 32] = merkle_root.try_into().map_err(|_| {
+        Failure(CoreError::InvalidField { field: "merkle_root", reason: "must be 32 bytes".into() })
+    })?;
     Ok(bytes(py, &merkle::signature_digest(messagename, fieldname, &root)))
 }
 
@@ -102,6 +102,18 @@ fn verify_signature(digest: &[u8], signature: &[u8], pubkey: &[u8]) -> PyResult<
 #[pyfunction]
 fn chains<'py>(py: Python<'py>) -> Vec<(&'static str, Bound<'py, PyBytes>)> {
     invreq_core::chain::CHAINS.iter().map(|(n, h)| (*n, bytes(py, h))).collect()
+}
+
+#[pyfunction]
+fn chain_for_network<'py>(py: Python<'py>, network: &str) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    let chain = invreq_core::chain::invreq_chain_for(network)
+        .ok_or_else(|| PyKeyError::new_err(network.to_owned()))?;
+    Ok(chain.map(|h| bytes(py, &h)))
+}
+
+#[pyfunction]
+fn network_for_chain(chain: Option<&[u8]>) -> Option<&'static str> {
+    invreq_core::chain::network_of_invreq_chain(chain)
 }
 
 /// An invoice_request built from fields, waiting for its signature.
@@ -888,6 +900,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(encode_tlv_stream, m)?)?;
     m.add_function(wrap_pyfunction!(verify_signature, m)?)?;
     m.add_function(wrap_pyfunction!(chains, m)?)?;
+    m.add_function(wrap_pyfunction!(chain_for_network, m)?)?;
+    m.add_function(wrap_pyfunction!(network_for_chain, m)?)?;
     m.add_function(wrap_pyfunction!(decode_invoice_request, m)?)?;
     m.add_function(wrap_pyfunction!(parse_invoice_request, m)?)?;
     m.add_class::<UnsignedInvoiceRequest>()?;
