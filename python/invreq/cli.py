@@ -5,11 +5,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 from pathlib import Path
 
 from invreq import __version__, bolt12
-from invreq.config import DEFAULT_DATA_DIR, Config, ConfigError
+from invreq.config import (
+    DEFAULT_DATA_DIR,
+    DEFAULT_HTTP_PORTS,
+    NETWORK_DEFAULT_PORT,
+    Config,
+    ConfigError,
+)
 
 __all__ = ["main"]
 
@@ -19,7 +26,13 @@ def _add_serve_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="state directory")
     p.add_argument("--network", default=d.network, choices=bolt12.NETWORKS)
     p.add_argument("--http-host", default=d.http_host, help="HTTP address (loopback only)")
-    p.add_argument("--http-port", type=int, default=d.http_port, help="HTTP port; 0 turns HTTP off")
+    ports = ", ".join(f"{n} {port}" for n, port in DEFAULT_HTTP_PORTS.items())
+    p.add_argument(
+        "--http-port",
+        type=int,
+        default=argparse.SUPPRESS,  # the network's: DEFAULT_HTTP_PORTS
+        help=f"HTTP port; 0 turns HTTP off (default: by network, {ports})",
+    )
     p.add_argument(
         "--http-tls",
         action="store_true",
@@ -184,7 +197,7 @@ def _config_from(args: argparse.Namespace) -> Config:
         data_dir=args.data_dir,
         network=args.network,
         http_host=args.http_host,
-        http_port=args.http_port,
+        http_port=getattr(args, "http_port", NETWORK_DEFAULT_PORT),
         http_tls=args.http_tls,
         db=args.db,
         signer=args.signer,
@@ -231,6 +244,17 @@ def _serve(args: argparse.Namespace) -> int:
     except StartupError as e:
         print(f"invreq serve: {e}", file=sys.stderr)
         return 1
+    except OSError as e:  # e.g. the data directory cannot be written: the message names it
+        print(f"invreq serve: {e}; check --data-dir", file=sys.stderr)
+        return 1
+    except Exception as e:
+        # One line, never a traceback; the traceback goes to the log at debug level.
+        logging.getLogger("invreq").debug("stopped by", exc_info=True)
+        print(
+            f"invreq serve: stopped: {type(e).__name__}: {e} (--log-level debug logs where)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -262,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         "call",
         help="call a method on a running server, like lightning-cli",
         add_help=False,
-        description="invreq call [--data-dir DIR] [--network NET] [-k] [-H] METHOD [PARAM ...]",
+        description="invreq call [OPTION ...] METHOD [PARAM ...]; `invreq call --help` for more",
     )
     dec = sub.add_parser("decode", help="decode and verify an lnr1... string")
     dec.add_argument("string")

@@ -10,11 +10,29 @@ from pathlib import Path
 
 from invreq.bolt12 import NETWORKS
 
-__all__ = ["DEFAULT_DATA_DIR", "SOCKET_NAME", "Config", "ConfigError"]
+__all__ = [
+    "DEFAULT_DATA_DIR",
+    "DEFAULT_HTTP_PORTS",
+    "NETWORK_DEFAULT_PORT",
+    "SOCKET_NAME",
+    "Config",
+    "ConfigError",
+]
 
 DEFAULT_DATA_DIR = Path("~/.invreq")
 SOCKET_NAME = "invreq-rpc"
 DB_NAME = "invreq.sqlite3"
+#: HTTP port by network when --http-port is not given: one per network, so services for
+#: two networks on one machine do not both take 3010 (bitcoin's, clnrest's usual port).
+DEFAULT_HTTP_PORTS: dict[str, int] = {
+    "bitcoin": 3010,
+    "testnet": 3011,
+    "testnet4": 3012,
+    "signet": 3013,
+    "regtest": 3014,
+}
+#: ``Config.http_port`` when not given: replaced by the network's DEFAULT_HTTP_PORTS entry.
+NETWORK_DEFAULT_PORT = -1
 _HEX_NODE_ID = re.compile(r"0[23][0-9a-fA-F]{64}")
 
 
@@ -27,7 +45,7 @@ class Config:
     data_dir: Path = DEFAULT_DATA_DIR
     network: str = "bitcoin"
     http_host: str = "127.0.0.1"
-    http_port: int = 3010  # 0 turns HTTP off
+    http_port: int = NETWORK_DEFAULT_PORT  # 0 turns HTTP off
     http_tls: bool = False  # HTTPS with a certificate made on first start
     db: str | None = None  # None: SQLite in the network directory
     signer: str = "software"  # software | hwi
@@ -50,6 +68,12 @@ class Config:
     log_file: Path | None = None
     metrics_port: int = 0  # 0: off; else Prometheus metrics on 127.0.0.1:PORT/metrics
     workers: int = 1  # processes serving the same sockets
+
+    def __post_init__(self) -> None:
+        if self.http_port == NETWORK_DEFAULT_PORT:
+            # An unknown network keeps the sentinel for validate() to name --network.
+            port = DEFAULT_HTTP_PORTS.get(self.network, NETWORK_DEFAULT_PORT)
+            object.__setattr__(self, "http_port", port)
 
     @property
     def network_dir(self) -> Path:

@@ -25,7 +25,7 @@ from invreq import httpguard, lograte, rest, rpc
 from invreq.auth import RuneAuthority
 from invreq.blindpaths import PathMaker, load_or_create_path_secret
 from invreq.config import Config
-from invreq.errors import InternalError, InvalidRequest, StartupError
+from invreq.errors import InternalError, InvalidRequest, StartupError, listen_error
 from invreq.metrics import Metrics, metrics_site
 from invreq.payments import ClnBackend, PaymentBackend, Receiver, open_backend
 from invreq.service import Service
@@ -304,7 +304,10 @@ def _remove_stale_socket(path: Path) -> None:
         return
     finally:
         probe.close()
-    raise SystemExit(f"invreq: another server is already listening on {path}")
+    raise SystemExit(
+        f"invreq serve: another server is already listening on {path}; stop it, or choose "
+        "another --data-dir or --network"
+    )
 
 
 async def _metrics_server(app: web.Application) -> AsyncIterator[None]:
@@ -404,7 +407,11 @@ async def serve(
         # headers are complete: silent and half-sent clients are dropped.
         keepalive_timeout=httpguard.IDLE_TIMEOUT,
     )
-    await runner.setup()  # runs the cleanup contexts' start: store, signer, socket
+    try:
+        await runner.setup()  # runs the cleanup contexts' start: store, signer, socket
+    except BaseException:
+        await runner.cleanup()  # closes what was opened before the failure
+        raise
     sites: list[web.BaseSite] = []
     scheme = "https" if config.http_tls else "http"
     if config.http_port:
@@ -423,7 +430,13 @@ async def serve(
             site = httpguard.GuardedSite(
                 runner, guard, host=config.http_host, port=config.http_port, ssl_context=ssl_context
             )
-        await site.start()
+        try:
+            await site.start()
+        except OSError as e:
+            await runner.cleanup()
+            raise listen_error(
+                "--http-port", f"{config.http_host}:{config.http_port}", e
+            ) from None
         sites.append(site)
         log.info("listening on %s://%s:%d/rpc", scheme, config.http_host, config.http_port)
     stop = asyncio.Event()
@@ -472,7 +485,13 @@ def _bind(config: Config) -> Listeners:
         family, _, _, _, addr = socket.getaddrinfo(
             config.http_host, config.http_port, type=socket.SOCK_STREAM
         )[0]
-        http = socket.create_server(addr, family=family, backlog=1024)
+        try:
+            http = socket.create_server(addr, family=family, backlog=1024)
+        except OSError as e:
+            unix.close()
+            raise listen_error(
+                "--http-port", f"{config.http_host}:{config.http_port}", e
+            ) from None
     return Listeners(unix=unix, http=http)
 
 
