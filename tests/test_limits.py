@@ -264,6 +264,22 @@ def test_accept_errors_at_the_fd_limit_are_a_few_lines_not_a_flood(tmp_path: Pat
     assert server.stop() == 0
 
 
+def test_a_malformed_http_request_logs_one_line(tmp_path: Path) -> None:
+    server = Server(tmp_path / "data").start()
+    try:
+        lines_before = server.output().count("\n")
+        with socket.create_connection(("127.0.0.1", server.http_port), timeout=30) as s:
+            s.sendall(b"POST /rpc HTTP/1.1\r\nHost: x\r\nRune: abc\x01def\r\n\r\n")
+            assert s.recv(65536).split(b"\r\n")[0].endswith(b" 400 Bad Request")
+        time.sleep(0.5)
+        new = server.output().splitlines()[lines_before:]
+        assert len(new) == 1, new
+        assert "abc" not in new[0]
+        assert server.stop() == 0
+    finally:
+        server.kill()
+
+
 def test_sigterm_with_unix_and_http_clients_that_never_read_exits_well_within_45_s(
     big_server: Server,
 ) -> None:

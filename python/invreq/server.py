@@ -394,9 +394,19 @@ async def serve(
     """Run until SIGINT or SIGTERM, then shut down cleanly."""
     import signal
 
+    from invreq.logsetup import quiet_client_errors
+
+    quiet_client_errors()  # aiohttp's parser errors quote header lines: one line instead
     _raise_fd_limit()  # before the caps are derived from it
     lograte.install_loop_handler(asyncio.get_running_loop())
-    lograte.quiet_aiohttp_errors()
+    lograte.quiet_aiohttp_errors()  # and those lines at a bounded rate
+    ssl_context = None
+    if config.http_port and config.http_tls:
+        from invreq.tls import server_context
+
+        # Before anything opens: a problem with the key pair is a one-line refusal.
+        _prepare_network_dir(config.network_dir)
+        ssl_context = server_context(config.network_dir, config.http_host)
     app = create_app(config, listeners=listeners)
     runner = web.AppRunner(
         app,
@@ -415,11 +425,6 @@ async def serve(
     sites: list[web.BaseSite] = []
     scheme = "https" if config.http_tls else "http"
     if config.http_port:
-        ssl_context = None
-        if config.http_tls:
-            from invreq.tls import server_context
-
-            ssl_context = server_context(config.network_dir, config.http_host)
         guard = app[httpguard.GUARD_KEY]
         site: web.BaseSite
         if listeners is not None and listeners.http is not None:
@@ -434,9 +439,7 @@ async def serve(
             await site.start()
         except OSError as e:
             await runner.cleanup()
-            raise listen_error(
-                "--http-port", f"{config.http_host}:{config.http_port}", e
-            ) from None
+            raise listen_error("--http-port", f"{config.http_host}:{config.http_port}", e) from None
         sites.append(site)
         log.info("listening on %s://%s:%d/rpc", scheme, config.http_host, config.http_port)
     stop = asyncio.Event()
@@ -489,9 +492,7 @@ def _bind(config: Config) -> Listeners:
             http = socket.create_server(addr, family=family, backlog=1024)
         except OSError as e:
             unix.close()
-            raise listen_error(
-                "--http-port", f"{config.http_host}:{config.http_port}", e
-            ) from None
+            raise listen_error("--http-port", f"{config.http_host}:{config.http_port}", e) from None
     return Listeners(unix=unix, http=http)
 
 
