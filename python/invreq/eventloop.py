@@ -23,5 +23,5 @@ log = logging.getLogger("invreq.eventloop")
 
 def run(main: Coroutine[Any, Any, T]) -> T:
     """Run ``main`` to completion on a new uvloop loop (as ``asyncio.run`` does)."""
-    log.debug("event loop: uvloop %s", uvloop.__version__)
+    log.debug("event loop: uvloop")
     return uvloop.run(main)
