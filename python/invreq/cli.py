@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import sys
 from pathlib import Path
 
-from invreq import __version__, bolt12, eventloop
+from invreq import __version__, bolt12
 from invreq.config import (
     DEFAULT_DATA_DIR,
     DEFAULT_HTTP_PORTS,
@@ -238,7 +239,7 @@ def _serve(args: argparse.Namespace) -> int:
             from invreq.server import run_workers
 
             return run_workers(config, config.workers, reopen_log)
-        eventloop.run(serve(config, on_sighup=reopen_log))
+        asyncio.run(serve(config, on_sighup=reopen_log))
     except StartupError as e:
         print(f"invreq serve: {e}", file=sys.stderr)
         return 1

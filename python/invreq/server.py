@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from invreq import eventloop, httpguard, lograte, rest, rpc
+from invreq import httpguard, lograte, rest, rpc
 from invreq.auth import RuneAuthority
 from invreq.blindpaths import PathMaker, load_or_create_path_secret
 from invreq.config import Config
@@ -534,7 +534,7 @@ def run_workers(config: Config, workers: int, on_sighup: Callable[[], None] | No
         if pid == 0:  # the worker
             code = 0
             try:
-                eventloop.run(serve(config, on_sighup=on_sighup, listeners=listeners))
+                asyncio.run(serve(config, on_sighup=on_sighup, listeners=listeners))
             except StartupError as e:
                 print(f"invreq serve: {e}", file=sys.stderr, flush=True)
                 code = 1
