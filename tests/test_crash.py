@@ -149,10 +149,21 @@ def http_batch_client(
         n += 1
 
 
+def list_all(s: Server) -> list[dict[str, Any]]:
+    """Every record, page by page (a list reply is one page: invreq.paging)."""
+    out: list[dict[str, Any]] = []
+    while True:
+        start = out[-1]["created_index"] + 1 if out else 0
+        page = s.rpc.call("listinvoicerequests", {"index": "created", "start": start})
+        if not page["invoicerequests"]:
+            return out
+        out += page["invoicerequests"]
+
+
 def check_after_restart(s: Server, ledger: Ledger, context: str) -> int:
     """Everything acknowledged is there in its acknowledged state; everything there is a
     valid, verifying request of ours; nothing appeared that was never asked for."""
-    listed = {x["invreq_id"]: x for x in s.rpc.call("listinvoicerequests")["invoicerequests"]}
+    listed = {x["invreq_id"]: x for x in list_all(s)}
     missing = ledger.created.keys() - listed.keys()
     assert not missing, f"{context}: {len(missing)} acknowledged requests lost: {sorted(missing)}"
     assert len(listed) <= ledger.attempts, f"{context}: more records than creations sent"
