@@ -116,7 +116,7 @@ def start_invreq(
         argv += ["--db", db]
     if workers > 1:
         argv += ["--workers", str(workers)]
-    return Proc(argv, port, data / "regtest" / "invreq-rpc", work / f"{name}.log")
+    return Proc(argv, port, data / "regtest" / "lightning-rpc", work / f"{name}.log")
 
 
 def start_ceiling(work: Path) -> Proc:
