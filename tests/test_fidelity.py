@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _service_fixtures import Server, raw_exchange, request
+from _service_fixtures import Server, raw_exchange
 from invreq.rpc import MAX_REQUEST_BYTES
 
 FILTER = {"invoicerequests": [{"invreq_id": True, "label": True}]}
@@ -63,7 +63,10 @@ def test_filter_on_the_unix_socket_as_lightning_cli_sends_it(srv: Server) -> Non
     (r,) = raw_exchange(srv.socket_path, [cli_request("listinvoicerequests", {}, filter=FILTER)], 1)
     assert r["id"] == "cli:listinvoicerequests#4242"
     assert r["result"] == {
-        "invoicerequests": [{"invreq_id": a["invreq_id"], "label": "one"}, {"invreq_id": b["invreq_id"]}]
+        "invoicerequests": [
+            {"invreq_id": a["invreq_id"], "label": "one"},
+            {"invreq_id": b["invreq_id"]},
+        ]
     }
     # Every method: the filter is applied where replies are made, not per command.
     (r,) = raw_exchange(srv.socket_path, [cli_request("getinfo", {}, filter={"network": True})], 1)
@@ -104,7 +107,13 @@ def test_filter_misuse_warns_and_a_non_object_filter_is_refused(srv: Server) -> 
 def test_filter_on_http_rpc_single_and_batch(srv: Server) -> None:
     rune = rune_for(srv)
     made = srv.rpc.call("invoicerequest", {"amount": 1000, "description": "a"})
-    one = {"jsonrpc": "2.0", "id": 5, "method": "listinvoicerequests", "params": {}, "filter": FILTER}
+    one = {
+        "jsonrpc": "2.0",
+        "id": 5,
+        "method": "listinvoicerequests",
+        "params": {},
+        "filter": FILTER,
+    }
     status, r = http(srv, json.dumps(one).encode(), rune)
     assert status == 200 and r["result"] == {"invoicerequests": [{"invreq_id": made["invreq_id"]}]}
     batch = [
@@ -115,7 +124,10 @@ def test_filter_on_http_rpc_single_and_batch(srv: Server) -> None:
     status, rs = http(srv, json.dumps(batch).encode(), rune)
     assert status == 200
     assert rs[0]["result"] == {"network": "regtest"}
-    assert rs[1]["error"] == {"code": -32602, "message": "filter: Expected object: invalid token '7'"}
+    assert rs[1]["error"] == {
+        "code": -32602,
+        "message": "filter: Expected object: invalid token '7'",
+    }
     assert "id" in rs[2]["result"] and "network" in rs[2]["result"]
 
 
@@ -158,8 +170,12 @@ def test_a_request_a_real_client_sends_is_far_below_the_limit(srv: Server) -> No
 
 def test_an_oversized_http_body_is_answered_413_with_its_id(srv: Server) -> None:
     body = json.dumps(
-        {"jsonrpc": "2.0", "id": "big-1", "method": "invoicerequest",
-         "params": {"amount": 1000, "description": "x" * MAX_REQUEST_BYTES}}
+        {
+            "jsonrpc": "2.0",
+            "id": "big-1",
+            "method": "invoicerequest",
+            "params": {"amount": 1000, "description": "x" * MAX_REQUEST_BYTES},
+        }
     ).encode()
     status, r = http(srv, body, rune_for(srv))
     assert status == 413 and r["id"] == "big-1" and r["error"]["code"] == -32600
@@ -181,8 +197,10 @@ def test_help_as_lightningd_answers_it(srv: Server) -> None:
     (r,) = raw_exchange(srv.socket_path, [cli_request("help", ["invoicerequest"])], 1)
     assert r["result"] == {
         "help": [
-            {"command": "invoicerequest amount description [issuer] [label] "
-             "[absolute_expiry] [single_use]"}
+            {
+                "command": "invoicerequest amount description [issuer] [label] "
+                "[absolute_expiry] [single_use]"
+            }
         ],
         "format-hint": "simple",
     }
@@ -233,9 +251,19 @@ def test_rpc_file_relative_absolute_and_in_the_config_file(tmp_path: Path) -> No
     (data / "regtest" / "config").write_text("rpc-file=invreq-rpc\n")
     s = ServerAt(data, old, []).start()
     out = subprocess.run(
-        [sys.executable, "-m", "invreq.cli", "call", "--data-dir", str(data), "--network",
-         "regtest", "getinfo"],
-        capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "invreq.cli",
+            "call",
+            "--data-dir",
+            str(data),
+            "--network",
+            "regtest",
+            "getinfo",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["network"] == "regtest"

@@ -81,7 +81,10 @@ def test_plain_values_in_a_kept_array_are_kept() -> None:
 
 def test_an_object_template_on_an_array_warns() -> None:
     out = run({"invoicerequests": {"invreq_id": True}}, {"invoicerequests": [{"invreq_id": "a"}]})
-    assert out == {"invoicerequests": [], "warning_parameter_filter": ".invoicerequests is an array"}
+    assert out == {
+        "invoicerequests": [],
+        "warning_parameter_filter": ".invoicerequests is an array",
+    }
 
 
 def test_an_array_template_on_an_object_warns() -> None:
@@ -115,8 +118,7 @@ def test_the_template_can_be_used_once_per_result_and_the_input_is_untouched() -
         ({"a": []}, "filter: Arrays can only have one element: invalid token '[]'"),
         (
             {"a": [{"x": True}, {"y": True}]},
-            "filter: Arrays can only have one element: invalid token "
-            "'[{\"x\":true},{\"y\":true}]'",
+            'filter: Arrays can only have one element: invalid token \'[{"x":true},{"y":true}]\'',
         ),
     ],
 )

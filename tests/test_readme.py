@@ -36,7 +36,9 @@ def walkthrough(text: str) -> list[tuple[str, list[str]]]:
     i = 0
     while i < len(lines):
         if lines[i].strip() == MARK:
-            assert lines[i + 1] == "```console", f"README line {i + 2}: {MARK} before a non-console block"
+            assert lines[i + 1] == "```console", (
+                f"README line {i + 2}: {MARK} before a non-console block"
+            )
             i += 2
             while lines[i] != "```":
                 if lines[i].startswith("$ "):
@@ -103,6 +105,9 @@ def test_the_readme_walkthrough_runs_verbatim_and_prints_what_it_shows(tmp_path:
     for n, (command, expected) in enumerate(steps):
         actual = [normalise(x, str(home), port) for x in got[n].splitlines()]
         want = [normalise(x, "/home/you", "3014") for x in expected]
-        assert actual == want, f"README step {n}: $ {command}\n--- README\n" + "\n".join(
-            want
-        ) + "\n--- ran\n" + "\n".join(actual)
+        assert actual == want, (
+            f"README step {n}: $ {command}\n--- README\n"
+            + "\n".join(want)
+            + "\n--- ran\n"
+            + "\n".join(actual)
+        )
