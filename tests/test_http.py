@@ -12,6 +12,7 @@ from _service_fixtures import STORES, store_url
 from aiohttp.test_utils import TestClient, TestServer
 from invreq import bolt12
 from invreq.config import Config, ConfigError
+from invreq.rpc import MAX_REQUEST_BYTES
 from invreq.server import DISPATCHER_KEY, create_app
 
 
@@ -98,8 +99,9 @@ async def test_malformed_bodies_are_32600(client: TestClient[Any, Any], body: by
 
 
 async def test_oversized_body_is_refused_with_a_json_error(client: TestClient[Any, Any]) -> None:
-    status, r = await call(client, req("invoicerequest", [1000, "x" * 70_000]))
+    status, r = await call(client, req("invoicerequest", [1000, "x" * MAX_REQUEST_BYTES]))
     assert status == 413 and r["error"]["code"] == -32600
+    assert r["id"] == 1  # found in the head of the body: a client matches the reply
     _, listed = await call(client, req("listinvoicerequests"))
     assert listed["result"]["invoicerequests"] == []
 
