@@ -241,9 +241,8 @@ def _serve(args: argparse.Namespace) -> int:
     from invreq.logsetup import setup_logging
     from invreq.server import serve
 
-    reopen_log = setup_logging(level, config.log_file)
-
     try:
+        reopen_log = setup_logging(level, config.log_file)
         if config.workers > 1:
             from invreq.server import run_workers
 

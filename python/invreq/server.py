@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from invreq import rest, rpc
+from invreq import httpguard, lograte, rest, rpc
 from invreq.auth import RuneAuthority
 from invreq.blindpaths import PathMaker, load_or_create_path_secret
 from invreq.config import Config
@@ -59,6 +59,8 @@ MAX_UNIX_CONNECTIONS = 1000
 #: Seconds a unix-socket client may stay silent between requests, and inside one.
 IDLE_TIMEOUT = 300.0
 PARTIAL_TIMEOUT = 30.0
+#: Seconds a client may take to read a reply before it is dropped (reply discarded).
+SEND_TIMEOUT = 30.0
 #: Seconds shutdown waits for HTTP requests in flight (a person confirming on a hardware
 #: signer included); aiohttp's default, 60, is beyond what a service manager allows.
 HTTP_SHUTDOWN_TIMEOUT = 30.0
@@ -158,7 +160,8 @@ def _prepare_network_dir(path: Path) -> None:
 class _UnixConnections:
     """Tracks open unix-socket connections so shutdown can let in-flight requests finish."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = MAX_UNIX_CONNECTIONS) -> None:
+        self.limit = limit
         self.tasks: set[asyncio.Task[None]] = set()
         self.busy: set[asyncio.Task[None]] = set()
 
@@ -179,11 +182,9 @@ async def _handle_unix(
     splitter = rpc.RequestSplitter()
     dispatcher = app[DISPATCHER_KEY]
     try:
-        if len(conns.tasks) > MAX_UNIX_CONNECTIONS:
+        if len(conns.tasks) > conns.limit:
             # Refuse rather than collapse: the fd budget is shared with the store and HTTP.
-            err = InternalError(
-                f"too many connections (more than {MAX_UNIX_CONNECTIONS}); try again"
-            )
+            err = InternalError(f"too many connections (more than {conns.limit}); try again")
             writer.write(rpc.error_reply(None, err))
             await writer.drain()
             return
@@ -213,15 +214,33 @@ async def _handle_unix(
                     writer.write(await dispatcher.handle_stream_request(raw))
                 finally:
                     conns.busy.discard(task)
-                await writer.drain()
+                # The next request is not read before this reply is sent, so a connection
+                # holds at most one unsent reply; a client that does not read it within
+                # SEND_TIMEOUT is dropped and the reply discarded.
+                try:
+                    async with asyncio.timeout(SEND_TIMEOUT):
+                        await writer.drain()
+                except TimeoutError:
+                    log.info("unix client dropped: reply not read within %g s", SEND_TIMEOUT)
+                    return
     except (ConnectionError, asyncio.IncompleteReadError):
         pass
     finally:
         conns.tasks.discard(task)
         if metrics is not None:
             metrics.connections.labels("unix").dec()
+        await _close(writer)
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    """Close a connection without waiting on a client that does not read: unsent bytes
+    (a reply it never read, or shutdown cancelling a send) are discarded, not flushed."""
+    if writer.transport.get_write_buffer_size():
+        writer.transport.abort()
+    else:
         writer.close()
-        with contextlib.suppress(ConnectionError):
+    with contextlib.suppress(ConnectionError, TimeoutError):
+        async with asyncio.timeout(1.0):
             await writer.wait_closed()
 
 
@@ -240,7 +259,7 @@ async def _unix_server(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG_KEY]
     path = config.socket_path
     shared = app[LISTENERS_KEY]
-    conns = _UnixConnections()
+    conns = _UnixConnections(connection_caps()[0])
 
     def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> Any:
         return _handle_unix(app, conns, r, w)
@@ -317,10 +336,11 @@ def create_app(
 ) -> web.Application:
     config.validate()
     metrics = Metrics() if config.metrics_port else None
-    app = web.Application(
-        client_max_size=rpc.MAX_REQUEST_BYTES,
-        middlewares=[web.middleware(_count_http)] if metrics is not None else [],
-    )
+    middlewares = [httpguard.send_within]
+    if metrics is not None:
+        middlewares.append(web.middleware(_count_http))
+    app = web.Application(client_max_size=rpc.MAX_REQUEST_BYTES, middlewares=middlewares)
+    app[httpguard.GUARD_KEY] = httpguard.ConnectionGuard(connection_caps()[1])
     app[CONFIG_KEY] = config
     app[LISTENERS_KEY] = listeners
     app[METRICS_KEY] = metrics
@@ -332,6 +352,26 @@ def create_app(
         app.cleanup_ctx.append(_metrics_server)
     app.router.add_routes(rest.routes(AUTH_KEY, DISPATCHER_KEY))
     return app
+
+
+#: File descriptors kept for everything but client connections (store, log, signer,
+#: listeners, the metrics port, worker threads' files).
+RESERVED_FDS = 64
+#: Per door, the least connections served however low the fd limit.
+MIN_CONNECTIONS = 8
+
+
+def connection_caps() -> tuple[int, int]:
+    """(unix, HTTP) connection caps: each door gets half of the file descriptors left
+    after ``RESERVED_FDS``, up to ``MAX_UNIX_CONNECTIONS``, so both caps are reached before
+    the process runs out of descriptors (and no accepted client waits on one)."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_UNIX_CONNECTIONS, MAX_UNIX_CONNECTIONS
+    per_door = max(MIN_CONNECTIONS, min(MAX_UNIX_CONNECTIONS, (soft - RESERVED_FDS) // 2))
+    return per_door, per_door
 
 
 def _raise_fd_limit() -> None:
@@ -354,10 +394,28 @@ async def serve(
     """Run until SIGINT or SIGTERM, then shut down cleanly."""
     import signal
 
+    from invreq.logsetup import quiet_client_errors
+
+    quiet_client_errors()  # aiohttp's parser errors quote header lines: one line instead
+    _raise_fd_limit()  # before the caps are derived from it
+    lograte.install_loop_handler(asyncio.get_running_loop())
+    lograte.quiet_aiohttp_errors()  # and those lines at a bounded rate
+    ssl_context = None
+    if config.http_port and config.http_tls:
+        from invreq.tls import server_context
+
+        # Before anything opens: a problem with the key pair is a one-line refusal.
+        _prepare_network_dir(config.network_dir)
+        ssl_context = server_context(config.network_dir, config.http_host)
     app = create_app(config, listeners=listeners)
-    _raise_fd_limit()
     runner = web.AppRunner(
-        app, handle_signals=False, access_log=None, shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT
+        app,
+        handle_signals=False,
+        access_log=None,
+        shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT,
+        # From the connection's start and after each response, until the next request's
+        # headers are complete: silent and half-sent clients are dropped.
+        keepalive_timeout=httpguard.IDLE_TIMEOUT,
     )
     try:
         await runner.setup()  # runs the cleanup contexts' start: store, signer, socket
@@ -367,29 +425,21 @@ async def serve(
     sites: list[web.BaseSite] = []
     scheme = "https" if config.http_tls else "http"
     if config.http_port:
-        ssl_context = None
-        if config.http_tls:
-            from invreq.tls import server_context
-
-            ssl_context = server_context(config.network_dir, config.http_host)
+        guard = app[httpguard.GUARD_KEY]
         site: web.BaseSite
         if listeners is not None and listeners.http is not None:
-            site = web.SockSite(runner, listeners.http, ssl_context=ssl_context)
+            site = httpguard.GuardedSite(
+                runner, guard, sock=listeners.http, ssl_context=ssl_context
+            )
         else:
-            site = web.TCPSite(
-                runner,
-                config.http_host,
-                config.http_port,
-                reuse_address=True,
-                ssl_context=ssl_context,
+            site = httpguard.GuardedSite(
+                runner, guard, host=config.http_host, port=config.http_port, ssl_context=ssl_context
             )
         try:
             await site.start()
         except OSError as e:
             await runner.cleanup()
-            raise listen_error(
-                "--http-port", f"{config.http_host}:{config.http_port}", e
-            ) from None
+            raise listen_error("--http-port", f"{config.http_host}:{config.http_port}", e) from None
         sites.append(site)
         log.info("listening on %s://%s:%d/rpc", scheme, config.http_host, config.http_port)
     stop = asyncio.Event()
@@ -408,6 +458,8 @@ async def serve(
         readers: set[asyncio.Task[Any]] = app[rest.BODY_READERS]
         for task in list(readers):
             task.cancel()
+        # Clients not reading their response are dropped, not waited for.
+        app[httpguard.GUARD_KEY].stop_sending()
         # AppRunner.cleanup stops the sites (no new connections), waits for in-flight HTTP
         # handlers, then unwinds the cleanup contexts: socket, signer, store (pending
         # writes are committed before the store closes).
@@ -440,9 +492,7 @@ def _bind(config: Config) -> Listeners:
             http = socket.create_server(addr, family=family, backlog=1024)
         except OSError as e:
             unix.close()
-            raise listen_error(
-                "--http-port", f"{config.http_host}:{config.http_port}", e
-            ) from None
+            raise listen_error("--http-port", f"{config.http_host}:{config.http_port}", e) from None
     return Listeners(unix=unix, http=http)
 
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from invreq import __version__, bolt12
+from invreq import __version__, bolt12, paging
 from invreq.approval import approval_text, verify_approval
 from invreq.errors import Bolt12Error, InvalidParams, SignatureError, SignerError
 from invreq.store.base import ListQuery, Record, RequestStore
@@ -133,10 +133,11 @@ class Service:
                 active_only=active_only,
                 label=label,
                 start=start,
-                limit=limit,
+                limit=paging.store_limit(limit),
             )
         )
-        return {"invoicerequests": [_listed(r) for r in records]}
+        # One page at most, even without `limit` (see invreq.paging).
+        return {"invoicerequests": paging.page(_listed(r) for r in records)}
 
     async def disableinvoicerequest(self, invreq_id: str) -> dict[str, Any]:
         """CLN's answer; when payments of this request are still pending (they may yet
