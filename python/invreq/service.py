@@ -152,10 +152,13 @@ class Service:
         return out
 
     async def decode(self, string: str) -> dict[str, Any]:
+        prefix = string.strip().lower()[:4]
         try:
-            if string.strip().lower().startswith(bolt12.INVOICE_HRP + "1"):
+            if prefix == bolt12.INVOICE_HRP + "1":
                 return decode_invoice_json(bolt12.decode_invoice(string))
-            return decode_json(bolt12.decode_invoice_request(string))
+            if prefix == bolt12.OFFER_HRP + "1":
+                return decode_offer_json(bolt12.decode_offer(string))
+            return decode_json(*bolt12.inspect_invoice_request(string))
         except Bolt12Error as e:
             raise InvalidParams(f"string: {e}") from e
 
@@ -190,6 +193,11 @@ def _hex(b: bytes) -> str:
 
 def _same(x: Any) -> Any:
     return x
+
+
+def _unknown(records: list[tuple[int, bytes]]) -> list[dict[str, Any]]:
+    """Unknown odd records as CLN's decode lists them."""
+    return [{"type": t, "length": len(v), "value": v.hex()} for t, v in records]
 
 
 def _scid(scid: int) -> str:
@@ -228,7 +236,7 @@ _OFFER_FIELDS: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
     ("offer_chains", "offer_chains", lambda cs: [c.hex() for c in cs]),
     ("offer_metadata", "offer_metadata", _hex),
 )
-_FIELDS: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
+_OFFER_REST: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
     ("offer_description", "description", _same),
     ("offer_issuer", "issuer", _same),
     ("offer_features", "offer_features", _hex),
@@ -236,6 +244,9 @@ _FIELDS: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
     ("offer_quantity_max", "offer_quantity_max", _same),
     ("offer_paths", "offer_paths", paths_json),
     ("offer_issuer_id", "offer_issuer_id", _hex),
+)
+_FIELDS: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
+    *_OFFER_REST,
     ("invreq_metadata", "metadata", _hex),
     ("invreq_payer_id", "payer_id", _hex),
     ("invreq_chain", "chain", _hex),
@@ -245,13 +256,18 @@ _FIELDS: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
     ("invreq_payer_note", "payer_note", _same),
     ("invreq_paths", "paths", paths_json),
     ("invreq_bip_353_name", "bip353_name", lambda n: {"name": n[0], "domain": n[1]}),
-    ("signature", "signature", _hex),
 )
 
+# What decode says of a signature that is not right, in CLN's words: (field, text). An
+# unsigned request answering no offer is valid (BOLT 12 writes it so) and gets no warning.
+_SIGNATURE_WARNINGS: dict[str, tuple[str, str]] = {
+    "missing": ("warning_missing_invoice_request_signature", "Missing Signature"),
+    "invalid": ("warning_invalid_invoice_request_signature", "Bad Signature"),
+}
 
-def decode_json(r: bolt12.InvoiceRequest) -> dict[str, Any]:
-    """CLN's ``decode`` object for a valid invoice_request (schema ``decode.json``)."""
-    out: dict[str, Any] = {"type": "bolt12 invoice_request", "valid": True}
+
+def _offer_fields(out: dict[str, Any], r: bolt12.InvoiceRequest | bolt12.Offer) -> None:
+    """The offer fields before the description, in CLN's order."""
     for key, attr, conv in _OFFER_FIELDS:
         if (value := getattr(r, attr)) is not None:
             out[key] = conv(value)
@@ -261,13 +277,38 @@ def decode_json(r: bolt12.InvoiceRequest) -> dict[str, Any]:
             out["offer_amount"] = r.offer_amount
     elif r.offer_amount is not None:
         out["offer_amount_msat"] = r.offer_amount
+
+
+def decode_json(r: bolt12.InvoiceRequest, signature: str = "valid") -> dict[str, Any]:
+    """CLN's ``decode`` object for an invoice_request (schema ``decode.json``); ``signature``
+    is what :func:`bolt12.inspect_invoice_request` found of it. ``valid`` comes last, as
+    CLN writes it."""
+    out: dict[str, Any] = {"type": "bolt12 invoice_request"}
+    _offer_fields(out, r)
     for key, attr, conv in _FIELDS:
         if (value := getattr(r, attr)) is not None:
             out[key] = conv(value)
+    warning = _SIGNATURE_WARNINGS.get(signature)
+    if warning is not None:
+        out[warning[0]] = warning[1]
+    elif r.signature is not None:
+        out["signature"] = r.signature.hex()
     if unknown := r.unknown_records:
-        out["unknown_invoice_request_tlvs"] = [
-            {"type": t, "length": len(v), "value": v.hex()} for t, v in unknown
-        ]
+        out["unknown_invoice_request_tlvs"] = _unknown(unknown)
+    out["valid"] = warning is None
+    return out
+
+
+def decode_offer_json(o: bolt12.Offer) -> dict[str, Any]:
+    """CLN's ``decode`` object for a valid offer (``lno1...``)."""
+    out: dict[str, Any] = {"type": "bolt12 offer", "offer_id": o.offer_id.hex()}
+    _offer_fields(out, o)
+    for key, attr, conv in _OFFER_REST:
+        if (value := getattr(o, attr)) is not None:
+            out[key] = conv(value)
+    if unknown := o.unknown_records:
+        out["unknown_offer_tlvs"] = _unknown(unknown)
+    out["valid"] = True
     return out
 
 
@@ -294,13 +335,12 @@ _INVOICE_FIELDS: tuple[tuple[str, str, Callable[[Any], Any]], ...] = (
 
 def decode_invoice_json(r: bolt12.Invoice) -> dict[str, Any]:
     """CLN's ``decode`` object for a valid BOLT 12 invoice (the fields invreq reads)."""
-    out: dict[str, Any] = {"type": "bolt12 invoice", "valid": True}
+    out: dict[str, Any] = {"type": "bolt12 invoice"}
     for key, attr, conv in _INVOICE_FIELDS:
         if (value := getattr(r, attr)) is not None:
             out[key] = conv(value)
     out["invreq_id"] = r.invreq_id.hex()
     if unknown := r.unknown_records:
-        out["unknown_invoice_tlvs"] = [
-            {"type": t, "length": len(v), "value": v.hex()} for t, v in unknown
-        ]
+        out["unknown_invoice_tlvs"] = _unknown(unknown)
+    out["valid"] = True
     return out

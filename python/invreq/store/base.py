@@ -21,6 +21,8 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from invreq.bolt12 import bolt12_unsigned
+
 __all__ = [
     "BLACKLIST_OFFSET",
     "Claim",
@@ -42,7 +44,7 @@ class Record:
     """One invoice_request we issued (REFERENCE §5)."""
 
     invreq_id: str  # 64 lower-case hex characters; the primary key
-    bolt12: str  # the lnr1... string
+    bolt12: str  # the lnr1... string, signed
     label: str | None
     active: bool
     single_use: bool
@@ -61,6 +63,7 @@ class Record:
             "active": self.active,
             "single_use": self.single_use,
             "bolt12": self.bolt12,
+            "bolt12_unsigned": bolt12_unsigned(self.bolt12),
             "used": self.used,
         }
         if self.label is not None:
