@@ -149,10 +149,24 @@ def http_batch_client(
         n += 1
 
 
+def list_all(s: Server) -> list[dict[str, Any]]:
+    """Every record, page by page: a list reply holds one page at most (invreq.paging), and a
+    round creates thousands."""
+    out: list[dict[str, Any]] = []
+    start = 0
+    while True:
+        page = s.rpc.call("listinvoicerequests", {"index": "created", "start": start})
+        records: list[dict[str, Any]] = page["invoicerequests"]
+        if not records:
+            return out
+        out += records
+        start = records[-1]["created_index"] + 1
+
+
 def check_after_restart(s: Server, ledger: Ledger, context: str) -> int:
     """Everything acknowledged is there in its acknowledged state; everything there is a
     valid, verifying request of ours; nothing appeared that was never asked for."""
-    listed = {x["invreq_id"]: x for x in s.rpc.call("listinvoicerequests")["invoicerequests"]}
+    listed = {x["invreq_id"]: x for x in list_all(s)}
     missing = ledger.created.keys() - listed.keys()
     assert not missing, f"{context}: {len(missing)} acknowledged requests lost: {sorted(missing)}"
     assert len(listed) <= ledger.attempts, f"{context}: more records than creations sent"
