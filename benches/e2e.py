@@ -180,7 +180,7 @@ def start_invreq(
         argv += ["--workers", str(workers)]
     if metrics_port is not None:
         argv += ["--metrics-port", str(metrics_port)]
-    return Proc(argv, port, data / "regtest" / "invreq-rpc", work / f"{name}.log")
+    return Proc(argv, port, data / "regtest" / "lightning-rpc", work / f"{name}.log")
 
 
 def start_ceiling(work: Path, mode: str = "bare", stack: str = "asyncio+json") -> Proc:

@@ -25,6 +25,13 @@ def _add_serve_options(p: argparse.ArgumentParser) -> None:
     d = Config()
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="state directory")
     p.add_argument("--network", default=d.network, choices=bolt12.NETWORKS)
+    p.add_argument(
+        "--rpc-file",
+        default=d.rpc_file,
+        help="the JSON-RPC unix socket, as lightningd's rpc-file: a relative path is taken "
+        "from DATA_DIR/NETWORK/ (default: %(default)s, where lightning-cli --lightning-dir="
+        "DATA_DIR --network=NETWORK looks; older invreq used invreq-rpc)",
+    )
     p.add_argument("--http-host", default=d.http_host, help="HTTP address (loopback only)")
     ports = ", ".join(f"{n} {port}" for n, port in DEFAULT_HTTP_PORTS.items())
     p.add_argument(
@@ -134,7 +141,7 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="run the service",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Serve invoicerequest, listinvoicerequests, disableinvoicerequest and "
-        "decode over CLN-compatible JSON-RPC (unix socket DIR/NETWORK/invreq-rpc and HTTP). "
+        "decode over CLN-compatible JSON-RPC (unix socket DIR/NETWORK/lightning-rpc and HTTP). "
         "Options are also read from DATA_DIR/config and DATA_DIR/NETWORK/config (key=value "
         "lines, # comments, include FILE), or from --conf FILE; the command line wins.",
     )
@@ -218,6 +225,7 @@ def _config_from(args: argparse.Namespace) -> Config:
         log_level=args.log_level,
         log_file=args.log_file,
         metrics_port=args.metrics_port,
+        rpc_file=args.rpc_file,
     )
 
 

@@ -204,7 +204,7 @@ async def _handle_unix(
             except InvalidRequest as e:
                 # The stream cannot be resynchronised after garbage or an oversized
                 # request: answer once, then close this connection (others are unaffected).
-                writer.write(rpc.error_reply(None, e))
+                writer.write(rpc.error_reply(rpc.find_id(splitter.head), e))
                 await writer.drain()
                 await _discard_input(reader)
                 break
