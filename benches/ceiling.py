@@ -13,7 +13,7 @@ import json
 import signal
 
 from aiohttp import web
-from invreq.rpc import RequestSplitter
+from invreq.unixsock import RequestSplitter
 
 REPLY = b'{"jsonrpc":"2.0","id":1,"result":{"ok":true}}'
 
