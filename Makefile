@@ -3,14 +3,26 @@
 
 SHELL := /bin/bash
 PYTHON ?= python3
+# The CPython versions invreq runs on (pyproject.toml's requires-python; hardware signing,
+# the hwi extra, on 3.11 and 3.12 only: hwi 3.2.0 declares Requires-Python <3.13).
+SUPPORTED_PYTHONS := 3.11 3.12 3.13
 VENV := .venv
 PY := $(VENV)/bin/python
-DEPS_STAMP := $(VENV)/.deps-stamp
+# Which interpreter made .venv ("cpython 3.11 /usr"), written when .venv is made.
+INTERPRETER := $(VENV)/.interpreter
+# One stamp per group of requirements, installed when a target first needs it.
+RUN_DEPS := $(VENV)/.deps-run
+TEST_DEPS := $(VENV)/.deps-test
+DEV_DEPS := $(VENV)/.deps-dev
+BENCH_DEPS := $(VENV)/.deps-bench
 BUILD_STAMP := $(VENV)/.build-stamp
 RUST_SOURCES := $(shell find rust -name '*.rs' -o -name Cargo.toml 2>/dev/null) Cargo.toml Cargo.lock
-EXTRAS := test,dev,hwi,postgres,bench
+# Running needs pyproject's dependencies and its optional runtime paths: hwi (--signer hwi,
+# --approver hwi; installs on 3.11 and 3.12 only) and postgres (--db postgresql://...).
+RUN_EXTRAS := hwi,postgres
+PIP := $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt
 
-.PHONY: all run test test-rust test-python test-fuzz lint fuzz bench bench-micro clean
+.PHONY: all run test test-rust test-python test-fuzz lint fuzz bench bench-micro clean FORCE
 
 # cargo-fuzz, installed from crates.io into .tools/ (not the user's ~/.cargo).
 CARGO_FUZZ_VERSION := 0.13.2
@@ -19,40 +31,92 @@ FUZZ_TARGETS := decode_string invoice_request invoice tlv_stream blinded_path
 FUZZ_SECONDS ?= 30
 TEST_FUZZ_SECONDS ?= 30
 
-all: $(BUILD_STAMP)
+# A developer's setup: the service built, with the test and lint tools.
+all: $(BUILD_STAMP) $(TEST_DEPS) $(DEV_DEPS)
 
-$(PY):
-	$(PYTHON) -m venv $(VENV)
+# Prints the interpreter's identity, or exits with one line naming the versions that work.
+# Written for any Python, so an old one gets the message rather than a syntax error.
+define CHECK_PYTHON
+import sys
+ok = "$(SUPPORTED_PYTHONS)".split()
+v = "%d.%d" % sys.version_info[:2]
+if sys.implementation.name != "cpython" or v not in ok:
+    sys.exit("invreq needs CPython %s or %s (hardware signing: 3.11 or 3.12); $(PYTHON) is %s %s: "
+             "run make with PYTHON=python3.X naming one of them"
+             % (", ".join(ok[:-1]), ok[-1], sys.implementation.name, v))
+print("%s %s %s" % (sys.implementation.name, v, sys.base_prefix))
+endef
+export CHECK_PYTHON
 
-# Dependencies, pinned by constraints.txt so a fresh machine gets what the tests were run with.
-$(DEPS_STAMP): pyproject.toml constraints.txt | $(PY)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt maturin
-	$(PY) -m pip install -q -c constraints.txt $$($(PY) -c 'import tomllib; d=tomllib.load(open("pyproject.toml","rb"))["project"]; print(" ".join(repr(x) for x in d["dependencies"] + [r for e in "$(EXTRAS)".split(",") for r in d["optional-dependencies"][e]]))' | tr -d "'")
-	$(PY) -m pip install -q -c constraints.txt --no-deps pyln-client pyln-proto pyln-bolt7
-	touch $@
+# .venv is made by $(PYTHON) and records which interpreter that was. A venv made by another
+# one (PYTHON=python3.12 after python3.11, an interpreter since removed, a venv from before
+# this check) is rebuilt, never reused. The record is rewritten only when it changes, so
+# what depends on it is redone only then.
+$(INTERPRETER): FORCE
+	@command -v $(PYTHON) >/dev/null || { echo "invreq needs CPython $(SUPPORTED_PYTHONS): '$(PYTHON)' is not installed; run make with PYTHON=python3.X naming one of them" >&2; exit 1; }
+	@want=$$($(PYTHON) -c "$$CHECK_PYTHON") || exit 1; \
+	have=$$(cat $@ 2>/dev/null || $(PY) -c "$$CHECK_PYTHON" 2>/dev/null); \
+	if [ "$$want" != "$$have" ] || ! $(PY) -c '' 2>/dev/null; then \
+	  echo "==> .venv: creating it with $(PYTHON) ($$want)"; \
+	  rm -rf $(VENV) && $(PYTHON) -m venv $(VENV) && echo "$$want" > $@; \
+	elif [ ! -f $@ ]; then echo "$$want" > $@; fi
+
+# Requirements come from pyproject.toml (contrib/requirements.py), pinned by constraints.txt
+# so a fresh machine gets what the tests were run with.
+$(RUN_DEPS): pyproject.toml constraints.txt contrib/requirements.py $(INTERPRETER)
+	@echo "==> .venv: installing what running needs (dependencies, $(RUN_EXTRAS) extras) and maturin"
+	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	@$(PY) contrib/requirements.py run $(RUN_EXTRAS) > $(VENV)/requirements-run.txt
+	@$(PIP) maturin -r $(VENV)/requirements-run.txt
+	@touch $@
+
+# pyln-client is installed with --no-deps: its pyln-proto wants coincurve-cp314-fix, a fork
+# that ships the same `coincurve` package as the coincurve we depend on, and two
+# distributions writing one package leave a mixed install. The test extra lists the rest of
+# pyln-proto's dependencies.
+$(TEST_DEPS): $(RUN_DEPS)
+	@echo "==> .venv: installing the test tools (test extra: pytest, hypothesis, schemathesis, pyln-client)"
+	@$(PY) contrib/requirements.py test > $(VENV)/requirements-test.txt
+	@$(PIP) -r $(VENV)/requirements-test.txt
+	@$(PIP) --no-deps pyln-client pyln-proto pyln-bolt7
+	@touch $@
+
+$(DEV_DEPS): $(RUN_DEPS)
+	@echo "==> .venv: installing the lint tools (dev extra: mypy, ruff)"
+	@$(PY) contrib/requirements.py dev > $(VENV)/requirements-dev.txt
+	@$(PIP) -r $(VENV)/requirements-dev.txt
+	@touch $@
+
+# The end-to-end benchmark drives the service with pyln-client: the test tools come too.
+$(BENCH_DEPS): $(TEST_DEPS)
+	@echo "==> .venv: installing the benchmark tools (bench extra: matplotlib, py-spy)"
+	@$(PY) contrib/requirements.py bench > $(VENV)/requirements-bench.txt
+	@$(PIP) -r $(VENV)/requirements-bench.txt
+	@touch $@
 
 # The extension, built in release mode and installed editable into the venv.
-$(BUILD_STAMP): $(DEPS_STAMP) $(RUST_SOURCES) pyproject.toml
-	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/maturin develop --release --locked --quiet
-	$(PY) -c 'import invreq._core'
-	touch $@
+$(BUILD_STAMP): $(RUN_DEPS) $(RUST_SOURCES) pyproject.toml
+	@echo "==> building the native core (Rust, release mode; a few minutes the first time)"
+	@PIP_QUIET=1 VIRTUAL_ENV=$(CURDIR)/$(VENV) $(VENV)/bin/maturin develop --release --locked --quiet
+	@$(PY) -c 'import invreq._core'
+	@touch $@
 
 # The service on its embedded defaults: SQLite and a software key in ~/.invreq/bitcoin/,
 # unix socket ~/.invreq/bitcoin/invreq-rpc, HTTP on 127.0.0.1:3010. ARGS adds options,
 # e.g. `make run ARGS="--network regtest"`.
 run: $(BUILD_STAMP)
-	$(VENV)/bin/invreq serve $(ARGS)
+	@echo "==> starting: $(VENV)/bin/invreq serve $(ARGS)"
+	@$(VENV)/bin/invreq serve $(ARGS)
 
 test: test-rust test-python test-fuzz
 
 test-rust:
 	cargo test --locked -p invreq-core
 
-test-python: $(BUILD_STAMP)
+test-python: $(BUILD_STAMP) $(TEST_DEPS)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: $(BUILD_STAMP)
+lint: $(BUILD_STAMP) $(DEV_DEPS)
 	cargo fmt --all --check
 	cargo clippy --locked --all-targets -- -D warnings
 	$(VENV)/bin/ruff check python tests benches
@@ -65,17 +129,17 @@ LOADGEN := target/release/invreq-loadgen
 
 bench: bench-micro bench-e2e
 
-bench-micro: $(BUILD_STAMP)
+bench-micro: $(BUILD_STAMP) $(BENCH_DEPS)
 	$(PY) benches/micro.py --out benches/results/micro.md
 
 $(LOADGEN):
 	cargo build --release --locked -p invreq-loadgen
 
-bench-e2e: $(BUILD_STAMP) $(LOADGEN)
+bench-e2e: $(BUILD_STAMP) $(BENCH_DEPS) $(LOADGEN)
 	$(PY) benches/e2e.py --out-dir benches/results
 
 # Longer: RSS over 1,000,000 creations, lookups with 10 thousand and 10 million records.
-bench-soak: $(BUILD_STAMP) $(LOADGEN)
+bench-soak: $(BUILD_STAMP) $(BENCH_DEPS) $(LOADGEN)
 	$(PY) benches/soak.py --out benches/results/soak.md
 
 $(CARGO_FUZZ):

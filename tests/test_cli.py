@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import pytest
 from _service_fixtures import Server
+from invreq.bolt12 import NETWORKS
+from invreq.config import DEFAULT_HTTP_PORTS, Config
 from pyln.client import LightningRpc
 
 
@@ -85,7 +88,7 @@ def test_serve_help_lists_every_option_with_its_default() -> None:
         "--conf",
     ):
         assert option in p.stdout
-    assert "(default: 3010)" in p.stdout
+    assert "(default: by network, bitcoin 3010, testnet 3011" in " ".join(p.stdout.split())
 
 
 def test_invreq_call_through_the_console_entry(server: Server) -> None:
@@ -116,3 +119,85 @@ def test_serve_help_shows_every_option_of_config_with_its_default() -> None:
     hwi_key_path = text[starts[options.index("--hwi-key-path ")] :]
     assert hwi_key_path.startswith("--hwi-key-path HWI_KEY_PATH payer key path with --signer")
     assert "(default: m/9735h/0h/0h)" in hwi_key_path[:120]
+
+
+# --- first steps: start-up failures are one line naming the option ------------------------
+
+
+def one_line(p: subprocess.CompletedProcess[str]) -> str:
+    """The one line a failed start prints (log lines from before the failure aside)."""
+    assert p.returncode == 1, p.stderr
+    assert "Traceback" not in p.stderr
+    lines = [x for x in p.stderr.splitlines() if x.startswith("invreq serve:")]
+    assert len(lines) == 1, p.stderr
+    return lines[0]
+
+
+def test_http_port_in_use_is_one_line_naming_the_option(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        p = invreq("serve", "--data-dir", str(tmp_path), "--network", "regtest",
+                   "--http-port", str(port))  # fmt: skip
+    line = one_line(p)
+    assert f"--http-port: cannot listen on 127.0.0.1:{port}: already in use" in line
+    assert line.endswith("choose another --http-port")
+    assert not (tmp_path / "regtest" / "invreq-rpc").exists()  # what it opened, it closed
+
+
+def test_http_port_in_use_with_workers(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        p = invreq("serve", "--data-dir", str(tmp_path), "--network", "regtest",
+                   "--http-port", str(port), "--workers", "2")  # fmt: skip
+    assert f"--http-port: cannot listen on 127.0.0.1:{port}" in one_line(p)
+
+
+def test_metrics_port_in_use_is_one_line_naming_the_option(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        p = invreq("serve", "--data-dir", str(tmp_path), "--network", "regtest",
+                   "--http-port", "0", "--metrics-port", str(port))  # fmt: skip
+    expected = f"invreq serve: --metrics-port: cannot listen on 127.0.0.1:{port}: already in use"
+    assert one_line(p).startswith(expected)
+
+
+def test_each_network_has_its_own_default_port() -> None:
+    ports = {n: Config(network=n).http_port for n in NETWORKS}
+    assert ports["bitcoin"] == 3010
+    assert len(set(ports.values())) == len(NETWORKS)
+    assert ports == DEFAULT_HTTP_PORTS
+    assert Config(network="regtest", http_port=0).http_port == 0  # given: kept
+
+
+def serve_without(module: str, *args: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """`invreq serve` in a process where ``module`` cannot be imported, as on a Python the
+    extra does not install on (``None`` in sys.modules makes every import of it fail)."""
+    code = (
+        f"import sys; sys.modules[{module!r}] = None; from invreq.cli import main; "
+        "sys.exit(main(sys.argv[1:]))"
+    )
+    argv = ["serve", "--data-dir", str(tmp_path), "--network", "regtest", "--http-port", "0"]
+    return subprocess.run(
+        [sys.executable, "-c", code, *argv, *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_signer_hwi_without_hwilib_says_what_to_install(tmp_path: Path) -> None:
+    p = serve_without("hwilib", "--signer", "hwi", "--hwi-fingerprint", "00000000",
+                      tmp_path=tmp_path)  # fmt: skip
+    line = one_line(p)
+    assert line.startswith("invreq serve: --signer hwi needs hwilib, which is not installed: ")
+    assert "pip install 'invreq[hwi]' on Python 3.11 or 3.12" in line
+
+
+def test_approver_hwi_without_hwilib_says_what_to_install(tmp_path: Path) -> None:
+    p = serve_without("hwilib", "--approver", "hwi", "--hwi-fingerprint", "00000000",
+                      tmp_path=tmp_path)  # fmt: skip
+    assert "--approver hwi needs hwilib" in one_line(p)
+
+
+def test_postgres_without_asyncpg_says_what_to_install(tmp_path: Path) -> None:
+    p = serve_without("asyncpg", "--db", "postgresql://invreq@127.0.0.1:1/invreq",
+                      tmp_path=tmp_path)  # fmt: skip
+    assert "--db postgresql://... needs asyncpg" in one_line(p)
+    assert "pip install 'invreq[postgres]'" in one_line(p)

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -258,6 +261,153 @@ def test_server_hanging_up_without_a_reply_exits_2(
         f.close()
     err = capsys.readouterr().err
     assert "closed the connection" in err and str(f.path) in err
+
+
+# --- where options go: anywhere, as lightning-cli's getopt permutes them ---------------
+
+
+def test_options_after_the_method_as_in_the_seed_doc(
+    server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `lightning-cli invoicerequest -k "amount"=1000000 ...` is how the seed doc writes it.
+    argv = ["invoicerequest", "-k", "amount=1000sat", "--network", "regtest", "description=x"]
+    assert main([*argv, "--data-dir", str(server.data_dir)]) == 0
+    d = bolt12.decode_invoice_request(result_of(capsys)["bolt12"])
+    assert d.amount_msat == 1_000_000 and d.description == "x"
+
+
+def test_options_between_params(fake: FakeServer, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["x", "1", "--rpc-file", str(fake.path), "two", "-H"]) == 0
+    assert fake.request()["params"] == [1, "two"]
+    assert capsys.readouterr().out == "ok=true\n"  # -H after the params still counts
+
+
+def test_double_dash_ends_options(fake: FakeServer, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--rpc-file", str(fake.path), "--", "x", "-k", "-H", "--network", "-5"]) == 0
+    request = fake.request()
+    assert request["method"] == "x"
+    assert request["params"] == ["-k", "-H", "--network", -5]
+    assert result_of(capsys) == {"ok": True}  # -H after -- was a param, not the option
+
+
+def test_negative_number_is_a_param_without_double_dash(
+    fake: FakeServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["x", "-5", "--rpc-file", str(fake.path)]) == 0
+    assert fake.request()["params"] == [-5]
+
+
+def test_unknown_option_anywhere_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["--rpc-file", str(tmp_path / "x"), "invoicerequest", "1000", "-x"])
+    assert e.value.code == 2
+    assert "-x" in capsys.readouterr().err
+
+
+def test_no_method_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["--rpc-file", str(tmp_path / "x"), "-k"])
+    assert e.value.code == 2
+    assert "METHOD" in capsys.readouterr().err
+
+
+# --- defaults from the config files `invreq serve` reads ---------------------------------
+
+
+def fake_at(path: Path) -> FakeServer:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FakeServer(path, b'{"jsonrpc":"2.0","id":"x","result":{"ok":true}}\n\n')
+
+
+def test_network_from_data_dir_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "config").write_text("# as `invreq serve` reads it\nnetwork=regtest\n")
+    f = fake_at(tmp_path / "regtest" / "invreq-rpc")
+    try:
+        assert main(["--data-dir", str(tmp_path), "getinfo"]) == 0
+    finally:
+        f.close()
+    assert result_of(capsys) == {"ok": True}
+
+
+def test_rpc_file_from_the_network_config_is_taken_from_the_network_dir(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "config").write_text("network=signet\nhttp-port=0\n")  # serve's keys ignored
+    (tmp_path / "signet").mkdir()
+    (tmp_path / "signet" / "config").write_text("rpc-file=other-rpc\n")
+    f = fake_at(tmp_path / "signet" / "other-rpc")
+    try:
+        assert main(["--data-dir", str(tmp_path), "getinfo"]) == 0
+    finally:
+        f.close()
+    assert result_of(capsys) == {"ok": True}
+
+
+def test_command_line_network_wins_over_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "config").write_text("network=regtest\n")
+    assert main(["getinfo", "--data-dir", str(tmp_path), "--network", "signet"]) == 2
+    assert str(tmp_path / "signet" / "invreq-rpc") in capsys.readouterr().err
+
+
+def test_conf_file_may_set_the_data_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    conf = tmp_path / "invreq.conf"
+    conf.write_text(f"data-dir={tmp_path / 'd'}\nnetwork=testnet\n")
+    f = fake_at(tmp_path / "d" / "testnet" / "invreq-rpc")
+    try:
+        assert main(["--conf", str(conf), "getinfo"]) == 0
+    finally:
+        f.close()
+    assert result_of(capsys) == {"ok": True}
+
+
+def test_bad_network_in_the_file_names_its_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "config").write_text("\nnetwork=mainnet\n")
+    assert main(["--data-dir", str(tmp_path), "getinfo"]) == 2
+    err = capsys.readouterr().err
+    assert err == f"invreq call: {tmp_path / 'config'}:2: unknown network 'mainnet'\n"
+
+
+# --- a closed stdout ----------------------------------------------------------------------
+
+
+def test_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    # More than a pipe holds (64 KiB), so the client is still writing when the reader
+    # leaves, as with `invreq call listinvoicerequests | head -c 10`.
+    big = json.dumps({"jsonrpc": "2.0", "id": "x", "result": {"s": "a" * 300_000}})
+    f = FakeServer(tmp_path / "big-rpc", big.encode() + b"\n\n")
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "invreq.cli", "call", "--rpc-file", str(f.path), "getinfo"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.read(10) == b'{\n  "s": "'
+        proc.stdout.close()
+        err = proc.stderr.read()
+        proc.stderr.close()
+        assert proc.wait(timeout=60) == 0
+    finally:
+        f.close()
+    assert err == b""
+
+
+def test_closed_pipe_in_a_shell_pipeline(server: Server) -> None:
+    for _ in range(40):  # listinvoicerequests grows past what a pipe holds
+        server.rpc.call("invoicerequest", {"amount": "1sat", "description": "x" * 1000})
+    cmd = (
+        f"{shlex.quote(sys.executable)} -m invreq.cli call --rpc-file "
+        f"{shlex.quote(str(server.socket_path))} listinvoicerequests | head -c 10"
+    )
+    p = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=60)
+    assert p.stdout == '{\n  "invoi'
+    assert p.stderr == ""
 
 
 @pytest.mark.parametrize(

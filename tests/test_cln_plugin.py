@@ -290,11 +290,43 @@ def test_invreq_down_the_hook_passes_the_message_on(rig: Any, tmp_path: Path) ->
     assert r.host.log_text().count("invreq unreachable") == 2
 
 
-def test_the_plugin_disables_itself_without_invreq_rpc_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({}, "invreq-rpc-file"),
+        ({"invreq-rpc-file": "/nowhere", "invreq-timeout": "soon"}, "invreq-timeout"),
+        ({"invreq-rpc-file": "/nowhere", "invreq-timeout": "0"}, "invreq-timeout"),
+    ],
+)
+def test_the_plugin_disables_itself_when_it_cannot_work(
+    tmp_path: Path, options: dict[str, str], named: str
+) -> None:
     host = PluginHost(tmp_path / "lightning", NODE_SECRET)
     try:
         assert PLUGIN is not None
-        _manifest, init = host.start([PLUGIN], {})
-        assert "invreq-rpc-file" in init["disable"]
+        _manifest, init = host.start([PLUGIN], options)
+        assert named in init["disable"]  # lightningd unloads it and logs the reason
     finally:
         host.stop()
+
+
+def test_an_invoice_of_ours_with_a_bad_signature_is_refused_and_garbage_passes_on(
+    rig: Any,
+) -> None:
+    r = rig()
+    req = r.server.rpc.call("invoicerequest", [1000, "tampered"])
+    pid = our_path_id(r, req["bolt12"])
+    good = invoice_for(req["bolt12"])
+    # Flip a bit of the signature (the last record, type 240): the records still name our
+    # request and came over its path, so it is ours, and refused.
+    tampered = bytearray(good.tlv_stream)
+    tampered[-1] ^= 1
+    msg = message(good, pid)
+    msg["onion_message"]["invoice"] = tampered.hex()
+    assert r.host.hook("onion_message_recv_secret", msg) == {"result": "stop"}
+    wait_for(lambda: r.host.injected, "the invoice_error")
+    assert "signature" in opened_invoice_error(r)
+    # Bytes that are no invoice at all cannot be shown to be ours: passed on untouched.
+    msg["onion_message"]["invoice"] = "00ff"
+    assert r.host.hook("onion_message_recv_secret", msg) == {"result": "continue"}
+    assert r.xpays() == [] and len(r.host.injected) == 1

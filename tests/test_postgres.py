@@ -160,6 +160,8 @@ async def test_every_call_after_close_is_refused_as_store_closed(pg_dsn: str) ->
         s.disable(f"{1:064x}"),
         s.payments(),
         s.runes(),
+        s.rune(0),
+        s.rune_used(0, 1, None),
         s.rune_blacklist(),
         s.rune_blacklist_add(1, 2),
     ]
@@ -175,14 +177,16 @@ async def test_a_database_failure_on_any_call_is_a_store_error(pg_dsn: str) -> N
     await s.open()
     try:
         conn = await asyncpg.connect(pg_dsn)
-        await conn.execute("DROP TABLE payments, runes, rune_blacklist, invoice_requests")
+        await conn.execute("DROP TABLE payments, runes, rune_blacklist_u64, invoice_requests")
         await conn.close()
         calls = [
             s.payments(),
             s.runes(),
+            s.rune(0),
+            s.rune_used(0, 1, None),
             s.rune_blacklist(),
             s.rune_blacklist_add(1, 2),
-            s.rune_insert(lambda uid: f"rune{uid}", 1),
+            s.rune_insert("method=getinfo", 1),
             s.count_by_state(),
             s.get(f"{1:064x}"),
         ]

@@ -54,6 +54,7 @@ def test_without_a_cln_backend_no_path_secret_and_no_paths(tmp_path: Path) -> No
     try:
         r = s.rpc.call("invoicerequest", [1000, "no node"])
         assert "invreq_paths" not in s.rpc.call("decode", [r["bolt12"]])
+        assert "blinded_path" not in s.rpc.call("getinfo")
         assert not (tmp_path / "data" / "regtest" / "path_secret").exists()
     finally:
         assert s.stop() == 0, s.output()
@@ -135,6 +136,7 @@ def test_a_request_carries_a_path_that_the_node_decrypts_to_its_path_id(tmp_path
         assert hop.next_node_id is None
         d = s.rpc.call("decode", [r["bolt12"]])
         assert d["invreq_paths"][0]["first_node_id"] == host.node_id.hex()
+        assert s.rpc.call("getinfo")["blinded_path"] == {"node_id": host.node_id.hex()}
         # Every request has its own blinding: two paths to one node cannot be linked.
         other = bolt12.decode_invoice_request(s.rpc.call("invoicerequest", [1000, "x"])["bolt12"])
         assert other.paths is not None
@@ -163,6 +165,10 @@ def test_with_an_introduction_node_the_path_has_two_hops(tmp_path: Path) -> None
             NODE_SECRET, first.next_path_key, path.hops[1].encrypted_recipient_data
         )
         assert last.path_id == _path_id(tmp_path, req.metadata)
+        assert s.rpc.call("getinfo")["blinded_path"] == {
+            "node_id": host.node_id.hex(),
+            "introduction": intro.hex(),
+        }
         assert s.stop() == 0, s.output()
     finally:
         host.stop()

@@ -156,6 +156,8 @@ async def test_every_call_after_close_is_refused_as_store_closed(tmp_path: Path)
         s.disable(f"{1:064x}"),
         s.payments(),
         s.runes(),
+        s.rune(0),
+        s.rune_used(0, 1, None),
         s.rune_blacklist(),
         s.rune_blacklist_add(1, 2),
     ]
@@ -168,9 +170,10 @@ async def test_a_database_failure_on_any_read_is_a_store_error(store: SQLiteStor
     """Tables another process dropped: every read answers 2002 "database error: ...", not a
     bare driver exception (which the dispatcher would answer as -1 internal error)."""
     with sqlite3.connect(store.path) as c:
-        for table in ("payments", "runes", "rune_blacklist", "invoice_requests"):
+        for table in ("payments", "runes", "rune_blacklist_u64", "invoice_requests"):
             c.execute(f"DROP TABLE {table}")
-    for call in (store.payments(), store.runes(), store.rune_blacklist(), store.count_by_state()):
+    reads = (store.payments(), store.runes(), store.rune(0), store.rune_blacklist())
+    for call in (*reads, store.count_by_state()):
         with pytest.raises(DatabaseError, match=r"^database error: no such table") as e:
             await call
         assert e.value.code == 2002

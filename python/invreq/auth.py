@@ -9,17 +9,29 @@ CLN's, so runes made here look and check like CLN's: ``createrune``, ``showrunes
 - ``method``: the command; ``id``: the caller's node id when one is given (checkrune);
 - ``pnum``: the number of parameters; ``pname<name>``: a named parameter (the name without
   underscores, as CLN: ``pnameinvreqid``); ``parr<N>``: the N-th positional parameter;
-- ``time``: the current unix time; ``rate``: at most that many calls per minute per rune.
+- ``time``: the current unix time; ``rate=N``: as CLN (``lightningd/runes.c``), at least
+  60/N seconds since the last call with this rune's unique id that passed. Only calls that
+  pass are recorded, in the store, so every process and instance on one database counts
+  them together; ``rate=4&rate=4`` is ``rate=4``. Unlike CLN, only runes that carry a
+  ``rate`` restriction are recorded: other calls cost no database write.
 
-The master secret is created on first start in the network directory (owner-only). Issued
-runes and the blacklist live in the store, so instances sharing a database agree.
+``restrictions: "readonly"`` is CLN's shorthand: ``method^list|method^get|method=summary``
+and ``method/listdatastore``.
+
+Only a rune's canonical string authenticates: the URL-safe base64 (with its ``=`` padding)
+that ``createrune`` returns, character for character. The master secret is created on first
+start in the network directory (owner-only). The store keeps each issued rune's unique id
+and restrictions, never the string (``showrunes`` derives it again), when it was last used,
+and the blacklist, so instances sharing a database agree on all of them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import re
 import time
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,7 +40,7 @@ import runes
 
 from invreq import secretfile
 from invreq.errors import InvalidParams, NotAuthorized, NotPermitted, RpcError
-from invreq.store.base import RuneStore
+from invreq.store.base import RuneStore, StoredRune
 
 __all__ = ["SECRET_NAME", "RuneAuthority"]
 
@@ -37,6 +49,29 @@ SECRET_NAME = "rune_secret"
 BLACKLIST_TTL = 2.0
 #: Authenticated runes remembered (a rune's restrictions are still tested on every call).
 CHECKED_CACHE = 1024
+#: How often a rate-limited call re-reads the rune's last use after losing a race to record
+#: its own (another call with the same unique id passed meanwhile, maybe in another process).
+RATE_ATTEMPTS = 3
+_NS_PER_MINUTE = 60 * 10**9
+_DECIMAL = re.compile(r"[0-9]+")
+
+#: CLN's ``readonly`` shorthand (``lightningd/runes.c``): any list*, get* or summary
+#: method, but not listdatastore.
+READONLY = "readonly"
+
+
+def _readonly() -> list[runes.Restriction]:
+    return [
+        runes.Restriction(
+            [
+                runes.Alternative("method", "^", "list"),
+                runes.Alternative("method", "^", "get"),
+                runes.Alternative("method", "=", "summary"),
+            ]
+        ),
+        runes.Restriction([runes.Alternative("method", "/", "listdatastore")]),
+    ]
+
 
 UNRESTRICTED_WARNING = (
     "WARNING: This rune has no restrictions! Anyone who has access to this rune could "
@@ -73,7 +108,10 @@ def _restriction(item: Any) -> runes.Restriction:
 
 
 def parse_restrictions(value: Any) -> list[runes.Restriction]:
-    """CLN's forms: one string, or an array of strings and/or arrays of alternatives."""
+    """CLN's forms: ``"readonly"``, one string, or an array of strings and/or arrays of
+    alternatives."""
+    if value == READONLY:
+        return _readonly()
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list):
         raise InvalidParams("restrictions: should be a string or an array")
@@ -86,6 +124,45 @@ def parse_restrictions(value: Any) -> list[runes.Restriction]:
     if any(alt.is_unique_id() for r in out for alt in r.alternatives):
         raise InvalidParams("restrictions: the unique id field cannot be restricted")
     return out
+
+
+def _encode(restrictions: list[runes.Restriction]) -> str:
+    """Restrictions as a rune carries them ('&'-joined, escaped): what the store keeps."""
+    return "&".join(r.encode() for r in restrictions)
+
+
+def _decode_stored(text: str) -> list[runes.Restriction]:
+    out = []
+    while text:
+        r, text = runes.Restriction.decode(text)
+        out.append(r)
+    return out
+
+
+def _has_rate(r: runes.Rune) -> bool:
+    return any(a.field == "rate" for x in r.restrictions for a in x.alternatives)
+
+
+def _rate_check(last_used_ns: int | None, now_ns: int) -> Callable[[runes.Alternative], str | None]:
+    """CLN's ``rate=N``: passes when at least 60/N seconds (integer nanoseconds) have gone by
+    since the last call that passed; a rune never used (or not in the store) passes."""
+
+    def check(alt: runes.Alternative) -> str | None:
+        if alt.cond != "=":
+            return "rate operator must be ="
+        if not _DECIMAL.fullmatch(alt.value):
+            return "malformed rate"
+        n = int(alt.value)
+        if n == 0 or n >= 2**32 - 1:
+            return "malformed rate"
+        if last_used_ns is None:
+            return None
+        # A last use in the future (the clock went back) counts as now, as in CLN.
+        if now_ns - min(last_used_ns, now_ns) < _NS_PER_MINUTE // n:
+            return "too soon"
+        return None
+
+    return check
 
 
 def _english(r: runes.Restriction) -> str:
@@ -134,8 +211,8 @@ class RuneAuthority:
         self.clock = clock
         self._blacklist: list[tuple[int, int]] = []
         self._blacklist_at = -BLACKLIST_TTL
-        self._calls: dict[int, deque[float]] = {}
-        self._checked: dict[str, tuple[runes.Rune, int]] = {}
+        #: rune string -> (decoded, unique id, has a rate restriction)
+        self._checked: dict[str, tuple[runes.Rune, int, bool]] = {}
 
     @classmethod
     def load_or_create(cls, directory: Path, store: RuneStore) -> RuneAuthority:
@@ -154,13 +231,10 @@ class RuneAuthority:
                 base.add_restriction(r)
             out: dict[str, Any] = {"rune": base.to_base64(), "unique_id": str(uid)}
         else:
-
-            def make(unique_id: int) -> str:
-                made = runes.MasterRune(self._secret, unique_id=unique_id, restrictions=extra)
-                return str(made.to_base64())
-
-            uid, text = await self.store.rune_insert(make, int(self.clock()))
-            out = {"rune": text, "unique_id": str(uid)}
+            # Only the restrictions are stored; the string is derived from them, now and
+            # whenever showrunes needs it.
+            uid = await self.store.rune_insert(_encode(extra), int(self.clock()))
+            out = {"rune": self._derive(uid, extra), "unique_id": str(uid)}
         if not extra and (rune is None or len(self._decode(out["rune"]).restrictions) <= 1):
             out["warning_unrestricted_rune"] = UNRESTRICTED_WARNING
         return out
@@ -168,13 +242,35 @@ class RuneAuthority:
     async def showrunes(self, rune: str | None = None) -> dict[str, Any]:
         blacklist = await self._current_blacklist(force=True)
         if rune is not None:
-            stored = {t for _, t in await self.store.runes()}
-            return {"runes": [self._describe(rune, blacklist, stored=rune in stored)]}
-        return {
-            "runes": [
-                self._describe(text, blacklist, stored=True) for _, text in await self.store.runes()
-            ]
-        }
+            decoded = self._decode(rune)
+            uid = _unique_id(decoded)
+            stored = None if uid is None else await self.store.rune(uid)
+            # Stored means exactly this string was issued (CLN), not one restricted from it.
+            exact = stored is not None and self._derive_stored(stored) == rune
+            return {
+                "runes": [
+                    self._describe(
+                        rune,
+                        uid,
+                        decoded.restrictions[1:] if uid is not None else decoded.restrictions,
+                        blacklist,
+                        stored=exact,
+                        ours=self.master.is_rune_authorized(decoded),
+                        record=stored,
+                    )
+                ]
+            }
+        out = []
+        for s in await self.store.runes():
+            # Derived from the secret: ours by construction, nothing to decode or check.
+            restrictions = _decode_stored(s.restrictions)
+            text = self._derive(s.unique_id, restrictions)
+            out.append(
+                self._describe(
+                    text, s.unique_id, restrictions, blacklist, stored=True, ours=True, record=s
+                )
+            )
+        return {"runes": out}
 
     async def blacklistrune(
         self, start: int | None = None, end: int | None = None
@@ -218,11 +314,11 @@ class RuneAuthority:
                 raise NotAuthorized("Rune has no unique id")
             if len(self._checked) >= CHECKED_CACHE:
                 self._checked.clear()
-            self._checked[rune] = cached = (r, uid)
-        r, uid = cached
+            self._checked[rune] = cached = (r, uid, _has_rate(r))
+        r, uid, has_rate = cached
         if any(a <= uid <= b for a, b in await self._current_blacklist()):
             raise NotAuthorized("Blacklisted rune")
-        values: dict[str, Any] = {"time": int(self.clock()), "rate": self._rate_check(uid)}
+        values: dict[str, Any] = {}
         if method is not None:
             values["method"] = method
         if nodeid is not None:
@@ -237,26 +333,31 @@ class RuneAuthority:
                 values[f"parr{i}"] = _param_text(v)
         else:
             values["pnum"] = 0
+        if not has_rate:
+            # Nothing depends on when it was last used: no database round trip per call.
+            values["time"] = int(self.clock())
+            self._test(r, values)
+            return uid
+        for _ in range(RATE_ATTEMPTS):
+            # The last use as the database has it now (another worker or instance may
+            # have recorded one); recorded again only if the whole rune passes, and only
+            # if nobody recorded one meanwhile (one conditional update).
+            stored = await self.store.rune(uid)
+            last = None if stored is None else stored.last_used_ns
+            now = self.clock()
+            now_ns = int(now * 1e9)
+            values["time"] = int(now)
+            values["rate"] = _rate_check(last, now_ns)
+            self._test(r, values)
+            if stored is None or await self.store.rune_used(uid, now_ns, last):
+                return uid
+        raise NotPermitted("too soon")
+
+    @staticmethod
+    def _test(r: runes.Rune, values: dict[str, Any]) -> None:
         ok, why = r.are_restrictions_met(values)
         if not ok:
             raise NotPermitted(why)
-        return uid
-
-    def _rate_check(self, uid: int) -> Callable[[runes.Alternative], str | None]:
-        def check(alt: runes.Alternative) -> str | None:
-            if alt.cond != "=" or not alt.value.isdigit():
-                return "rate: should be rate=N (calls per minute)"
-            limit = int(alt.value)
-            now = self.clock()
-            calls = self._calls.setdefault(uid, deque())
-            while calls and calls[0] <= now - 60:
-                calls.popleft()
-            if len(calls) >= limit:
-                return f"rate: more than {limit} calls in a minute"
-            calls.append(now)
-            return None
-
-        return check
 
     async def _current_blacklist(self, force: bool = False) -> list[tuple[int, int]]:
         now = asyncio.get_running_loop().time()
@@ -268,25 +369,66 @@ class RuneAuthority:
     # --- helpers ------------------------------------------------------------------------
 
     def _decode(self, text: str, error: Callable[[str], RpcError] | None = None) -> runes.Rune:
+        """The rune ``text`` is, if it is a canonical rune string: the URL-safe base64 that
+        ``to_base64`` makes, with its padding. Python's decoder also takes '+' and '/',
+        skips characters outside the alphabet and ignores what follows the padding; a
+        variant spelling must not authenticate (CLN's decoder takes only the one form).
+        Messages never quote the text: it is a credential."""
+        msg = "rune: should be a base64 rune"
         try:
-            return runes.Rune.from_base64(text)
-        except Exception as e:
-            msg = f"rune: should be a base64 rune ({e})"
+            r = runes.Rune.from_base64(text)
+            canonical = r.to_base64() == text
+        except Exception:
             raise (error(msg) if error else InvalidParams(msg)) from None
+        if not canonical:
+            msg = "rune: not in canonical form (the URL-safe base64 createrune returned)"
+            raise error(msg) if error else InvalidParams(msg)
+        return r
+
+    def _derive(self, unique_id: int, restrictions: list[runes.Restriction]) -> str:
+        """The rune string for ``unique_id`` and ``restrictions``, as ``MasterRune(...)
+        .to_base64()`` makes it, with hashlib: the library's own SHA-256 is pure Python (ms
+        per rune, too slow for showrunes over many). A rune's authcode is SHA-256 over the
+        secret and each restriction, each followed by SHA-256's end padding, so it is the
+        digest of that stream with the last padding left to hashlib (what the library's
+        ``is_rune_authorized`` computes)."""
+        encoded = [
+            r.encode().encode() for r in [runes.Restriction.unique_id(unique_id), *restrictions]
+        ]
+        sha = hashlib.sha256(self._secret)
+        length = len(self._secret)
+        for enc in encoded:
+            pad = runes.end_shastream(length)
+            sha.update(pad + enc)
+            length += len(pad) + len(enc)
+        authcode = sha.digest()
+        return base64.urlsafe_b64encode(authcode + b"&".join(encoded)).decode()
+
+    def _derive_stored(self, stored: StoredRune) -> str:
+        return self._derive(stored.unique_id, _decode_stored(stored.restrictions))
 
     def _describe(
-        self, text: str, blacklist: list[tuple[int, int]], *, stored: bool
+        self,
+        text: str,
+        uid: int | None,
+        rest: list[runes.Restriction],
+        blacklist: list[tuple[int, int]],
+        *,
+        stored: bool,
+        ours: bool,
+        record: StoredRune | None = None,
     ) -> dict[str, Any]:
-        r = self._decode(text)
-        uid = _unique_id(r)
-        rest = r.restrictions[1:] if uid is not None else r.restrictions
+        """CLN's showrunes object for rune ``text``: ``rest`` are its restrictions after
+        the unique id ``uid``."""
         out: dict[str, Any] = {"rune": text}
         if not stored:
             out["stored"] = False
         if uid is not None and any(a <= uid <= b for a, b in blacklist):
             out["blacklisted"] = True
-        if not self.master.is_rune_authorized(r):
+        if not ours:
             out["our_rune"] = False
+        if record is not None and record.last_used_ns is not None:
+            out["last_used"] = record.last_used_ns / 1e9  # CLN: unix seconds, fractional
         out["unique_id"] = str(uid) if uid is not None else None
         out["restrictions"] = [
             {

@@ -6,13 +6,14 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from invreq import __version__, bolt12
-from invreq.config import Config, ConfigError
+from invreq.config import NETWORK_DEFAULT_PORT, Config, ConfigError
 
 __all__ = ["main"]
 
@@ -30,6 +31,10 @@ def _add_serve_options(p: argparse.ArgumentParser) -> None:
         doc, choices = f.metadata["help"], f.metadata["choices"]
         if kind == "bool":
             p.add_argument(option, action="store_true", help=doc)
+        elif f.default == NETWORK_DEFAULT_PORT:
+            # The network's port (Config.__post_init__): absent unless given; the help
+            # names the defaults itself (argparse would show the sentinel).
+            p.add_argument(option, type=_TYPES[kind], default=argparse.SUPPRESS, help=doc)
         else:
             p.add_argument(
                 option, type=_TYPES[kind], default=f.default, choices=choices, help=doc
@@ -101,7 +106,9 @@ def _config_file_args(argv: list[str], cmdline: argparse.Namespace) -> list[str]
 
 
 def _config_from(args: argparse.Namespace) -> Config:
-    return Config(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Config)})
+    # An option left out (--http-port: argparse.SUPPRESS) keeps Config's own default.
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if f.name in args}
+    return Config(**given)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -116,9 +123,8 @@ def _serve(args: argparse.Namespace) -> int:
     from invreq.logsetup import setup_logging
     from invreq.server import serve
 
-    reopen_log = setup_logging(level, config.log_file)
-
     try:
+        reopen_log = setup_logging(level, config.log_file)
         if config.workers > 1:
             from invreq.workers import run_workers
 
@@ -126,6 +132,17 @@ def _serve(args: argparse.Namespace) -> int:
         asyncio.run(serve(config, on_sighup=reopen_log))
     except StartupError as e:
         print(f"invreq serve: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # e.g. the data directory cannot be written: the message names it
+        print(f"invreq serve: {e}; check --data-dir", file=sys.stderr)
+        return 1
+    except Exception as e:
+        # One line, never a traceback; the traceback goes to the log at debug level.
+        logging.getLogger("invreq").debug("stopped by", exc_info=True)
+        print(
+            f"invreq serve: stopped: {type(e).__name__}: {e} (--log-level debug logs where)",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -158,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         "call",
         help="call a method on a running server, like lightning-cli",
         add_help=False,
-        description="invreq call [--data-dir DIR] [--network NET] [-k] [-H] METHOD [PARAM ...]",
+        description="invreq call [OPTION ...] METHOD [PARAM ...]; `invreq call --help` for more",
     )
     dec = sub.add_parser("decode", help="decode and verify an lnr1... string")
     dec.add_argument("string")

@@ -2,8 +2,12 @@
 
 Operators know ``lightning-cli``, so the client behaves like it: ``invreq call METHOD
 [PARAM ...]`` sends the params as an array, ``-k`` sends ``key=value`` params as an
-object, and each param is sent as JSON when it parses as JSON (``1000``, ``true``,
-``null``, ``[1,2]``, ``{"a":1}``, ``"quoted"``) and as a plain string otherwise. So ``1000``
+object; options may come anywhere on the line (``invreq call invoicerequest -k
+amount=1000sat description=x``) and ``--`` ends them; the socket is found from
+``--rpc-file``, or the data directory, network and ``rpc-file`` given on the command line or
+in the config files ``invreq serve`` reads; a closed stdout (``| head``) ends it quietly.
+Each param is sent as JSON when it parses as JSON (``1000``, ``true``, ``null``, ``[1,2]``,
+``{"a":1}``, ``"quoted"``) and as a plain string otherwise. So ``1000``
 is a number and ``10sat`` a string; quote a number to force a string: ``'"1000"'``.
 
 Output and exit codes:
@@ -34,6 +38,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from invreq import bolt12
+from invreq.conffile import ConfFileError, Setting, read_settings
 from invreq.config import DEFAULT_DATA_DIR, Config
 
 __all__ = ["main", "parse_param"]
@@ -62,11 +67,21 @@ def parse_param(text: str) -> Any:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=PROG,
+        usage="%(prog)s [OPTION ...] METHOD [PARAM ...]  (options may come anywhere; -- ends them)",
         description="Call a method of a running `invreq serve` over its unix socket, "
-        "like lightning-cli. Params that parse as JSON are sent as JSON, others as strings.",
+        "like lightning-cli. Params that parse as JSON are sent as JSON, others as strings. "
+        "Defaults come from DATA_DIR/config and DATA_DIR/NETWORK/config (network, rpc-file), "
+        "as for `invreq serve`; the command line wins.",
     )
-    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="state directory")
-    p.add_argument("--network", default=Config().network, choices=bolt12.NETWORKS)
+    p.add_argument(
+        "--data-dir", type=Path, default=None, help=f"state directory (default: {DEFAULT_DATA_DIR})"
+    )
+    p.add_argument(
+        "--network",
+        default=None,
+        choices=bolt12.NETWORKS,
+        help=f"(default: {Config().network}, or the config files')",
+    )
     p.add_argument(
         "--rpc-file",
         type=Path,
@@ -74,15 +89,84 @@ def _parser() -> argparse.ArgumentParser:
         help="the socket to use instead of DATA_DIR/NETWORK/invreq-rpc",
     )
     p.add_argument(
+        "--conf",
+        type=Path,
+        default=None,
+        help="read defaults from this file instead of DATA_DIR/config and DATA_DIR/NETWORK/config",
+    )
+    p.add_argument(
         "-k", "--keywords", action="store_true", help="params are key=value (sent as an object)"
     )
     p.add_argument(
         "-H", "--human-readable", action="store_true", help="print the result as key=value lines"
     )
-    p.add_argument("method")
-    # REMAINDER: once the method is read, everything is a param, even "-5" or "-x".
-    p.add_argument("params", nargs=argparse.REMAINDER)
+    p.add_argument("method", nargs="?")
+    p.add_argument("params", nargs="*")
     return p
+
+
+def _parse_args(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Options anywhere on the line, as lightning-cli's getopt permutes them; after ``--``
+    every word is the method or a param, even ``-x``. (A negative number such as ``-5`` is
+    a param anywhere, as argparse reads it.)"""
+    if "--" in argv:
+        cut = argv.index("--")
+        before, after = argv[:cut], argv[cut + 1 :]
+    else:
+        before, after = argv, []
+    args = parser.parse_intermixed_args(before)
+    words = ([args.method] if args.method is not None else []) + args.params + after
+    if not words:
+        parser.error("the following arguments are required: METHOD")
+    args.method, args.params = words[0], words[1:]
+    return args
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Setting]:
+    """``network`` and ``rpc-file`` from the config files (the last line wins), read as
+    ``invreq serve`` reads them: DATA_DIR/config (which may choose the network), then
+    DATA_DIR/NETWORK/config; or only ``--conf FILE``, which may also set ``data-dir``.
+    Other options are the server's."""
+    data_dir: Path = args.data_dir or DEFAULT_DATA_DIR
+    found: dict[str, Setting] = {}
+
+    def read(path: Path, keys: tuple[str, ...] = ("network", "rpc-file")) -> None:
+        for x in read_settings(path):
+            if x.key in keys:
+                if not x.value:
+                    raise ConfFileError(x.path, x.lineno, f"{x.key} needs a value")
+                if x.key == "network" and x.value not in bolt12.NETWORKS:
+                    raise ConfFileError(x.path, x.lineno, f"unknown network {x.value!r}")
+                found[x.key] = x
+
+    if args.conf is not None:
+        read(args.conf, ("network", "rpc-file", "data-dir"))  # named explicitly: must exist
+        return found
+    top = data_dir.expanduser() / "config"
+    if top.exists():
+        read(top)
+    network = args.network or (found["network"].value if "network" in found else None)
+    per_network = data_dir.expanduser() / (network or Config().network) / "config"
+    if per_network.exists():
+        read(per_network)
+    return found
+
+
+def _socket_path(args: argparse.Namespace) -> Path:
+    if args.rpc_file is not None:
+        return Path(args.rpc_file).expanduser()
+    settings = _settings(args)
+    file_network = settings["network"].value if "network" in settings else None
+    file_data_dir = settings["data-dir"].value if "data-dir" in settings else None
+    config = Config(
+        data_dir=args.data_dir or Path(file_data_dir or DEFAULT_DATA_DIR),
+        network=args.network or file_network or Config().network,
+    )
+    rpc_file = settings["rpc-file"].value if "rpc-file" in settings else None
+    if rpc_file:
+        # As in CLN, a relative rpc-file is taken from the network directory.
+        return config.network_dir / Path(rpc_file).expanduser()
+    return config.socket_path
 
 
 def _params(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Any:
@@ -110,13 +194,18 @@ def _call(path: Path, request: dict[str, Any]) -> dict[str, Any]:
                 f"cannot connect to {path}: {e.strerror or e}; is `invreq serve` running?"
             ) from e
         # No timeout: a hardware signer may wait for a person to confirm on the device.
-        s.sendall(json.dumps(request, ensure_ascii=False).encode())
         buf = b""
-        while b"\n\n" not in buf:
-            data = s.recv(65536)
-            if not data:
-                raise _NoReply(f"{path}: the server closed the connection before answering")
-            buf += data
+        try:
+            s.sendall(json.dumps(request, ensure_ascii=False).encode())
+            while b"\n\n" not in buf:
+                data = s.recv(65536)
+                if not data:
+                    break
+                buf += data
+        except OSError as e:  # a reset or broken pipe here is the server's side, not stdout
+            raise _NoReply(f"{path}: the connection failed: {e.strerror or e}") from e
+        if b"\n\n" not in buf:
+            raise _NoReply(f"{path}: the server closed the connection before answering")
     raw = buf.split(b"\n\n", 1)[0]
     try:
         reply = json.loads(raw)
@@ -141,14 +230,24 @@ def _human(value: Any, key: str, out: TextIO) -> None:
 
 
 def main(argv: list[str]) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # The reader went away (`invreq call ... | head`): stop quietly, as lightning-cli
+        # does, and keep Python from complaining again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _main(argv: list[str]) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = _parse_args(parser, argv)
     params = _params(parser, args)
-    path: Path = (
-        args.rpc_file.expanduser()
-        if args.rpc_file is not None
-        else Config(data_dir=args.data_dir, network=args.network).socket_path
-    )
+    try:
+        path = _socket_path(args)
+    except (ConfFileError, FileNotFoundError) as e:
+        print(f"{PROG}: {e}", file=sys.stderr)
+        return 2
     request = {
         "jsonrpc": "2.0",
         "id": f"invreq-call:{args.method}#{os.getpid()}",
@@ -161,10 +260,11 @@ def main(argv: list[str]) -> int:
         print(f"{PROG}: {e}", file=sys.stderr)
         return 2
     if "error" in reply:
-        print(json.dumps(reply["error"], indent=2, ensure_ascii=False))
+        print(json.dumps(reply["error"], indent=2, ensure_ascii=False), flush=True)
         return 1
     if args.human_readable:
         _human(reply["result"], "", sys.stdout)
     else:
         print(json.dumps(reply["result"], indent=2, ensure_ascii=False))
+    sys.stdout.flush()  # a closed pipe shows here, inside main, not at interpreter exit
     return 0

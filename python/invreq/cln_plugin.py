@@ -42,6 +42,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -218,6 +219,15 @@ class InvoiceHandler:
 
 
 def main() -> None:
+    from invreq.errors import StartupError
+    from invreq.extras import require
+
+    try:
+        require("pyln", "invreq-cln-plugin")
+    except StartupError as e:
+        # lightningd logs a plugin's stderr and drops the plugin.
+        print(e, file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
     from pyln.client import Plugin
 
     plugin = Plugin()

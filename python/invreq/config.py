@@ -19,8 +19,10 @@ from invreq.bolt12 import NETWORKS
 __all__ = [
     "APPROVERS",
     "DEFAULT_DATA_DIR",
+    "DEFAULT_HTTP_PORTS",
     "DEFAULT_HWI_KEY_PATH",
     "LOG_LEVELS",
+    "NETWORK_DEFAULT_PORT",
     "SIGNERS",
     "SOCKET_NAME",
     "Config",
@@ -34,6 +36,17 @@ DB_NAME = "invreq.sqlite3"
 _HEX_NODE_ID = re.compile(r"0[23][0-9a-fA-F]{64}")
 
 
+#: HTTP port by network when --http-port is not given: one per network, so services for
+#: two networks on one machine do not both take 3010 (bitcoin's, clnrest's usual port).
+DEFAULT_HTTP_PORTS: dict[str, int] = {
+    "bitcoin": 3010,
+    "testnet": 3011,
+    "testnet4": 3012,
+    "signet": 3013,
+    "regtest": 3014,
+}
+#: ``Config.http_port`` when not given: replaced by the network's DEFAULT_HTTP_PORTS entry.
+NETWORK_DEFAULT_PORT = -1
 #: The key path of the payer key (--signer hwi) and of approvals (--approver hwi).
 DEFAULT_HWI_KEY_PATH = "m/9735h/0h/0h"
 SIGNERS = ("software", "hwi")
@@ -63,7 +76,12 @@ class Config:
     data_dir: Path = _option(DEFAULT_DATA_DIR, "state directory")  # noqa: RUF009
     network: str = _option("bitcoin", "the chain whose invoice_requests are made", NETWORKS)
     http_host: str = _option("127.0.0.1", "HTTP address (loopback only without --http-tls)")
-    http_port: int = _option(3010, "HTTP port; 0 turns HTTP off")
+    http_port: int = _option(
+        NETWORK_DEFAULT_PORT,
+        "HTTP port; 0 turns HTTP off (default: by network, "
+        + ", ".join(f"{n} {port}" for n, port in DEFAULT_HTTP_PORTS.items())
+        + ")",
+    )
     http_tls: bool = _option(
         False,
         "serve HTTPS with DATA_DIR/NETWORK/tls.crt (created on first start); required for a "
@@ -125,6 +143,12 @@ class Config:
     workers: int = _option(
         1, "processes serving the same sockets (pays with PostgreSQL; not with SQLite)"
     )
+
+    def __post_init__(self) -> None:
+        if self.http_port == NETWORK_DEFAULT_PORT:
+            # An unknown network keeps the sentinel for validate() to name --network.
+            port = DEFAULT_HTTP_PORTS.get(self.network, NETWORK_DEFAULT_PORT)
+            object.__setattr__(self, "http_port", port)
 
     @property
     def network_dir(self) -> Path:

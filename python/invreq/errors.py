@@ -66,6 +66,7 @@ __all__ = [
     "StoreClosed",
     "StoreError",
     "UnknownInvoiceRequest",
+    "listen_error",
 ]
 
 # --- byte layer -------------------------------------------------------------------------
@@ -397,3 +398,14 @@ class StartupError(RuntimeError):
     """Something configured cannot be used (missing device, stock firmware without the
     extension, a key file others can read, an unreachable database ...). ``invreq serve``
     prints the message and exits non-zero; it never falls back to something else."""
+
+
+def listen_error(option: str, address: str, e: OSError) -> StartupError:
+    """The one line for a socket that cannot be bound, naming the option that moves it."""
+    import errno
+
+    if e.errno == errno.EADDRINUSE:
+        why = "already in use (another invreq or another program has it)"
+    else:
+        why = e.strerror or str(e)
+    return StartupError(f"{option}: cannot listen on {address}: {why}; choose another {option}")

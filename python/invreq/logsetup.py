@@ -2,20 +2,70 @@
 
 A line: ``2026-11-25T10:45:08.123Z INFO  invreq.server: listening on ...`` (UTC). invreq
 logs one line per failed request (method, code, message) and never logs secrets: the
-payer secret never leaves its file and request bodies are not logged.
+payer secret never leaves its file, request bodies are not logged, and a malformed HTTP
+request is one line naming the error, never aiohttp's traceback (whose message quotes the
+offending header line: a ``Rune`` header's rune). The log file is created owner-only.
 """
 
 from __future__ import annotations
 
+import io
 import logging
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["setup_logging"]
+from aiohttp.http_exceptions import HttpProcessingError
+
+from invreq import secretfile
+
+__all__ = ["quiet_client_errors", "setup_logging"]
 
 FORMAT = "%(asctime)s.%(msecs)03dZ %(levelname)-5s %(name)s: %(message)s"
 DATEFMT = "%Y-%m-%dT%H:%M:%S"
+
+
+class _OwnerOnlyFileHandler(logging.FileHandler):
+    """A FileHandler whose file, when it creates one (at start, or at the first line after
+    a rotation), is 0600: lines can name requests, labels and peers."""
+
+    def _open(self) -> io.TextIOWrapper:
+        path = Path(self.baseFilename)
+        secretfile.owner_only(path)  # creates it 0600, or narrows an existing one
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        # Always appending: the handler is made with the default mode, "a".
+        return open(fd, "a", encoding=self.encoding, errors=self.errors)
+
+
+class _OneLineClientErrors(logging.Filter):
+    """aiohttp logs a request it cannot parse as an ERROR with a traceback whose message
+    quotes the offending bytes: a header line (``Rune: <rune>`` followed by a control
+    character, ``Rune : <rune>``, a line over the 8190-byte limit) is a credential in the
+    log. Such a record becomes one INFO line naming the error class and its HTTP status
+    only. Installed on aiohttp's server logger, the only one that logs parser errors."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, HttpProcessingError):
+            return True
+        what = record.getMessage()  # "Error handling request from <peer>": no request bytes
+        record.msg = f"{what}: malformed HTTP request ({type(exc).__name__}, {exc.code});"
+        record.msg += " its bytes are not logged"
+        record.args = None
+        record.exc_info = None
+        record.exc_text = None
+        record.stack_info = None
+        if record.levelno > logging.INFO:
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+def quiet_client_errors() -> None:
+    """Install ``_OneLineClientErrors`` on aiohttp's server logger (once)."""
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, _OneLineClientErrors) for f in server.filters):
+        server.addFilter(_OneLineClientErrors())
 
 
 def setup_logging(level: str, log_file: Path | None) -> Callable[[], None]:
@@ -26,7 +76,7 @@ def setup_logging(level: str, log_file: Path | None) -> Callable[[], None]:
     if log_file is not None:
         log_file = log_file.expanduser()
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(log_file, encoding="utf-8")
+        handler = _OwnerOnlyFileHandler(log_file, encoding="utf-8")
     else:
         handler = logging.StreamHandler()
     handler.setFormatter(formatter)
@@ -35,6 +85,7 @@ def setup_logging(level: str, log_file: Path | None) -> Callable[[], None]:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    quiet_client_errors()
     if level != "DEBUG":
         # hwilib logs every device message at INFO, approval texts included.
         logging.getLogger("hwilib").setLevel(logging.WARNING)

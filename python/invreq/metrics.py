@@ -21,6 +21,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
+from invreq.errors import listen_error
+
 __all__ = ["Metrics", "metrics_site"]
 
 log = logging.getLogger("invreq.metrics")
@@ -97,7 +99,11 @@ async def metrics_site(
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as e:
+        await runner.cleanup()
+        raise listen_error("--metrics-port", f"{host}:{port}", e) from None
     log.info("metrics on http://%s:%d/metrics", host, port)
     try:
         yield

@@ -175,6 +175,14 @@ def check_any_string(name: str, value: Any) -> str:
     return str(value)
 
 
+def check_rune(name: str, value: Any) -> str:
+    """A rune: a string. Unlike every other parameter the value is never quoted in the
+    error (error messages are logged, and a rune is a credential)."""
+    if not isinstance(value, str):
+        raise InvalidParams(f"{name}: should be a base64 rune string")
+    return value
+
+
 def check_json(name: str, value: Any) -> Any:
     """Any JSON value; the command checks its shape (e.g. rune restrictions)."""
     return value
@@ -387,7 +395,7 @@ RESOLVEPAYMENT = Command(
 CREATERUNE = Command(
     "createrune",
     (
-        _p("rune", check_any_string, "string", "add restrictions to this rune instead"),
+        _p("rune", check_rune, "string", "add restrictions to this rune instead"),
         _p("restrictions", check_json, "array", 'e.g. ["method=invoicerequest", "rate=60"]'),
     ),
     "Create a rune (or restrict one) for HTTP and REST callers.",
@@ -396,7 +404,7 @@ CREATERUNE = Command(
 
 SHOWRUNES = Command(
     "showrunes",
-    (_p("rune", check_any_string, "string", "show only this rune"),),
+    (_p("rune", check_rune, "string", "show only this rune"),),
     "List the runes issued, with their restrictions in English.",
     "security",
 )
@@ -414,7 +422,7 @@ BLACKLISTRUNE = Command(
 CHECKRUNE = Command(
     "checkrune",
     (
-        _p("rune", check_any_string, "string", "the rune to check", True),
+        _p("rune", check_rune, "string", "the rune to check", True),
         _p("nodeid", check_any_string, "string", "the caller's node id, for id= restrictions"),
         _p("method", check_any_string, "string", "the method it would call"),
         _p("params", check_object_or_array, "object", "the parameters it would pass"),

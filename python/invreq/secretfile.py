@@ -3,11 +3,14 @@
 One way to keep a secret on disk: created on first start, written in full and fsync'd
 under a temporary name, then linked into place, so a crash never leaves a half-written
 secret and two processes starting at once end up with the same one; refused at start when
-the group or others can read it, with the command that fixes it.
+the group or others can read it, or when it is a symbolic link, with the command that
+fixes it. ``owner_only`` does the same for files that are not secrets but hold records
+(the database, the log): created 0600, narrowed to owner-only when found wider.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from collections.abc import Callable
@@ -15,7 +18,7 @@ from pathlib import Path
 
 from invreq.errors import StartupError
 
-__all__ = ["SECRET_BYTES", "load_or_create"]
+__all__ = ["SECRET_BYTES", "load_or_create", "owner_only"]
 
 SECRET_BYTES = 32
 
@@ -32,8 +35,43 @@ def load_or_create(
         return _create(path, role, generate())
 
 
+def owner_only(path: Path, *, create: bool = True) -> bool:
+    """Make ``path`` a regular file only its owner can read (0600): created so when missing
+    (and ``create``), its group and other bits cleared when it exists. For files that hold
+    records or may quote them (the database and its -wal/-shm, the log), wherever they are:
+    SQLite gives its -wal and -shm files the database file's mode. Returns True when an
+    existing file's mode was narrowed (the caller says so in the log)."""
+    flags = os.O_RDONLY | (os.O_CREAT if create else 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileNotFoundError:
+        return False
+    except OSError as e:
+        raise StartupError(f"{path}: cannot open it ({e.strerror})") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            return False  # a device or pipe (--log-file /dev/stderr): not ours to change
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            os.fchmod(fd, stat.S_IMODE(mode) & ~(stat.S_IRWXG | stat.S_IRWXO))
+            return True
+        return False
+    finally:
+        os.close(fd)
+
+
 def _read(path: Path, role: str) -> bytes:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise StartupError(
+                f"{path} is a symbolic link; it {role} and is read only from a regular file: "
+                f'run `cp --remove-destination "$(readlink -f {path})" {path}` and start again'
+            ) from None
+        if isinstance(e, FileNotFoundError):
+            raise
+        raise StartupError(f"{path}: cannot read it ({e.strerror}); it {role}") from None
     try:
         mode = os.fstat(fd).st_mode
         if mode & (stat.S_IRWXG | stat.S_IRWXO):

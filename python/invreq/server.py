@@ -23,7 +23,7 @@ from invreq import rest, rpc
 from invreq.auth import RuneAuthority
 from invreq.blindpaths import PathMaker, load_or_create_path_secret
 from invreq.config import Config
-from invreq.errors import StartupError
+from invreq.errors import StartupError, listen_error
 from invreq.metrics import Metrics, metrics_site
 from invreq.payments import ClnBackend, PaymentBackend, Receiver, open_backend
 from invreq.service import Service
@@ -264,25 +264,29 @@ async def serve(
     """Run until SIGINT or SIGTERM, then shut down cleanly."""
     import signal
 
+    from invreq.logsetup import quiet_client_errors
+
+    quiet_client_errors()  # aiohttp's parser errors quote header lines: one line instead
+    ssl_context = None
+    if config.http_port and config.http_tls:
+        from invreq.tls import server_context
+
+        # Before anything opens: a problem with the key pair is a one-line refusal.
+        prepare_network_dir(config.network_dir)
+        ssl_context = server_context(config.network_dir, config.http_host)
     app = create_app(config, listeners=listeners)
     _raise_fd_limit()
     runner = web.AppRunner(
         app, handle_signals=False, access_log=None, shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT
     )
     try:
-        await runner.setup()  # opens the cleanup contexts in order
+        await runner.setup()  # runs the cleanup contexts' start: store, signer, socket
     except BaseException:
-        # What opened before the failure closes again, in reverse order.
-        await app.cleanup()
+        await runner.cleanup()  # closes what was opened before the failure
         raise
     sites: list[web.BaseSite] = []
     scheme = "https" if config.http_tls else "http"
     if config.http_port:
-        ssl_context = None
-        if config.http_tls:
-            from invreq.tls import server_context
-
-            ssl_context = server_context(config.network_dir, config.http_host)
         site: web.BaseSite
         if listeners is not None and listeners.http is not None:
             site = web.SockSite(runner, listeners.http, ssl_context=ssl_context)
@@ -294,7 +298,13 @@ async def serve(
                 reuse_address=True,
                 ssl_context=ssl_context,
             )
-        await site.start()
+        try:
+            await site.start()
+        except OSError as e:
+            await runner.cleanup()
+            raise listen_error(
+                "--http-port", f"{config.http_host}:{config.http_port}", e
+            ) from None
         sites.append(site)
         log.info("listening on %s://%s:%d/rpc", scheme, config.http_host, config.http_port)
     stop = asyncio.Event()
@@ -314,8 +324,8 @@ async def serve(
         for task in list(readers):
             task.cancel()
         # AppRunner.cleanup stops the sites (no new connections), waits for in-flight HTTP
-        # handlers, then unwinds the cleanup contexts in reverse: metrics, the unix door
-        # (requests in flight finish), ..., the store (pending writes are committed).
+        # handlers, then unwinds the cleanup contexts: socket, signer, store (pending
+        # writes are committed before the store closes).
         await runner.cleanup()
 
 

@@ -159,10 +159,16 @@ class Service:
             raise InvalidParams(f"string: {e}") from e
 
     async def getinfo(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "id": self.signer.payer_id.hex(),
             "network": self.network,
             "version": __version__,
             "signer": self.signer.kind,
             "store": self.store.kind,
         }
+        if self.paths is not None:
+            # Where payees' invoices go: operators check it against the node's own getinfo.
+            out["blinded_path"] = {"node_id": self.paths.node_id.hex()}
+            if self.paths.introduction is not None:
+                out["blinded_path"]["introduction"] = self.paths.introduction.hex()
+        return out

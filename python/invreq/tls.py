@@ -3,7 +3,12 @@
 The certificate is self-signed (CLN's clnrest does the same); clients pin it by passing the
 file as their CA (``curl --cacert DIR/NETWORK/tls.crt``). It names ``localhost``, the
 loopback addresses and the ``--http-host`` given when it was created; to serve under another
-name, delete both files and start again, or put your own ``tls.crt``/``tls.key`` there.
+name, delete both files and start again, or put your own ``tls.crt``/``tls.key`` there
+(either may be a symbolic link, e.g. to a certbot directory).
+
+Every problem with the pair ends the start with one line saying what to do: a key the group
+or others can read (``chmod 600``), one file of the pair without the other, a file that
+cannot be read or does not hold a certificate and its key.
 """
 
 from __future__ import annotations
@@ -12,7 +17,10 @@ import datetime
 import ipaddress
 import os
 import ssl
+import stat
 from pathlib import Path
+
+from invreq.errors import StartupError
 
 __all__ = ["CERT_NAME", "KEY_NAME", "server_context"]
 
@@ -65,11 +73,41 @@ def _create(cert: Path, key: Path, host: str) -> None:
     cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
 
 
+def _check_key_mode(key: Path) -> None:
+    try:
+        mode = os.stat(key).st_mode  # follows a link: the key itself must be private
+    except OSError as e:
+        raise StartupError(f"{key}: cannot read the TLS key ({e.strerror})") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise StartupError(
+            f"{key} is readable by group or others (mode {stat.S_IMODE(mode):04o}); it is the "
+            f"HTTPS private key: run `chmod 600 {key}` and start again"
+        )
+
+
 def server_context(directory: Path, host: str) -> ssl.SSLContext:
     cert, key = directory / CERT_NAME, directory / KEY_NAME
-    if not cert.exists() or not key.exists():
+    has_cert, has_key = os.path.lexists(cert), os.path.lexists(key)
+    if not has_cert and not has_key:
         _create(cert, key, host)
+    elif not has_cert:
+        raise StartupError(
+            f"{key} exists but {cert} does not: put the certificate back, or delete {key} "
+            "to have a new pair made"
+        )
+    elif not has_key:
+        raise StartupError(
+            f"{cert} exists but {key} does not: put the key back, or delete {cert} to have "
+            "a new pair made"
+        )
+    _check_key_mode(key)
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(cert, key)
+    try:
+        ctx.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as e:
+        raise StartupError(
+            f"{cert}, {key}: not a usable certificate and key ({e}); fix them, or delete both "
+            "to have a new pair made"
+        ) from None
     return ctx

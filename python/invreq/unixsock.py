@@ -246,7 +246,10 @@ def remove_stale_socket(path: Path) -> None:
         return
     finally:
         probe.close()
-    raise SystemExit(f"invreq: another server is already listening on {path}")
+    raise SystemExit(
+        f"invreq serve: another server is already listening on {path}; stop it, or choose "
+        "another --data-dir or --network"
+    )
 
 
 @contextlib.asynccontextmanager

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from invreq.config import Config, pay_with_path
-from invreq.errors import StartupError
+from invreq.errors import StartupError, listen_error
 from invreq.unixsock import remove_stale_socket
 
 __all__ = ["Listeners", "run_workers"]
@@ -55,7 +55,13 @@ def _bind(config: Config) -> Listeners:
         family, _, _, _, addr = socket.getaddrinfo(
             config.http_host, config.http_port, type=socket.SOCK_STREAM
         )[0]
-        http = socket.create_server(addr, family=family, backlog=BACKLOG)
+        try:
+            http = socket.create_server(addr, family=family, backlog=BACKLOG)
+        except OSError as e:
+            unix.close()
+            raise listen_error(
+                "--http-port", f"{config.http_host}:{config.http_port}", e
+            ) from None
     return Listeners(unix=unix, http=http)
 
 

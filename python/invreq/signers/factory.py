@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from invreq.config import Config
+from invreq.extras import require
 from invreq.signers.base import Approver, Signer
 
 __all__ = ["open_approver", "open_signer"]
@@ -20,6 +21,7 @@ def _device_args(config: Config) -> dict[str, object]:
 
 async def open_signer(config: Config) -> Signer:
     if config.signer == "hwi":
+        require("hwilib", "--signer hwi")
         from invreq.signers.hwi import open_hwi_signer
 
         return await open_hwi_signer(key_path=config.hwi_key_path, **_device_args(config))
@@ -31,6 +33,7 @@ async def open_signer(config: Config) -> Signer:
 async def open_approver(config: Config) -> Approver | None:
     if config.approver == "none":
         return None
+    require("hwilib", "--approver hwi")
     from invreq.signers.hwi import open_hwi_approver
 
     return await open_hwi_approver(key_path=config.hwi_approval_path, **_device_args(config))

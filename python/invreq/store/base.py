@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 __all__ = [
+    "BLACKLIST_OFFSET",
     "Claim",
     "ListQuery",
     "Payment",
@@ -32,6 +33,7 @@ __all__ = [
     "RequestStore",
     "RuneStore",
     "Store",
+    "StoredRune",
 ]
 
 
@@ -110,6 +112,25 @@ PAYMENT_STATES = ("pending", "paid", "failed", "refused")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class StoredRune:
+    """One rune we issued, without the rune itself: the string is derived again from the
+    master secret, ``unique_id`` and ``restrictions`` when it is needed (``showrunes``), so
+    a copy of the database is not a copy of the credentials."""
+
+    unique_id: int
+    #: the restrictions after the unique id, '&'-joined in the rune's own encoding ("" for none)
+    restrictions: str
+    created_at: int  # unix seconds
+    #: when a call with it last passed (unix nanoseconds, CLN's ``rate``), None if never
+    last_used_ns: int | None = None
+
+
+#: Blacklist ranges are u64 (CLN's); both databases hold signed 64-bit integers, so a
+#: bound is stored as ``value - 2**63``, which keeps the order.
+BLACKLIST_OFFSET = 2**63
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class ListQuery:
     """Filters of ``listinvoicerequests``; all optional, combined with AND."""
 
@@ -164,16 +185,25 @@ class RequestStore(RequestLookup, Protocol):
 
 
 class RuneStore(Protocol):
-    """Runes (CLN's authorization tokens, :mod:`invreq.auth`): the issued ones and the
-    blacklist live in the store so that instances sharing a database agree on both."""
+    """Runes (CLN's authorization tokens, :mod:`invreq.auth`): the issued ones (their unique
+    id and restrictions, never the string), when each was last used (``rate``) and the
+    blacklist live in the store so that instances sharing a database agree on all three."""
 
-    async def rune_insert(self, make: Callable[[int], str], created_at: int) -> tuple[int, str]:
-        """Take the next unique id (0, 1, 2 ...) and store the rune ``make(id)``."""
+    async def rune_insert(self, restrictions: str, created_at: int) -> int:
+        """Take the next unique id (0, 1, 2 ...), store the rune's restrictions, return the id."""
 
-    async def runes(self) -> builtins.list[tuple[int, str]]:
-        """(unique_id, rune) of every rune issued, in order."""
+    async def runes(self) -> builtins.list[StoredRune]:
+        """Every rune issued, in unique id order."""
 
-    async def rune_blacklist_add(self, first: int, last: int) -> None: ...
+    async def rune(self, unique_id: int) -> StoredRune | None:
+        """One issued rune, read now (another process may have used it meanwhile)."""
+
+    async def rune_used(self, unique_id: int, now_ns: int, previous_ns: int | None) -> bool:
+        """Record a call that passed: ``last_used`` becomes ``now_ns`` if it is still
+        ``previous_ns`` (one conditional statement). False if another call got there first."""
+
+    async def rune_blacklist_add(self, first: int, last: int) -> None:
+        """Blacklist unique ids ``first``..``last`` (any u64)."""
 
     async def rune_blacklist(self) -> builtins.list[tuple[int, int]]:
         """Blacklisted unique-id ranges (first, last), inclusive, as added."""

@@ -37,20 +37,24 @@ from invreq.errors import (
     StoreError,
     UnknownInvoiceRequest,
 )
-from invreq.store.base import Claim, ListQuery, Payment, PaymentLimits, Record
+from invreq.store.base import Claim, ListQuery, Payment, PaymentLimits, Record, StoredRune
 from invreq.store.rows import (
     PAYMENT_COLUMNS,
     PAYMENT_INSERT,
     PAYMENT_INSERT_COUNT,
     RECENT_ATTEMPTS,
     REQUEST_WINDOW,
+    RUNE_COLUMNS,
     UNSETTLED_ATTEMPTS,
+    blacklist_range,
+    blacklist_row,
     limits_reached_per_minute,
     limits_reached_per_request,
     payment_from_row,
     payment_migration,
     payment_values,
     states,
+    stored_rune,
 )
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
@@ -61,6 +65,38 @@ MAX_GROUP = 512
 _DRIVER_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 #: Any constant: the key of the advisory lock that serialises migrations.
 _MIGRATION_LOCK = 0x696E7672  # "invr"
+
+# No rune string in the database (it is derived again from the master secret, the
+# unique id and the restrictions): a new table takes each rune's restrictions (the
+# base64 decoded, the 32-byte authcode and the "=<unique id>" restriction cut off) and
+# the old table is dropped whole. last_used: unix nanoseconds of the last call that
+# passed (CLN's rate=N). The blacklist takes any u64: bounds stored minus 2**63.
+_DROP_RUNE_STRINGS = (
+    """CREATE TABLE runes_v2 (
+        unique_id    BIGINT PRIMARY KEY,
+        restrictions TEXT NOT NULL,
+        created_at   BIGINT NOT NULL,
+        last_used    BIGINT
+    )""",
+    """INSERT INTO runes_v2 (unique_id, restrictions, created_at)
+       SELECT unique_id,
+              coalesce(substring(convert_from(substring(
+                  decode(translate(rune, '-_', '+/'), 'base64') FROM 33), 'UTF8')
+                  FROM '&(.*)$'), ''),
+              created_at
+       FROM runes""",
+    "DROP TABLE runes",
+    "ALTER TABLE runes_v2 RENAME TO runes",
+    """CREATE TABLE rune_blacklist_u64 (
+        first_offset BIGINT NOT NULL,
+        last_offset  BIGINT NOT NULL
+    )""",
+    """INSERT INTO rune_blacklist_u64 (first_offset, last_offset)
+       SELECT (first::numeric - 9223372036854775808)::bigint,
+              (last::numeric - 9223372036854775808)::bigint
+       FROM rune_blacklist""",
+    "DROP TABLE rune_blacklist",
+)
 
 #: Schema changes, applied in order; the list index + 1 is the version. Never edit one
 #: that has shipped: append a new one.
@@ -104,7 +140,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX payments_invreq ON payments(invreq_id)",
     ),
     payment_migration("BIGINT"),
+    _DROP_RUNE_STRINGS,
 )
+
+#: The first schema version without rune strings.
+RUNE_STRINGS_DROPPED = MIGRATIONS.index(_DROP_RUNE_STRINGS) + 1
 
 _COLUMNS = (
     "invreq_id, bolt12, label, active, single_use, used, created_at, payer_key, "
@@ -467,38 +507,60 @@ class PostgresStore:
 
     # --- runes (see invreq.auth) ---------------------------------------------------------
 
-    async def rune_insert(self, make: Callable[[int], str], created_at: int) -> tuple[int, str]:
-        """Take the next unique id (0, 1, 2 ...), store the rune ``make(id)`` made for it."""
+    async def rune_insert(self, restrictions: str, created_at: int) -> int:
+        """Take the next unique id (0, 1, 2 ...), store the rune's restrictions under it."""
         async with self._pool_guarded() as pool, pool.acquire() as conn, conn.transaction():
             # Instances share the counter: the lock makes "max + 1" safe between them.
             await conn.execute("LOCK TABLE runes IN EXCLUSIVE MODE")
             unique_id = int(
                 await conn.fetchval("SELECT coalesce(max(unique_id) + 1, 0) FROM runes")
             )
-            rune = make(unique_id)
             await conn.execute(
-                "INSERT INTO runes (unique_id, rune, created_at) VALUES ($1, $2, $3)",
+                "INSERT INTO runes (unique_id, restrictions, created_at) VALUES ($1, $2, $3)",
                 unique_id,
-                rune,
+                restrictions,
                 created_at,
             )
-        return unique_id, rune
+        return unique_id
 
-    async def runes(self) -> builtins.list[tuple[int, str]]:
+    async def runes(self) -> builtins.list[StoredRune]:
         async with self._pool_guarded() as pool:
-            rows = await pool.fetch("SELECT unique_id, rune FROM runes ORDER BY unique_id")
-        return [(int(r[0]), str(r[1])) for r in rows]
+            rows = await pool.fetch(f"SELECT {RUNE_COLUMNS} FROM runes ORDER BY unique_id")
+        return [stored_rune(r) for r in rows]
+
+    async def rune(self, unique_id: int) -> StoredRune | None:
+        if unique_id >= 2**63:
+            return None  # we never issued it (and BIGINT stops there)
+        async with self._pool_guarded() as pool:
+            row = await pool.fetchrow(
+                f"SELECT {RUNE_COLUMNS} FROM runes WHERE unique_id = $1", unique_id
+            )
+        return None if row is None else stored_rune(row)
+
+    async def rune_used(self, unique_id: int, now_ns: int, previous_ns: int | None) -> bool:
+        async with self._pool_guarded() as pool:
+            status = await pool.execute(
+                "UPDATE runes SET last_used = $1"
+                " WHERE unique_id = $2 AND last_used IS NOT DISTINCT FROM $3",
+                now_ns,
+                unique_id,
+                previous_ns,
+            )
+        return bool(status == "UPDATE 1")
 
     async def rune_blacklist_add(self, first: int, last: int) -> None:
         async with self._pool_guarded() as pool:
             await pool.execute(
-                "INSERT INTO rune_blacklist (first, last) VALUES ($1, $2)", first, last
+                "INSERT INTO rune_blacklist_u64 (first_offset, last_offset) VALUES ($1, $2)",
+                *blacklist_row(first, last),
             )
 
     async def rune_blacklist(self) -> builtins.list[tuple[int, int]]:
         async with self._pool_guarded() as pool:
-            rows = await pool.fetch("SELECT first, last FROM rune_blacklist ORDER BY 1, 2")
-        return [(int(r[0]), int(r[1])) for r in rows]
+            rows = await pool.fetch(
+                "SELECT first_offset, last_offset FROM rune_blacklist_u64 ORDER BY 1, 2"
+            )
+        return [blacklist_range(r) for r in rows]
 
     # --- reads --------------------------------------------------------------------------
 

@@ -1,11 +1,12 @@
-"""Row shapes shared by the SQL stores: the payments columns and the records-by-state count."""
+"""Row shapes shared by the SQL stores: payments, the records-by-state count, runes."""
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from invreq.errors import PaymentLimited
-from invreq.store.base import Payment, PaymentLimits
+from invreq.store.base import BLACKLIST_OFFSET, Payment, PaymentLimits, StoredRune
 
 __all__ = [
     "COUNT_BY_STATE",
@@ -14,13 +15,18 @@ __all__ = [
     "PAYMENT_INSERT_COUNT",
     "RECENT_ATTEMPTS",
     "REQUEST_WINDOW",
+    "RUNE_COLUMNS",
     "UNSETTLED_ATTEMPTS",
+    "blacklist_range",
+    "blacklist_row",
     "limits_reached_per_minute",
     "limits_reached_per_request",
     "payment_from_row",
     "payment_migration",
     "payment_values",
+    "restrictions_of_rune",
     "states",
+    "stored_rune",
 ]
 
 COUNT_BY_STATE = (
@@ -135,3 +141,36 @@ def limits_reached_per_minute(recent: int, limits: PaymentLimits) -> PaymentLimi
         f"{recent} payment attempts in the last minute (limit {limits.per_minute}, "
         "--pay-attempts-per-minute): try again later"
     )
+
+
+# --- runes ---------------------------------------------------------------------------
+
+#: The columns ``stored_rune`` reads, in its order.
+RUNE_COLUMNS = "unique_id, restrictions, created_at, last_used"
+
+
+def stored_rune(row: Any) -> StoredRune:
+    return StoredRune(
+        unique_id=int(row[0]),
+        restrictions=str(row[1]),
+        created_at=int(row[2]),
+        last_used_ns=None if row[3] is None else int(row[3]),
+    )
+
+
+def restrictions_of_rune(rune: str) -> str:
+    """The restrictions of a rune string after its unique id, in the rune's encoding: what
+    the migration that stopped storing rune strings keeps of each row. (A rune is base64 of
+    a 32-byte authcode then the '&'-joined restrictions; ours start with ``=<unique id>``,
+    which holds no '&'.)"""
+    text = base64.urlsafe_b64decode(rune)[32:].decode("utf-8")
+    return text.split("&", 1)[1] if "&" in text else ""
+
+
+def blacklist_row(first: int, last: int) -> tuple[int, int]:
+    """A u64 range as the signed 64-bit columns hold it (see ``BLACKLIST_OFFSET``)."""
+    return first - BLACKLIST_OFFSET, last - BLACKLIST_OFFSET
+
+
+def blacklist_range(row: Any) -> tuple[int, int]:
+    return int(row[0]) + BLACKLIST_OFFSET, int(row[1]) + BLACKLIST_OFFSET

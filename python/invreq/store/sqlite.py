@@ -22,6 +22,7 @@ import builtins
 import contextlib
 import dataclasses
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from invreq import secretfile
 from invreq.errors import (
     AlreadyClaimed,
     CommitFailed,
@@ -41,7 +43,7 @@ from invreq.errors import (
     StoreError,
     UnknownInvoiceRequest,
 )
-from invreq.store.base import Claim, ListQuery, Payment, PaymentLimits, Record
+from invreq.store.base import Claim, ListQuery, Payment, PaymentLimits, Record, StoredRune
 from invreq.store.rows import (
     COUNT_BY_STATE,
     PAYMENT_COLUMNS,
@@ -49,20 +51,52 @@ from invreq.store.rows import (
     PAYMENT_INSERT_COUNT,
     RECENT_ATTEMPTS,
     REQUEST_WINDOW,
+    RUNE_COLUMNS,
     UNSETTLED_ATTEMPTS,
+    blacklist_range,
+    blacklist_row,
     limits_reached_per_minute,
     limits_reached_per_request,
     payment_from_row,
     payment_migration,
     payment_values,
+    restrictions_of_rune,
     states,
+    stored_rune,
 )
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
+log = logging.getLogger("invreq.store")
+
 #: Most writes one transaction carries; bounds the latency a single commit adds.
 MAX_GROUP = 512
 BUSY_TIMEOUT_MS = 10_000
+
+# No rune string in the database (it is derived again from the master secret, the unique
+# id and the restrictions); when each was last used, for CLN's rate=N. A new table, so the
+# old one and its strings are dropped whole (secure_delete zeroes them).
+_DROP_RUNE_STRINGS = (
+    """CREATE TABLE runes_v2 (
+        unique_id    INTEGER PRIMARY KEY,
+        restrictions TEXT NOT NULL,
+        created_at   INTEGER NOT NULL,
+        last_used    INTEGER
+    )""",
+    "INSERT INTO runes_v2 (unique_id, restrictions, created_at)"
+    " SELECT unique_id, invreq_rune_restrictions(rune), created_at FROM runes",
+    "DROP TABLE runes",
+    "ALTER TABLE runes_v2 RENAME TO runes",
+    # The blacklist takes any u64: each bound stored minus 2**63 (BLACKLIST_OFFSET).
+    """CREATE TABLE rune_blacklist_u64 (
+        first_offset INTEGER NOT NULL,
+        last_offset  INTEGER NOT NULL
+    )""",
+    "INSERT INTO rune_blacklist_u64 (first_offset, last_offset)"
+    " SELECT first + (-9223372036854775807 - 1), last + (-9223372036854775807 - 1)"
+    " FROM rune_blacklist",
+    "DROP TABLE rune_blacklist",
+)
 
 # Schema changes in order; user_version is how many are applied. Never edit one that has
 # shipped: append a new one.
@@ -106,8 +140,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX payments_invreq ON payments(invreq_id)",
     ),
     payment_migration("INTEGER"),
+    _DROP_RUNE_STRINGS,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+#: The first schema version without rune strings.
+RUNE_STRINGS_DROPPED = MIGRATIONS.index(_DROP_RUNE_STRINGS) + 1
 
 _COLUMNS = (
     "invreq_id, bolt12, label, active, single_use, used, created_at, payer_key, "
@@ -193,6 +230,10 @@ def _record(row: tuple[Any, ...]) -> Record:
     )
 
 
+def _sidecar(path: Path, suffix: str) -> Path:
+    return path.with_name(path.name + suffix)
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
@@ -237,13 +278,33 @@ class SQLiteStore:
 
     def _open_writer(self) -> sqlite3.Connection:
         try:
+            self._owner_only()
             conn = _connect(self.path)
+            # Deleted rows are overwritten with zeros: the migration that drops the rune
+            # strings leaves none behind in free pages.
+            conn.execute("PRAGMA secure_delete=ON")
             self._migrate(conn)
         except StartupError:
             raise
         except Exception as e:
             raise StartupError(f"{self.path}: {e}") from None
         return conn
+
+    def _owner_only(self) -> None:
+        """The database and SQLite's -wal and -shm files beside it readable by the owner
+        only, wherever ``--db`` puts them: created 0600 (SQLite gives -wal and -shm the
+        database's mode), narrowed when found wider."""
+        narrowed = [
+            name
+            for name, create in (
+                (self.path, True),
+                (_sidecar(self.path, "-wal"), False),
+                (_sidecar(self.path, "-shm"), False),
+            )
+            if secretfile.owner_only(name, create=create)
+        ]
+        for name in narrowed:
+            log.warning("%s was readable by group or others: now owner-only (0600)", name)
 
     async def close(self) -> None:
         if self._closed or self._writer is None:
@@ -270,6 +331,10 @@ class SQLiteStore:
     # --- writes -------------------------------------------------------------------------
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
+        # Migration 4 converts stored rune strings to their restrictions.
+        conn.create_function(
+            "invreq_rune_restrictions", 1, restrictions_of_rune, deterministic=True
+        )
         conn.execute("BEGIN IMMEDIATE")
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -286,6 +351,10 @@ class SQLiteStore:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        if version < RUNE_STRINGS_DROPPED:
+            # The WAL may still hold pages with the old rune strings: copy it into the
+            # database (zeroed pages) and empty it.
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     async def _flush(self) -> None:
         """Commit pending writes in groups until none is left.
@@ -570,40 +639,65 @@ class SQLiteStore:
 
     # --- runes (see invreq.auth) ---------------------------------------------------------
 
-    async def rune_insert(self, make: Callable[[int], str], created_at: int) -> tuple[int, str]:
-        """Take the next unique id (0, 1, 2 ...), store the rune ``make(id)`` made for it."""
+    async def rune_insert(self, restrictions: str, created_at: int) -> int:
+        """Take the next unique id (0, 1, 2 ...), store the rune's restrictions under it."""
 
-        def write(conn: sqlite3.Connection) -> tuple[int, str]:
+        def write(conn: sqlite3.Connection) -> int:
             (unique_id,) = conn.execute(
                 "SELECT coalesce(max(unique_id) + 1, 0) FROM runes"
             ).fetchone()
-            rune = make(unique_id)
             conn.execute(
-                "INSERT INTO runes (unique_id, rune, created_at) VALUES (?,?,?)",
-                (unique_id, rune, created_at),
+                "INSERT INTO runes (unique_id, restrictions, created_at) VALUES (?,?,?)",
+                (unique_id, restrictions, created_at),
             )
-            return unique_id, rune
+            return int(unique_id)
 
-        result: tuple[int, str] = await self._write(write)
+        result: int = await self._write(write)
         return result
 
-    async def runes(self) -> builtins.list[tuple[int, str]]:
-        def run(conn: sqlite3.Connection) -> builtins.list[tuple[int, str]]:
-            rows = conn.execute("SELECT unique_id, rune FROM runes ORDER BY unique_id").fetchall()
-            return [(int(a), str(b)) for a, b in rows]
+    async def runes(self) -> builtins.list[StoredRune]:
+        def run(conn: sqlite3.Connection) -> builtins.list[StoredRune]:
+            rows = conn.execute(f"SELECT {RUNE_COLUMNS} FROM runes ORDER BY unique_id").fetchall()
+            return [stored_rune(r) for r in rows]
 
         return await self._reading(run)
 
+    async def rune(self, unique_id: int) -> StoredRune | None:
+        if unique_id >= 2**63:
+            return None  # we never issued it (and SQLite's integers stop there)
+
+        def run(conn: sqlite3.Connection) -> StoredRune | None:
+            sql = f"SELECT {RUNE_COLUMNS} FROM runes WHERE unique_id = ?"
+            row = conn.execute(sql, (unique_id,)).fetchone()
+            return None if row is None else stored_rune(row)
+
+        # A point lookup by primary key: inline, like ``get``.
+        return await self._reading(run, point=True)
+
+    async def rune_used(self, unique_id: int, now_ns: int, previous_ns: int | None) -> bool:
+        def write(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(
+                "UPDATE runes SET last_used = ? WHERE unique_id = ? AND last_used IS ?",
+                (now_ns, unique_id, previous_ns),
+            )
+            return cur.rowcount == 1
+
+        result: bool = await self._write(write)
+        return result
+
     async def rune_blacklist_add(self, first: int, last: int) -> None:
         def write(conn: sqlite3.Connection) -> None:
-            conn.execute("INSERT INTO rune_blacklist (first, last) VALUES (?,?)", (first, last))
+            conn.execute(
+                "INSERT INTO rune_blacklist_u64 (first_offset, last_offset) VALUES (?,?)",
+                blacklist_row(first, last),
+            )
 
         await self._write(write)
 
     async def rune_blacklist(self) -> builtins.list[tuple[int, int]]:
         def run(conn: sqlite3.Connection) -> builtins.list[tuple[int, int]]:
-            sql = "SELECT first, last FROM rune_blacklist ORDER BY first, last"
-            return [(int(a), int(b)) for a, b in conn.execute(sql).fetchall()]
+            sql = "SELECT first_offset, last_offset FROM rune_blacklist_u64 ORDER BY 1, 2"
+            return [blacklist_range(r) for r in conn.execute(sql).fetchall()]
 
         return await self._reading(run)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from invreq.errors import StartupError
+from invreq.extras import require
 from invreq.store.base import Store
 
 __all__ = ["open_store"]
@@ -21,6 +22,7 @@ def open_store(db: str | None, default_sqlite_path: Path) -> Store:
 
         return SQLiteStore(Path(db.removeprefix("sqlite:///")).expanduser())
     if db.startswith(("postgresql://", "postgres://")):
+        require("asyncpg", "--db postgresql://...")
         from invreq.store.postgres import PostgresStore
 
         return PostgresStore(db)

@@ -1,0 +1,41 @@
+"""The optional runtime paths and what to install for them (pyproject's runtime extras).
+
+The service starts on its defaults with ``[project] dependencies`` alone. Two options need
+more, and only those options import it (lazily), so a missing extra stops the start with
+one line saying what to install rather than an ``ImportError`` traceback (or a failure to
+start at all on a Python the extra does not install on).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+from invreq.errors import StartupError
+
+__all__ = ["OPTIONAL_IMPORTS", "require"]
+
+#: Top-level module -> (the extra that installs it, what else to know), or ("", how to
+#: install it) where no extra can.
+OPTIONAL_IMPORTS: dict[str, tuple[str, str]] = {
+    # hwi 3.2.0 (the newest) declares Requires-Python <3.13, so its extra carries a marker.
+    "hwilib": ("hwi", " on Python 3.11 or 3.12 (hwi 3.2.0 does not install on newer ones)"),
+    # pyserial: the Jade USB transport (signers/jade_transport.py); hwi depends on it too.
+    "serial": ("hwi", " on Python 3.11 or 3.12 (hwi 3.2.0 does not install on newer ones)"),
+    "asyncpg": ("postgres", ""),
+    # invreq-cln-plugin runs inside lightningd with pyln-client. No extra can declare it:
+    # every pyln-proto release requires a coincurve other than ours (==20.0.0, or the
+    # coincurve-cp314-fix fork writing the same package), so it is installed --no-deps.
+    "pyln": (
+        "",
+        "pip install --no-deps pyln-client pyln-proto pyln-bolt7 base58 bitstring pysocks",
+    ),
+}
+
+
+def require(module: str, option: str) -> None:
+    """Raise ``StartupError`` naming ``option`` and the extra if ``module`` is missing."""
+    if importlib.util.find_spec(module) is not None:
+        return
+    extra, note = OPTIONAL_IMPORTS[module]
+    how = f"pip install 'invreq[{extra}]'{note}; `make run` installs it" if extra else note
+    raise StartupError(f"{option} needs {module}, which is not installed: {how}")
