@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,8 @@ class Server:
         self.extra_args = list(extra_args)
         self.http_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        #: run in the child before exec (e.g. to lower its resource limits)
+        self.preexec_fn: Callable[[], None] | None = None
 
     @property
     def socket_path(self) -> Path:
@@ -83,7 +85,11 @@ class Server:
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                self.args(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                self.args(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=self.preexec_fn,
             )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:

@@ -112,7 +112,14 @@ def test_human_readable_top_level(server: Server, capsys: pytest.CaptureFixture[
     assert call(server, "-H", "-k", "invoicerequest", "amount=1000", "description=h r") == 0
     lines = capsys.readouterr().out.splitlines()
     fields = dict(line.split("=", 1) for line in lines)
-    assert list(fields) == ["invreq_id", "active", "single_use", "bolt12", "used"]
+    assert list(fields) == [
+        "invreq_id",
+        "active",
+        "single_use",
+        "bolt12",
+        "bolt12_unsigned",
+        "used",
+    ]
     assert fields["bolt12"].startswith("lnr1")
     assert fields["active"] == "true" and fields["used"] == "false"
     assert len(fields["invreq_id"]) == 64

@@ -15,7 +15,7 @@ from _service_fixtures import Server, raw_exchange, request
 from invreq import bolt12
 from pyln.client import RpcError
 
-DOC_KEYS = ["invreq_id", "active", "single_use", "bolt12", "used"]
+DOC_KEYS = ["invreq_id", "active", "single_use", "bolt12", "bolt12_unsigned", "used"]
 
 
 def count(s: Server) -> int:
@@ -139,8 +139,10 @@ def test_decode_gives_cln_fields_and_names_the_reason_on_failure(server: Server)
     assert d["invreq_payer_id"] == server.rpc.call("getinfo")["id"]
     e = rpc_error(server, "decode", ["lnr1qqqqqq"])
     assert e["code"] == -32602 and "string" in e["message"]
-    e = rpc_error(server, "decode", [r["bolt12"][:-4] + "qqqq"])
-    assert e["code"] == -32602 and "signature does not verify" in e["message"]
+    # A bad signature is reported as CLN's decode reports it, not refused.
+    bad = server.rpc.call("decode", [r["bolt12"][:-4] + "qqqq"])
+    assert bad["warning_invalid_invoice_request_signature"] == "Bad Signature"
+    assert "signature" not in bad and list(bad)[-1] == "valid" and bad["valid"] is False
 
 
 def test_getinfo_help_notifications(server: Server) -> None:

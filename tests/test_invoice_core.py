@@ -155,12 +155,15 @@ def test_builder_refuses_what_a_reader_would_refuse() -> None:
         _unsigned(request, unknown_records=[(178, b"")])
     with pytest.raises(InvalidFieldError, match="invoice_request"):
         bolt12.UnsignedInvoice(
-            request.tlv_stream[:-66],
+            request.tlv_stream[:-70],
             created_at=CREATED_AT,
             payment_hash=PAYMENT_HASH,
             amount_msat=AMOUNT,
             node_id=NODE.public_key.format(),
         )
+    # The unsigned form (what LDK reads) is the same request: an invoice for it is one for us.
+    plain = bolt12.decode_invoice_request(request.bolt12_unsigned or "")
+    assert _unsigned(plain).invreq_id == request.invreq_id
     unsigned = _unsigned(request)
     with pytest.raises(SignatureError, match="signature does not verify"):
         unsigned.with_signature(_sign(PAYER, unsigned.digest))
@@ -222,12 +225,15 @@ def test_reader_rule_messages_name_the_problem() -> None:
         (_with(recs, 174, b"\x04\x00\x00"), "unknown even feature bit 18 in invoice_features"),
         (_with(recs, 170, b"\x0f\x42\x41"), "invoice_amount: not equal to invreq_amount"),
         (_with(recs, 178, b""), "unknown even type 178"),
-        (_with(recs, 1001, b""), "type 1001 is outside the invoice ranges"),
+        (_with(recs, 1002, b""), "unknown even type 1002"),
         (_with(recs, 166, b"\x01\x00\x00\x00\x00"), "tu32 longer than 4 bytes"),
     ]
     for records, message in cases:
         with pytest.raises(DecodeError, match=message):
             bolt12.decode_invoice(_signed(records))
+    # No range rule for invoices: an odd record anywhere is kept (BOLT 1: it's OK to be odd).
+    kept = bolt12.decode_invoice(_signed(_with(recs, 1001, b"\x07")))
+    assert kept.unknown_records == [(1001, b"\x07")]
 
 
 def test_signature_rules() -> None:

@@ -62,7 +62,14 @@ def make_rune(s: Server, restrictions: Any = None) -> str:
 def test_rest_call_statuses(srv: Server) -> None:
     rune = make_rune(srv)
     status, r = http(srv, "/v1/invoicerequest", {"amount": "10sat", "description": "rest"}, rune)
-    assert status == 201 and list(r) == ["invreq_id", "active", "single_use", "bolt12", "used"]
+    assert status == 201 and list(r) == [
+        "invreq_id",
+        "active",
+        "single_use",
+        "bolt12",
+        "bolt12_unsigned",
+        "used",
+    ]
     assert bolt12.decode_invoice_request(r["bolt12"]).description == "rest"
     assert http(srv, "/v1/getinfo", None, rune)[0] == 201  # no body: no parameters
     status, r = http(srv, "/v1/invoicerequest", {"amount": "10sat", "description": "x"})

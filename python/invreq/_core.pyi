@@ -12,6 +12,7 @@ __all__ = [
     "HopSecrets",
     "Invoice",
     "InvoiceRequest",
+    "Offer",
     "ReceivedHop",
     "UnsignedInvoice",
     "UnsignedInvoiceRequest",
@@ -22,11 +23,13 @@ __all__ = [
     "chains",
     "decode_invoice",
     "decode_invoice_request",
+    "decode_offer",
     "decode_string",
     "decrypt_hop",
     "encode_blinded_paths",
     "encode_string",
     "encode_tlv_stream",
+    "inspect_invoice_request",
     "invoice_error",
     "merkle_root",
     "network_for_chain",
@@ -98,6 +101,9 @@ class UnsignedInvoiceRequest:
     def digest(self) -> bytes: ...
     @property
     def invreq_id(self) -> bytes: ...
+    @property
+    def bolt12(self) -> str:
+        """The lnr1 string without signature: BOLT 12's form of a request answering no offer."""
     def with_signature(self, signature: bytes) -> InvoiceRequest: ...
 
 @final
@@ -105,11 +111,15 @@ class InvoiceRequest:
     @property
     def bolt12(self) -> str: ...
     @property
+    def bolt12_unsigned(self) -> str | None:
+        """The string without its signature (same invreq_id); None when answering an offer."""
+    @property
     def tlv_stream(self) -> bytes: ...
     @property
     def invreq_id(self) -> bytes: ...
     @property
-    def signature(self) -> bytes: ...
+    def signature(self) -> bytes | None:
+        """None for an unsigned request answering no offer (BOLT 12 writes it so)."""
     @property
     def metadata(self) -> bytes: ...
     @property
@@ -161,6 +171,44 @@ def decode_invoice_request(s: str, *, verify: bool = True) -> InvoiceRequest:
     the signature."""
 
 def parse_invoice_request(tlv_stream: bytes, *, verify: bool = True) -> InvoiceRequest: ...
+def inspect_invoice_request(s: str) -> tuple[InvoiceRequest, str]:
+    """Decode an lnr1 string with every reader rule but the signature's, and say what the
+    signature is: "valid", "unsigned" (absent, answering no offer: fine), "missing" (absent,
+    answering an offer) or "invalid"."""
+
+@final
+class Offer:
+    @property
+    def bolt12(self) -> str: ...
+    @property
+    def offer_id(self) -> bytes: ...
+    @property
+    def offer_chains(self) -> list[bytes] | None: ...
+    @property
+    def offer_metadata(self) -> bytes | None: ...
+    @property
+    def offer_currency(self) -> str | None: ...
+    @property
+    def offer_amount(self) -> int | None: ...
+    @property
+    def description(self) -> str | None: ...
+    @property
+    def issuer(self) -> str | None: ...
+    @property
+    def offer_features(self) -> bytes | None: ...
+    @property
+    def absolute_expiry(self) -> int | None: ...
+    @property
+    def offer_quantity_max(self) -> int | None: ...
+    @property
+    def offer_paths(self) -> list[BlindedPath] | None: ...
+    @property
+    def offer_issuer_id(self) -> bytes | None: ...
+    @property
+    def unknown_records(self) -> list[tuple[int, bytes]]: ...
+
+def decode_offer(s: str) -> Offer:
+    """Decode an lno1 string with the reader rules of an offer."""
 
 @final
 class UnsignedInvoice:
@@ -311,6 +359,7 @@ def reply_onion(
 
 def invoice_error(message: str) -> bytes:
     """A BOLT 12 invoice_error TLV stream with only its error field."""
+
 @final
 class BlindedHop:
     def __new__(cls, blinded_node_id: bytes, encrypted_recipient_data: bytes) -> BlindedHop: ...

@@ -11,7 +11,8 @@ Typical use::
     unsigned = UnsignedInvoiceRequest(metadata=os.urandom(16), description="ATM withdrawal",
                                       amount_msat=1_000_000, payer_id=key33)
     signed = unsigned.with_signature(sign(unsigned.digest))   # verified before it returns
-    signed.bolt12      # 'lnr1...'
+    signed.bolt12      # 'lnr1...', signed: what CLN's readers need
+    signed.bolt12_unsigned   # the same request without signature: what LDK's readers need
     decode_invoice_request(signed.bolt12).invreq_id == signed.invreq_id
 
 An invoice answering it (``lni1...``) leads back to it::
@@ -54,6 +55,7 @@ from invreq._core import (
     HopSecrets,
     Invoice,
     InvoiceRequest,
+    Offer,
     ReceivedHop,
     UnsignedInvoice,
     UnsignedInvoiceRequest,
@@ -63,11 +65,13 @@ from invreq._core import (
     chains,
     decode_invoice,
     decode_invoice_request,
+    decode_offer,
     decode_string,
     decrypt_hop,
     encode_blinded_paths,
     encode_string,
     encode_tlv_stream,
+    inspect_invoice_request,
     invoice_error,
     merkle_root,
     network_for_chain,
@@ -89,6 +93,7 @@ __all__ = [
     "INVOICE_HRP",
     "INVOICE_REQUEST_HRP",
     "NETWORKS",
+    "OFFER_HRP",
     "ONIONMSG_INVOICE_ERROR",
     "BlindedHop",
     "BlindedPath",
@@ -96,19 +101,23 @@ __all__ = [
     "HopSecrets",
     "Invoice",
     "InvoiceRequest",
+    "Offer",
     "ReceivedHop",
     "UnsignedInvoice",
     "UnsignedInvoiceRequest",
     "blind_hops",
+    "bolt12_unsigned",
     "build_blinded_path",
     "chain_for_network",
     "decode_invoice",
     "decode_invoice_request",
+    "decode_offer",
     "decode_string",
     "decrypt_hop",
     "encode_blinded_paths",
     "encode_string",
     "encode_tlv_stream",
+    "inspect_invoice_request",
     "invoice_error",
     "merkle_root",
     "network_for_chain",
@@ -127,6 +136,7 @@ __all__ = [
 
 INVOICE_REQUEST_HRP = "lnr"
 INVOICE_HRP = "lni"
+OFFER_HRP = "lno"
 
 #: Network name -> 32-byte chain hash as it appears on the wire (REFERENCE §1).
 CHAINS: dict[str, bytes] = dict(chains())
@@ -157,3 +167,11 @@ def new_blinded_path(
             if not str(e).startswith("session_secret:"):
                 raise
     raise InvalidFieldError("session_secret: no valid secret in 8 draws from the OS")
+
+
+def bolt12_unsigned(signed: str) -> str | None:
+    """The form of one of our ``lnr1...`` strings without its signature (same ``invreq_id``):
+    BOLT 12's form of a request answering no offer, what LDK-based wallets read; CLN's readers
+    need the signed one. ``None`` for a request answering an offer, which must stay signed.
+    The string was checked when it was made, so only its structure is read again."""
+    return decode_invoice_request(signed, verify=False).bolt12_unsigned

@@ -30,6 +30,7 @@ __all__ = [
     "CODE_NOT_PERMITTED",
     "CODE_PAYMENT_FAILED",
     "CODE_PAYMENT_REFUSED",
+    "CODE_REPLY_BUDGET",
     "CODE_REQUEST_EXPIRED",
     "CODE_SIGNER",
     "CODE_STORE",
@@ -56,6 +57,7 @@ __all__ = [
     "NotPermitted",
     "PaymentError",
     "PaymentRefused",
+    "ReplyBudgetExceeded",
     "RequestExpired",
     "RequestTooLarge",
     "RpcError",
@@ -106,6 +108,9 @@ CODE_NOT_PERMITTED = 1502
 # offer/invoice ranges so clients can tell them apart from parameter errors.
 CODE_SIGNER = 2001
 CODE_STORE = 2002
+# Beyond CLN: a batch element left unrun because the batch's replies already reached the
+# reply budget (invreq.rpc.MAX_REPLY_BYTES); running it again in another batch is safe.
+CODE_REPLY_BUDGET = 2003
 # Receiving an invoice (receiveinvoice): one code per reason it is refused or not paid.
 CODE_INVOICE_UNKNOWN_REQUEST = 2101
 CODE_INVOICE_NOT_ACTIVE = 2102
@@ -206,6 +211,18 @@ class SignerError(RpcError):
     """The signer could not produce a signature (refused, busy, unreachable, timed out)."""
 
     code = CODE_SIGNER
+
+
+class ReplyBudgetExceeded(RpcError):
+    """A batch element that was not run: the replies before it used the batch's budget."""
+
+    code = CODE_REPLY_BUDGET
+
+    def __init__(self, budget: int, done: int, total: int) -> None:
+        super().__init__(
+            f"not run: the batch's replies reached the {budget}-byte reply budget after "
+            f"{done} of {total} requests; send the rest in another batch"
+        )
 
 
 class StoreError(RpcError):

@@ -357,6 +357,9 @@ LISTPAYMENTS = Command(
     (
         _p("invreq_id", check_sha256, "hash", "only payments for this invoice_request"),
         _p("status", check_payment_status, "string", "pending | paid | failed | refused"),
+        _p("index", check_index, "string", "'created': page with start and limit"),
+        _p("start", check_u64, "u64", "first payment_id to list"),
+        _p("limit", check_u32, "u32", "at most this many"),
     ),
     "List every attempt to pay an invoice, in order.",
 )

@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from invreq import bolt12, views
+from invreq import bolt12, paging, views
 from invreq.config import ConfigError, pay_with_path
 from invreq.errors import (
     Bolt12Error,
@@ -499,10 +499,21 @@ class Receiver:
         )
 
     async def listpayments(
-        self, invreq_id: str | None = None, status: str | None = None
+        self,
+        invreq_id: str | None = None,
+        status: str | None = None,
+        index: str | None = None,
+        start: int | None = None,
+        limit: int | None = None,
     ) -> dict[str, Any]:
-        payments = await self.store.payments(invreq_id, status)
-        return {"payments": [views.payment_json(p) for p in payments]}
+        if (start is not None or limit is not None) and index is None:
+            raise InvalidParams("index: required when start or limit is given")
+        found = await self.store.payments(invreq_id, status)
+        if start is not None:
+            found = [p for p in found if p.payment_id >= start]
+        # One page at most, even without `limit` (see invreq.paging).
+        found = found[: paging.store_limit(limit)]
+        return {"payments": paging.page(views.payment_json(p) for p in found)}
 
     # --- settling pending payments ------------------------------------------------------
 

@@ -26,6 +26,7 @@ from invreq.errors import (
     InternalError,
     InvalidRequest,
     MethodNotFound,
+    ReplyBudgetExceeded,
     RpcError,
 )
 from invreq.params import DuplicateNames, UEscaped
@@ -38,9 +39,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CALLER",
+    "MAX_REPLY_BYTES",
     "MAX_REQUEST_BYTES",
     "Answer",
     "Dispatcher",
+    "RawJSON",
     "build_dispatcher",
     "dumps",
     "error_object",
@@ -53,6 +56,18 @@ log = logging.getLogger("invreq.rpc")
 MAX_REQUEST_BYTES = 64 * 1024
 #: The most requests one batch may hold (the reply must stay proportionate to the request).
 MAX_BATCH = 1000
+#: The reply budget of one batch: once its replies reach this many bytes of JSON, the
+#: elements not yet run are answered ``ReplyBudgetExceeded`` (2003) instead of being run.
+#: A single reply is bounded by its command instead (list commands page, see
+#: :mod:`invreq.paging`), so a batch reply stays below this plus one element's reply.
+MAX_REPLY_BYTES = 8 * 1024 * 1024
+#: Consecutive batch elements that change something run concurrently, this many at a time,
+#: so they share commits; reads run one at a time, so the budget is checked between them.
+BATCH_GROUP = 64
+#: Methods whose replies are small and whose writes benefit from sharing a commit.
+_SHARES_COMMITS = frozenset(
+    {"invoicerequest", "disableinvoicerequest", "receiveinvoice", "createrune", "blacklistrune"}
+)
 #: Longest error message written to the log (hostile input must not make huge lines).
 MAX_LOGGED = 300
 
@@ -118,8 +133,15 @@ def parse(raw: bytes) -> Any:
 # --- replies ----------------------------------------------------------------------------
 
 
+class RawJSON(bytes):
+    """A value already encoded as JSON (a batch reply, built element by element so that no
+    whole-batch object is ever held); written as is."""
+
+
 def dumps(obj: Any) -> bytes:
     """Compact JSON as UTF-8: what every door writes."""
+    if isinstance(obj, RawJSON):
+        return bytes(obj)
     try:
         return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
     except UnicodeEncodeError:
@@ -250,12 +272,56 @@ class Dispatcher:
                 return _failure(None, InvalidRequest("empty batch"))
             if len(value) > MAX_BATCH:
                 return _failure(None, InvalidRequest(f"batch larger than {MAX_BATCH} requests"))
-            # Concurrently, so a batch of creations shares commits; gather keeps the order.
-            answers = await asyncio.gather(*(self.answer(m, authorize) for m in value))
-            kept = [a.reply for a in answers if a.reply is not None]
-            return Answer(kept or None, None)
+            return Answer(await self._batch(value, authorize), None)
         return await self.answer(value, authorize)
 
+    async def _batch(self, msgs: list[Any], authorize: Authorize | None) -> RawJSON | None:
+        """A batch's replies, encoded one by one, in order, within ``MAX_REPLY_BYTES``.
+
+        The event loop gets a turn between steps, so a long batch never stalls the other
+        clients; once the replies reach the budget, the rest are answered 2003 unrun."""
+        parts: list[bytes] = []
+        used = 0
+        done = 0
+        while done < len(msgs) and used < MAX_REPLY_BYTES:
+            group = _next_group(msgs, done)
+            # gather keeps the order; a group is one read, or up to BATCH_GROUP writes.
+            answers = await asyncio.gather(*(self.answer(m, authorize) for m in group))
+            for a in answers:
+                if a.reply is not None:
+                    parts.append(dumps(a.reply))
+                    used += len(parts[-1]) + 1
+            done += len(group)
+            await asyncio.sleep(0)
+        if done < len(msgs):
+            err = ReplyBudgetExceeded(MAX_REPLY_BYTES, done, len(msgs))
+            log.info("batch stopped at the reply budget: %d of %d requests run", done, len(msgs))
+            for m in msgs[done:]:
+                req_id = m.get("id", _ABSENT) if isinstance(m, dict) else None
+                if req_id is not _ABSENT:  # a notification is owed nothing
+                    parts.append(dumps(error_object(_echoable(req_id), err)))
+        if not parts:
+            return None
+        return RawJSON(b"[" + b",".join(parts) + b"]")
+
+
+def _next_group(msgs: list[Any], first: int) -> list[Any]:
+    """The batch elements to run together from ``first``: a run of writes, or one read."""
+    end = first
+    while end < len(msgs) and end - first < BATCH_GROUP and _shares_commits(msgs[end]):
+        end += 1
+    return msgs[first : max(end, first + 1)]
+
+
+def _shares_commits(msg: Any) -> bool:
+    return isinstance(msg, dict) and msg.get("method") in _SHARES_COMMITS
+
+
+def _echoable(req_id: Any) -> Any:
+    """The id as a reply may carry it (None when it is not a valid JSON-RPC id)."""
+    valid = isinstance(req_id, (str, int)) and not isinstance(req_id, bool)
+    valid = valid or (isinstance(req_id, float) and math.isfinite(req_id))
+    return req_id if valid else None
 
 
 def build_dispatcher(

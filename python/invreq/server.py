@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from invreq import rest, rpc
+from invreq import httpguard, lograte, rest, rpc
 from invreq.auth import RuneAuthority
 from invreq.blindpaths import PathMaker, load_or_create_path_secret
 from invreq.config import Config
@@ -29,7 +29,7 @@ from invreq.payments import ClnBackend, PaymentBackend, Receiver, open_backend
 from invreq.service import Service
 from invreq.signers.base import Approver, Signer
 from invreq.store.base import PaymentLimits, Store
-from invreq.unixsock import unix_door
+from invreq.unixsock import MAX_UNIX_CONNECTIONS, unix_door
 from invreq.workers import Listeners
 
 __all__ = [
@@ -195,6 +195,7 @@ async def _unix(app: web.Application) -> AsyncIterator[None]:
         app[CONFIG_KEY].socket_path,
         sock=listeners.unix if listeners is not None else None,
         metrics=app[METRICS_KEY],
+        max_connections=connection_caps()[0],
     ):
         yield
 
@@ -224,10 +225,11 @@ def create_app(
 ) -> web.Application:
     config.validate()
     metrics = Metrics() if config.metrics_port else None
-    app = web.Application(
-        client_max_size=rpc.MAX_REQUEST_BYTES,
-        middlewares=[web.middleware(_count_http)] if metrics is not None else [],
-    )
+    middlewares = [httpguard.send_within]
+    if metrics is not None:
+        middlewares.append(web.middleware(_count_http))
+    app = web.Application(client_max_size=rpc.MAX_REQUEST_BYTES, middlewares=middlewares)
+    app[httpguard.GUARD_KEY] = httpguard.ConnectionGuard(connection_caps()[1])
     app[CONFIG_KEY] = config
     app[LISTENERS_KEY] = listeners
     app[METRICS_KEY] = metrics
@@ -239,6 +241,26 @@ def create_app(
         app.cleanup_ctx.append(_metrics)
     app.router.add_routes(rest.routes(AUTH_KEY, DISPATCHER_KEY))
     return app
+
+
+#: File descriptors kept for everything but client connections (store, log, signer,
+#: listeners, the metrics port, worker threads' files).
+RESERVED_FDS = 64
+#: Per door, the least connections served however low the fd limit.
+MIN_CONNECTIONS = 8
+
+
+def connection_caps() -> tuple[int, int]:
+    """(unix, HTTP) connection caps: each door gets half of the file descriptors left
+    after ``RESERVED_FDS``, up to ``MAX_UNIX_CONNECTIONS``, so both caps are reached before
+    the process runs out of descriptors (and no accepted client waits on one)."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_UNIX_CONNECTIONS, MAX_UNIX_CONNECTIONS
+    per_door = max(MIN_CONNECTIONS, min(MAX_UNIX_CONNECTIONS, (soft - RESERVED_FDS) // 2))
+    return per_door, per_door
 
 
 # --- running ----------------------------------------------------------------------------
@@ -267,6 +289,9 @@ async def serve(
     from invreq.logsetup import quiet_client_errors
 
     quiet_client_errors()  # aiohttp's parser errors quote header lines: one line instead
+    _raise_fd_limit()  # before the caps are derived from it
+    lograte.install_loop_handler(asyncio.get_running_loop())
+    lograte.quiet_aiohttp_errors()  # and those lines at a bounded rate
     ssl_context = None
     if config.http_port and config.http_tls:
         from invreq.tls import server_context
@@ -275,9 +300,14 @@ async def serve(
         prepare_network_dir(config.network_dir)
         ssl_context = server_context(config.network_dir, config.http_host)
     app = create_app(config, listeners=listeners)
-    _raise_fd_limit()
     runner = web.AppRunner(
-        app, handle_signals=False, access_log=None, shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT
+        app,
+        handle_signals=False,
+        access_log=None,
+        shutdown_timeout=HTTP_SHUTDOWN_TIMEOUT,
+        # From the connection's start and after each response, until the next request's
+        # headers are complete: silent and half-sent clients are dropped.
+        keepalive_timeout=httpguard.IDLE_TIMEOUT,
     )
     try:
         await runner.setup()  # runs the cleanup contexts' start: store, signer, socket
@@ -287,24 +317,21 @@ async def serve(
     sites: list[web.BaseSite] = []
     scheme = "https" if config.http_tls else "http"
     if config.http_port:
+        guard = app[httpguard.GUARD_KEY]
         site: web.BaseSite
         if listeners is not None and listeners.http is not None:
-            site = web.SockSite(runner, listeners.http, ssl_context=ssl_context)
+            site = httpguard.GuardedSite(
+                runner, guard, sock=listeners.http, ssl_context=ssl_context
+            )
         else:
-            site = web.TCPSite(
-                runner,
-                config.http_host,
-                config.http_port,
-                reuse_address=True,
-                ssl_context=ssl_context,
+            site = httpguard.GuardedSite(
+                runner, guard, host=config.http_host, port=config.http_port, ssl_context=ssl_context
             )
         try:
             await site.start()
         except OSError as e:
             await runner.cleanup()
-            raise listen_error(
-                "--http-port", f"{config.http_host}:{config.http_port}", e
-            ) from None
+            raise listen_error("--http-port", f"{config.http_host}:{config.http_port}", e) from None
         sites.append(site)
         log.info("listening on %s://%s:%d/rpc", scheme, config.http_host, config.http_port)
     stop = asyncio.Event()
@@ -323,6 +350,8 @@ async def serve(
         readers: set[asyncio.Task[Any]] = app[rest.BODY_READERS]
         for task in list(readers):
             task.cancel()
+        # Clients not reading their response are dropped, not waited for.
+        app[httpguard.GUARD_KEY].stop_sending()
         # AppRunner.cleanup stops the sites (no new connections), waits for in-flight HTTP
         # handlers, then unwinds the cleanup contexts: socket, signer, store (pending
         # writes are committed before the store closes).

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from invreq import __version__, bolt12, views
+from invreq import __version__, bolt12, paging, views
 from invreq.approval import approval_text, verify_approval
 from invreq.errors import Bolt12Error, InvalidParams, SignatureError, SignerError
 from invreq.store.base import ListQuery, Record, RequestStore
@@ -133,10 +133,11 @@ class Service:
                 active_only=active_only,
                 label=label,
                 start=start,
-                limit=limit,
+                limit=paging.store_limit(limit),
             )
         )
-        return {"invoicerequests": [views.listed_json(r) for r in records]}
+        # One page at most, even without `limit` (see invreq.paging).
+        return {"invoicerequests": paging.page(views.listed_json(r) for r in records)}
 
     async def disableinvoicerequest(self, invreq_id: str) -> dict[str, Any]:
         """CLN's answer; when payments of this request are still pending (they may yet
@@ -151,10 +152,13 @@ class Service:
         return out
 
     async def decode(self, string: str) -> dict[str, Any]:
+        prefix = string.strip().lower()[:4]
         try:
-            if string.strip().lower().startswith(bolt12.INVOICE_HRP + "1"):
+            if prefix == bolt12.INVOICE_HRP + "1":
                 return views.decode_invoice_json(bolt12.decode_invoice(string))
-            return views.decode_json(bolt12.decode_invoice_request(string))
+            if prefix == bolt12.OFFER_HRP + "1":
+                return views.decode_offer_json(bolt12.decode_offer(string))
+            return views.decode_json(*bolt12.inspect_invoice_request(string))
         except Bolt12Error as e:
             raise InvalidParams(f"string: {e}") from e
 

@@ -8,6 +8,12 @@ by bracket depth; each is answered by the dispatcher (:mod:`invreq.rpc`) and fra
 :func:`unix_door` serves a path (removing a socket a crashed run left behind) or a socket
 already bound by the ``--workers`` parent, and on the way out lets requests in flight
 finish before closing the connections.
+
+Its limits (the HTTP door's are in :mod:`invreq.httpguard`): at most ``max_connections``
+open connections (the rest answered an error and closed); a client silent for
+``IDLE_TIMEOUT``, or stalled inside a request for ``PARTIAL_TIMEOUT``, is dropped; the next
+request is read only once the last reply is sent, so a connection holds at most one unsent
+reply, and a client that does not read it within ``SEND_TIMEOUT`` is dropped with it.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ if TYPE_CHECKING:
     from invreq.metrics import Metrics
     from invreq.rpc import Dispatcher
 
-__all__ = ["RequestSplitter", "frame", "remove_stale_socket", "unix_door"]
+__all__ = ["MAX_UNIX_CONNECTIONS", "RequestSplitter", "frame", "remove_stale_socket", "unix_door"]
 
 log = logging.getLogger("invreq.unixsock")
 
@@ -40,6 +46,8 @@ MAX_UNIX_CONNECTIONS = 1000
 #: Seconds a client may stay silent between requests, and inside one.
 IDLE_TIMEOUT = 300.0
 PARTIAL_TIMEOUT = 30.0
+#: Seconds a client may take to read a reply before it is dropped (reply discarded).
+SEND_TIMEOUT = 30.0
 #: Seconds shutdown lets requests in flight finish.
 DRAIN_TIMEOUT = 10.0
 
@@ -152,7 +160,8 @@ class RequestSplitter:
 class _Connections:
     """Open connections, and those with a request in flight (shutdown lets those finish)."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = MAX_UNIX_CONNECTIONS) -> None:
+        self.limit = limit
         self.tasks: set[asyncio.Task[None]] = set()
         self.busy: set[asyncio.Task[None]] = set()
 
@@ -172,11 +181,9 @@ async def _serve_connection(
         metrics.connections.labels("unix").inc()
     splitter = RequestSplitter()
     try:
-        if len(conns.tasks) > MAX_UNIX_CONNECTIONS:
+        if len(conns.tasks) > conns.limit:
             # Refuse rather than collapse: the fd budget is shared with the store and HTTP.
-            err = InternalError(
-                f"too many connections (more than {MAX_UNIX_CONNECTIONS}); try again"
-            )
+            err = InternalError(f"too many connections (more than {conns.limit}); try again")
             writer.write(_error_frame(err))
             await writer.drain()
             return
@@ -208,15 +215,33 @@ async def _serve_connection(
                         writer.write(frame(reply))
                 finally:
                     conns.busy.discard(task)
-                await writer.drain()
+                # The next request is not read before this reply is sent, so a connection
+                # holds at most one unsent reply; a client that does not read it within
+                # SEND_TIMEOUT is dropped and the reply discarded.
+                try:
+                    async with asyncio.timeout(SEND_TIMEOUT):
+                        await writer.drain()
+                except TimeoutError:
+                    log.info("unix client dropped: reply not read within %g s", SEND_TIMEOUT)
+                    return
     except (ConnectionError, asyncio.IncompleteReadError):
         pass
     finally:
         conns.tasks.discard(task)
         if metrics is not None:
             metrics.connections.labels("unix").dec()
+        await _close(writer)
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    """Close a connection without waiting on a client that does not read: unsent bytes
+    (a reply it never read, or shutdown cancelling a send) are discarded, not flushed."""
+    if writer.transport.get_write_buffer_size():
+        writer.transport.abort()
+    else:
         writer.close()
-        with contextlib.suppress(ConnectionError):
+    with contextlib.suppress(ConnectionError, TimeoutError):
+        async with asyncio.timeout(1.0):
             await writer.wait_closed()
 
 
@@ -259,10 +284,12 @@ async def unix_door(
     *,
     sock: socket.socket | None = None,
     metrics: Metrics | None = None,
+    max_connections: int = MAX_UNIX_CONNECTIONS,
 ) -> AsyncIterator[None]:
     """Serve ``path`` (owner-only) until the block ends. With ``sock`` (a ``--workers``
-    child), serve that socket, bound by the parent, which also removes the file."""
-    conns = _Connections()
+    child), serve that socket, bound by the parent, which also removes the file. Beyond
+    ``max_connections`` open connections, a new one is answered an error and closed."""
+    conns = _Connections(max_connections)
 
     def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> Any:
         return _serve_connection(dispatcher, metrics, conns, r, w)

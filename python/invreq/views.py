@@ -19,6 +19,7 @@ __all__ = [
     "blindedpay_json",
     "decode_invoice_json",
     "decode_json",
+    "decode_offer_json",
     "listed_json",
     "paths_json",
     "payment_json",
@@ -30,12 +31,14 @@ __all__ = [
 
 
 def record_json(r: Record) -> dict[str, Any]:
-    """The CLN object of invoicerequest and disableinvoicerequest (REFERENCE §5 key order)."""
+    """The CLN object of invoicerequest and disableinvoicerequest (REFERENCE §5 key order),
+    with ``bolt12_unsigned`` beside the signed string (what LDK-based wallets read)."""
     out: dict[str, Any] = {
         "invreq_id": r.invreq_id,
         "active": r.active,
         "single_use": r.single_use,
         "bolt12": r.bolt12,
+        "bolt12_unsigned": bolt12.bolt12_unsigned(r.bolt12),
         "used": r.used,
     }
     if r.label is not None:
@@ -91,14 +94,16 @@ def scid_text(scid: int) -> str:
 
 
 def paths_json(paths: Sequence[BlindedPath]) -> list[dict[str, Any]]:
-    """Blinded paths as CLN's ``decode`` writes them."""
+    """Blinded paths as CLN's ``decode`` shows them (``offer_paths``, ``invreq_paths``,
+    ``invoice_paths``): the first node as ``first_node_id`` or ``first_scid`` and
+    ``first_scid_dir``, then ``first_path_key`` and the hops under ``path``."""
     out = []
     for p in paths:
         d: dict[str, Any] = {}
         if p.first_node_id is not None:
             d["first_node_id"] = p.first_node_id.hex()
         else:
-            assert p.first_scid is not None
+            assert p.first_scid is not None  # the core gives one or the other
             d["first_scid"] = scid_text(p.first_scid)
             d["first_scid_dir"] = p.first_scid_dir
         d["first_path_key"] = p.first_path_key.hex()
@@ -144,7 +149,7 @@ _OFFER_FIELDS: tuple[Field, ...] = (
     ("offer_chains", "offer_chains", lambda cs: [c.hex() for c in cs]),
     ("offer_metadata", "offer_metadata", _hex),
 )
-_FIELDS: tuple[Field, ...] = (
+_OFFER_REST: tuple[Field, ...] = (
     ("offer_description", "description", _same),
     ("offer_issuer", "issuer", _same),
     ("offer_features", "offer_features", _hex),
@@ -152,6 +157,9 @@ _FIELDS: tuple[Field, ...] = (
     ("offer_quantity_max", "offer_quantity_max", _same),
     ("offer_paths", "offer_paths", paths_json),
     ("offer_issuer_id", "offer_issuer_id", _hex),
+)
+_FIELDS: tuple[Field, ...] = (
+    *_OFFER_REST,
     ("invreq_metadata", "metadata", _hex),
     ("invreq_payer_id", "payer_id", _hex),
     ("invreq_chain", "chain", _hex),
@@ -161,17 +169,23 @@ _FIELDS: tuple[Field, ...] = (
     ("invreq_payer_note", "payer_note", _same),
     ("invreq_paths", "paths", paths_json),
     ("invreq_bip_353_name", "bip353_name", lambda n: {"name": n[0], "domain": n[1]}),
-    ("signature", "signature", _hex),
 )
+
+# What decode says of a signature that is not right, in CLN's words: (field, text). An
+# unsigned request answering no offer is valid (BOLT 12 writes it so) and gets no warning.
+_SIGNATURE_WARNINGS: dict[str, tuple[str, str]] = {
+    "missing": ("warning_missing_invoice_request_signature", "Missing Signature"),
+    "invalid": ("warning_invalid_invoice_request_signature", "Bad Signature"),
+}
 
 
 def _unknown(records: list[tuple[int, bytes]]) -> list[dict[str, Any]]:
+    """Unknown odd records as CLN's decode lists them."""
     return [{"type": t, "length": len(v), "value": v.hex()} for t, v in records]
 
 
-def decode_json(r: bolt12.InvoiceRequest) -> dict[str, Any]:
-    """CLN's ``decode`` object for a valid invoice_request (schema ``decode.json``)."""
-    out: dict[str, Any] = {"type": "bolt12 invoice_request", "valid": True}
+def _offer_fields(out: dict[str, Any], r: bolt12.InvoiceRequest | bolt12.Offer) -> None:
+    """The offer fields before the description, in CLN's order."""
     for key, attr, conv in _OFFER_FIELDS:
         if (value := getattr(r, attr)) is not None:
             out[key] = conv(value)
@@ -181,11 +195,38 @@ def decode_json(r: bolt12.InvoiceRequest) -> dict[str, Any]:
             out["offer_amount"] = r.offer_amount
     elif r.offer_amount is not None:
         out["offer_amount_msat"] = r.offer_amount
+
+
+def decode_json(r: bolt12.InvoiceRequest, signature: str = "valid") -> dict[str, Any]:
+    """CLN's ``decode`` object for an invoice_request (schema ``decode.json``); ``signature``
+    is what :func:`bolt12.inspect_invoice_request` found of it. ``valid`` comes last, as
+    CLN writes it."""
+    out: dict[str, Any] = {"type": "bolt12 invoice_request"}
+    _offer_fields(out, r)
     for key, attr, conv in _FIELDS:
         if (value := getattr(r, attr)) is not None:
             out[key] = conv(value)
+    warning = _SIGNATURE_WARNINGS.get(signature)
+    if warning is not None:
+        out[warning[0]] = warning[1]
+    elif r.signature is not None:
+        out["signature"] = r.signature.hex()
     if unknown := r.unknown_records:
         out["unknown_invoice_request_tlvs"] = _unknown(unknown)
+    out["valid"] = warning is None
+    return out
+
+
+def decode_offer_json(o: bolt12.Offer) -> dict[str, Any]:
+    """CLN's ``decode`` object for a valid offer (``lno1...``)."""
+    out: dict[str, Any] = {"type": "bolt12 offer", "offer_id": o.offer_id.hex()}
+    _offer_fields(out, o)
+    for key, attr, conv in _OFFER_REST:
+        if (value := getattr(o, attr)) is not None:
+            out[key] = conv(value)
+    if unknown := o.unknown_records:
+        out["unknown_offer_tlvs"] = _unknown(unknown)
+    out["valid"] = True
     return out
 
 
@@ -212,11 +253,12 @@ _INVOICE_FIELDS: tuple[Field, ...] = (
 
 def decode_invoice_json(r: bolt12.Invoice) -> dict[str, Any]:
     """CLN's ``decode`` object for a valid BOLT 12 invoice (the fields invreq reads)."""
-    out: dict[str, Any] = {"type": "bolt12 invoice", "valid": True}
+    out: dict[str, Any] = {"type": "bolt12 invoice"}
     for key, attr, conv in _INVOICE_FIELDS:
         if (value := getattr(r, attr)) is not None:
             out[key] = conv(value)
     out["invreq_id"] = r.invreq_id.hex()
     if unknown := r.unknown_records:
         out["unknown_invoice_tlvs"] = _unknown(unknown)
+    out["valid"] = True
     return out

@@ -43,7 +43,7 @@ class Record:
     :func:`invreq.views.record_json`."""
 
     invreq_id: str  # 64 lower-case hex characters; the primary key
-    bolt12: str  # the lnr1... string
+    bolt12: str  # the lnr1... string, signed
     label: str | None
     active: bool
     single_use: bool

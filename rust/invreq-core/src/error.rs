@@ -72,8 +72,8 @@ pub enum SemanticError {
     UnknownEvenType(u64),
     /// A non-signature type outside 0..=159 and 1_000_000_000..=2_999_999_999.
     TypeOutOfRange(u64),
-    /// In an invoice: a type outside 0..=1000 and 1_000_000_000..=2_999_999_999.
-    TypeOutOfInvoiceRanges(u64),
+    /// In an offer: a type outside 1..=79 and 1_000_000_000..=1_999_999_999.
+    TypeOutOfOfferRanges(u64),
     /// A required field is absent.
     Missing(&'static str),
     /// A field that must not be present in this kind of invoice_request.
@@ -185,8 +185,8 @@ impl fmt::Display for SemanticError {
             SemanticError::TypeOutOfRange(t) => {
                 write!(f, "type {t} is outside the invoice_request ranges")
             }
-            SemanticError::TypeOutOfInvoiceRanges(t) => {
-                write!(f, "type {t} is outside the invoice ranges")
+            SemanticError::TypeOutOfOfferRanges(t) => {
+                write!(f, "type {t} is outside the offer ranges")
             }
             SemanticError::Missing(field) => write!(f, "{field} missing"),
             SemanticError::Unexpected { field, why } => write!(f, "{field} not allowed: {why}"),

@@ -106,7 +106,9 @@ pub struct Invoice {
     pub fallbacks: Option<Vec<u8>>,
     pub features: Option<Vec<u8>>,
     pub node_id: [u8; 33],
-    /// Unknown odd records of the invoice range 160..=239, byte for byte, in stream order.
+    /// Unknown odd records that are not copied from the request: of the invoice range
+    /// 160..=239 and of no range at all (e.g. LDK's experimental 3_000_000_000..), byte for
+    /// byte, in stream order.
     pub unknown: Vec<(u64, Vec<u8>)>,
     pub signature: [u8; 64],
     /// The whole signed TLV stream.
@@ -203,11 +205,12 @@ pub fn parse_with(stream: &[u8], check: Check) -> Result<Invoice> {
     for rec in tlv::records(stream) {
         let rec = rec?;
         let (t, v) = (rec.typ, rec.value);
+        // BOLT 12 sets no type range for invoices, so BOLT 1's "it's OK to be odd" holds
+        // for every type outside the copied ones: unknown odd records are kept wherever they
+        // stand, unknown even ones refused (below).
         let copied = ir::in_invreq_ranges(t);
         if copied {
             id.update(rec.raw);
-        } else if !INVOICE_TYPES.contains(&t) && !merkle::SIGNATURE_TYPES.contains(&t) {
-            return Err(SemanticError::TypeOutOfInvoiceRanges(t).into());
         }
         match t {
             INVOICE_PATHS => r.paths = Some(ir::read_paths("invoice_paths", v, check)?),
@@ -220,7 +223,7 @@ pub fn parse_with(stream: &[u8], check: Check) -> Result<Invoice> {
                 let h = v.try_into().map_err(|_| semantic("invoice_payment_hash", "not 32 bytes"));
                 r.payment_hash = Some(h?);
             }
-            INVOICE_AMOUNT => r.amount_msat = Some(tlv::read_tu64("invoice_amount", v)?),
+            INVOICE_AMOUNT => r.amount_msat = Some(ir::read_msat("invoice_amount", v)?),
             INVOICE_FALLBACKS => r.fallbacks = Some(v.to_vec()),
             INVOICE_FEATURES => {
                 ir::check_features_except("invoice_features", v, &KNOWN_EVEN_FEATURES)?;
@@ -234,9 +237,9 @@ pub fn parse_with(stream: &[u8], check: Check) -> Result<Invoice> {
             _ if ir::read_field(&mut request, t, v, check)? => {}
             _ if t % 2 == 0 => return Err(SemanticError::UnknownEvenType(t).into()),
             _ if copied => request.unknown.push((t, v.to_vec())),
-            _ if INVOICE_TYPES.contains(&t) => unknown.push((t, v.to_vec())),
             // Unknown odd signature-range records are not signed: not ours to keep.
-            _ => {}
+            _ if merkle::SIGNATURE_TYPES.contains(&t) => {}
+            _ => unknown.push((t, v.to_vec())),
         }
     }
     let missing = |field| SemanticError::Missing(field);
@@ -256,6 +259,7 @@ pub fn parse_with(stream: &[u8], check: Check) -> Result<Invoice> {
     if request.amount_msat.is_some_and(|a| a != amount_msat) {
         return Err(semantic("invoice_amount", "not equal to invreq_amount"));
     }
+    check_node_id(&request, &node_id)?;
     let sig = r.signature.ok_or(missing("signature"))?;
     let sig: [u8; 64] = sig.try_into().map_err(|_| semantic("signature", "not 64 bytes"))?;
     if check == Check::Full {
@@ -282,6 +286,26 @@ pub fn parse_with(stream: &[u8], check: Check) -> Result<Invoice> {
         bytes: stream.to_vec(),
         invreq_id: id.finalize().into(),
     })
+}
+
+/// BOLT 12: an invoice for an offer is signed by the offer's `offer_issuer_id` when it has
+/// one, otherwise by the final `blinded_node_id` of the `offer_paths` path the request was
+/// sent along (not knowing which, any of them). A request answering no offer names no key.
+fn check_node_id(request: &Fields, node_id: &[u8; 33]) -> Result<()> {
+    if let Some(issuer) = &request.offer_issuer_id {
+        if issuer != node_id {
+            return Err(semantic("invoice_node_id", "not the offer_issuer_id of the offer"));
+        }
+    } else if let Some(paths) = &request.offer_paths {
+        let last = |p: &BlindedPath| p.hops.last().map(|h| h.blinded_node_id);
+        if !paths.iter().any(|p| last(p).as_ref() == Some(node_id)) {
+            return Err(semantic(
+                "invoice_node_id",
+                "not the final blinded_node_id of any offer_paths path",
+            ));
+        }
+    }
+    Ok(())
 }
 
 // ---- writing ----------------------------------------------------------------------------
@@ -347,6 +371,9 @@ impl InvoiceBuilder<'_> {
         use types::*;
         if self.payment_hash.len() != 32 {
             return Err(invalid("payment_hash", "must be 32 bytes"));
+        }
+        if self.amount_msat > ir::MAX_AMOUNT_MSAT {
+            return Err(invalid("amount_msat", ir::MAX_AMOUNT_RULE));
         }
         let node_key = (self.node_id.len() == 33)
             .then(|| PublicKey::from_slice(self.node_id).ok())

@@ -69,6 +69,15 @@ pub mod types {
     ];
 }
 
+/// The most msat an amount may be: 21,000,000 BTC, every bitcoin there will ever be. BOLT 12
+/// has no such rule; LDK refuses larger amounts (its `MAX_VALUE_MSAT`) and so do we, in
+/// builders and readers alike, so nobody can be asked for more than exists.
+pub const MAX_AMOUNT_MSAT: u64 = 21_000_000 * 100_000_000 * 1000;
+
+/// Why an amount above [`MAX_AMOUNT_MSAT`] is refused, as error messages say it.
+pub const MAX_AMOUNT_RULE: &str =
+    "above 21,000,000 BTC (2100000000000000000 msat), the bitcoin supply";
+
 /// Non-signature types an invoice_request may carry (BOLT 12 "Requirements").
 pub const INVOICE_REQUEST_TYPES: RangeInclusive<u64> = 0..=159;
 /// The experimental range, also allowed and also part of `invreq_id`.
@@ -111,21 +120,59 @@ pub struct Fields {
     pub unknown: Vec<(u64, Vec<u8>)>,
 }
 
-/// A signed invoice_request: from [`UnsignedInvoiceRequest::with_signature`] or [`decode`].
+impl Fields {
+    /// Whether these fields answer an offer (`offer_issuer_id` or `offer_paths` set): such a
+    /// request must be signed; one that answers no offer (a refund, in LDK's words) may not be.
+    pub fn answers_offer(&self) -> bool {
+        self.offer_issuer_id.is_some() || self.offer_paths.is_some()
+    }
+}
+
+/// A valid invoice_request: from [`UnsignedInvoiceRequest::with_signature`] or [`decode`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvoiceRequest {
     pub fields: Fields,
-    pub signature: [u8; 64],
-    /// The whole signed TLV stream.
+    /// `None` only for a request that answers no offer and was written without one (BOLT 12's
+    /// writer rule for that case, what LDK reads); every request invreq makes has one.
+    pub signature: Option<[u8; 64]>,
+    /// The whole TLV stream, as read or built.
     pub bytes: Vec<u8>,
     pub invreq_id: [u8; 32],
 }
 
 impl InvoiceRequest {
-    /// The `lnr1...` string, lower case.
+    /// The `lnr1...` string of the stream as it is (signed when it has a signature), lower case.
     pub fn to_bolt12(&self) -> String {
         string::encode(HRP, &self.bytes).expect("lnr is a valid human-readable part")
     }
+
+    /// The stream without its signature records (types 240..=1000).
+    pub fn unsigned_bytes(&self) -> Vec<u8> {
+        without_signatures(&self.bytes)
+    }
+
+    /// The BOLT 12 form of a request that answers no offer: the same records without the
+    /// signature, which is what LDK-based wallets read (CLN's readers need the signed form).
+    /// It has the same `invreq_id`, so an invoice answering it answers this request. `None`
+    /// for a request answering an offer: that one must be signed.
+    pub fn to_bolt12_unsigned(&self) -> Option<String> {
+        if self.fields.answers_offer() {
+            return None;
+        }
+        Some(string::encode(HRP, &self.unsigned_bytes()).expect("lnr is a valid hrp"))
+    }
+}
+
+/// `stream` without its records of the signature range: the records of a valid stream are
+/// well framed, so this only copies bytes.
+fn without_signatures(stream: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(stream.len());
+    for r in tlv::records(stream).map_while(std::result::Result::ok) {
+        if !merkle::SIGNATURE_TYPES.contains(&r.typ) {
+            out.extend_from_slice(r.raw);
+        }
+    }
+    out
 }
 
 /// The fields a writer sets (REFERENCE §1); references, so building copies nothing twice.
@@ -191,6 +238,9 @@ impl Builder<'_> {
         }
         if self.amount_msat == 0 {
             return Err(invalid("amount_msat", "must be positive"));
+        }
+        if self.amount_msat > MAX_AMOUNT_MSAT {
+            return Err(invalid("amount_msat", MAX_AMOUNT_RULE));
         }
         let payer_key = xonly_of(self.payer_id)
             .ok_or_else(|| invalid("payer_id", "not a compressed secp256k1 point"))?;
@@ -306,6 +356,12 @@ impl UnsignedInvoiceRequest {
         &self.fields
     }
 
+    /// The `lnr1...` string of the unsigned stream: BOLT 12's form of a request answering no
+    /// offer (every request this builder makes), what LDK's `Refund` parser reads.
+    pub fn to_bolt12(&self) -> String {
+        string::encode(HRP, &self.bytes).expect("lnr is a valid human-readable part")
+    }
+
     /// Attaches `signature` after checking it against `invreq_payer_id`: a signer that
     /// returns garbage can never produce an invoice_request that leaves this function.
     pub fn with_signature(&self, signature: &[u8]) -> Result<InvoiceRequest> {
@@ -318,7 +374,7 @@ impl UnsignedInvoiceRequest {
         bytes.extend_from_slice(high);
         Ok(InvoiceRequest {
             fields: self.fields.clone(),
-            signature: sig,
+            signature: Some(sig),
             bytes,
             invreq_id: self.invreq_id,
         })
@@ -433,6 +489,15 @@ fn read_bip353(b: &[u8]) -> Result<(String, String)> {
     Ok((String::from_utf8_lossy(name).into_owned(), String::from_utf8_lossy(domain).into_owned()))
 }
 
+/// Reads an amount in msat, refusing more than [`MAX_AMOUNT_MSAT`].
+pub(crate) fn read_msat(field: &'static str, v: &[u8]) -> Result<u64> {
+    let a = tlv::read_tu64(field, v)?;
+    if a > MAX_AMOUNT_MSAT {
+        return Err(semantic(field, MAX_AMOUNT_RULE));
+    }
+    Ok(a)
+}
+
 /// Reads record `t` into `f` when it is a known field of the invoice_request ranges, and
 /// says whether it was. Invoices copy these records, so their reader shares this one.
 #[inline]
@@ -457,6 +522,10 @@ pub(crate) fn read_field(f: &mut Fields, t: u64, v: &[u8], check: Check) -> Resu
             if a == 0 {
                 return Err(semantic("offer_amount", "zero"));
             }
+            // In msat only without a currency (whose type, 6, comes first).
+            if f.offer_currency.is_none() && a > MAX_AMOUNT_MSAT {
+                return Err(semantic("offer_amount", MAX_AMOUNT_RULE));
+            }
             f.offer_amount = Some(a);
         }
         OFFER_DESCRIPTION => f.description = Some(read_utf8("offer_description", v)?),
@@ -474,7 +543,7 @@ pub(crate) fn read_field(f: &mut Fields, t: u64, v: &[u8], check: Check) -> Resu
         INVREQ_CHAIN => {
             f.chain = Some(v.try_into().map_err(|_| semantic("invreq_chain", "not 32 bytes"))?)
         }
-        INVREQ_AMOUNT => f.amount_msat = Some(tlv::read_tu64("invreq_amount", v)?),
+        INVREQ_AMOUNT => f.amount_msat = Some(read_msat("invreq_amount", v)?),
         INVREQ_FEATURES => {
             check_features("invreq_features", v)?;
             f.features = Some(v.to_vec());
@@ -489,8 +558,23 @@ pub(crate) fn read_field(f: &mut Fields, t: u64, v: &[u8], check: Check) -> Resu
     Ok(true)
 }
 
-/// Reads and validates a signed invoice_request stream (REFERENCE §7).
-pub fn parse(bytes: &[u8], check: Check) -> Result<InvoiceRequest> {
+/// What a reader found of a request's signature, when the rest of it is valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureStatus {
+    /// Present and verified against `invreq_payer_id` (or not checked: [`Check::StructureOnly`]).
+    Valid,
+    /// Absent from a request that answers no offer: BOLT 12 writes it so, and that is valid.
+    Unsigned,
+    /// Absent from a request that answers an offer, which must be signed.
+    Missing,
+    /// Present but not a signature of this request by `invreq_payer_id`.
+    Invalid,
+}
+
+/// Reads a stream by every rule but the signature's, and says what the signature is: for
+/// callers that report a bad signature rather than refuse (CLN's `decode` says
+/// `valid: false` with a warning). The request returned has the stream's bytes as they are.
+pub fn inspect(bytes: &[u8], check: Check) -> Result<(InvoiceRequest, SignatureStatus)> {
     use types::*;
     let mut f = Fields::default();
     let mut signature: Option<&[u8]> = None;
@@ -521,27 +605,48 @@ pub fn parse(bytes: &[u8], check: Check) -> Result<InvoiceRequest> {
         return Err(SemanticError::Missing("invreq_payer_id").into());
     };
     check_kind(&f)?;
-    let sig = signature.ok_or(SemanticError::Missing("signature"))?;
-    let sig: [u8; 64] = sig.try_into().map_err(|_| semantic("signature", "not 64 bytes"))?;
-    if check == Check::Full {
-        let root = merkle::merkle_root(bytes)?;
-        let digest = merkle::signature_digest("invoice_request", "signature", &root);
-        let key = xonly_of(&payer_id)
-            .ok_or_else(|| semantic("invreq_payer_id", "not a point on the curve"))?;
-        verify(&digest, &sig, &key)?;
-    }
-    Ok(InvoiceRequest {
+    let sig: Option<[u8; 64]> = signature
+        .map(|s| s.try_into().map_err(|_| semantic("signature", "not 64 bytes")))
+        .transpose()?;
+    let status = match sig {
+        None if f.answers_offer() => SignatureStatus::Missing,
+        None => SignatureStatus::Unsigned,
+        Some(_) if check == Check::StructureOnly => SignatureStatus::Valid,
+        Some(sig) => {
+            let root = merkle::merkle_root(bytes)?;
+            let digest = merkle::signature_digest("invoice_request", "signature", &root);
+            let key = xonly_of(&payer_id)
+                .ok_or_else(|| semantic("invreq_payer_id", "not a point on the curve"))?;
+            match verify(&digest, &sig, &key) {
+                Ok(()) => SignatureStatus::Valid,
+                Err(_) => SignatureStatus::Invalid,
+            }
+        }
+    };
+    let request = InvoiceRequest {
         fields: f,
         signature: sig,
         bytes: bytes.to_vec(),
         invreq_id: id.finalize().into(),
-    })
+    };
+    Ok((request, status))
+}
+
+/// Reads and validates an invoice_request stream (REFERENCE §7): a request answering an offer
+/// must carry a signature by `invreq_payer_id`; one answering no offer may carry none, and
+/// when it carries one, it must verify.
+pub fn parse(bytes: &[u8], check: Check) -> Result<InvoiceRequest> {
+    let (request, status) = inspect(bytes, check)?;
+    match status {
+        SignatureStatus::Valid | SignatureStatus::Unsigned => Ok(request),
+        SignatureStatus::Missing => Err(SemanticError::Missing("signature").into()),
+        SignatureStatus::Invalid => Err(SignatureError::DoesNotVerify.into()),
+    }
 }
 
 /// The rules that depend on whether the request answers an offer.
 fn check_kind(f: &Fields) -> Result<()> {
-    let answers_offer = f.offer_issuer_id.is_some() || f.offer_paths.is_some();
-    if answers_offer {
+    if f.answers_offer() {
         match (f.offer_quantity_max, f.quantity) {
             (Some(_), None) => return Err(SemanticError::Missing("invreq_quantity").into()),
             (Some(max), Some(q)) if q == 0 || (max != 0 && q > max) => {
@@ -581,6 +686,13 @@ fn check_kind(f: &Fields) -> Result<()> {
 pub fn decode(s: &str, check: Check) -> Result<InvoiceRequest> {
     let bytes = string::decode_with_hrp(s, HRP)?;
     parse(&bytes, check)
+}
+
+/// Decodes an `lnr1...` string like [`decode`], reporting the signature instead of refusing
+/// it (see [`inspect`]).
+pub fn decode_inspect(s: &str, check: Check) -> Result<(InvoiceRequest, SignatureStatus)> {
+    let bytes = string::decode_with_hrp(s, HRP)?;
+    inspect(&bytes, check)
 }
 
 #[cfg(test)]

@@ -8,8 +8,9 @@
 //!   encoding; `path_id`.
 //! - [`onion_message`]: onion messages: peeling one addressed to our path (tests), and the
 //!   reply that carries an `invoice_error` to a payee.
-//! - [`invoice_request`]: building, signing and reading an `invoice_request`.
+//! - [`invoice_request`]: building, signing and reading an `invoice_request`, signed or not.
 //! - [`invoice`]: reading an `invoice` (`lni1...`), and building one for tests.
+//! - [`offer`]: reading an offer (`lno1...`), for `decode`.
 //! - [`chain`]: chain hashes of the networks we serve.
 //! - [`properties`]: the round-trip properties the fuzzers and the corpus replay check.
 //! - [`error`]: the typed errors of all of the above.
@@ -20,6 +21,7 @@ pub mod error;
 pub mod invoice;
 pub mod invoice_request;
 pub mod merkle;
+pub mod offer;
 pub mod onion_message;
 pub mod properties;
 pub mod string;

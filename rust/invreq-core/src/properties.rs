@@ -26,7 +26,8 @@ pub fn tlv_stream(data: &[u8]) {
 }
 
 /// Bytes as an invoice_request stream and as text: reading never panics; what is read keeps
-/// its bytes exactly, and its string form reads back to the same request.
+/// its bytes exactly, and its string form reads back to the same request; its unsigned form
+/// (when it answers no offer) reads back to the same fields and `invreq_id`.
 pub fn invoice_request(data: &[u8]) {
     use invoice_request::{decode, parse, Check};
     for check in [Check::StructureOnly, Check::Full] {
@@ -34,6 +35,10 @@ pub fn invoice_request(data: &[u8]) {
             assert_eq!(r.bytes, data);
             let back = decode(&r.to_bolt12(), check).expect("encoded request decodes");
             assert_eq!(back, r);
+            if let Some(plain) = r.to_bolt12_unsigned() {
+                let back = decode(&plain, check).expect("the unsigned form decodes");
+                assert_eq!((back.fields, back.invreq_id), (r.fields, r.invreq_id));
+            }
         }
     }
     if let Ok(s) = std::str::from_utf8(data) {

@@ -9,7 +9,7 @@ use invreq_core::blinding;
 use invreq_core::error::Error as CoreError;
 use invreq_core::invoice::{self as inv, BlindedPayInfo};
 use invreq_core::invoice_request::{self as ir, Check, IntroductionNode};
-use invreq_core::{merkle, onion_message, string, tlv};
+use invreq_core::{merkle, offer, onion_message, string, tlv};
 use pyo3::exceptions::PyKeyError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
@@ -168,6 +168,12 @@ impl UnsignedInvoiceRequest {
     fn invreq_id<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         bytes(py, &self.0.invreq_id())
     }
+    /// The `lnr1...` string of the unsigned request (BOLT 12's form for a request answering
+    /// no offer, what LDK reads).
+    #[getter]
+    fn bolt12(&self) -> String {
+        self.0.to_bolt12()
+    }
 
     fn with_signature(&self, py: Python<'_>, signature: &[u8]) -> PyResult<InvoiceRequest> {
         // ~20 µs of curve arithmetic: other Python threads may run meanwhile.
@@ -200,10 +206,15 @@ fn hex(b: &[u8]) -> String {
 
 #[pymethods]
 impl InvoiceRequest {
-    /// The `lnr1...` string (lower case).
+    /// The `lnr1...` string (lower case), signed when the request has a signature.
     #[getter]
     fn bolt12(&self) -> String {
         self.0.to_bolt12()
+    }
+    /// The string without the signature, for a request answering no offer; else `None`.
+    #[getter]
+    fn bolt12_unsigned(&self) -> Option<String> {
+        self.0.to_bolt12_unsigned()
     }
     #[getter]
     fn tlv_stream<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
@@ -214,8 +225,8 @@ impl InvoiceRequest {
         bytes(py, &self.0.invreq_id)
     }
     #[getter]
-    fn signature<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
-        bytes(py, &self.0.signature)
+    fn signature<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        opt_bytes(py, self.0.signature.as_ref().map(|s| s.as_slice()))
     }
     #[getter]
     fn metadata<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
@@ -614,6 +625,22 @@ fn decode_invoice_request(py: Python<'_>, s: &str, verify: bool) -> PyResult<Inv
     Ok(InvoiceRequest(core(decoded)?))
 }
 
+/// The name of a [`ir::SignatureStatus`], as Python sees it.
+fn status_name(s: ir::SignatureStatus) -> &'static str {
+    match s {
+        ir::SignatureStatus::Valid => "valid",
+        ir::SignatureStatus::Unsigned => "unsigned",
+        ir::SignatureStatus::Missing => "missing",
+        ir::SignatureStatus::Invalid => "invalid",
+    }
+}
+
+#[pyfunction]
+fn inspect_invoice_request(py: Python<'_>, s: &str) -> PyResult<(InvoiceRequest, &'static str)> {
+    let (r, status) = core(py.allow_threads(|| ir::decode_inspect(s, Check::Full)))?;
+    Ok((InvoiceRequest(r), status_name(status)))
+}
+
 #[pyfunction]
 #[pyo3(signature = (tlv_stream, *, verify=true))]
 fn parse_invoice_request(tlv_stream: &[u8], verify: bool) -> PyResult<InvoiceRequest> {
@@ -882,6 +909,80 @@ fn parse_invoice(tlv_stream: &[u8], verify: bool) -> PyResult<Invoice> {
     Ok(Invoice(core(inv::parse_with(tlv_stream, check(verify)))?))
 }
 
+/// A valid offer (`lno1...`), read for `decode`.
+#[pyclass(frozen, module = "invreq._core")]
+struct Offer(offer::Offer);
+
+#[pymethods]
+impl Offer {
+    #[getter]
+    fn bolt12(&self) -> String {
+        self.0.to_bolt12()
+    }
+    #[getter]
+    fn offer_id<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes(py, &self.0.offer_id)
+    }
+    #[getter]
+    fn offer_chains<'py>(&self, py: Python<'py>) -> Option<Vec<Bound<'py, PyBytes>>> {
+        self.0.fields.offer_chains.as_ref().map(|c| c.iter().map(|h| bytes(py, h)).collect())
+    }
+    #[getter]
+    fn offer_metadata<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        opt_bytes(py, self.0.fields.offer_metadata.as_deref())
+    }
+    #[getter]
+    fn offer_currency(&self) -> Option<&str> {
+        self.0.fields.offer_currency.as_deref()
+    }
+    #[getter]
+    fn offer_amount(&self) -> Option<u64> {
+        self.0.fields.offer_amount
+    }
+    #[getter]
+    fn description(&self) -> Option<&str> {
+        self.0.fields.description.as_deref()
+    }
+    #[getter]
+    fn issuer(&self) -> Option<&str> {
+        self.0.fields.issuer.as_deref()
+    }
+    #[getter]
+    fn offer_features<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        opt_bytes(py, self.0.fields.offer_features.as_deref())
+    }
+    #[getter]
+    fn absolute_expiry(&self) -> Option<u64> {
+        self.0.fields.absolute_expiry
+    }
+    #[getter]
+    fn offer_quantity_max(&self) -> Option<u64> {
+        self.0.fields.offer_quantity_max
+    }
+    #[getter]
+    fn offer_paths(&self) -> Option<Vec<BlindedPath>> {
+        typed_paths(self.0.fields.offer_paths.as_deref())
+    }
+    #[getter]
+    fn offer_issuer_id<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        opt_bytes(py, self.0.fields.offer_issuer_id.as_ref().map(|p| p.as_slice()))
+    }
+    /// Unknown odd records, byte for byte: `[(type, value), ...]`.
+    #[getter]
+    fn unknown_records<'py>(&self, py: Python<'py>) -> Vec<(u64, Bound<'py, PyBytes>)> {
+        self.0.fields.unknown.iter().map(|(t, v)| (*t, bytes(py, v))).collect()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Offer(offer_id={})", hex(&self.0.offer_id))
+    }
+}
+
+#[pyfunction]
+fn decode_offer(s: &str) -> PyResult<Offer> {
+    Ok(Offer(core(offer::decode(s, Check::Full))?))
+}
+
 #[pyfunction]
 #[pyo3(signature = (own_node_id, reply_path, final_records, *, session_key, path_key_secret))]
 fn reply_onion<'py>(
@@ -922,6 +1023,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(network_for_chain, m)?)?;
     m.add_function(wrap_pyfunction!(decode_invoice_request, m)?)?;
     m.add_function(wrap_pyfunction!(parse_invoice_request, m)?)?;
+    m.add_function(wrap_pyfunction!(inspect_invoice_request, m)?)?;
+    m.add_function(wrap_pyfunction!(decode_offer, m)?)?;
+    m.add_class::<Offer>()?;
     m.add_class::<UnsignedInvoiceRequest>()?;
     m.add_class::<InvoiceRequest>()?;
     m.add_function(wrap_pyfunction!(decode_invoice, m)?)?;

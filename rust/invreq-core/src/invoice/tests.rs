@@ -165,9 +165,11 @@ fn builder_refuses_what_a_reader_would_refuse() {
         let u = [(t, vec![])];
         assert_eq!(field_of(InvoiceBuilder { unknown: &u, ..good }), "unknown_records");
     }
-    let mut unsigned = req.bytes.clone();
-    unsigned.truncate(unsigned.len() - 66);
-    assert_eq!(field_of(InvoiceBuilder { invoice_request: &unsigned, ..good }), "invoice_request");
+    assert_eq!(field_of(InvoiceBuilder { invoice_request: &[1, 2], ..good }), "invoice_request");
+    // The unsigned form of a request answering no offer is a request too: the same one.
+    let unsigned = req.unsigned_bytes();
+    let answered = InvoiceBuilder { invoice_request: &unsigned, ..good }.build().unwrap();
+    assert_eq!(answered.invreq_id(), req.invreq_id);
 }
 
 #[test]
@@ -201,13 +203,23 @@ fn base() -> Vec<(u64, Vec<u8>)> {
 
 /// Signs `records` with the node key, so only the rule under test can fail.
 fn signed_stream(records: &[(u64, Vec<u8>)]) -> Vec<u8> {
-    let (kp, _) = key(NODE);
+    signed_by(NODE, records)
+}
+
+/// Signs `records` with key `signer`, the signature record in its place among them.
+fn signed_by(signer: u8, records: &[(u64, Vec<u8>)]) -> Vec<u8> {
+    let (kp, _) = key(signer);
     let refs: Vec<(u64, &[u8])> = records.iter().map(|(t, v)| (*t, v.as_slice())).collect();
-    let mut s = tlv::encode_stream(&refs).unwrap();
+    let s = tlv::encode_stream(&refs).unwrap();
     let root = merkle::merkle_root(&s).unwrap();
-    let sig = sign(&kp, merkle::signature_digest("invoice", "signature", &root));
-    tlv::write_record(&mut s, 240, &sig);
-    s
+    let sig = sign(&kp, merkle::signature_digest("invoice", "signature", &root)).to_vec();
+    tlv::encode_stream(
+        &with(records.to_vec(), 240, sig)
+            .iter()
+            .map(|(t, v)| (*t, v.as_slice()))
+            .collect::<Vec<_>>(),
+    )
+    .unwrap()
 }
 
 fn with(mut recs: Vec<(u64, Vec<u8>)>, t: u64, v: Vec<u8>) -> Vec<(u64, Vec<u8>)> {
@@ -297,11 +309,9 @@ fn reader_rules_each_give_their_own_message() {
     );
     assert_eq!(err_of(with(base(), 178, vec![])), "unknown even type 178");
     assert_eq!(err_of(with(base(), 78, vec![])), "unknown even type 78");
-    assert_eq!(err_of(with(base(), 1001, vec![])), "type 1001 is outside the invoice ranges");
-    assert_eq!(
-        err_of(with(base(), 3_000_000_001, vec![])),
-        "type 3000000001 is outside the invoice ranges"
-    );
+    // No range rule for invoices: unknown even types are refused wherever they stand.
+    assert_eq!(err_of(with(base(), 1002, vec![])), "unknown even type 1002");
+    assert_eq!(err_of(with(base(), 3_000_000_000, vec![])), "unknown even type 3000000000");
     // Copied fields keep the request's value rules.
     assert_eq!(err_of(with(base(), 10, vec![0xff])), "invalid offer_description: invalid utf-8");
     // Unknown odd records are kept, in both ranges.
@@ -355,4 +365,60 @@ fn the_string_must_be_an_invoice() {
     let (_, inv) = invoice_for(&req, &[]);
     assert!(ir::decode(&inv.to_bolt12(), Check::Full).is_err());
     assert_eq!(decode(&inv.to_bolt12().to_uppercase()).unwrap(), inv);
+}
+
+#[test]
+fn unknown_odd_records_outside_every_range_are_kept() {
+    // LDK writes its experimental invoice records at 3_000_000_000 and above.
+    for t in [1001u64, 999_999_999, 3_000_000_001] {
+        let inv = parse(&signed_stream(&with(base(), t, vec![5]))).unwrap();
+        assert_eq!(inv.unknown, vec![(t, vec![5])], "{t}");
+        assert_eq!(inv.invreq_id, request(&[]).invreq_id, "{t}");
+        assert_eq!(decode(&inv.to_bolt12()).unwrap(), inv);
+    }
+}
+
+#[test]
+fn amounts_above_the_bitcoin_supply_are_refused() {
+    let max = ir::MAX_AMOUNT_MSAT.to_be_bytes().to_vec();
+    let over = (ir::MAX_AMOUNT_MSAT + 1).to_be_bytes().to_vec();
+    let recs = without(base(), 82);
+    assert!(parse(&signed_stream(&with(recs.clone(), 170, max))).is_ok());
+    assert_eq!(
+        err_of(with(recs, 170, over)),
+        "invalid invoice_amount: above 21,000,000 BTC (2100000000000000000 msat), the bitcoin supply"
+    );
+}
+
+/// The records of an invoice answering an offer by `issuer`, with `offer_paths` or not.
+fn offer_invoice(issuer: Option<[u8; 33]>, paths: Option<Vec<u8>>) -> Vec<(u64, Vec<u8>)> {
+    let mut recs = without(base(), 80);
+    if let Some(i) = issuer {
+        recs = with(recs, 22, i.to_vec());
+    }
+    if let Some(p) = paths {
+        recs = with(recs, 16, p);
+    }
+    recs
+}
+
+#[test]
+fn an_invoice_for_an_offer_is_signed_by_its_issuer() {
+    let (_, node) = key(NODE);
+    let (_, other) = key(0x33);
+    assert!(parse(&signed_by(NODE, &offer_invoice(Some(node), None))).is_ok());
+    let e = parse(&signed_by(NODE, &offer_invoice(Some(other), None))).unwrap_err();
+    assert_eq!(e.to_string(), "invalid invoice_node_id: not the offer_issuer_id of the offer");
+    // With offer_paths and no issuer id: the final blinded node of one of the paths.
+    let to_node = encode_paths(&[placeholder_path(other), placeholder_path(node)]).unwrap();
+    assert!(parse(&signed_by(NODE, &offer_invoice(None, Some(to_node)))).is_ok());
+    let elsewhere = encode_paths(&[placeholder_path(other)]).unwrap();
+    let e = parse(&signed_by(NODE, &offer_invoice(None, Some(elsewhere)))).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "invalid invoice_node_id: not the final blinded_node_id of any offer_paths path"
+    );
+    // A request answering no offer names no key: any node may sign (base() is such).
+    let (_, payer) = key(PAYER);
+    assert_ne!(payer, node);
 }

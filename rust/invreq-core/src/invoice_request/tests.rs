@@ -49,7 +49,7 @@ fn spec_vector_invoice_request_verifies_and_re_signs_byte_for_byte() {
     let v: serde_json::Value = serde_json::from_str(SIGNATURE_TEST).unwrap();
     let case = v.as_array().unwrap().iter().find(|c| c["tlv"] == "invoice_request").unwrap();
     let r = decode(case["bolt12"].as_str().unwrap(), Check::Full).unwrap();
-    assert_eq!(hex::encode(r.signature), case["signature"].as_str().unwrap());
+    assert_eq!(hex::encode(r.signature.unwrap()), case["signature"].as_str().unwrap());
     let unsigned = &r.bytes[..r.bytes.len() - 66];
     let root = merkle::merkle_root(unsigned).unwrap();
     assert_eq!(hex::encode(root), case["merkle"].as_str().unwrap());
@@ -186,10 +186,81 @@ fn a_tampered_stream_fails_the_signature_check() {
     assert!(parse(&s, Check::StructureOnly).is_ok());
 }
 
-#[test]
-fn unsigned_stream_is_refused() {
-    let recs = base();
+fn unsigned(recs: &[(u64, Vec<u8>)]) -> Vec<u8> {
     let refs: Vec<(u64, &[u8])> = recs.iter().map(|(t, v)| (*t, v.as_slice())).collect();
-    let s = tlv::encode_stream(&refs).unwrap();
+    tlv::encode_stream(&refs).unwrap()
+}
+
+#[test]
+fn an_unsigned_request_answering_no_offer_is_valid() {
+    // BOLT 12's writer of a request answering no offer "MUST NOT include signature".
+    let s = unsigned(&base());
+    let r = parse(&s, Check::Full).unwrap();
+    assert_eq!(r.signature, None);
+    assert_eq!(r.invreq_id, parse(&signed_stream(&base()), Check::Full).unwrap().invreq_id);
+    assert_eq!(inspect(&s, Check::Full).unwrap().1, SignatureStatus::Unsigned);
+}
+
+#[test]
+fn an_unsigned_request_answering_an_offer_is_refused_or_reported() {
+    let (_, issuer) = key(0x44);
+    let recs = with(base(), 22, issuer.to_vec());
+    let s = unsigned(&recs);
     assert_eq!(parse(&s, Check::Full).unwrap_err().to_string(), "signature missing");
+    let (r, status) = inspect(&s, Check::Full).unwrap();
+    assert_eq!(status, SignatureStatus::Missing);
+    assert_eq!(r.to_bolt12_unsigned(), None);
+    assert!(parse(&signed_stream(&recs), Check::Full).is_ok());
+}
+
+#[test]
+fn a_bad_signature_is_refused_by_parse_and_reported_by_inspect() {
+    let mut s = signed_stream(&base());
+    s[5] ^= 1;
+    assert_eq!(inspect(&s, Check::Full).unwrap().1, SignatureStatus::Invalid);
+    assert_eq!(inspect(&s, Check::StructureOnly).unwrap().1, SignatureStatus::Valid);
+    assert_eq!(inspect(&signed_stream(&base()), Check::Full).unwrap().1, SignatureStatus::Valid);
+}
+
+#[test]
+fn the_unsigned_string_is_the_request_without_its_signature() {
+    let (kp, id) = key(0x11);
+    let extra = [(101u64, b"odd".to_vec()), (1_000_000_001u64, vec![1, 2])];
+    let u = builder(&id, &extra).build().unwrap();
+    let signed = u.with_signature(&sign(&kp, u.digest())).unwrap();
+    let plain = signed.to_bolt12_unsigned().unwrap();
+    assert_eq!(plain, u.to_bolt12());
+    assert_eq!(signed.unsigned_bytes(), u.bytes());
+    let back = decode(&plain, Check::Full).unwrap();
+    assert_eq!(back.invreq_id, signed.invreq_id);
+    assert_eq!(back.fields, signed.fields);
+    assert_eq!(back.signature, None);
+    // The seed doc's CLN strings too: same id without the signature.
+    for (s, id) in SEED_EXAMPLES {
+        let plain = decode(s, Check::Full).unwrap().to_bolt12_unsigned().unwrap();
+        assert_eq!(hex::encode(decode(&plain, Check::Full).unwrap().invreq_id), id);
+    }
+}
+
+#[test]
+fn amounts_above_the_bitcoin_supply_are_refused_when_built_and_read() {
+    let (_, id) = key(0x11);
+    let mut b = builder(&id, &[]);
+    b.amount_msat = MAX_AMOUNT_MSAT;
+    assert!(b.build().is_ok());
+    b.amount_msat = MAX_AMOUNT_MSAT + 1;
+    assert_eq!(
+        b.build().unwrap_err().to_string(),
+        "amount_msat: above 21,000,000 BTC (2100000000000000000 msat), the bitcoin supply"
+    );
+    let over = (MAX_AMOUNT_MSAT + 1).to_be_bytes().to_vec();
+    assert_eq!(
+        err_of(with(base(), 82, over.clone())),
+        "invalid invreq_amount: above 21,000,000 BTC (2100000000000000000 msat), the bitcoin supply"
+    );
+    // offer_amount is in msat only without offer_currency.
+    let (_, issuer) = key(0x44);
+    let offer = with(with(base(), 22, issuer.to_vec()), 8, over.clone());
+    assert!(err_of(offer.clone()).starts_with("invalid offer_amount: above 21,000,000 BTC"));
+    assert!(parse(&signed_stream(&with(offer, 6, b"USD".to_vec())), Check::Full).is_ok());
 }

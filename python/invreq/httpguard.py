@@ -1,0 +1,247 @@
+"""The HTTP door's connection limits, the unix door's counterparts.
+
+aiohttp serves every connection it is given and waits as long as a client wants; this
+module bounds that:
+
+- **A connection cap.** At most ``cap`` connections are open. A new connection beyond it
+  evicts the oldest connection with no request in flight (silent, half-sent headers, or
+  idle keep-alive), so a flood of silent clients cannot lock legitimate ones out; when every
+  connection has a request in flight, the new one is answered ``503`` and closed.
+- **Idle and header timeouts.** aiohttp's ``keepalive_timeout``, which it applies from the
+  connection's start and after each response until the next request's headers are
+  complete: a silent or half-sent connection is closed after ``IDLE_TIMEOUT``. The body has
+  its own (``invreq.rest.BODY_TIMEOUT``).
+- **A send timeout.** A response is sent inside the handler (:func:`send_within`), so a
+  client that does not read it is dropped after ``SEND_TIMEOUT`` and the unsent bytes are
+  discarded; at shutdown, responses being sent get ``SHUTDOWN_GRACE`` more seconds.
+
+The guard wraps aiohttp's protocol object rather than subclassing it: it sees a connection
+open, close and deliver bytes through the public ``asyncio.Protocol`` methods only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+import ssl
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from invreq.errors import RpcError
+
+__all__ = [
+    "GUARD_KEY",
+    "IDLE_TIMEOUT",
+    "SEND_TIMEOUT",
+    "ConnectionGuard",
+    "GuardedSite",
+    "send_within",
+]
+
+log = logging.getLogger("invreq.http")
+
+#: Seconds a connection may stay silent, or take to send a request's headers (aiohttp's
+#: keepalive_timeout covers both).
+IDLE_TIMEOUT = 30.0
+#: Seconds a client may take to read a response before it is dropped.
+SEND_TIMEOUT = 30.0
+#: Seconds responses being sent still get once shutdown starts.
+SHUTDOWN_GRACE = 1.0
+
+_REFUSAL = RpcError("too many connections; try again").to_json()
+
+
+class _Connection(asyncio.Protocol):
+    """aiohttp's protocol for one connection, as seen by the guard."""
+
+    def __init__(self, guard: ConnectionGuard, inner: asyncio.Protocol) -> None:
+        self.guard = guard
+        self.inner = inner
+        self.transport: asyncio.Transport | None = None
+        self.busy = 0  # requests in flight (a middleware counts them)
+        self.admitted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        if self.guard.admit(self):
+            self.admitted = True
+            self.inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self.admitted:
+            self.inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self.inner.eof_received() if self.admitted else None
+
+    def pause_writing(self) -> None:
+        if self.admitted:
+            self.inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self.admitted:
+            self.inner.resume_writing()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.guard.forget(self)
+        if self.admitted:
+            self.inner.connection_lost(exc)
+
+
+class ConnectionGuard:
+    """The open HTTP connections, oldest first, and the responses being sent."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self._open: dict[asyncio.BaseTransport, _Connection] = {}  # insertion order = age
+        self._sending: set[asyncio.Timeout] = set()
+        self._stopping = False
+        self.evicted = 0
+        self.refused = 0
+
+    def admit(self, conn: _Connection) -> bool:
+        assert conn.transport is not None
+        if len(self._open) >= self.cap:
+            victim = next((c for c in self._open.values() if not c.busy), None)
+            if victim is None:
+                self.refused += 1
+                body = json.dumps({"jsonrpc": "2.0", "id": None, "error": _REFUSAL}).encode()
+                conn.transport.write(
+                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                    b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+                )
+                conn.transport.close()
+                return False
+            self.evicted += 1
+            self.forget(victim)
+            assert victim.transport is not None
+            victim.transport.abort()
+        self._open[conn.transport] = conn
+        return True
+
+    def forget(self, conn: _Connection) -> None:
+        if conn.transport is not None:
+            self._open.pop(conn.transport, None)
+
+    def connection(self, transport: asyncio.BaseTransport | None) -> _Connection | None:
+        return None if transport is None else self._open.get(transport)
+
+    def protocol_factory(self, runner: web.BaseRunner) -> Any:
+        def make() -> asyncio.Protocol:
+            server = runner.server
+            assert server is not None
+            return _Connection(self, server())
+
+        return make
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._open)
+
+    @contextlib.asynccontextmanager
+    async def sending(self) -> AsyncIterator[float]:
+        """The block that sends one response: raises ``TimeoutError`` after
+        ``SEND_TIMEOUT`` (``SHUTDOWN_GRACE`` once shutdown has begun); yields the seconds."""
+        seconds = SHUTDOWN_GRACE if self._stopping else SEND_TIMEOUT
+        async with asyncio.timeout(seconds) as t:
+            self._sending.add(t)
+            try:
+                yield seconds
+            finally:
+                self._sending.discard(t)
+
+    def stop_sending(self) -> None:
+        """Shutdown: responses being sent get ``SHUTDOWN_GRACE`` seconds, new ones too."""
+        self._stopping = True
+        deadline = asyncio.get_running_loop().time() + SHUTDOWN_GRACE
+        for t in self._sending:
+            when = t.when()
+            if when is None or when > deadline:
+                t.reschedule(deadline)
+
+
+#: Where the app keeps its guard (the middleware finds it there).
+GUARD_KEY = web.AppKey("http_guard", ConnectionGuard)
+
+
+@web.middleware
+async def send_within(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Mark the connection busy while its request runs, and send the response here, within
+    ``SEND_TIMEOUT``: a client that does not read is dropped, its response discarded."""
+    guard = request.app[GUARD_KEY]
+    conn = guard.connection(request.transport)
+    if conn is not None:
+        conn.busy += 1
+    try:
+        resp: web.StreamResponse = await handler(request)
+        if resp.prepared:
+            return resp
+        try:
+            async with guard.sending() as seconds:
+                await resp.prepare(request)
+                await resp.write_eof()
+        except TimeoutError:
+            log.info("http client dropped: response not read within %g s", seconds)
+            if request.transport is not None:
+                request.transport.abort()
+        # aiohttp finishes the response: already sent, or its connection is gone.
+        return resp
+    finally:
+        if conn is not None:
+            conn.busy -= 1
+
+
+class GuardedSite(web.BaseSite):
+    """A TCP site (a host and port, or a socket bound by the ``--workers`` parent) whose
+    connections go through a :class:`ConnectionGuard`."""
+
+    __slots__ = ("_guard", "_host", "_port", "_sock")
+
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        guard: ConnectionGuard,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        sock: socket.socket | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        backlog: int = 128,
+    ) -> None:
+        super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
+        self._guard = guard
+        self._host, self._port, self._sock = host, port, sock
+
+    @property
+    def name(self) -> str:
+        scheme = "https" if self._ssl_context else "http"
+        if self._sock is not None:
+            host, port = self._sock.getsockname()[:2]
+        else:
+            host, port = self._host, self._port
+        return f"{scheme}://{host}:{port}"
+
+    async def start(self) -> None:
+        await super().start()
+        loop = asyncio.get_running_loop()
+        factory = self._guard.protocol_factory(self._runner)
+        if self._sock is not None:
+            self._server = await loop.create_server(
+                factory, sock=self._sock, ssl=self._ssl_context, backlog=self._backlog
+            )
+        else:
+            assert self._port is not None
+            self._server = await loop.create_server(
+                factory,
+                self._host,
+                self._port,
+                ssl=self._ssl_context,
+                backlog=self._backlog,
+                reuse_address=True,
+            )

@@ -1,0 +1,312 @@
+"""Memory and availability limits, against a real `invreq serve` process.
+
+Reply budgets (a batch's replies, a list page), clients that send and never read, HTTP
+connections that never finish a request, a low file-descriptor limit, malformed HTTP, and
+SIGTERM with clients that do not read. Memory is the server's own peak (``VmHWM`` in
+/proc/PID/status); no assertion is about speed: waits are generous liveness bounds.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _service_fixtures import Server
+from invreq import paging, rpc
+from invreq.errors import CODE_REPLY_BUDGET
+
+#: The README's bound on what one client can add to the server's peak memory.
+PER_CLIENT_PEAK_BYTES = 100 * 1024 * 1024
+#: Records of ~100 kB each as listed: long description, issuer and label, within one 64 KiB
+#: request (each of bolt12 and bolt12_unsigned carries description and issuer, ~1.6x in bech32).
+BIG = 13_000
+
+
+def status_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise AssertionError(f"{field} not in /proc/{pid}/status")
+
+
+def peak_bytes(server: Server) -> int:
+    assert server.proc is not None
+    return status_kib(server.proc.pid, "VmHWM") * 1024
+
+
+def open_fds(server: Server) -> int:
+    assert server.proc is not None
+    return len(list(Path(f"/proc/{server.proc.pid}/fd").iterdir()))
+
+
+def create_big_records(server: Server, n: int) -> None:
+    rpc_ = server.rpc
+    for i in range(n):
+        rpc_.call(
+            "invoicerequest",
+            {
+                "amount": "1000msat",
+                "description": "d" * BIG,
+                "issuer": "i" * BIG,
+                "label": f"{i}-" + "l" * BIG,
+            },
+        )
+
+
+def list_batch(n: int) -> bytes:
+    body = json.dumps(
+        [{"jsonrpc": "2.0", "id": i, "method": "listinvoicerequests"} for i in range(n)]
+    ).encode()
+    assert len(body) < rpc.MAX_REQUEST_BYTES
+    return body
+
+
+def read_reply(sock: socket.socket) -> bytes:
+    buf = b""
+    while not buf.endswith(b"\n\n"):
+        data = sock.recv(1 << 20)
+        assert data, "connection closed before the reply ended"
+        buf += data
+    return buf
+
+
+@pytest.fixture
+def big_server(tmp_path: Path) -> Iterator[Server]:
+    s = Server(tmp_path / "data").start()
+    try:
+        create_big_records(s, 10)
+        yield s
+    finally:
+        if s.proc is not None and s.proc.poll() is None:
+            s.stop()
+
+
+def test_a_batch_of_lists_stops_at_the_reply_budget_and_memory_stays_bounded(
+    big_server: Server,
+) -> None:
+    before = peak_bytes(big_server)
+    body = list_batch(1000)
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(120)
+        s.connect(str(big_server.socket_path))
+        s.sendall(body)
+        raw = read_reply(s)
+    replies = json.loads(raw)
+    assert [r["id"] for r in replies] == list(range(1000))
+    run = [r for r in replies if "result" in r]
+    unrun = [r for r in replies if "error" in r]
+    assert run and unrun and run + unrun == replies
+    assert all(len(r["result"]["invoicerequests"]) == 10 for r in run)
+    assert {r["error"]["code"] for r in unrun} == {CODE_REPLY_BUDGET}
+    assert "send the rest in another batch" in unrun[0]["error"]["message"]
+    # The budget holds: what ran fits in it, plus one element's reply.
+    assert len(raw) <= rpc.MAX_REPLY_BYTES + paging.PAGE_BYTES + 200 * len(unrun)
+    grown = peak_bytes(big_server) - before
+    assert grown <= PER_CLIENT_PEAK_BYTES, f"peak grew by {grown} bytes"
+    # And the server still answers.
+    assert big_server.rpc.call("getinfo")["network"] == "regtest"
+
+
+def test_a_list_without_limit_is_one_page_and_the_next_page_follows_from_created_index(
+    big_server: Server,
+) -> None:
+    # Ten ~100 kB records fit the 1 MiB page; 12 more do not.
+    create_big_records(big_server, 12)
+    first = big_server.rpc.call("listinvoicerequests")["invoicerequests"]
+    assert 0 < len(first) < 22
+    assert len(json.dumps(first)) <= paging.PAGE_BYTES + 200_000
+    seen = [r["created_index"] for r in first]
+    while True:
+        more = big_server.rpc.call(
+            "listinvoicerequests", {"index": "created", "start": seen[-1] + 1}
+        )["invoicerequests"]
+        if not more:
+            break
+        seen += [r["created_index"] for r in more]
+    assert seen == sorted(seen) and len(seen) == 22
+
+
+def test_unix_clients_that_send_batches_and_never_read_are_dropped(big_server: Server) -> None:
+    before = peak_bytes(big_server)
+    fds = open_fds(big_server)
+    clients = []
+    for _ in range(3):
+        c = socket.socket(socket.AF_UNIX)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        c.connect(str(big_server.socket_path))
+        c.sendall(list_batch(1000))
+        clients.append(c)
+    try:
+        # A legitimate client is served meanwhile.
+        assert big_server.rpc.call("getinfo")["network"] == "regtest"
+        deadline = time.monotonic() + 90
+        while big_server.output().count("unix client dropped") < 3:
+            assert time.monotonic() < deadline, big_server.output()[-2000:]
+            time.sleep(0.5)
+        grown = peak_bytes(big_server) - before
+        assert grown <= 3 * PER_CLIENT_PEAK_BYTES, f"peak grew by {grown} bytes"
+        # Their connections (and replies) are gone.
+        deadline = time.monotonic() + 30
+        while open_fds(big_server) > fds:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    finally:
+        for c in clients:
+            c.close()
+
+
+def low_fd_limit(n: int) -> Any:
+    def lower() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+
+    return lower
+
+
+def start_with_fd_limit(tmp_path: Path, n: int) -> Server:
+    server = Server(tmp_path / "data")
+    server.preexec_fn = low_fd_limit(n)
+    return server.start()
+
+
+def http_call(server: Server, rune: str, method: str, timeout: float = 30) -> Any:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method}).encode()
+    with socket.create_connection(("127.0.0.1", server.http_port), timeout=timeout) as s:
+        s.sendall(
+            b"POST /rpc HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Rune: %s\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s"
+            % (rune.encode(), len(body), body)
+        )
+        buf = b""
+        while data := s.recv(65536):
+            buf += data
+    head, _, payload = buf.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    return json.loads(payload)["result"]
+
+
+def test_silent_and_half_sent_http_clients_at_a_low_fd_limit_do_not_lock_anyone_out(
+    tmp_path: Path,
+) -> None:
+    server = start_with_fd_limit(tmp_path, 200)  # caps: (200 - 64) // 2 = 68 per door
+    held: list[socket.socket] = []
+    try:
+        rune = server.rpc.call("createrune")["rune"]
+        lines_before = server.output().count("\n")
+        for i in range(300):
+            s = socket.create_connection(("127.0.0.1", server.http_port), timeout=30)
+            if i % 3 == 0:  # half-sent: a request line and part of a header
+                s.sendall(b"POST /rpc HTTP/1.1\r\nHost: x\r\nRune: ")
+            held.append(s)
+        for _ in range(30):  # and some silent unix clients, under that door's cap
+            u = socket.socket(socket.AF_UNIX)
+            u.connect(str(server.socket_path))
+            held.append(u)
+        # Legitimate clients on both doors are served while all of these are held.
+        for _ in range(5):
+            assert http_call(server, rune, "getinfo")["network"] == "regtest"
+            assert server.rpc.call("getinfo")["network"] == "regtest"
+        # The server never ran out of descriptors, and said little about any of it.
+        assert open_fds(server) < 200
+        new_lines = server.output().count("\n") - lines_before
+        assert new_lines < 50, server.output()[-3000:]
+        assert "Traceback" not in server.output()
+        assert server.stop() == 0
+    finally:
+        for s in held:
+            s.close()
+        server.kill()
+
+
+def test_accept_errors_at_the_fd_limit_are_a_few_lines_not_a_flood(tmp_path: Path) -> None:
+    # So low that the caps are above what is left: accepting itself fails with EMFILE.
+    server = start_with_fd_limit(tmp_path, 40)
+    held: list[socket.socket] = []
+    try:
+        for _ in range(120):
+            s = socket.socket(socket.AF_UNIX)
+            s.setblocking(False)
+            try:
+                s.connect(str(server.socket_path))
+            except BlockingIOError:
+                pass
+            except OSError:
+                s.close()
+                continue
+            held.append(s)
+        for _ in range(120):
+            try:
+                held.append(socket.create_connection(("127.0.0.1", server.http_port), timeout=5))
+            except OSError:
+                break
+        time.sleep(5)  # asyncio retries the accept every second meanwhile
+        out = server.output()
+        assert out.count("\n") < 60, out[-3000:]
+        assert "Traceback" not in out
+    finally:
+        for s in held:
+            s.close()
+    assert "cannot accept connections" in out  # the case this test is about did happen
+    # Recovered once those clients are gone (the server notices each close on its own).
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            assert server.rpc.call("getinfo")["network"] == "regtest"
+            break
+        except ValueError:  # "too many connections" while it catches up
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+    assert server.stop() == 0
+
+
+def test_a_malformed_http_request_logs_one_line(tmp_path: Path) -> None:
+    server = Server(tmp_path / "data").start()
+    try:
+        lines_before = server.output().count("\n")
+        with socket.create_connection(("127.0.0.1", server.http_port), timeout=30) as s:
+            s.sendall(b"POST /rpc HTTP/1.1\r\nHost: x\r\nRune: abc\x01def\r\n\r\n")
+            assert s.recv(65536).split(b"\r\n")[0].endswith(b" 400 Bad Request")
+        time.sleep(0.5)
+        new = server.output().splitlines()[lines_before:]
+        assert len(new) == 1, new
+        assert "abc" not in new[0]
+        assert server.stop() == 0
+    finally:
+        server.kill()
+
+
+def test_sigterm_with_unix_and_http_clients_that_never_read_exits_well_within_45_s(
+    big_server: Server,
+) -> None:
+    rune = big_server.rpc.call("createrune")["rune"]
+    held = []
+    for _ in range(3):
+        c = socket.socket(socket.AF_UNIX)
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        c.connect(str(big_server.socket_path))
+        c.sendall(list_batch(1000))
+        held.append(c)
+    body = list_batch(1000)
+    for _ in range(3):
+        h = socket.create_connection(("127.0.0.1", big_server.http_port), timeout=30)
+        h.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        h.sendall(
+            b"POST /rpc HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Rune: %s\r\nContent-Length: %d\r\n\r\n%s" % (rune.encode(), len(body), body)
+        )
+        held.append(h)
+    try:
+        time.sleep(3)  # the replies are being written and not read
+        assert big_server.proc is not None
+        big_server.proc.send_signal(signal.SIGTERM)
+        # A liveness bound (the unit's TimeoutStopSec), not a speed claim.
+        assert big_server.proc.wait(45) == 0, big_server.output()[-3000:]
+    finally:
+        for c in held:
+            c.close()
