@@ -180,6 +180,17 @@ def test_an_invoice_on_our_path_is_paid_through_xpay(rig: Any) -> None:
     assert "accepted" in r.host.log_text()
 
 
+def test_an_invoice_answering_the_unsigned_form_is_paid_the_same(rig: Any) -> None:
+    """LDK-based payees answer ``bolt12_unsigned``: same records below 160, same path."""
+    r = rig()
+    req = r.server.rpc.call("invoicerequest", {"amount": 7_000, "description": "for LDK"})
+    inv = invoice_for(req["bolt12_unsigned"])
+    assert inv.invreq_id.hex() == req["invreq_id"]
+    answer = r.host.hook("onion_message_recv_secret", message(inv, our_path_id(r, req["bolt12"])))
+    assert answer == {"result": "stop"}
+    wait_for(lambda: r.xpays() == [inv.bolt12], "the xpay")
+
+
 def test_a_foreign_pathsecret_passes_on_and_pays_nothing(rig: Any) -> None:
     r = rig()
     key = PrivateKey(b"\x05" * 32)

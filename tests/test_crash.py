@@ -150,15 +150,17 @@ def http_batch_client(
 
 
 def list_all(s: Server) -> list[dict[str, Any]]:
-    """Every record, page after page: a list reply is one page (invreq.paging), and a fast
-    round makes more records than one page holds."""
+    """Every record, page by page: a list reply holds one page at most (invreq.paging), and a
+    round creates thousands."""
     out: list[dict[str, Any]] = []
+    start = 0
     while True:
-        params = {"index": "created", "start": out[-1]["created_index"] + 1} if out else {}
-        page = s.rpc.call("listinvoicerequests", params)["invoicerequests"]
-        if not page:
+        page = s.rpc.call("listinvoicerequests", {"index": "created", "start": start})
+        records: list[dict[str, Any]] = page["invoicerequests"]
+        if not records:
             return out
-        out.extend(page)
+        out += records
+        start = records[-1]["created_index"] + 1
 
 
 def check_after_restart(s: Server, ledger: Ledger, context: str) -> int:
