@@ -125,7 +125,7 @@ lint: $(BUILD_STAMP) $(DEV_DEPS)
 
 # Benchmarks: figures go to benches/results/ (see the README for the latest).
 LOADGEN := target/release/invreq-loadgen
-.PHONY: bench-e2e bench-soak $(LOADGEN)
+.PHONY: bench-e2e bench-quick bench-soak $(LOADGEN)
 
 bench: bench-micro bench-e2e
 
@@ -137,6 +137,11 @@ $(LOADGEN):
 
 bench-e2e: $(BUILD_STAMP) $(BENCH_DEPS) $(LOADGEN)
 	$(PY) benches/e2e.py --out-dir benches/results
+
+# A reduced end-to-end set (1 and 64 connections, invoicerequest, 2 s rows; about 2 minutes),
+# for checking a change; its figures go to benches/results/quick/, not the README's.
+bench-quick: $(BUILD_STAMP) $(BENCH_DEPS) $(LOADGEN)
+	$(PY) benches/e2e.py --quick --out-dir benches/results/quick
 
 # Longer: RSS over 1,000,000 creations, lookups with 10 thousand and 10 million records.
 bench-soak: $(BUILD_STAMP) $(BENCH_DEPS) $(LOADGEN)

@@ -36,7 +36,7 @@ echo "==> wheel: invreq serve --network regtest --http-port $port"
 "$work/venv/bin/invreq" serve --data-dir "$work/data" --network regtest --http-port "$port" \
   >"$work/serve.log" 2>&1 &
 server_pid=$!
-sock="$work/data/regtest/invreq-rpc"
+sock="$work/data/regtest/lightning-rpc"
 for _ in $(seq 600); do
   [ -S "$sock" ] && grep -q "^invreq regtest: unix socket" "$work/serve.log" && break
   kill -0 "$server_pid" 2>/dev/null || { cat "$work/serve.log"; echo "wheel: invreq serve exited" >&2; exit 1; }

@@ -54,9 +54,26 @@ class OracleInvoiceRequest:
         self.offer_paths = None
         self.offer_issuer_id = fields.get(22)
         self.unknown_records = [(t, v) for t, v in fields.items() if t >= 1_000_000_000]
+        # Without the signature, as the core gives it; none for a request answering an
+        # offer (one with offer_paths, 16, or offer_issuer_id, 22), which must stay signed.
+        records = oracle.parse_tlv_stream(stream)
+        self.bolt12_unsigned = (
+            None
+            if any(t in (16, 22) for t, _ in records)
+            else oracle.encode_string(
+                "lnr",
+                oracle.encode_tlv_stream([(t, v) for t, v in records if not 240 <= t <= 1000]),
+            )
+        )
 
 
 class OracleUnsigned(oracle.UnsignedInvoiceRequest):
+    def __init__(self, *, paths: list[Any] | None = None, **fields: Any) -> None:
+        # The benchmark serves without a CLN backend: requests carry no blinded path.
+        if paths:
+            raise NotImplementedError("the oracle core builds requests without paths")
+        super().__init__(**fields)
+
     def with_signature(self, signature: bytes) -> OracleInvoiceRequest:
         payer_id = dict(self.records)[88]
         _verify(self.digest, signature, payer_id)

@@ -51,7 +51,7 @@ class Server:
 
     @property
     def socket_path(self) -> Path:
-        return self.data_dir / self.network / "invreq-rpc"
+        return self.data_dir / self.network / "lightning-rpc"
 
     @property
     def url(self) -> str:

@@ -35,7 +35,7 @@ def test_config_files_set_options_and_the_command_line_wins(tmp_path: Path) -> N
         text=True,
     )
     try:
-        sock = data / "signet" / "invreq-rpc"
+        sock = data / "signet" / "lightning-rpc"
         deadline = time.monotonic() + 30
         while not sock.exists() and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
@@ -141,7 +141,7 @@ def test_http_port_in_use_is_one_line_naming_the_option(tmp_path: Path) -> None:
     line = one_line(p)
     assert f"--http-port: cannot listen on 127.0.0.1:{port}: already in use" in line
     assert line.endswith("choose another --http-port")
-    assert not (tmp_path / "regtest" / "invreq-rpc").exists()  # what it opened, it closed
+    assert not (tmp_path / "regtest" / "lightning-rpc").exists()  # what it opened, it closed
 
 
 def test_http_port_in_use_with_workers(tmp_path: Path) -> None:

@@ -165,7 +165,7 @@ def test_missing_socket_exits_2_naming_the_path(
     out = capsys.readouterr()
     assert out.out == ""
     assert len(out.err.splitlines()) == 1
-    assert str(data_dir / "regtest" / "invreq-rpc") in out.err
+    assert str(data_dir / "regtest" / "lightning-rpc") in out.err
     assert "running" in out.err
 
 
@@ -330,7 +330,7 @@ def fake_at(path: Path) -> FakeServer:
 
 def test_network_from_data_dir_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "config").write_text("# as `invreq serve` reads it\nnetwork=regtest\n")
-    f = fake_at(tmp_path / "regtest" / "invreq-rpc")
+    f = fake_at(tmp_path / "regtest" / "lightning-rpc")
     try:
         assert main(["--data-dir", str(tmp_path), "getinfo"]) == 0
     finally:
@@ -357,13 +357,13 @@ def test_command_line_network_wins_over_the_file(
 ) -> None:
     (tmp_path / "config").write_text("network=regtest\n")
     assert main(["getinfo", "--data-dir", str(tmp_path), "--network", "signet"]) == 2
-    assert str(tmp_path / "signet" / "invreq-rpc") in capsys.readouterr().err
+    assert str(tmp_path / "signet" / "lightning-rpc") in capsys.readouterr().err
 
 
 def test_conf_file_may_set_the_data_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     conf = tmp_path / "invreq.conf"
     conf.write_text(f"data-dir={tmp_path / 'd'}\nnetwork=testnet\n")
-    f = fake_at(tmp_path / "d" / "testnet" / "invreq-rpc")
+    f = fake_at(tmp_path / "d" / "testnet" / "lightning-rpc")
     try:
         assert main(["--conf", str(conf), "getinfo"]) == 0
     finally:

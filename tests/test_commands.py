@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from _service_fixtures import Server, raw_exchange, request
 from invreq import bolt12
+from invreq.rpc import MAX_REQUEST_BYTES
 from pyln.client import RpcError
 
 DOC_KEYS = ["invreq_id", "active", "single_use", "bolt12", "bolt12_unsigned", "used"]
@@ -272,8 +273,8 @@ def test_missing_jsonrpc_member_is_32600(server: Server) -> None:
 
 
 def test_oversized_request_is_refused_and_others_are_unaffected(server: Server) -> None:
-    big = request("invoicerequest", [1000, "x" * 70000])
-    replies = raw_exchange(server.socket_path, [big], 1, timeout=5)
+    big = request("invoicerequest", [1000, "x" * MAX_REQUEST_BYTES])
+    replies = raw_exchange(server.socket_path, [big], 1, timeout=30)
     assert replies[0]["error"]["code"] == -32600
     assert count(server) == 0
     assert server.rpc.call("getinfo")["network"] == "regtest"

@@ -47,7 +47,7 @@ def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="run the service",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Serve invoicerequest, listinvoicerequests, disableinvoicerequest and "
-        "decode over CLN-compatible JSON-RPC (unix socket DIR/NETWORK/invreq-rpc and HTTP). "
+        "decode over CLN-compatible JSON-RPC (unix socket DIR/NETWORK/lightning-rpc and HTTP). "
         "Options are also read from DATA_DIR/config and DATA_DIR/NETWORK/config (key=value "
         "lines, # comments, include FILE), or from --conf FILE; the command line wins.",
     )

@@ -86,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
         "--rpc-file",
         type=Path,
         default=None,
-        help="the socket to use instead of DATA_DIR/NETWORK/invreq-rpc",
+        help="the socket to use instead of DATA_DIR/NETWORK/lightning-rpc",
     )
     p.add_argument(
         "--conf",
@@ -99,6 +99,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "-H", "--human-readable", action="store_true", help="print the result as key=value lines"
+    )
+    p.add_argument(
+        "-l",
+        "--filter",
+        default=None,
+        metavar="JSON",
+        help="keep only these fields of the result, as lightning-cli -l: a JSON template, "
+        """e.g. '{"invoicerequests":[{"invreq_id":true}]}'""",
     )
     p.add_argument("method", nargs="?")
     p.add_argument("params", nargs="*")
@@ -248,12 +256,18 @@ def _main(argv: list[str]) -> int:
     except (ConfFileError, FileNotFoundError) as e:
         print(f"{PROG}: {e}", file=sys.stderr)
         return 2
-    request = {
+    request: dict[str, Any] = {
         "jsonrpc": "2.0",
         "id": f"invreq-call:{args.method}#{os.getpid()}",
         "method": args.method,
         "params": params,
     }
+    if args.filter is not None:
+        # Sent as it is, as lightning-cli does: the server says what is wrong with it.
+        try:
+            request["filter"] = json.loads(args.filter)
+        except ValueError as e:
+            parser.error(f"-l/--filter: not JSON: {e}")
     try:
         reply = _call(path, request)
     except _NoReply as e:

@@ -6,7 +6,7 @@ message; lightningd gives the message to the ``onion_message_recv_secret`` hook 
 hop's ``path_id`` as ``pathsecret``. This plugin, started by lightningd from its config::
 
     plugin=/path/to/.venv/bin/invreq-cln-plugin
-    invreq-rpc-file=/var/lib/invreq/bitcoin/invreq-rpc
+    invreq-rpc-file=/var/lib/invreq/bitcoin/lightning-rpc
 
 registers that hook **before CLN's ``offers`` plugin** (which would otherwise answer the
 payee with an ``invoice_error`` first) and, for each message carrying an ``invoice`` and a
@@ -234,7 +234,7 @@ def main() -> None:
     executor = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="invreq-hook")
     state: dict[str, InvoiceHandler] = {}
     plugin.add_option(
-        "invreq-rpc-file", None, "invreq's unix socket (DATA_DIR/NETWORK/invreq-rpc)", "string"
+        "invreq-rpc-file", None, "invreq's unix socket (DATA_DIR/NETWORK/lightning-rpc)", "string"
     )
     plugin.add_option(
         "invreq-timeout",

@@ -31,7 +31,10 @@ __all__ = [
 ]
 
 DEFAULT_DATA_DIR = Path("~/.invreq")
-SOCKET_NAME = "invreq-rpc"
+#: The unix socket's name in DATA_DIR/NETWORK/: lightningd's, so that
+#: ``lightning-cli --lightning-dir=DATA_DIR --network=NETWORK`` finds it with no --rpc-file.
+#: (Older invreq used ``invreq-rpc``; ``--rpc-file invreq-rpc`` keeps that name.)
+SOCKET_NAME = "lightning-rpc"
 DB_NAME = "invreq.sqlite3"
 _HEX_NODE_ID = re.compile(r"0[23][0-9a-fA-F]{64}")
 
@@ -143,6 +146,12 @@ class Config:
     workers: int = _option(
         1, "processes serving the same sockets (pays with PostgreSQL; not with SQLite)"
     )
+    rpc_file: str = _option(
+        SOCKET_NAME,
+        "the JSON-RPC unix socket, as lightningd's rpc-file: a relative path is taken from "
+        "DATA_DIR/NETWORK/ (the default is where lightning-cli --lightning-dir=DATA_DIR "
+        "--network=NETWORK looks; older invreq used invreq-rpc)",
+    )
 
     def __post_init__(self) -> None:
         if self.http_port == NETWORK_DEFAULT_PORT:
@@ -156,7 +165,8 @@ class Config:
 
     @property
     def socket_path(self) -> Path:
-        return self.network_dir / SOCKET_NAME
+        # As lightningd, which runs in DATA_DIR/NETWORK: a relative rpc-file is there.
+        return self.network_dir / Path(self.rpc_file).expanduser()
 
     @property
     def sqlite_path(self) -> Path:
@@ -226,11 +236,13 @@ class Config:
                 raise ConfigError(f"{flag}: {value} is not between 1 and 1000000")
         if self.hwi_timeout <= 0:
             raise ConfigError(f"--hwi-timeout: {self.hwi_timeout} is not a positive number")
+        if not self.rpc_file:
+            raise ConfigError("--rpc-file: needs a file name or path")
         # A unix socket path is limited to 107 bytes on Linux (sun_path).
         if len(os.fsencode(self.socket_path)) > 107:
             raise ConfigError(
                 f"--data-dir: the socket path {self.socket_path} is longer than the 107 bytes "
-                "a unix socket allows; choose a shorter data directory"
+                "a unix socket allows; choose a shorter data directory (or --rpc-file)"
             )
 
 

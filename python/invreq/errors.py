@@ -40,6 +40,7 @@ __all__ = [
     "CommitFailed",
     "DatabaseError",
     "DecodeError",
+    "HelpUnknownCommand",
     "InternalError",
     "InvalidFieldError",
     "InvalidParams",
@@ -169,8 +170,10 @@ class InvalidRequest(RpcError):
 class RequestTooLarge(InvalidRequest):
     """A request (one JSON value on the socket, one HTTP body) over the size limit."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, head: bytes = b"") -> None:
         super().__init__(f"request larger than {limit} bytes")
+        #: The start of the request, where its ``id`` may still be found.
+        self.head = head
 
 
 class BodyTimeout(InvalidRequest):
@@ -185,6 +188,16 @@ class MethodNotFound(RpcError):
 
     def __init__(self, method: str) -> None:
         super().__init__(f"Unknown command '{method}'")
+
+
+class HelpUnknownCommand(RpcError):
+    """``help NAME`` of a command we do not have: lightningd words it without quotes
+    (unlike an unknown method, ``Unknown command 'NAME'``)."""
+
+    code = CODE_METHOD_NOT_FOUND
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Unknown command {name}")
 
 
 class InvalidParams(RpcError):

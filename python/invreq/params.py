@@ -29,6 +29,7 @@ __all__ = [
     "UEscaped",
     "bind",
     "parse_msat",
+    "token_text",
 ]
 
 #: 21 million BTC in msat: no amount can be larger (REFERENCE §4).
@@ -57,7 +58,7 @@ class DuplicateNames(dict[str, Any]):
 MAX_TOKEN = 100
 
 
-def _token(value: Any) -> str:
+def token_text(value: Any) -> str:
     """The value as it appeared in JSON (re-serialised, shortened), for ``invalid token``."""
     if isinstance(value, float) and value.is_integer():
         return repr(value)
@@ -69,7 +70,7 @@ def _token(value: Any) -> str:
 
 
 def _bad(name: str, reason: str, value: Any) -> InvalidParams:
-    return InvalidParams(f"{name}: {reason}: invalid token '{_token(value)}'")
+    return InvalidParams(f"{name}: {reason}: invalid token '{token_text(value)}'")
 
 
 # --- value checkers: (name, json value) -> python value --------------------------------

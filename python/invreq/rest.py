@@ -82,11 +82,16 @@ async def _read(request: web.Request) -> bytes:
     readers.add(task)
     try:
         async with asyncio.timeout(BODY_TIMEOUT):
-            return await request.read()
+            # Read by hand rather than request.read(), which drops what it read when the
+            # body is too large: the head may hold the request's id, owed in the reply.
+            body = bytearray()
+            async for chunk in request.content.iter_any():
+                body += chunk
+                if len(body) > rpc.MAX_REQUEST_BYTES:
+                    raise RequestTooLarge(rpc.MAX_REQUEST_BYTES, bytes(body[: rpc.ID_SCAN_BYTES]))
+            return bytes(body)
     except TimeoutError:
         raise BodyTimeout(BODY_TIMEOUT) from None
-    except web.HTTPRequestEntityTooLarge:
-        raise RequestTooLarge(rpc.MAX_REQUEST_BYTES) from None
     finally:
         readers.discard(task)
 
@@ -101,7 +106,8 @@ def routes(auth_key: Any, dispatcher_key: Any) -> list[web.RouteDef]:
             if not rune:
                 raise MissingRune()
         except RpcError as e:
-            return _json(http_status(e, 200), rpc.error_object(None, e))
+            head = e.head if isinstance(e, RequestTooLarge) else b""
+            return _json(http_status(e, 200), rpc.error_object(rpc.find_id(head), e))
         authorize = _authorizer(request.app[auth_key], rune)
         answer = await request.app[dispatcher_key].answer_bytes(body, authorize)
         if answer.reply is None:  # notifications only: JSON-RPC says no content

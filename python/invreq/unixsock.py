@@ -1,4 +1,4 @@
-"""The unix-socket door: CLN's JSON-RPC framing on DIR/NETWORK/invreq-rpc.
+"""The unix-socket door: CLN's JSON-RPC framing on DIR/NETWORK/lightning-rpc (``--rpc-file``).
 
 CLN clients (lightning-cli, pyln-client) send requests back to back with nothing between
 them and split replies on a blank line. :class:`RequestSplitter` finds each request's end
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from invreq.errors import InternalError, InvalidRequest, RequestTooLarge, RpcError
-from invreq.rpc import MAX_REQUEST_BYTES, dumps, error_object
+from invreq.rpc import ID_SCAN_BYTES, MAX_REQUEST_BYTES, dumps, error_object, find_id
 
 if TYPE_CHECKING:
     from invreq.metrics import Metrics
@@ -57,8 +57,8 @@ def frame(reply: Any) -> bytes:
     return dumps(reply) + b"\n\n"
 
 
-def _error_frame(err: RpcError) -> bytes:
-    return frame(error_object(None, err))
+def _error_frame(err: RpcError, req_id: Any = None) -> bytes:
+    return frame(error_object(req_id, err))
 
 
 # --- framing ----------------------------------------------------------------------------
@@ -89,6 +89,14 @@ class RequestSplitter:
     def pending(self) -> bool:
         """Whether part of a request has arrived and the rest has not."""
         return self._start >= 0
+
+    @property
+    def head(self) -> bytes:
+        """The first bytes of the request being cut (after ``feed`` raised: of the one at
+        fault), for :func:`invreq.rpc.find_id`."""
+        if self._start < 0:
+            return b""
+        return bytes(self._buf[self._start : self._start + ID_SCAN_BYTES])
 
     def feed(self, data: bytes) -> list[bytes]:
         buf = self._buf
@@ -203,7 +211,7 @@ async def _serve_connection(
             except InvalidRequest as e:
                 # The stream cannot be resynchronised after garbage or an oversized
                 # request: answer once, then close this connection (others are unaffected).
-                writer.write(_error_frame(e))
+                writer.write(_error_frame(e, find_id(splitter.head)))
                 await writer.drain()
                 await _discard_input(reader)
                 break

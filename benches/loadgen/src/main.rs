@@ -7,7 +7,7 @@
 //!
 //! Targets: `http://127.0.0.1:PORT/rpc` (HTTP/1.1 keep-alive, Content-Length framing, plus
 //! any `--header`, e.g. the rune) or
-//! `unix:/path/to/invreq-rpc` (JSON objects back to back, replies end with "\n\n"). Several
+//! `unix:/path/to/lightning-rpc` (JSON objects back to back, replies end with "\n\n"). Several
 //! `--target`s are used round-robin by connection (two instances on one database).
 //!
 //! The request body comes from `--body FILE`; the text `{n}` in it is replaced by a counter
