@@ -10,7 +10,7 @@ attached -> durable in the store -> reply. A failure at any step stores nothing.
 from __future__ import annotations
 
 import dataclasses
-import secrets
+import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -50,7 +50,7 @@ class Service:
         absolute_expiry: int | None = None,
         single_use: bool = True,
     ) -> dict[str, Any]:
-        metadata = secrets.token_bytes(METADATA_LEN)
+        metadata = os.urandom(METADATA_LEN)  # the OS CSPRNG, as secrets uses, minus two layers
         unsigned = bolt12.UnsignedInvoiceRequest(
             metadata=metadata,
             # Inside the signed records: invreq_id and the signature cover the path.
