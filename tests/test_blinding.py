@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from invreq import bolt12
 from invreq.errors import DecodeError, InvalidFieldError
-from invreq.service import decode_json
+from invreq.views import decode_json
 
 VECTORS = Path(__file__).parent / "vectors" / "bolt04"
 PAYER = PrivateKey(b"\x11" * 32)

@@ -103,6 +103,24 @@ def test_invreq_call_through_the_console_entry(server: Server) -> None:
     assert p.returncode == 1 and json.loads(p.stdout)["code"] == -1
 
 
+def test_serve_help_shows_every_option_of_config_with_its_default() -> None:
+    """Options come from Config's fields (one source): each is listed with help and default."""
+    import dataclasses
+    import itertools
+
+    from invreq.config import Config
+
+    out = invreq("serve", "--help").stdout
+    text = " ".join(out[out.index("options:") :].split())
+    options = ["--" + f.name.replace("_", "-") + " " for f in dataclasses.fields(Config)]
+    starts = [text.index(o) for o in options] + [text.index("--conf ")]
+    for start, end in itertools.pairwise(starts):
+        assert "(default: " in text[start:end], text[start:end]
+    hwi_key_path = text[starts[options.index("--hwi-key-path ")] :]
+    assert hwi_key_path.startswith("--hwi-key-path HWI_KEY_PATH payer key path with --signer")
+    assert "(default: m/9735h/0h/0h)" in hwi_key_path[:120]
+
+
 # --- first steps: start-up failures are one line naming the option ------------------------
 
 

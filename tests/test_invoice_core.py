@@ -13,7 +13,7 @@ import pytest
 from coincurve import PrivateKey
 from invreq import bolt12
 from invreq.errors import DecodeError, InvalidFieldError, SignatureError
-from invreq.service import paths_json
+from invreq.views import blindedpay_json, paths_json
 
 PAYER = PrivateKey(b"\x11" * 32)
 NODE = PrivateKey(b"\x22" * 32)
@@ -98,7 +98,7 @@ def test_an_invoice_for_our_request_decodes_with_its_invreq_id() -> None:
             "path": [{"blinded_node_id": node_hex, "encrypted_recipient_data": ""}],
         }
     ]
-    assert decoded.blindedpay == [
+    assert blindedpay_json(decoded.blindedpay) == [
         {
             "fee_base_msat": 1000,
             "fee_proportional_millionths": 0,

@@ -7,7 +7,7 @@ import json
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from invreq import params, rpc
+from invreq import params, rpc, unixsock
 from invreq.errors import InvalidParams, InvalidRequest
 
 
@@ -119,9 +119,9 @@ def test_splitter_finds_every_request_at_every_cut() -> None:
     stream = b"".join(REQUESTS)
     expected = [r.strip() for r in REQUESTS]
     for cut in range(len(stream) + 1):
-        s = rpc.RequestSplitter()
+        s = unixsock.RequestSplitter()
         assert s.feed(stream[:cut]) + s.feed(stream[cut:]) == expected, cut
-    s = rpc.RequestSplitter()
+    s = unixsock.RequestSplitter()
     assert [r for i in range(len(stream)) for r in s.feed(stream[i : i + 1])] == expected
 
 
@@ -142,7 +142,7 @@ def test_splitter_property_any_json_objects_any_chunking(
     msgs = [json.dumps({"v": v}).encode() for v in values]
     stream = b"".join(msgs)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=6)))
-    s = rpc.RequestSplitter()
+    s = unixsock.RequestSplitter()
     out: list[bytes] = []
     prev = 0
     for c in [*cuts, len(stream)]:
@@ -154,11 +154,11 @@ def test_splitter_property_any_json_objects_any_chunking(
 @pytest.mark.parametrize("stream", [b"x", b"1", b'"s"', b"{]", b'{"a":1}}'])
 def test_splitter_refuses_what_cannot_be_a_request(stream: bytes) -> None:
     with pytest.raises(InvalidRequest):
-        rpc.RequestSplitter().feed(stream)
+        unixsock.RequestSplitter().feed(stream)
 
 
 def test_splitter_limit() -> None:
-    s = rpc.RequestSplitter(limit=100)
+    s = unixsock.RequestSplitter(limit=100)
     s.feed(b'{"a":"' + b"x" * 90)
     with pytest.raises(InvalidRequest, match="larger than 100 bytes"):
         s.feed(b"x" * 20)

@@ -1,13 +1,14 @@
 """Type stubs of the native extension (rust/invreq-py). Public API: invreq.bolt12."""
 
 from collections.abc import Sequence
-from typing import Any, final
+from typing import final
 
 __version__: str
 __all__ = [
     "ONIONMSG_INVOICE_ERROR",
     "BlindedHop",
     "BlindedPath",
+    "BlindedPayInfo",
     "HopSecrets",
     "Invoice",
     "InvoiceRequest",
@@ -200,7 +201,7 @@ class Offer:
     @property
     def offer_quantity_max(self) -> int | None: ...
     @property
-    def offer_paths(self) -> list[dict[str, Any]] | None: ...
+    def offer_paths(self) -> list[BlindedPath] | None: ...
     @property
     def offer_issuer_id(self) -> bytes | None: ...
     @property
@@ -257,6 +258,21 @@ class UnsignedInvoice:
         """The signed invoice; SignatureError unless signature verifies for node_id."""
 
 @final
+class BlindedPayInfo:
+    @property
+    def fee_base_msat(self) -> int: ...
+    @property
+    def fee_proportional_millionths(self) -> int: ...
+    @property
+    def cltv_expiry_delta(self) -> int: ...
+    @property
+    def htlc_minimum_msat(self) -> int: ...
+    @property
+    def htlc_maximum_msat(self) -> int: ...
+    @property
+    def features(self) -> bytes: ...
+
+@final
 class Invoice:
     """A signed invoice (``lni1``) that passed every reader rule needing only itself.
 
@@ -308,9 +324,8 @@ class Invoice:
     def paths(self) -> list[BlindedPath]:
         """invoice_paths."""
     @property
-    def blindedpay(self) -> list[dict[str, Any]]:
-        """One dict per path: fee_base_msat, fee_proportional_millionths, cltv_expiry_delta,
-        htlc_minimum_msat, htlc_maximum_msat (ints) and features (hex)."""
+    def blindedpay(self) -> list[BlindedPayInfo]:
+        """One entry per path, in the order of paths."""
     @property
     def features(self) -> bytes | None: ...
     @property

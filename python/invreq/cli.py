@@ -4,135 +4,41 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from invreq import __version__, bolt12
-from invreq.config import (
-    DEFAULT_DATA_DIR,
-    DEFAULT_HTTP_PORTS,
-    NETWORK_DEFAULT_PORT,
-    Config,
-    ConfigError,
-)
+from invreq.config import NETWORK_DEFAULT_PORT, Config, ConfigError
 
 __all__ = ["main"]
 
 
+#: How a field's annotation becomes an argparse value type (bool fields are flags).
+_TYPES: dict[str, Callable[[str], Any]] = {"str": str, "int": int, "float": float, "Path": Path}
+
+
 def _add_serve_options(p: argparse.ArgumentParser) -> None:
-    d = Config()
-    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR, help="state directory")
-    p.add_argument("--network", default=d.network, choices=bolt12.NETWORKS)
-    p.add_argument(
-        "--rpc-file",
-        default=d.rpc_file,
-        help="the JSON-RPC unix socket, as lightningd's rpc-file: a relative path is taken "
-        "from DATA_DIR/NETWORK/ (default: %(default)s, where lightning-cli --lightning-dir="
-        "DATA_DIR --network=NETWORK looks; older invreq used invreq-rpc)",
-    )
-    p.add_argument("--http-host", default=d.http_host, help="HTTP address (loopback only)")
-    ports = ", ".join(f"{n} {port}" for n, port in DEFAULT_HTTP_PORTS.items())
-    p.add_argument(
-        "--http-port",
-        type=int,
-        default=argparse.SUPPRESS,  # the network's: DEFAULT_HTTP_PORTS
-        help=f"HTTP port; 0 turns HTTP off (default: by network, {ports})",
-    )
-    p.add_argument(
-        "--http-tls",
-        action="store_true",
-        help="serve HTTPS with DATA_DIR/NETWORK/tls.crt (created on first start); required "
-        "for a non-loopback --http-host",
-    )
-    p.add_argument(
-        "--db",
-        default=None,
-        help="sqlite:///PATH or postgresql://...; default: SQLite in DATA_DIR/NETWORK/",
-    )
-    p.add_argument("--log-level", default=d.log_level, choices=("debug", "info", "warn", "error"))
-    p.add_argument(
-        "--log-file", type=Path, default=None, help="log here instead of stderr; SIGHUP reopens it"
-    )
-    p.add_argument(
-        "--metrics-port",
-        type=int,
-        default=d.metrics_port,
-        help="serve Prometheus metrics on 127.0.0.1:PORT/metrics; 0: off",
-    )
-    p.add_argument(
-        "--signer",
-        default=d.signer,
-        choices=("software", "hwi"),
-        help="where the payer key is: DATA_DIR/NETWORK/payer_secret, or a hardware device",
-    )
-    p.add_argument(
-        "--approver",
-        default=d.approver,
-        choices=("none", "hwi"),
-        help="hwi: a hardware device approves (signs a text for) every request",
-    )
-    p.add_argument("--hwi-device-type", default=None, help="hwilib device type, e.g. jade")
-    p.add_argument("--hwi-device-path", default=None, help="e.g. tcp:127.0.0.1:30121")
-    p.add_argument("--hwi-fingerprint", default=None, help="find the device by fingerprint")
-    p.add_argument(
-        "--hwi-key-path", default=None, help="payer key path with --signer hwi (m/9735h/0h/0h)"
-    )
-    p.add_argument(
-        "--hwi-approval-path",
-        default=None,
-        help="key path of the approval signatures with --approver hwi (m/9735h/0h/0h)",
-    )
-    p.add_argument(
-        "--hwi-timeout", type=float, default=d.hwi_timeout, help="seconds to wait for the device"
-    )
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=d.workers,
-        help="processes serving the same sockets (pays with PostgreSQL; not with SQLite)",
-    )
-    p.add_argument(
-        "--pay-with",
-        default=d.pay_with,
-        help="how receiveinvoice pays: none (validate and record only) or cln:RPC_PATH "
-        "(a Core Lightning node's lightning-rpc, through xpay); with cln, every request "
-        "carries a blinded path to that node, for payees to send their invoice over",
-    )
-    p.add_argument(
-        "--path-introduction",
-        default=None,
-        metavar="NODE_ID",
-        help="a public peer of the paying node that the blinded path enters through (two "
-        "hops), for a node that is not announced",
-    )
-    p.add_argument(
-        "--pay-timeout",
-        type=float,
-        default=d.pay_timeout,
-        help="seconds xpay may take (given to the node as retry_for); after it the payment "
-        "is pending (outcome unknown) and reconciliation settles it from the node's record",
-    )
-    p.add_argument(
-        "--pay-reconcile-interval",
-        type=float,
-        default=d.pay_reconcile_interval,
-        help="seconds between checks of pending payments against the node's listpays",
-    )
-    p.add_argument(
-        "--pay-attempts-per-request",
-        type=int,
-        default=d.pay_attempts_per_request,
-        help="payment attempts on one invoice_request that may fail (or stay pending) "
-        "within an hour before it is not attempted again (error 2111)",
-    )
-    p.add_argument(
-        "--pay-attempts-per-minute",
-        type=int,
-        default=d.pay_attempts_per_minute,
-        help="payment attempts on all invoice_requests per minute (error 2111 beyond)",
-    )
+    """One option per field of ``Config``: its name, default, help and choices come from
+    there (the config files accept the same keys)."""
+    for f in dataclasses.fields(Config):
+        option = "--" + f.name.replace("_", "-")
+        kind = str(f.type).removesuffix(" | None")
+        doc, choices = f.metadata["help"], f.metadata["choices"]
+        if kind == "bool":
+            p.add_argument(option, action="store_true", help=doc)
+        elif f.default == NETWORK_DEFAULT_PORT:
+            # The network's port (Config.__post_init__): absent unless given; the help
+            # names the defaults itself (argparse would show the sentinel).
+            p.add_argument(option, type=_TYPES[kind], default=argparse.SUPPRESS, help=doc)
+        else:
+            p.add_argument(
+                option, type=_TYPES[kind], default=f.default, choices=choices, help=doc
+            )
 
 
 def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -200,33 +106,9 @@ def _config_file_args(argv: list[str], cmdline: argparse.Namespace) -> list[str]
 
 
 def _config_from(args: argparse.Namespace) -> Config:
-    return Config(
-        data_dir=args.data_dir,
-        network=args.network,
-        http_host=args.http_host,
-        http_port=getattr(args, "http_port", NETWORK_DEFAULT_PORT),
-        http_tls=args.http_tls,
-        db=args.db,
-        signer=args.signer,
-        approver=args.approver,
-        hwi_device_type=args.hwi_device_type,
-        hwi_device_path=args.hwi_device_path,
-        hwi_fingerprint=args.hwi_fingerprint,
-        hwi_key_path=args.hwi_key_path,
-        hwi_approval_path=args.hwi_approval_path,
-        hwi_timeout=args.hwi_timeout,
-        pay_with=args.pay_with,
-        path_introduction=args.path_introduction,
-        pay_timeout=args.pay_timeout,
-        pay_reconcile_interval=args.pay_reconcile_interval,
-        pay_attempts_per_request=args.pay_attempts_per_request,
-        pay_attempts_per_minute=args.pay_attempts_per_minute,
-        workers=args.workers,
-        log_level=args.log_level,
-        log_file=args.log_file,
-        metrics_port=args.metrics_port,
-        rpc_file=args.rpc_file,
-    )
+    # An option left out (--http-port: argparse.SUPPRESS) keeps Config's own default.
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if f.name in args}
+    return Config(**given)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -244,7 +126,7 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         reopen_log = setup_logging(level, config.log_file)
         if config.workers > 1:
-            from invreq.server import run_workers
+            from invreq.workers import run_workers
 
             return run_workers(config, config.workers, reopen_log)
         asyncio.run(serve(config, on_sighup=reopen_log))
@@ -267,7 +149,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _decode(args: argparse.Namespace) -> int:
     from invreq.errors import Bolt12Error
-    from invreq.service import decode_json
+    from invreq.views import decode_json
 
     try:
         r = bolt12.decode_invoice_request(args.string)

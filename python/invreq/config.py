@@ -1,4 +1,9 @@
-"""Service configuration: one dataclass, filled by the command line (and later a file)."""
+"""Service configuration: one dataclass, the one source of every option.
+
+Each field carries its default, help text and accepted values; :mod:`invreq.cli` builds
+``invreq serve``'s options (and the keys config files may set) from the fields, and
+:meth:`Config.validate` checks values and combinations against the same constants.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,22 @@ import ipaddress
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 from invreq.bolt12 import NETWORKS
 
 __all__ = [
+    "APPROVERS",
     "DEFAULT_DATA_DIR",
     "DEFAULT_HTTP_PORTS",
+    "DEFAULT_HWI_KEY_PATH",
+    "LOG_LEVELS",
     "NETWORK_DEFAULT_PORT",
+    "SIGNERS",
     "SOCKET_NAME",
     "Config",
     "ConfigError",
+    "pay_with_path",
 ]
 
 DEFAULT_DATA_DIR = Path("~/.invreq")
@@ -25,6 +36,9 @@ DEFAULT_DATA_DIR = Path("~/.invreq")
 #: (Older invreq used ``invreq-rpc``; ``--rpc-file invreq-rpc`` keeps that name.)
 SOCKET_NAME = "lightning-rpc"
 DB_NAME = "invreq.sqlite3"
+_HEX_NODE_ID = re.compile(r"0[23][0-9a-fA-F]{64}")
+
+
 #: HTTP port by network when --http-port is not given: one per network, so services for
 #: two networks on one machine do not both take 3010 (bitcoin's, clnrest's usual port).
 DEFAULT_HTTP_PORTS: dict[str, int] = {
@@ -36,42 +50,108 @@ DEFAULT_HTTP_PORTS: dict[str, int] = {
 }
 #: ``Config.http_port`` when not given: replaced by the network's DEFAULT_HTTP_PORTS entry.
 NETWORK_DEFAULT_PORT = -1
-_HEX_NODE_ID = re.compile(r"0[23][0-9a-fA-F]{64}")
+#: The key path of the payer key (--signer hwi) and of approvals (--approver hwi).
+DEFAULT_HWI_KEY_PATH = "m/9735h/0h/0h"
+SIGNERS = ("software", "hwi")
+APPROVERS = ("none", "hwi")
+LOG_LEVELS = ("debug", "info", "warn", "error")
+#: ``--pay-with``: ``none``, or a Core Lightning node's RPC socket after this prefix.
+PAY_WITH_CLN = "cln:"
 
 
 class ConfigError(ValueError):
     """A setting that cannot work; the message names the option and how to fix it."""
 
 
+def _option(default: Any, doc: str, choices: tuple[str, ...] | None = None) -> Any:
+    """A field that is also the option ``--field-name`` and the config-file key
+    ``field-name``: ``doc`` is its help text (``invreq serve --help`` adds the default),
+    ``choices`` what it accepts."""
+    return dataclasses.field(default=default, metadata={"help": doc, "choices": choices})
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
-    data_dir: Path = DEFAULT_DATA_DIR
-    network: str = "bitcoin"
-    http_host: str = "127.0.0.1"
-    http_port: int = NETWORK_DEFAULT_PORT  # 0 turns HTTP off
-    http_tls: bool = False  # HTTPS with a certificate made on first start
-    db: str | None = None  # None: SQLite in the network directory
-    signer: str = "software"  # software | hwi
-    approver: str = "none"  # none | hwi
-    hwi_device_type: str | None = None
-    hwi_device_path: str | None = None
-    hwi_fingerprint: str | None = None
-    hwi_key_path: str | None = None
-    hwi_approval_path: str | None = None
-    hwi_timeout: float = 30.0
-    pay_with: str = "none"  # none | cln:RPC_PATH
-    path_introduction: str | None = None  # a public peer of the paying node (hex node id)
-    # Seconds xpay may take (also its retry_for). CLN's sendinvoice waits 90 s by default
-    # for the payment of its invoice: the payer's answer must come well before that.
-    pay_timeout: float = 60.0
-    pay_reconcile_interval: float = 30.0  # seconds between checks of pending payments
-    pay_attempts_per_request: int = 5  # attempts that did not succeed, per request per hour
-    pay_attempts_per_minute: int = 30  # attempts on all requests per minute
-    log_level: str = "info"
-    log_file: Path | None = None
-    metrics_port: int = 0  # 0: off; else Prometheus metrics on 127.0.0.1:PORT/metrics
-    workers: int = 1  # processes serving the same sockets
-    rpc_file: str = SOCKET_NAME  # the unix socket; relative: in the network directory (CLN)
+    """Every setting of ``invreq serve``, the one source of its options: :mod:`invreq.cli`
+    builds the command line (and the keys config files may set) from these fields."""
+
+    # _option returns dataclasses.field(...): the default is the (immutable) Path given.
+    data_dir: Path = _option(DEFAULT_DATA_DIR, "state directory")  # noqa: RUF009
+    network: str = _option("bitcoin", "the chain whose invoice_requests are made", NETWORKS)
+    http_host: str = _option("127.0.0.1", "HTTP address (loopback only without --http-tls)")
+    http_port: int = _option(
+        NETWORK_DEFAULT_PORT,
+        "HTTP port; 0 turns HTTP off (default: by network, "
+        + ", ".join(f"{n} {port}" for n, port in DEFAULT_HTTP_PORTS.items())
+        + ")",
+    )
+    http_tls: bool = _option(
+        False,
+        "serve HTTPS with DATA_DIR/NETWORK/tls.crt (created on first start); required for a "
+        "non-loopback --http-host",
+    )
+    db: str | None = _option(
+        None, "sqlite:///PATH or postgresql://...; None: SQLite in DATA_DIR/NETWORK/"
+    )
+    signer: str = _option(
+        "software",
+        "where the payer key is: DATA_DIR/NETWORK/payer_secret, or a hardware device",
+        SIGNERS,
+    )
+    approver: str = _option(
+        "none", "hwi: a hardware device approves (signs a text for) every request", APPROVERS
+    )
+    hwi_device_type: str | None = _option(None, "hwilib device type, e.g. jade")
+    hwi_device_path: str | None = _option(None, "e.g. tcp:127.0.0.1:30121")
+    hwi_fingerprint: str | None = _option(None, "find the device by fingerprint")
+    hwi_key_path: str = _option(DEFAULT_HWI_KEY_PATH, "payer key path with --signer hwi")
+    hwi_approval_path: str = _option(
+        DEFAULT_HWI_KEY_PATH, "key path of the approval signatures with --approver hwi"
+    )
+    hwi_timeout: float = _option(30.0, "seconds to wait for the device")
+    pay_with: str = _option(
+        "none",
+        "how receiveinvoice pays: none (validate and record only) or cln:RPC_PATH (a Core "
+        "Lightning node's lightning-rpc, through xpay); with cln, every request carries a "
+        "blinded path to that node, for payees to send their invoice over",
+    )
+    path_introduction: str | None = _option(
+        None,
+        "NODE_ID: a public peer of the paying node that the blinded path enters through "
+        "(two hops), for a node that is not announced",
+    )
+    # CLN's sendinvoice waits 90 s by default for the payment of its invoice: the payer's
+    # answer must come well before that.
+    pay_timeout: float = _option(
+        60.0,
+        "seconds xpay may take (given to the node as retry_for); after it the payment is "
+        "pending (outcome unknown) and reconciliation settles it from the node's record",
+    )
+    pay_reconcile_interval: float = _option(
+        30.0, "seconds between checks of pending payments against the node's listpays"
+    )
+    pay_attempts_per_request: int = _option(
+        5,
+        "payment attempts on one invoice_request that may fail (or stay pending) within an "
+        "hour before it is not attempted again (error 2111)",
+    )
+    pay_attempts_per_minute: int = _option(
+        30, "payment attempts on all invoice_requests per minute (error 2111 beyond)"
+    )
+    log_level: str = _option("info", "the least important messages logged", LOG_LEVELS)
+    log_file: Path | None = _option(  # noqa: RUF009
+        None, "log here instead of stderr (None: stderr); SIGHUP reopens it"
+    )
+    metrics_port: int = _option(0, "serve Prometheus metrics on 127.0.0.1:PORT/metrics; 0: off")
+    workers: int = _option(
+        1, "processes serving the same sockets (pays with PostgreSQL; not with SQLite)"
+    )
+    rpc_file: str = _option(
+        SOCKET_NAME,
+        "the JSON-RPC unix socket, as lightningd's rpc-file: a relative path is taken from "
+        "DATA_DIR/NETWORK/ (the default is where lightning-cli --lightning-dir=DATA_DIR "
+        "--network=NETWORK looks; older invreq used invreq-rpc)",
+    )
 
     def __post_init__(self) -> None:
         if self.http_port == NETWORK_DEFAULT_PORT:
@@ -109,9 +189,9 @@ class Config:
             raise ConfigError(f"--metrics-port: {self.metrics_port} is not a TCP port (0: off)")
         if self.metrics_port and self.metrics_port == self.http_port:
             raise ConfigError("--metrics-port: must differ from --http-port")
-        if self.signer not in ("software", "hwi"):
+        if self.signer not in SIGNERS:
             raise ConfigError(f"--signer: {self.signer!r} is not 'software' or 'hwi'")
-        if self.approver not in ("none", "hwi"):
+        if self.approver not in APPROVERS:
             raise ConfigError(f"--approver: {self.approver!r} is not 'none' or 'hwi'")
         if self.signer == "hwi" and self.approver == "hwi":
             raise ConfigError(
@@ -126,15 +206,18 @@ class Config:
             raise ConfigError(
                 "--workers: --metrics-port would be bound by every worker; use --workers 1"
             )
-        if self.pay_with != "none" and not self.pay_with.startswith("cln:"):
-            raise ConfigError(f"--pay-with: {self.pay_with!r} is not 'none' or 'cln:RPC_PATH'")
+        pay_with_path(self.pay_with)
+        if self.log_level not in LOG_LEVELS:
+            raise ConfigError(
+                f"--log-level: {self.log_level!r} is not one of {', '.join(LOG_LEVELS)}"
+            )
         if self.path_introduction is not None:
             if _HEX_NODE_ID.fullmatch(self.path_introduction) is None:
                 raise ConfigError(
                     f"--path-introduction: {self.path_introduction!r} is not a node id "
                     "(66 hex digits starting 02 or 03)"
                 )
-            if not self.pay_with.startswith("cln:"):
+            if pay_with_path(self.pay_with) is None:
                 raise ConfigError(
                     "--path-introduction: requests carry a path only with --pay-with cln:PATH"
                 )
@@ -161,6 +244,16 @@ class Config:
                 f"--data-dir: the socket path {self.socket_path} is longer than the 107 bytes "
                 "a unix socket allows; choose a shorter data directory (or --rpc-file)"
             )
+
+
+def pay_with_path(spec: str) -> Path | None:
+    """The ``--pay-with`` grammar, in one place: ``none`` -> None, ``cln:RPC_PATH`` -> the
+    path (``~`` expanded); anything else raises ``ConfigError``."""
+    if spec == "none":
+        return None
+    if spec.startswith(PAY_WITH_CLN):
+        return Path(spec.removeprefix(PAY_WITH_CLN)).expanduser()
+    raise ConfigError(f"--pay-with: {spec!r} is not 'none' or 'cln:RPC_PATH'")
 
 
 def _is_loopback(host: str) -> bool:

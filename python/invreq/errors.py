@@ -412,9 +412,11 @@ class PaymentNotPending(RpcError):
     code = CODE_PAYMENT_NOT_PENDING
 
     def __init__(self, payment: Any) -> None:
+        from invreq.views import payment_json  # the views import this module's neighbours
+
         super().__init__(
             f"payment {payment.payment_id} is not pending (it is {payment.status})",
-            data=payment.to_json(),
+            data=payment_json(payment),
         )
         self.payment = payment
 

@@ -54,7 +54,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from invreq import bolt12, paging
+from invreq import bolt12, paging, views
+from invreq.config import ConfigError, pay_with_path
 from invreq.errors import (
     Bolt12Error,
     InvalidParams,
@@ -258,29 +259,31 @@ class ClnBackend:
 
 
 async def open_backend(spec: str) -> PaymentBackend:
-    if spec == "none":
+    """The backend ``--pay-with`` names (its grammar: :func:`invreq.config.pay_with_path`)."""
+    try:
+        path = pay_with_path(spec)
+    except ConfigError as e:
+        raise StartupError(str(e)) from None
+    if path is None:
         return NoBackend()
-    if spec.startswith("cln:"):
-        path = Path(spec.removeprefix("cln:")).expanduser()
-        backend = ClnBackend(path)
-        try:
-            info = await backend.getinfo()
-        except (OSError, EOFError, ValueError, RpcError) as e:
-            raise StartupError(f"--pay-with: cannot reach Core Lightning at {path}: {e}") from None
-        node_id = info.get("id") if isinstance(info, dict) else None
-        if not isinstance(node_id, str) or not node_id:
-            raise StartupError(f"--pay-with: the node at {path} gave no id in getinfo")
-        backend.node_id = node_id
-        log.info("paying with Core Lightning node %s (%s)", node_id, path)
-        return backend
-    raise StartupError(f"--pay-with: {spec!r} is not 'none' or 'cln:RPC_PATH'")
+    backend = ClnBackend(path)
+    try:
+        info = await backend.getinfo()
+    except (OSError, EOFError, ValueError, RpcError) as e:
+        raise StartupError(f"--pay-with: cannot reach Core Lightning at {path}: {e}") from None
+    node_id = info.get("id") if isinstance(info, dict) else None
+    if not isinstance(node_id, str) or not node_id:
+        raise StartupError(f"--pay-with: the node at {path} gave no id in getinfo")
+    backend.node_id = node_id
+    log.info("paying with Core Lightning node %s (%s)", node_id, path)
+    return backend
 
 
 def _pending_error(p: Payment, why: str) -> PaymentPending:
     return PaymentPending(
         f"payment {p.payment_id} is pending: {why}; its claim is held until node "
         f"{p.node_id or '(not recorded)'} reports the outcome (listpayments shows it)",
-        data=p.to_json(),
+        data=views.payment_json(p),
     )
 
 
@@ -391,7 +394,7 @@ class Receiver:
             task = asyncio.create_task(self._pay_in_background(claimed))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
-            return claimed.to_json()
+            return views.payment_json(claimed)
         return await self._pay(claimed)
 
     def _owns(self, metadata: bytes | None, pathsecret: str) -> bool:
@@ -444,7 +447,7 @@ class Receiver:
         except PaymentFailed as e:
             settled = await self._finish(claimed, "failed", error=str(e))
             if settled.status == "paid":
-                return settled.to_json()
+                return views.payment_json(settled)
             raise PaymentError(str(e)) from None
         except OutcomeUnknown as e:
             log.warning("payment %d: outcome unknown (%s), left pending", claimed.payment_id, e)
@@ -457,7 +460,7 @@ class Receiver:
         finally:
             self._in_flight.discard(claimed.payment_id)
         done = await self._finish(claimed, "paid", preimage=paid.preimage)
-        return done.to_json()
+        return views.payment_json(done)
 
     async def _finish(
         self, p: Payment, status: str, *, preimage: str | None = None, error: str | None = None
@@ -480,7 +483,7 @@ class Receiver:
                 f"(payment {p.payment_id}): one payment per payment_hash"
             )
         if p.status == "paid":
-            return p.to_json()
+            return views.payment_json(p)
         if p.status == "pending":
             raise _pending_error(p, "this invoice is already being paid")
         if p.status == "refused":
@@ -492,7 +495,7 @@ class Receiver:
             f"invoice was already attempted: payment {p.payment_id} {p.status}"
             f"{f' ({p.error})' if p.error else ''}; one payment per invoice: ask the payee "
             "for a new invoice",
-            data=p.to_json(),
+            data=views.payment_json(p),
         )
 
     async def listpayments(
@@ -510,7 +513,7 @@ class Receiver:
             found = [p for p in found if p.payment_id >= start]
         # One page at most, even without `limit` (see invreq.paging).
         found = found[: paging.store_limit(limit)]
-        return {"payments": paging.page(p.to_json() for p in found)}
+        return {"payments": paging.page(views.payment_json(p) for p in found)}
 
     # --- settling pending payments ------------------------------------------------------
 
@@ -668,7 +671,7 @@ class Receiver:
             done.resolved_by,
             evidence[:200],
         )
-        return done.to_json()
+        return views.payment_json(done)
 
 
 def _expired(p: Payment, now: int) -> bool:

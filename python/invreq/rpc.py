@@ -1,9 +1,10 @@
-"""JSON-RPC 2.0 as CLN speaks it: parsing, the envelope, dispatch, and unix-socket framing.
+"""JSON-RPC 2.0 as CLN speaks it: parsing, the envelope and dispatch. No transport here.
 
 One request goes: bytes -> :func:`parse` (strict UTF-8 and JSON, with the two source facts
-:mod:`invreq.params` needs) -> :meth:`Dispatcher.handle_value` (envelope checks, method
-lookup, :func:`invreq.params.bind`, the service call) -> one reply object -> bytes. Both
-front doors (HTTP and the unix socket) share this path; they differ only in framing.
+:mod:`invreq.params` needs) -> :meth:`Dispatcher.answer` (envelope checks, method lookup,
+:func:`invreq.params.bind`, the service call) -> an :class:`Answer`: the reply object and,
+when the call failed, the typed failure it carries. The doors (:mod:`invreq.unixsock`,
+:mod:`invreq.rest`) frame the reply and, over HTTP, choose a status from the failure's class.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from invreq.errors import (
     InvalidRequest,
     MethodNotFound,
     ReplyBudgetExceeded,
-    RequestTooLarge,
     RpcError,
 )
 from invreq.params import DuplicateNames, UEscaped
@@ -45,11 +45,9 @@ __all__ = [
     "Answer",
     "Dispatcher",
     "RawJSON",
-    "RequestSplitter",
     "build_dispatcher",
     "dumps",
     "error_object",
-    "error_reply",
     "parse",
 ]
 
@@ -233,11 +231,6 @@ def error_object(req_id: Any, err: RpcError) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": req_id, "error": err.to_json()}
 
 
-def error_reply(req_id: Any, err: RpcError) -> bytes:
-    """A complete unix-socket error reply (ends with the blank line CLN clients split on)."""
-    return dumps(error_object(req_id, err)) + b"\n\n"
-
-
 @dataclasses.dataclass(frozen=True, slots=True)
 class Answer:
     """What the dispatcher answers: the reply to send (None: nothing is owed) and, when the
@@ -392,11 +385,6 @@ class Dispatcher:
             return None
         return RawJSON(b"[" + b",".join(parts) + b"]")
 
-    async def handle_stream_request(self, raw: bytes) -> bytes:
-        """One framed request from the unix socket -> its reply and the ``\\n\\n`` after it."""
-        reply = (await self.answer_bytes(raw)).reply
-        return b"" if reply is None else dumps(reply) + b"\n\n"
-
 
 def _next_group(msgs: list[Any], first: int) -> list[Any]:
     """The batch elements to run together from ``first``: a run of writes, or one read."""
@@ -483,105 +471,3 @@ def help_entries(dispatcher: Dispatcher, only: str | None) -> list[dict[str, Any
         }
         for c in commands
     ]
-
-
-# --- unix-socket framing ----------------------------------------------------------------
-
-_OUTSIDE_STRING = re.compile(rb'[\[\]{}"]')
-_INSIDE_STRING = re.compile(rb'["\\]')
-_WHITESPACE = b" \t\r\n"
-_CLOSING = {ord("}"): ord("{"), ord("]"): ord("[")}
-
-
-class RequestSplitter:
-    """Cuts a byte stream into whole JSON requests without waiting for a delimiter or EOF.
-
-    CLN clients send requests back to back with nothing between them, so the boundary is
-    found by tracking brackets outside strings. Anything that is not an object or array at
-    the top level, a mismatched bracket, or a request over ``limit`` bytes raises
-    ``InvalidRequest``: the stream cannot be resynchronised after that.
-    """
-
-    def __init__(self, limit: int = MAX_REQUEST_BYTES) -> None:
-        self.limit = limit
-        self._buf = bytearray()
-        self._pos = 0  # next byte to scan
-        self._start = -1  # start of the current request, -1 between requests
-        self._stack: list[int] = []
-        self._in_string = False
-
-    @property
-    def pending(self) -> bool:
-        """Whether part of a request has arrived and the rest has not."""
-        return self._start >= 0
-
-    @property
-    def head(self) -> bytes:
-        """The first bytes of the request being cut (after ``feed`` raised: of the one at
-        fault), for :func:`find_id`."""
-        if self._start < 0:
-            return b""
-        return bytes(self._buf[self._start : self._start + ID_SCAN_BYTES])
-
-    def feed(self, data: bytes) -> list[bytes]:
-        buf = self._buf
-        buf += data
-        out: list[bytes] = []
-        pos = self._pos
-        n = len(buf)
-        while pos < n:
-            if self._start < 0:
-                c = buf[pos]
-                if c in _WHITESPACE:
-                    pos += 1
-                    continue
-                if c not in (0x7B, 0x5B):  # { [
-                    raise InvalidRequest(
-                        f"malformed request: expected a JSON object, got {bytes([c])!r}"
-                    )
-                self._start = pos
-                self._stack.append(c)
-                pos += 1
-            elif self._in_string:
-                m = _INSIDE_STRING.search(buf, pos)
-                if m is None:
-                    pos = n
-                    break
-                if m.group() == b"\\":
-                    if m.end() >= n:  # the escaped byte has not arrived yet
-                        pos = m.start()
-                        break
-                    pos = m.end() + 1
-                else:
-                    self._in_string = False
-                    pos = m.end()
-            else:
-                m = _OUTSIDE_STRING.search(buf, pos)
-                if m is None:
-                    pos = n
-                    break
-                c = buf[m.start()]
-                pos = m.end()
-                if c == 0x22:  # "
-                    self._in_string = True
-                elif c in _CLOSING:
-                    if not self._stack or self._stack.pop() != _CLOSING[c]:
-                        raise InvalidRequest("malformed request: mismatched bracket")
-                    if not self._stack:
-                        if pos - self._start > self.limit:
-                            raise RequestTooLarge(self.limit)
-                        out.append(bytes(buf[self._start : pos]))
-                        self._start = -1
-                else:
-                    self._stack.append(c)
-        # Drop what has been consumed; keep the unfinished request.
-        keep_from = self._start if self._start >= 0 else pos
-        if keep_from:
-            del buf[:keep_from]
-            pos -= keep_from
-            if self._start >= 0:
-                self._start = 0
-        self._pos = pos
-        if self._start >= 0 and len(buf) > self.limit:
-            raise RequestTooLarge(self.limit)
-        return out

@@ -20,6 +20,8 @@ class Signer(Protocol):
     payer_id: bytes
     #: How the key is identified in records, e.g. "software:<hex>" or "hwi:<fp>/<path>".
     key_id: str
+    #: What kind of signer it is ("software", "hwi"): what getinfo reports.
+    kind: str
 
     async def sign_invoice_request(self, unsigned_tlv: bytes, digest: bytes) -> bytes:
         """Return the 64-byte BIP-340 signature of ``digest``.

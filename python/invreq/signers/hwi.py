@@ -35,6 +35,7 @@ import warnings
 from typing import Any
 
 from invreq import approval
+from invreq.config import DEFAULT_HWI_KEY_PATH
 from invreq.errors import SignerError, StartupError
 from invreq.signers.jade_transport import (
     BoundedJadeInterface,
@@ -56,7 +57,7 @@ __all__ = [
 log = logging.getLogger("invreq.hwi")
 
 #: A hardened path under the BIP-32 purpose CLN uses for BOLT 12 keys (9735').
-DEFAULT_KEY_PATH = "m/9735h/0h/0h"
+DEFAULT_KEY_PATH = DEFAULT_HWI_KEY_PATH  # one home: invreq.config
 #: Requests waiting for the device beyond the one it is handling; more get "signer busy".
 MAX_WAITING = 8
 #: The error code stock Jade firmware answers an unknown method with (JSON-RPC's).
@@ -408,6 +409,8 @@ def _device_refusal(e: Exception, what: str) -> SignerError:
 class HwiSigner:
     """``--signer hwi``: the payer key lives on the device, which signs through
     ``sign_bolt12``."""
+
+    kind = "hwi"
 
     def __init__(self, device: Device, key_path: str, payer_id: bytes, fingerprint: str) -> None:
         self.device = device

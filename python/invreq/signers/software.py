@@ -28,6 +28,8 @@ _ZERO_AUX = bytes(32)
 
 
 class SoftwareSigner:
+    kind = "software"
+
     def __init__(self, secret: bytes) -> None:
         if len(secret) != 32:
             raise ValueError("the secret must be 32 bytes")

@@ -21,8 +21,6 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from invreq.bolt12 import bolt12_unsigned
-
 __all__ = [
     "BLACKLIST_OFFSET",
     "Claim",
@@ -41,7 +39,8 @@ __all__ = [
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Record:
-    """One invoice_request we issued (REFERENCE §5)."""
+    """One invoice_request we issued (REFERENCE §5): a plain row, shaped for CLN by
+    :func:`invreq.views.record_json`."""
 
     invreq_id: str  # 64 lower-case hex characters; the primary key
     bolt12: str  # the lnr1... string, signed
@@ -55,20 +54,6 @@ class Record:
     created_index: int = 0
     # Approval evidence from an approving device (JSON object), or None.
     approval: dict[str, Any] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """The CLN object for the three commands: key order as REFERENCE §5 lists it."""
-        out: dict[str, Any] = {
-            "invreq_id": self.invreq_id,
-            "active": self.active,
-            "single_use": self.single_use,
-            "bolt12": self.bolt12,
-            "bolt12_unsigned": bolt12_unsigned(self.bolt12),
-            "used": self.used,
-        }
-        if self.label is not None:
-            out["label"] = self.label
-        return out
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -101,32 +86,6 @@ class Payment:
     evidence: str | None = None
     # Rows from before one-payment-per-invoice was enforced: the earlier row of this hash.
     duplicate_of: int | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "payment_id": self.payment_id,
-            "invreq_id": self.invreq_id,
-            "status": self.status,
-            "amount_msat": self.amount_msat,
-            "payment_hash": self.payment_hash,
-            "invoice": self.invoice,
-            "created_at": self.created_at,
-        }
-        optional = (
-            ("resolved_at", self.resolved_at),
-            ("payment_preimage", self.preimage),
-            ("error", self.error),
-            ("node_id", self.node_id),
-            ("attempt_deadline", self.attempt_deadline),
-            ("request_disabled_at", self.request_disabled_at),
-            ("resolved_by", self.resolved_by),
-            ("evidence", self.evidence),
-            ("duplicate_of", self.duplicate_of),
-        )
-        for key, value in optional:
-            if value is not None:
-                out[key] = value
-        return out
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

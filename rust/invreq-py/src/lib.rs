@@ -1,8 +1,9 @@
 //! `invreq._core`: the thin Python binding of `invreq-core`.
 //!
 //! Type conversion and one error mapping, nothing else: every BOLT 12 rule lives in the core
-//! crate. Bytes come in by reference and go out as one `bytes` object. The public, documented
-//! API is the Python facade `invreq.bolt12`.
+//! crate, every JSON shape in `invreq.views` (values leave as bytes, ints and typed objects).
+//! Bytes come in by reference and go out as one `bytes` object. The public, documented API
+//! is the Python facade `invreq.bolt12`.
 
 use invreq_core::blinding;
 use invreq_core::error::Error as CoreError;
@@ -11,7 +12,7 @@ use invreq_core::invoice_request::{self as ir, Check, IntroductionNode};
 use invreq_core::{merkle, offer, onion_message, string, tlv};
 use pyo3::exceptions::PyKeyError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList};
+use pyo3::types::{PyBytes, PyList};
 
 pyo3::import_exception!(invreq.errors, DecodeError);
 pyo3::import_exception!(invreq.errors, SignatureError);
@@ -745,20 +746,37 @@ impl UnsignedInvoice {
 #[pyclass(frozen, module = "invreq._core")]
 struct Invoice(inv::Invoice);
 
-/// `blinded_payinfo` entries in the shape of CLN's `decode` output.
-fn blindedpay_json<'py>(py: Python<'py>, pay: &[BlindedPayInfo]) -> PyResult<Bound<'py, PyList>> {
-    let out = PyList::empty(py);
-    for p in pay {
-        let d = PyDict::new(py);
-        d.set_item("fee_base_msat", p.fee_base_msat)?;
-        d.set_item("fee_proportional_millionths", p.fee_proportional_millionths)?;
-        d.set_item("cltv_expiry_delta", p.cltv_expiry_delta)?;
-        d.set_item("htlc_minimum_msat", p.htlc_minimum_msat)?;
-        d.set_item("htlc_maximum_msat", p.htlc_maximum_msat)?;
-        d.set_item("features", hex(&p.features))?;
-        out.append(d)?;
+/// One `blinded_payinfo` entry of an invoice (what paying through its path costs);
+/// `invreq.views` writes CLN's JSON shape of it.
+#[pyclass(frozen, name = "BlindedPayInfo", module = "invreq._core")]
+struct PyBlindedPayInfo(BlindedPayInfo);
+
+#[pymethods]
+impl PyBlindedPayInfo {
+    #[getter]
+    fn fee_base_msat(&self) -> u32 {
+        self.0.fee_base_msat
     }
-    Ok(out)
+    #[getter]
+    fn fee_proportional_millionths(&self) -> u32 {
+        self.0.fee_proportional_millionths
+    }
+    #[getter]
+    fn cltv_expiry_delta(&self) -> u16 {
+        self.0.cltv_expiry_delta
+    }
+    #[getter]
+    fn htlc_minimum_msat(&self) -> u64 {
+        self.0.htlc_minimum_msat
+    }
+    #[getter]
+    fn htlc_maximum_msat(&self) -> u64 {
+        self.0.htlc_maximum_msat
+    }
+    #[getter]
+    fn features<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        bytes(py, &self.0.features)
+    }
 }
 
 #[pymethods]
@@ -837,8 +855,8 @@ impl Invoice {
         self.0.paths.iter().cloned().map(BlindedPath).collect()
     }
     #[getter]
-    fn blindedpay<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        blindedpay_json(py, &self.0.blindedpay)
+    fn blindedpay(&self) -> Vec<PyBlindedPayInfo> {
+        self.0.blindedpay.iter().cloned().map(PyBlindedPayInfo).collect()
     }
     #[getter]
     fn features<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
@@ -1014,6 +1032,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_invoice, m)?)?;
     m.add_class::<UnsignedInvoice>()?;
     m.add_class::<Invoice>()?;
+    m.add_class::<PyBlindedPayInfo>()?;
     m.add_function(wrap_pyfunction!(reply_onion, m)?)?;
     m.add_function(wrap_pyfunction!(invoice_error, m)?)?;
     m.add("ONIONMSG_INVOICE_ERROR", onion_message::types::INVOICE_ERROR)?;
