@@ -237,11 +237,30 @@ def _sidecar(path: Path, suffix: str) -> Path:
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA journal_mode=WAL")
+    _enter_wal(conn)
     # FULL: in WAL mode every commit is fsync'd, so an acknowledged write survives a
     # power loss, not only a crash of the process.
     conn.execute("PRAGMA synchronous=FULL")
     return conn
+
+
+def _enter_wal(conn: sqlite3.Connection) -> None:
+    """Switch a new file to WAL, waiting out another process doing the same.
+
+    Two processes opening a new database at once (``--workers N``, or two instances
+    started together) both ask for WAL; SQLite answers one of them "database is locked" at
+    once, without calling the busy handler (waiting could deadlock its lock upgrade), so
+    ``busy_timeout`` does not cover this step. Retry within the same budget instead.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 class SQLiteStore:
