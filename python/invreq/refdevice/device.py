@@ -13,7 +13,6 @@ on a socket closed mid-reply, so every failure becomes an error reply.
 from __future__ import annotations
 
 import base64
-import hashlib
 import sys
 import time
 import traceback
@@ -23,6 +22,7 @@ from typing import TextIO
 from coincurve import PrivateKey
 
 from invreq import bolt12
+from invreq.approval import bitcoin_message_digest
 from invreq.errors import DecodeError
 from invreq.refdevice.bip32 import ExtendedPrivateKey, InvalidKeyError, format_path
 from invreq.refdevice.policy import Policy
@@ -72,21 +72,6 @@ _VERSION_INFO: dict[str, object] = {
 _MAX_PATH_LEN = 32
 
 Params = dict[str, object]
-
-
-def bitcoin_message_digest(message: bytes) -> bytes:
-    """SHA256d of ``"\\x18Bitcoin Signed Message:\\n" || compact_size(len) || message``."""
-    n = len(message)
-    if n < 0xFD:
-        size = bytes([n])
-    elif n <= 0xFFFF:
-        size = b"\xfd" + n.to_bytes(2, "little")
-    elif n <= 0xFFFF_FFFF:
-        size = b"\xfe" + n.to_bytes(4, "little")
-    else:
-        size = b"\xff" + n.to_bytes(8, "little")
-    data = b"\x18Bitcoin Signed Message:\n" + size + message
-    return hashlib.sha256(hashlib.sha256(data).digest()).digest()
 
 
 def _params(params: object) -> Params:
