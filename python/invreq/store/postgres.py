@@ -426,33 +426,33 @@ class PostgresStore:
         evidence: str | None = None,
     ) -> Payment:
         async with self._pool_guarded() as pool, pool.acquire() as conn, conn.transaction():
-                row = await conn.fetchrow(
-                    "UPDATE payments SET status = $1, resolved_at = $2, preimage = $3,"
-                    " error = $4, resolved_by = $5, evidence = $6"
-                    f" WHERE payment_id = $7 AND status = 'pending' RETURNING {PAYMENT_COLUMNS}",
-                    status,
-                    resolved_at,
-                    preimage,
-                    error,
-                    resolved_by,
-                    evidence,
+            row = await conn.fetchrow(
+                "UPDATE payments SET status = $1, resolved_at = $2, preimage = $3,"
+                " error = $4, resolved_by = $5, evidence = $6"
+                f" WHERE payment_id = $7 AND status = 'pending' RETURNING {PAYMENT_COLUMNS}",
+                status,
+                resolved_at,
+                preimage,
+                error,
+                resolved_by,
+                evidence,
+                payment_id,
+            )
+            if row is None:
+                now = await conn.fetchrow(
+                    f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_id = $1",
                     payment_id,
                 )
-                if row is None:
-                    now = await conn.fetchrow(
-                        f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_id = $1",
-                        payment_id,
-                    )
-                    if now is None:
-                        raise StoreError(f"payment {payment_id} does not exist")
-                    raise PaymentNotPending(payment_from_row(now))
-                if status == "paid":
-                    await conn.execute(
-                        "UPDATE invoice_requests SET used = true,"
-                        " active = CASE WHEN single_use THEN false ELSE active END"
-                        " WHERE invreq_id = $1",
-                        row[1],
-                    )
+                if now is None:
+                    raise StoreError(f"payment {payment_id} does not exist")
+                raise PaymentNotPending(payment_from_row(now))
+            if status == "paid":
+                await conn.execute(
+                    "UPDATE invoice_requests SET used = true,"
+                    " active = CASE WHEN single_use THEN false ELSE active END"
+                    " WHERE invreq_id = $1",
+                    row[1],
+                )
         return payment_from_row(row)
 
     async def payment_by_hash(self, payment_hash: str) -> Payment | None:
@@ -468,22 +468,22 @@ class PostgresStore:
         self, invreq_id: str, at: int
     ) -> tuple[Record, builtins.list[Payment]]:
         async with self._pool_guarded() as pool, pool.acquire() as conn, conn.transaction():
-                row = await conn.fetchrow(
-                    "UPDATE invoice_requests SET active = false WHERE invreq_id = $1 AND active"
-                    f" RETURNING {_COLUMNS}",
-                    invreq_id,
+            row = await conn.fetchrow(
+                "UPDATE invoice_requests SET active = false WHERE invreq_id = $1 AND active"
+                f" RETURNING {_COLUMNS}",
+                invreq_id,
+            )
+            if row is None:
+                exists = await conn.fetchval(
+                    "SELECT 1 FROM invoice_requests WHERE invreq_id = $1", invreq_id
                 )
-                if row is None:
-                    exists = await conn.fetchval(
-                        "SELECT 1 FROM invoice_requests WHERE invreq_id = $1", invreq_id
-                    )
-                    raise NotActive() if exists else UnknownInvoiceRequest()
-                pending = await conn.fetch(
-                    "UPDATE payments SET request_disabled_at = $1 WHERE invreq_id = $2"
-                    f" AND status = 'pending' RETURNING {PAYMENT_COLUMNS}",
-                    at,
-                    invreq_id,
-                )
+                raise NotActive() if exists else UnknownInvoiceRequest()
+            pending = await conn.fetch(
+                "UPDATE payments SET request_disabled_at = $1 WHERE invreq_id = $2"
+                f" AND status = 'pending' RETURNING {PAYMENT_COLUMNS}",
+                at,
+                invreq_id,
+            )
         payments = sorted((payment_from_row(p) for p in pending), key=lambda p: p.payment_id)
         return _record(row), payments
 
