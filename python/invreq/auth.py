@@ -38,7 +38,7 @@ from typing import Any
 
 import runes
 
-from invreq import secretfile
+from invreq import paging, secretfile
 from invreq.errors import InvalidParams, NotAuthorized, NotPermitted, RpcError
 from invreq.store.base import RuneStore, StoredRune
 
@@ -261,7 +261,8 @@ class RuneAuthority:
                 ]
             }
         out = []
-        for s in await self.store.runes():
+        # One page at most (see invreq.paging), read as such.
+        for s in await self.store.runes(limit=paging.store_limit(None)):
             # Derived from the secret: ours by construction, nothing to decode or check.
             restrictions = _decode_stored(s.restrictions)
             text = self._derive(s.unique_id, restrictions)
@@ -270,7 +271,7 @@ class RuneAuthority:
                     text, s.unique_id, restrictions, blacklist, stored=True, ours=True, record=s
                 )
             )
-        return {"runes": out}
+        return {"runes": paging.page(out)}
 
     async def blacklistrune(
         self, start: int | None = None, end: int | None = None

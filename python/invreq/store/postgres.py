@@ -488,7 +488,12 @@ class PostgresStore:
         return _record(row), payments
 
     async def payments(
-        self, invreq_id: str | None = None, status: str | None = None
+        self,
+        invreq_id: str | None = None,
+        status: str | None = None,
+        *,
+        start: int | None = None,
+        limit: int | None = None,
     ) -> builtins.list[Payment]:
         where: builtins.list[str] = []
         args: builtins.list[Any] = []
@@ -498,11 +503,17 @@ class PostgresStore:
         if status is not None:
             args.append(status)
             where.append(f"status = ${len(args)}")
+        if start is not None:
+            args.append(min(start, 2**63 - 1))  # beyond BIGINT: none
+            where.append(f"payment_id >= ${len(args)}")
         sql = f"SELECT {PAYMENT_COLUMNS} FROM payments"
         if where:
             sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY payment_id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
         async with self._pool_guarded() as pool:
-            rows = await pool.fetch(sql + " ORDER BY payment_id", *args)
+            rows = await pool.fetch(sql, *args)
         return [payment_from_row(r) for r in rows]
 
     # --- runes (see invreq.auth) ---------------------------------------------------------
@@ -523,9 +534,12 @@ class PostgresStore:
             )
         return unique_id
 
-    async def runes(self) -> builtins.list[StoredRune]:
+    async def runes(self, limit: int | None = None) -> builtins.list[StoredRune]:
+        sql = f"SELECT {RUNE_COLUMNS} FROM runes ORDER BY unique_id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
         async with self._pool_guarded() as pool:
-            rows = await pool.fetch(f"SELECT {RUNE_COLUMNS} FROM runes ORDER BY unique_id")
+            rows = await pool.fetch(sql)
         return [stored_rune(r) for r in rows]
 
     async def rune(self, unique_id: int) -> StoredRune | None:

@@ -669,19 +669,30 @@ class SQLiteStore:
         return await self._reading(run)
 
     async def payments(
-        self, invreq_id: str | None = None, status: str | None = None
+        self,
+        invreq_id: str | None = None,
+        status: str | None = None,
+        *,
+        start: int | None = None,
+        limit: int | None = None,
     ) -> builtins.list[Payment]:
-        where, args = [], []
+        where: builtins.list[str] = []
+        args: builtins.list[Any] = []
         if invreq_id is not None:
             where.append("invreq_id = ?")
             args.append(invreq_id)
         if status is not None:
             where.append("status = ?")
             args.append(status)
+        if start is not None:
+            where.append("payment_id >= ?")
+            args.append(min(start, 2**63 - 1))  # beyond SQLite's integers: none
         sql = f"SELECT {PAYMENT_COLUMNS} FROM payments"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY payment_id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
 
         def run(conn: sqlite3.Connection) -> builtins.list[Payment]:
             return [payment_from_row(r) for r in conn.execute(sql, args).fetchall()]
@@ -706,10 +717,13 @@ class SQLiteStore:
         result: int = await self._write(write)
         return result
 
-    async def runes(self) -> builtins.list[StoredRune]:
+    async def runes(self, limit: int | None = None) -> builtins.list[StoredRune]:
+        sql = f"SELECT {RUNE_COLUMNS} FROM runes ORDER BY unique_id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+
         def run(conn: sqlite3.Connection) -> builtins.list[StoredRune]:
-            rows = conn.execute(f"SELECT {RUNE_COLUMNS} FROM runes ORDER BY unique_id").fetchall()
-            return [stored_rune(r) for r in rows]
+            return [stored_rune(r) for r in conn.execute(sql).fetchall()]
 
         return await self._reading(run)
 
