@@ -358,20 +358,14 @@ async def serve(
         await runner.cleanup()
 
 
-#: Allocations between young-generation collections (CPython's default is 700). A request
-#: allocates a few hundred objects, nearly all freed by reference counting; at 700 the
-#: cyclic collector ran every couple of requests and took ~3.5% of the service's CPU under
-#: load (perf, issue 19). The older generations keep their defaults.
-GC_THRESHOLD0 = 50_000
-
-
 def _tune_gc() -> None:
-    """Once started: move what start-up allocated (modules, app, connections: long-lived)
-    out of the collector's view, and collect the young generation less often."""
+    """Once started, move what start-up allocated (modules, the app, connections: alive
+    until exit) out of the cyclic collector's view, so its older-generation passes stop
+    walking it. The thresholds stay CPython's: a young-generation threshold of 50,000
+    (against 700) measured no clear CPU gain here but let RSS climb ~2 MiB per million
+    requests in the soak (flat at 700), cyclic garbage waiting longer for collection."""
     gc.collect()
     gc.freeze()
-    _, t1, t2 = gc.get_threshold()
-    gc.set_threshold(GC_THRESHOLD0, t1, t2)
 
 
 def announce(config: Config) -> None:
