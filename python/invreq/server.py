@@ -75,7 +75,14 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
 
     config = app[CONFIG_KEY]
     prepare_network_dir(config.network_dir)
-    store = open_store(config.db, config.sqlite_path)
+    listeners = app[LISTENERS_KEY]
+    store: Store
+    if listeners is not None and listeners.writer is not None:
+        from invreq.store.writer import WorkerStore
+
+        store = WorkerStore(listeners.writer)  # --workers on SQLite: the writer owns the file
+    else:
+        store = open_store(config.db, config.sqlite_path)
     await store.open()
     metrics = app[METRICS_KEY]
     if metrics is not None:

@@ -20,6 +20,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from invreq.config import Config, pay_with_path
@@ -40,6 +41,8 @@ class Listeners:
 
     unix: socket.socket | None
     http: socket.socket | None
+    #: a worker's end of its link to the SQLite writer process (None: its own store)
+    writer: socket.socket | None = None
 
 
 def _bind(config: Config) -> Listeners:
@@ -84,10 +87,25 @@ def _prepare_secrets(config: Config) -> None:
         server_context(config.network_dir, config.http_host)
 
 
+def _default_signals() -> None:
+    """A forked child starts with the parent's Python handlers (``forward``, which signals
+    the parent's children): back to the defaults before anything else."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+def _name(comm: str) -> None:
+    """The process name ``ps`` and ``top`` show (Linux): which child is which."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/comm").write_text(comm)
+
+
 def _child(config: Config, on_sighup: Callable[[], None] | None, listeners: Listeners) -> None:
     """A worker's whole life; it never returns into the parent's code."""
     from invreq.server import serve
 
+    _default_signals()
+    _name("invreq-worker")
     code = 0
     try:
         asyncio.run(serve(config, on_sighup=on_sighup, listeners=listeners))
@@ -101,37 +119,146 @@ def _child(config: Config, on_sighup: Callable[[], None] | None, listeners: List
         os._exit(code)
 
 
+def _writer_child(
+    path: Path,
+    socks: list[socket.socket],
+    ready_fd: int,
+    on_sighup: Callable[[], None] | None,
+) -> None:
+    """The SQLite writer's whole life (see invreq.store.writer); it never returns.
+
+    SIGINT and SIGTERM are ignored: the writer ends when its last worker has closed its link
+    (workers stop first, their last writes acknowledged), so a Ctrl-C that reaches the whole
+    process group cannot close the file under them."""
+    from invreq.store.writer import serve_writer
+
+    _default_signals()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _name("invreq-writer")
+
+    def ready() -> None:
+        os.write(ready_fd, b"R")
+        os.close(ready_fd)
+
+    async def main() -> None:
+        if on_sighup is not None:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_sighup)
+        await serve_writer(path, socks, ready)
+
+    code = 0
+    try:
+        asyncio.run(main())
+    except StartupError as e:
+        print(f"invreq serve: {e}", file=sys.stderr, flush=True)
+        code = 1
+    except BaseException:
+        log.exception("the SQLite writer failed")
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _start_writer(
+    path: Path, workers: int, listeners: Listeners, on_sighup: Callable[[], None] | None
+) -> tuple[int, list[socket.socket], bool]:
+    """Fork the writer and wait until it has opened (and migrated) the file.
+
+    Returns its pid, the workers' ends of their socketpairs, and whether it is ready (if
+    not, it has printed why and exited)."""
+    pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(workers)]
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(ready_r)
+        for sock in (listeners.unix, listeners.http, *(worker for _, worker in pairs)):
+            if sock is not None:
+                sock.close()
+        _writer_child(path, [writer for writer, _ in pairs], ready_w, on_sighup)
+    os.close(ready_w)
+    for writer, _ in pairs:
+        writer.close()  # the writer's ends live in the writer only: its death is their EOF
+    try:
+        ready = os.read(ready_r, 1) == b"R"  # EOF: it exited without opening the file
+    finally:
+        os.close(ready_r)
+    return pid, [worker for _, worker in pairs], ready
+
+
 def run_workers(config: Config, workers: int, on_sighup: Callable[[], None] | None) -> int:
-    """Run ``workers`` processes until they end; returns the exit code."""
+    """Run ``workers`` processes (and, on SQLite, their writer) until they end; returns the
+    exit code."""
     from invreq.server import announce, prepare_network_dir
+    from invreq.store.url import sqlite_path
 
     prepare_network_dir(config.network_dir)
     _prepare_secrets(config)
     listeners = _bind(config)
-    children: list[int] = []
-    for _ in range(workers):
-        pid = os.fork()
-        if pid == 0:
-            _child(config, on_sighup, listeners)
-        children.append(pid)
+    children: list[int] = []  # the workers
+    writer: list[int] = []  # the SQLite writer, if any: it stops after its workers
+    stopping = False
 
     def forward(signum: int, _frame: Any) -> None:
-        for child in children:
+        nonlocal stopping
+        if signum != signal.SIGHUP:
+            stopping = True
+        for child in children + (writer if signum == signal.SIGHUP else []):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signum)
 
+    # Before the first fork: a signal while the writer migrates is not lost. Children put
+    # the defaults back first thing.
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, forward)
-    announce(config)
+
+    writer_pid: int | None = None
+    links: list[socket.socket | None] = [None] * workers
+    path = sqlite_path(config.db, config.sqlite_path)
+    if path is not None:
+        writer_pid, ends, ready = _start_writer(path, workers, listeners, on_sighup)
+        writer.append(writer_pid)
+        links = list(ends)
+        if not ready:
+            for sock in ends:
+                sock.close()
+            os.waitpid(writer_pid, 0)
+            _close(config, listeners)
+            return 1
+    for i in range(workers):
+        if stopping:
+            break
+        pid = os.fork()
+        if pid == 0:
+            for j, other in enumerate(links):
+                if other is not None and j != i:
+                    other.close()  # only the writer may hold a worker's link open besides it
+            _child(config, on_sighup, dataclasses.replace(listeners, writer=links[i]))
+        children.append(pid)
+    for link in links:
+        if link is not None:
+            link.close()
+    if not stopping:
+        announce(config)
     code = 0
     running = set(children)
+    if writer_pid is not None:
+        running.add(writer_pid)
     while running:
         pid, status = os.wait()
         running.discard(pid)
         exit_code = os.waitstatus_to_exitcode(status)
+        if pid == writer_pid and running and exit_code == 0:
+            exit_code = 1  # it never leaves before its workers unless something broke
         if exit_code != 0 and code == 0:
             code = exit_code if exit_code > 0 else 1
             forward(signal.SIGTERM, None)  # one failed: stop the others
+    _close(config, listeners)
+    return code
+
+
+def _close(config: Config, listeners: Listeners) -> None:
+    for sock in (listeners.unix, listeners.http):
+        if sock is not None:
+            sock.close()
     with contextlib.suppress(FileNotFoundError):
         config.socket_path.unlink()
-    return code
