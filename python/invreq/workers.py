@@ -100,15 +100,29 @@ def _name(comm: str) -> None:
         Path("/proc/self/comm").write_text(comm)
 
 
+class _StoppedEarly(BaseException):
+    """SIGINT or SIGTERM reached a worker before it served anything."""
+
+
 def _child(config: Config, on_sighup: Callable[[], None] | None, listeners: Listeners) -> None:
     """A worker's whole life; it never returns into the parent's code."""
     from invreq.server import serve
 
     _default_signals()
     _name("invreq-worker")
+
+    def stop_before_serving(_signum: int, _frame: Any) -> None:
+        raise _StoppedEarly()
+
+    # Until serve() takes SIGINT and SIGTERM over (its first step): stopped before serving
+    # anything is a clean exit, not a failure that would make the parent's exit code 1.
+    signal.signal(signal.SIGINT, stop_before_serving)
+    signal.signal(signal.SIGTERM, stop_before_serving)
     code = 0
     try:
         asyncio.run(serve(config, on_sighup=on_sighup, listeners=listeners))
+    except _StoppedEarly:
+        pass
     except StartupError as e:
         print(f"invreq serve: {e}", file=sys.stderr, flush=True)
         code = 1
