@@ -261,8 +261,6 @@ def run_workers(config: Config, workers: int, on_sighup: Callable[[], None] | No
         pid, status = os.wait()
         running.discard(pid)
         exit_code = os.waitstatus_to_exitcode(status)
-        if pid == writer_pid and running and exit_code == 0:
-            exit_code = 1  # it never leaves before its workers unless something broke
         if exit_code != 0 and code == 0:
             code = exit_code if exit_code > 0 else 1
             forward(signal.SIGTERM, None)  # one failed: stop the others
