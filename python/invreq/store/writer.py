@@ -30,7 +30,12 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import copyreg
+import dataclasses
+import functools
+import io
 import logging
+import operator
 import pickle
 import socket
 import struct
@@ -67,6 +72,21 @@ WRITES = frozenset(
         "rune_blacklist_add",
     }
 )
+
+def _by_fields(cls: type) -> Callable[[Any], tuple[Any, ...]]:
+    get = operator.attrgetter(*(f.name for f in dataclasses.fields(cls)))
+    return lambda obj: (cls, get(obj))
+
+
+class _Pickler(pickle.Pickler):
+    """Pickles the store's row classes as their constructor and fields: the default for a
+    frozen dataclass with slots runs Python code per field both ways (measured: 22 us for a
+    request with a record, round trip, against 10 us so)."""
+
+    dispatch_table = copyreg.dispatch_table | {
+        cls: _by_fields(cls) for cls in (Record, Payment, Claim, PaymentLimits, StoredRune)
+    }
+
 
 _HEADER = struct.Struct("!I")
 #: A frame carries one record or payment; anything larger is a bug, and ends the link.
@@ -119,7 +139,9 @@ class _Link(asyncio.Protocol):
         """Queue ``frame``; False when the link is closed (nothing is sent)."""
         if self._transport is None or self._transport.is_closing():
             return False
-        payload = pickle.dumps(frame, protocol=pickle.HIGHEST_PROTOCOL)
+        buf = io.BytesIO()
+        _Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(frame)
+        payload = buf.getvalue()
         self._out += (_HEADER.pack(len(payload)), payload)
         if len(self._out) == 2:
             self._loop.call_soon(self._flush)
@@ -197,6 +219,14 @@ async def serve_writer(
     finally:
         writer.close_links()
         await store.close()  # commits what is pending
+        # What --metrics-port's group size histogram shows with one process (which
+        # --workers does not combine with).
+        log.info(
+            "SQLite writer: %d writes in %d commits (%.1f per commit)",
+            store.writes,
+            store.commits,
+            store.writes / max(store.commits, 1),
+        )
 
 
 class _Writer:
@@ -204,7 +234,8 @@ class _Writer:
 
     def __init__(self, store: SQLiteStore) -> None:
         self.store = store
-        self.tasks: set[asyncio.Task[None]] = set()
+        #: writes received and not answered yet (tasks, or the store's futures for inserts)
+        self.pending: set[asyncio.Future[Any]] = set()
         self.links: set[_Served] = set()
         self.all_gone = asyncio.Event()
 
@@ -217,8 +248,8 @@ class _Writer:
     async def until_all_gone(self) -> None:
         if self.links:
             await self.all_gone.wait()
-        while self.tasks:  # requests received before their worker left: committed all the same
-            await asyncio.gather(*self.tasks, return_exceptions=True)
+        while self.pending:  # writes received before their worker left: committed all the same
+            await asyncio.wait(self.pending)
 
     def lost(self, served: _Served) -> None:
         self.links.discard(served)
@@ -231,9 +262,25 @@ class _Writer:
                 served.link.close()
 
     def start(self, served: _Served, rid: int, method: str, args: Any, kwargs: Any) -> None:
-        task = asyncio.create_task(self._run(served, rid, method, args, kwargs))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        pending: asyncio.Future[Any]
+        if method == "insert":
+            # The busy one (every invoicerequest): answered from the store's future itself,
+            # without a task per write.
+            try:
+                pending = self.store.insert_soon(*args)
+            except Exception as e:
+                served.answer((rid, False, _error_state(e)))
+                return
+            pending.add_done_callback(functools.partial(self._answer_insert, served, rid))
+        else:
+            pending = asyncio.create_task(self._run(served, rid, method, args, kwargs))
+        self.pending.add(pending)
+        pending.add_done_callback(self.pending.discard)
+
+    @staticmethod
+    def _answer_insert(served: _Served, rid: int, fut: asyncio.Future[int]) -> None:
+        e = StoreClosed() if fut.cancelled() else fut.exception()
+        served.answer((rid, True, fut.result()) if e is None else (rid, False, _error_state(e)))
 
     async def _run(self, served: _Served, rid: int, method: str, args: Any, kwargs: Any) -> None:
         try:
@@ -244,9 +291,7 @@ class _Writer:
             reply: tuple[Any, ...] = (rid, False, _error_state(e))
         else:
             reply = (rid, True, result)
-        # A worker that died meanwhile gets nothing; its write is committed all the same.
-        if served.link is not None:
-            served.link.send(reply)
+        served.answer(reply)
 
 
 class _Served:
@@ -262,6 +307,11 @@ class _Served:
 
     def on_lost(self, _exc: BaseException | None) -> None:
         self.writer.lost(self)
+
+    def answer(self, reply: tuple[Any, ...]) -> None:
+        # A worker that died meanwhile gets nothing; its write is committed all the same.
+        if self.link is not None:
+            self.link.send(reply)
 
 
 # --- a worker's store ----------------------------------------------------------------------
