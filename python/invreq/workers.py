@@ -2,11 +2,25 @@
 
 The parent binds both sockets once, creates the secrets once (so children never race to
 create them), forks, forwards SIGINT/SIGTERM/SIGHUP, and stops the others if one fails.
-Each child runs :func:`invreq.server.serve` with its own event loop, signer and store
-connection(s) on the inherited sockets.
+Each worker runs :func:`invreq.server.serve` with its own event loop and signer on the
+inherited sockets.
 
-Worth it with PostgreSQL (each process commits its own groups); on one SQLite file the
-processes' writers take turns on its lock, which measured no faster than one process.
+On PostgreSQL each worker has its own pool and commits its own groups. On SQLite one
+writer process owns the file (:mod:`invreq.store.writer`): the parent forks it first, with
+one socketpair per worker made before any fork, and waits until it has opened and migrated
+the file before it forks the workers. A worker sends its writes over its socketpair and
+reads the file itself (WAL readers never wait for the writer); the writes of all workers
+share the writer's group commits instead of taking turns on the file's lock, and a write is
+answered only after its commit. Every process closes the socketpair ends it does not own,
+so the death of the writer is the end of every worker's link, and the death of a worker the
+end of one link.
+
+Stopping: SIGINT and SIGTERM go to the workers, which finish what is in flight (its writes
+answered by the writer) and exit; the writer ignores both and ends once its last worker has
+closed its link, after committing what it received. A child that fails (a worker, or the
+writer: the workers' writes then fail with 2002) makes the parent stop the workers and exit
+non-zero. A worker that dies leaves the writer serving the others; writes it had sent may
+still commit, though it never answered them.
 """
 
 from __future__ import annotations
