@@ -106,7 +106,10 @@ class _Link(asyncio.Protocol):
         self._on_frame = on_frame
         self._on_lost = on_lost
         self._in = bytearray()
-        self._out: list[bytes] = []
+        # Frames to send, back to back; one pickler for them all (its memo cleared per
+        # frame: each frame is read by a fresh unpickler).
+        self._out = io.BytesIO()
+        self._pickler = _Pickler(self._out, protocol=pickle.HIGHEST_PROTOCOL)
         self._transport: asyncio.Transport | None = None
         self._loop = asyncio.get_running_loop()
 
@@ -139,18 +142,26 @@ class _Link(asyncio.Protocol):
         """Queue ``frame``; False when the link is closed (nothing is sent)."""
         if self._transport is None or self._transport.is_closing():
             return False
-        buf = io.BytesIO()
-        _Pickler(buf, protocol=pickle.HIGHEST_PROTOCOL).dump(frame)
-        payload = buf.getvalue()
-        self._out += (_HEADER.pack(len(payload)), payload)
-        if len(self._out) == 2:
+        out = self._out
+        start = out.tell()
+        out.write(b"\0" * _HEADER.size)
+        self._pickler.clear_memo()
+        self._pickler.dump(frame)
+        with out.getbuffer() as written:
+            _HEADER.pack_into(written, start, out.tell() - start - _HEADER.size)
+        if start == 0:
             self._loop.call_soon(self._flush)
         return True
 
     def _flush(self) -> None:
-        out, self._out = self._out, []
+        out = self._out
+        if not out.tell():
+            return
+        data = out.getvalue()
+        out.seek(0)
+        out.truncate()
         if self._transport is not None and not self._transport.is_closing():
-            self._transport.write(b"".join(out))
+            self._transport.write(data)
 
     def close(self, *, abort: bool = False) -> None:
         if self._transport is not None and not self._transport.is_closing():
@@ -234,8 +245,8 @@ class _Writer:
 
     def __init__(self, store: SQLiteStore) -> None:
         self.store = store
-        #: writes received and not answered yet (tasks, or the store's futures for inserts)
-        self.pending: set[asyncio.Future[Any]] = set()
+        #: writes other than inserts, received and not yet in the store's queue or answered
+        self.pending: set[asyncio.Task[None]] = set()
         self.links: set[_Served] = set()
         self.all_gone = asyncio.Event()
 
@@ -262,20 +273,20 @@ class _Writer:
                 served.link.close()
 
     def start(self, served: _Served, rid: int, method: str, args: Any, kwargs: Any) -> None:
-        pending: asyncio.Future[Any]
         if method == "insert":
             # The busy one (every invoicerequest): answered from the store's future itself,
-            # without a task per write.
+            # without a task per write. It is in the store's queue at once, so closing the
+            # store commits it: no need to wait for it in ``pending``.
             try:
-                pending = self.store.insert_soon(*args)
+                fut = self.store.insert_soon(*args)
             except Exception as e:
                 served.answer((rid, False, _error_state(e)))
                 return
-            pending.add_done_callback(functools.partial(self._answer_insert, served, rid))
-        else:
-            pending = asyncio.create_task(self._run(served, rid, method, args, kwargs))
-        self.pending.add(pending)
-        pending.add_done_callback(self.pending.discard)
+            fut.add_done_callback(functools.partial(self._answer_insert, served, rid))
+            return
+        task = asyncio.create_task(self._run(served, rid, method, args, kwargs))
+        self.pending.add(task)
+        task.add_done_callback(self.pending.discard)
 
     @staticmethod
     def _answer_insert(served: _Served, rid: int, fut: asyncio.Future[int]) -> None:
