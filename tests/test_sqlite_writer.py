@@ -40,6 +40,8 @@ from pyln.client import RpcError as PylnRpcError
 
 #: Bound on a client thread after the service went away: a hang detector, not a timing.
 JOIN_TIMEOUT = 30.0
+#: Bound on a service stopping: beyond its own bound on HTTP requests in flight (30 s).
+STOP_TIMEOUT = 60.0
 
 WRITER = """
 import asyncio, socket, sys
@@ -261,10 +263,19 @@ def tree(s: Server) -> tuple[int, list[int]]:
     """(writer, workers) of a running ``--workers`` server."""
     assert s.proc is not None
     kids = children(s.proc.pid)
+    while any(comm(k) not in ("invreq-writer", "invreq-worker") for k in kids):
+        time.sleep(0.01)  # a worker just forked names itself first thing
     writers = [k for k in kids if comm(k) == "invreq-writer"]
     workers = [k for k in kids if comm(k) == "invreq-worker"]
     assert len(writers) == 1 and len(kids) == 1 + len(workers), [comm(k) for k in kids]
     return writers[0], workers
+
+
+def stop(pid: int) -> None:
+    """SIGSTOP ``pid`` and wait until it is stopped (signals are delivered asynchronously)."""
+    os.kill(pid, signal.SIGSTOP)
+    while state(pid) != "T":
+        time.sleep(0.01)
 
 
 def db_ids(s: Server) -> set[str]:
@@ -424,7 +435,7 @@ def test_sigkill_a_worker_under_load_the_other_goes_on_and_nothing_acknowledged_
     _, workers = tree(s)
     load = Load(s, s.rpc.call("createrune", {})["rune"]).start()
     load.until_acked(100)
-    os.kill(s.proc.pid, signal.SIGSTOP)  # so that it does not stop the survivor at once
+    stop(s.proc.pid)  # so that it does not stop the survivor at once
     try:
         os.kill(workers[0], signal.SIGKILL)
         while state(workers[0]) != "Z":
@@ -437,11 +448,11 @@ def test_sigkill_a_worker_under_load_the_other_goes_on_and_nothing_acknowledged_
         assert alone["invreq_id"] in {x["invreq_id"] for x in s.rpc.call("listinvoicerequests")[
             "invoicerequests"
         ]}
+        load.join()  # the clients still running are served by the survivor to the end
+        after.join()
     finally:
         os.kill(s.proc.pid, signal.SIGCONT)
-    assert s.proc.wait(JOIN_TIMEOUT) != 0  # one worker failed: the service says so
-    load.join()
-    after.join()
+    assert s.proc.wait(STOP_TIMEOUT) != 0  # one worker failed: the service says so
     acked = load.acked | after.acked | {alone["invreq_id"]}
     assert acked <= db_ids(s)
     again = Server(s.data_dir).start()  # one process, on the file the writer left
@@ -460,7 +471,7 @@ def test_sigkill_the_writer_workers_answer_2002_and_the_service_stops(
     writer, workers = tree(s)
     load = Load(s, s.rpc.call("createrune", {})["rune"]).start()
     load.until_acked(100)
-    os.kill(s.proc.pid, signal.SIGSTOP)  # the workers stay up without their writer
+    stop(s.proc.pid)  # the workers stay up without their writer
     try:
         os.kill(writer, signal.SIGKILL)
         while state(writer) != "Z":
@@ -478,7 +489,7 @@ def test_sigkill_the_writer_workers_answer_2002_and_the_service_stops(
         assert load.acked <= listed
     finally:
         os.kill(s.proc.pid, signal.SIGCONT)
-    assert s.proc.wait(JOIN_TIMEOUT) != 0
+    assert s.proc.wait(STOP_TIMEOUT) != 0
     assert "Traceback" not in s.output()
     for p in workers:
         assert not Path(f"/proc/{p}").exists() or state(p) == "Z"
@@ -497,7 +508,7 @@ def test_sigterm_under_load_loses_nothing_acknowledged(service: Server) -> None:
     tree(s)
     load = Load(s, s.rpc.call("createrune", {})["rune"]).start()
     load.until_acked(200)
-    assert s.stop(signal.SIGTERM) == 0, s.output()
+    assert s.stop(signal.SIGTERM, timeout=STOP_TIMEOUT) == 0, s.output()
     load.join()
     assert load.acked <= db_ids(s)
     again = Server(s.data_dir, extra_args=["--workers", "2"]).start()

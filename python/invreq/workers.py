@@ -265,6 +265,9 @@ def run_workers(config: Config, workers: int, on_sighup: Callable[[], None] | No
     for link in links:
         if link is not None:
             link.close()
+    # The listening sockets live in the workers only: when the last of them stops serving,
+    # clients are refused at once instead of waiting in a backlog nobody accepts from.
+    _close_listeners(listeners)
     if not stopping:
         announce(config)
     code = 0
@@ -282,9 +285,13 @@ def run_workers(config: Config, workers: int, on_sighup: Callable[[], None] | No
     return code
 
 
-def _close(config: Config, listeners: Listeners) -> None:
+def _close_listeners(listeners: Listeners) -> None:
     for sock in (listeners.unix, listeners.http):
         if sock is not None:
             sock.close()
+
+
+def _close(config: Config, listeners: Listeners) -> None:
+    _close_listeners(listeners)
     with contextlib.suppress(FileNotFoundError):
         config.socket_path.unlink()
