@@ -22,7 +22,7 @@ RUST_SOURCES := $(shell find rust -name '*.rs' -o -name Cargo.toml 2>/dev/null) 
 RUN_EXTRAS := hwi,postgres
 PIP := $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt
 
-.PHONY: all run test test-rust test-python test-fuzz lint fuzz bench bench-micro clean FORCE
+.PHONY: all run test test-rust test-python test-fuzz lint fuzz bench bench-micro bench-profile clean FORCE
 
 # cargo-fuzz, installed from crates.io into .tools/ (not the user's ~/.cargo).
 CARGO_FUZZ_VERSION := 0.13.2
@@ -142,6 +142,10 @@ bench-e2e: $(BUILD_STAMP) $(BENCH_DEPS) $(LOADGEN)
 # for checking a change; its figures go to benches/results/quick/, not the README's.
 bench-quick: $(BUILD_STAMP) $(BENCH_DEPS) $(LOADGEN)
 	$(PY) benches/e2e.py --quick --out-dir benches/results/quick
+
+# py-spy on a loaded server: the shares of the request path (benches/results/profile.md).
+bench-profile: $(BUILD_STAMP) $(BENCH_DEPS) $(LOADGEN)
+	$(PY) benches/profile.py --out benches/results/profile.md
 
 # Longer: RSS over 1,000,000 creations, lookups with 10 thousand and 10 million records.
 bench-soak: $(BUILD_STAMP) $(BENCH_DEPS) $(LOADGEN)

@@ -78,13 +78,13 @@ def memory(work: Path, total: int) -> list[str]:
         proc.stop()
 
 
-def fill(db: Path, n: int) -> list[str]:
-    """`n` rows shaped like real records; returns a sample of their ids."""
+def fill(db: Path, n: int, bolt12: str) -> list[str]:
+    """`n` rows shaped like real records, each carrying ``bolt12`` (a real signed string:
+    replies derive ``bolt12_unsigned`` from it); returns a sample of their ids."""
     conn = sqlite3.connect(db)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=OFF")  # filling only: the measurement reads
     rng = random.Random(1)
-    bolt12 = "lnr1" + "q" * 290  # a real one is about 290 characters
     sample: list[str] = []
     batch = 100_000
     for start in range(0, n, batch):
@@ -107,10 +107,11 @@ def fill(db: Path, n: int) -> list[str]:
 def lookup(work: Path, n: int, duration: float) -> str:
     name = f"big{n}"
     proc = start_invreq(work, name)  # creates the schema
+    bolt12 = str(rpc(proc.sock, "invoicerequest", [1000, "soak"])["bolt12"])
     proc.stop()
     db = work / name / "regtest" / "invreq.sqlite3"
     t0 = time.monotonic()
-    sample = fill(db, n)
+    sample = fill(db, n, bolt12)
     print(
         f"filled {n} rows in {time.monotonic() - t0:.0f} s ({db.stat().st_size / 2**20:.0f} MiB)",
         flush=True,

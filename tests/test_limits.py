@@ -162,6 +162,37 @@ def test_unix_clients_that_send_batches_and_never_read_are_dropped(big_server: S
             c.close()
 
 
+def test_http_clients_that_never_read_their_response_are_dropped(big_server: Server) -> None:
+    """The HTTP counterpart: the send watchdog (no timer per response) drops each of them
+    once SEND_TIMEOUT has passed, and frees what their replies held."""
+    rune = big_server.rpc.call("createrune")["rune"]
+    fds = open_fds(big_server)
+    body = list_batch(1000)
+    clients = []
+    for _ in range(3):
+        h = socket.create_connection(("127.0.0.1", big_server.http_port), timeout=30)
+        h.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        h.sendall(
+            b"POST /rpc HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Rune: %s\r\nContent-Length: %d\r\n\r\n%s" % (rune.encode(), len(body), body)
+        )
+        clients.append(h)
+    try:
+        assert http_call(big_server, rune, "getinfo")["network"] == "regtest"
+        deadline = time.monotonic() + 90
+        while big_server.output().count("http client dropped") < 3:
+            assert time.monotonic() < deadline, big_server.output()[-2000:]
+            time.sleep(0.5)
+        deadline = time.monotonic() + 30
+        while open_fds(big_server) > fds:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert http_call(big_server, rune, "getinfo")["network"] == "regtest"
+    finally:
+        for c in clients:
+            c.close()
+
+
 def low_fd_limit(n: int) -> Any:
     def lower() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))

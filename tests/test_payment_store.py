@@ -147,3 +147,20 @@ async def test_migration_keeps_duplicates_as_history(tmp_path: Path) -> None:
         assert not claim.new and claim.payment.payment_id == 1
     finally:
         await s.close()
+
+
+async def test_payments_are_read_from_start_up_to_limit_in_the_database(store: Store) -> None:
+    """listpayments asks for one page: the store reads that page, never every row."""
+    for i in range(1, 6):
+        await store.insert(rec(i, single_use=False))
+        await store.payment_claim(pay(i, 100 + i))
+    every = await store.payments()
+    ids = [p.payment_id for p in every]
+    assert ids == sorted(ids) and len(ids) == 5
+    assert [p.payment_id for p in await store.payments(limit=2)] == ids[:2]
+    assert [p.payment_id for p in await store.payments(start=ids[2])] == ids[2:]
+    assert [p.payment_id for p in await store.payments(start=ids[1], limit=2)] == ids[1:3]
+    assert await store.payments(start=2**64) == []  # past every id, even beyond 63 bits
+    assert [p.invreq_id for p in await store.payments(f"{3:064x}", "pending", limit=1)] == [
+        f"{3:064x}"
+    ]

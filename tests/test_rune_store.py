@@ -315,3 +315,11 @@ def test_rate_is_shared_by_two_instances_on_one_postgresql_database(
     finally:
         assert a.stop() == 0, a.output()
         assert b.stop() == 0, b.output()
+
+
+async def test_runes_are_read_up_to_limit_in_the_database(store: Store) -> None:
+    """showrunes asks for one page of runes: the store reads that page, not every rune."""
+    ids = [await store.rune_insert(f"method=m{i}", 1_700_000_000) for i in range(4)]
+    assert [r.unique_id for r in await store.runes()] == ids
+    assert [r.unique_id for r in await store.runes(limit=2)] == ids[:2]
+    assert [r.restrictions for r in await store.runes(limit=1)] == ["method=m0"]

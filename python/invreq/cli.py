@@ -36,9 +36,7 @@ def _add_serve_options(p: argparse.ArgumentParser) -> None:
             # names the defaults itself (argparse would show the sentinel).
             p.add_argument(option, type=_TYPES[kind], default=argparse.SUPPRESS, help=doc)
         else:
-            p.add_argument(
-                option, type=_TYPES[kind], default=f.default, choices=choices, help=doc
-            )
+            p.add_argument(option, type=_TYPES[kind], default=f.default, choices=choices, help=doc)
 
 
 def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -508,11 +508,10 @@ class Receiver:
     ) -> dict[str, Any]:
         if (start is not None or limit is not None) and index is None:
             raise InvalidParams("index: required when start or limit is given")
-        found = await self.store.payments(invreq_id, status)
-        if start is not None:
-            found = [p for p in found if p.payment_id >= start]
-        # One page at most, even without `limit` (see invreq.paging).
-        found = found[: paging.store_limit(limit)]
+        # One page at most, even without `limit` (see invreq.paging), read as such.
+        found = await self.store.payments(
+            invreq_id, status, start=start, limit=paging.store_limit(limit)
+        )
         return {"payments": paging.page(views.payment_json(p) for p in found)}
 
     # --- settling pending payments ------------------------------------------------------

@@ -98,7 +98,7 @@ class Service:
             approval=approval,
         )
         await self.store.insert(record)
-        return views.record_json(record)
+        return views.record_json(record, unsigned=signed.bolt12_unsigned)
 
     async def _approve(self, text: str, invreq_id: str) -> dict[str, Any]:
         """The approver's evidence, accepted only if it is a signature over exactly

@@ -226,6 +226,10 @@ async def _serve_connection(
                 # The next request is not read before this reply is sent, so a connection
                 # holds at most one unsent reply; a client that does not read it within
                 # SEND_TIMEOUT is dropped and the reply discarded.
+                # Nearly every reply is written whole at once (nothing left in the buffer):
+                # then there is nothing to wait for, and no timer is armed.
+                if not writer.transport.get_write_buffer_size():
+                    continue
                 try:
                     async with asyncio.timeout(SEND_TIMEOUT):
                         await writer.drain()

@@ -30,15 +30,17 @@ __all__ = [
 # --- our records --------------------------------------------------------------------------
 
 
-def record_json(r: Record) -> dict[str, Any]:
+def record_json(r: Record, unsigned: str | None = None) -> dict[str, Any]:
     """The CLN object of invoicerequest and disableinvoicerequest (REFERENCE §5 key order),
-    with ``bolt12_unsigned`` beside the signed string (what LDK-based wallets read)."""
+    with ``bolt12_unsigned`` beside the signed string (what LDK-based wallets read).
+    ``unsigned``: that string when the caller has it (a request just made), which saves
+    reading the signed one again."""
     out: dict[str, Any] = {
         "invreq_id": r.invreq_id,
         "active": r.active,
         "single_use": r.single_use,
         "bolt12": r.bolt12,
-        "bolt12_unsigned": bolt12.bolt12_unsigned(r.bolt12),
+        "bolt12_unsigned": unsigned or bolt12.bolt12_unsigned(r.bolt12),
         "used": r.used,
     }
     if r.label is not None:

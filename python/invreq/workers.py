@@ -76,9 +76,7 @@ def _bind(config: Config) -> Listeners:
             http = socket.create_server(addr, family=family, backlog=BACKLOG)
         except OSError as e:
             unix.close()
-            raise listen_error(
-                "--http-port", f"{config.http_host}:{config.http_port}", e
-            ) from None
+            raise listen_error("--http-port", f"{config.http_host}:{config.http_port}", e) from None
     return Listeners(unix=unix, http=http)
 
 

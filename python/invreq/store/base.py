@@ -192,8 +192,8 @@ class RuneStore(Protocol):
     async def rune_insert(self, restrictions: str, created_at: int) -> int:
         """Take the next unique id (0, 1, 2 ...), store the rune's restrictions, return the id."""
 
-    async def runes(self) -> builtins.list[StoredRune]:
-        """Every rune issued, in unique id order."""
+    async def runes(self, limit: int | None = None) -> builtins.list[StoredRune]:
+        """The runes issued, in unique id order: the first ``limit`` of them, or all."""
 
     async def rune(self, unique_id: int) -> StoredRune | None:
         """One issued rune, read now (another process may have used it meanwhile)."""
@@ -245,9 +245,15 @@ class PaymentStore(RequestLookup, Protocol):
         """The payment of this invoice (payment_hash), if any."""
 
     async def payments(
-        self, invreq_id: str | None = None, status: str | None = None
+        self,
+        invreq_id: str | None = None,
+        status: str | None = None,
+        *,
+        start: int | None = None,
+        limit: int | None = None,
     ) -> builtins.list[Payment]:
-        """Payments in the order they were made."""
+        """Payments in the order they were made: from payment_id ``start`` on, the first
+        ``limit`` of them, or all (the read stops in the database, not after loading)."""
 
 
 class Store(RequestStore, RuneStore, PaymentStore, Protocol):

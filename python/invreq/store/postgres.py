@@ -426,33 +426,33 @@ class PostgresStore:
         evidence: str | None = None,
     ) -> Payment:
         async with self._pool_guarded() as pool, pool.acquire() as conn, conn.transaction():
-                row = await conn.fetchrow(
-                    "UPDATE payments SET status = $1, resolved_at = $2, preimage = $3,"
-                    " error = $4, resolved_by = $5, evidence = $6"
-                    f" WHERE payment_id = $7 AND status = 'pending' RETURNING {PAYMENT_COLUMNS}",
-                    status,
-                    resolved_at,
-                    preimage,
-                    error,
-                    resolved_by,
-                    evidence,
+            row = await conn.fetchrow(
+                "UPDATE payments SET status = $1, resolved_at = $2, preimage = $3,"
+                " error = $4, resolved_by = $5, evidence = $6"
+                f" WHERE payment_id = $7 AND status = 'pending' RETURNING {PAYMENT_COLUMNS}",
+                status,
+                resolved_at,
+                preimage,
+                error,
+                resolved_by,
+                evidence,
+                payment_id,
+            )
+            if row is None:
+                now = await conn.fetchrow(
+                    f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_id = $1",
                     payment_id,
                 )
-                if row is None:
-                    now = await conn.fetchrow(
-                        f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_id = $1",
-                        payment_id,
-                    )
-                    if now is None:
-                        raise StoreError(f"payment {payment_id} does not exist")
-                    raise PaymentNotPending(payment_from_row(now))
-                if status == "paid":
-                    await conn.execute(
-                        "UPDATE invoice_requests SET used = true,"
-                        " active = CASE WHEN single_use THEN false ELSE active END"
-                        " WHERE invreq_id = $1",
-                        row[1],
-                    )
+                if now is None:
+                    raise StoreError(f"payment {payment_id} does not exist")
+                raise PaymentNotPending(payment_from_row(now))
+            if status == "paid":
+                await conn.execute(
+                    "UPDATE invoice_requests SET used = true,"
+                    " active = CASE WHEN single_use THEN false ELSE active END"
+                    " WHERE invreq_id = $1",
+                    row[1],
+                )
         return payment_from_row(row)
 
     async def payment_by_hash(self, payment_hash: str) -> Payment | None:
@@ -468,27 +468,32 @@ class PostgresStore:
         self, invreq_id: str, at: int
     ) -> tuple[Record, builtins.list[Payment]]:
         async with self._pool_guarded() as pool, pool.acquire() as conn, conn.transaction():
-                row = await conn.fetchrow(
-                    "UPDATE invoice_requests SET active = false WHERE invreq_id = $1 AND active"
-                    f" RETURNING {_COLUMNS}",
-                    invreq_id,
+            row = await conn.fetchrow(
+                "UPDATE invoice_requests SET active = false WHERE invreq_id = $1 AND active"
+                f" RETURNING {_COLUMNS}",
+                invreq_id,
+            )
+            if row is None:
+                exists = await conn.fetchval(
+                    "SELECT 1 FROM invoice_requests WHERE invreq_id = $1", invreq_id
                 )
-                if row is None:
-                    exists = await conn.fetchval(
-                        "SELECT 1 FROM invoice_requests WHERE invreq_id = $1", invreq_id
-                    )
-                    raise NotActive() if exists else UnknownInvoiceRequest()
-                pending = await conn.fetch(
-                    "UPDATE payments SET request_disabled_at = $1 WHERE invreq_id = $2"
-                    f" AND status = 'pending' RETURNING {PAYMENT_COLUMNS}",
-                    at,
-                    invreq_id,
-                )
+                raise NotActive() if exists else UnknownInvoiceRequest()
+            pending = await conn.fetch(
+                "UPDATE payments SET request_disabled_at = $1 WHERE invreq_id = $2"
+                f" AND status = 'pending' RETURNING {PAYMENT_COLUMNS}",
+                at,
+                invreq_id,
+            )
         payments = sorted((payment_from_row(p) for p in pending), key=lambda p: p.payment_id)
         return _record(row), payments
 
     async def payments(
-        self, invreq_id: str | None = None, status: str | None = None
+        self,
+        invreq_id: str | None = None,
+        status: str | None = None,
+        *,
+        start: int | None = None,
+        limit: int | None = None,
     ) -> builtins.list[Payment]:
         where: builtins.list[str] = []
         args: builtins.list[Any] = []
@@ -498,11 +503,17 @@ class PostgresStore:
         if status is not None:
             args.append(status)
             where.append(f"status = ${len(args)}")
+        if start is not None:
+            args.append(min(start, 2**63 - 1))  # beyond BIGINT: none
+            where.append(f"payment_id >= ${len(args)}")
         sql = f"SELECT {PAYMENT_COLUMNS} FROM payments"
         if where:
             sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY payment_id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
         async with self._pool_guarded() as pool:
-            rows = await pool.fetch(sql + " ORDER BY payment_id", *args)
+            rows = await pool.fetch(sql, *args)
         return [payment_from_row(r) for r in rows]
 
     # --- runes (see invreq.auth) ---------------------------------------------------------
@@ -523,9 +534,12 @@ class PostgresStore:
             )
         return unique_id
 
-    async def runes(self) -> builtins.list[StoredRune]:
+    async def runes(self, limit: int | None = None) -> builtins.list[StoredRune]:
+        sql = f"SELECT {RUNE_COLUMNS} FROM runes ORDER BY unique_id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
         async with self._pool_guarded() as pool:
-            rows = await pool.fetch(f"SELECT {RUNE_COLUMNS} FROM runes ORDER BY unique_id")
+            rows = await pool.fetch(sql)
         return [stored_rune(r) for r in rows]
 
     async def rune(self, unique_id: int) -> StoredRune | None:

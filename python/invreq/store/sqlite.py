@@ -390,31 +390,63 @@ class SQLiteStore:
         While one group is being committed on the writer thread, new writes gather in
         ``_pending``; they become the next group. The writer thread is woken once per
         group, not once per write, and the futures are settled here on the loop.
+
+        The flusher runs one loop turn after the write that started it, so every request
+        that was ready then has had its turn to add its write: a group of one is a lone
+        write, and it is committed here on the loop (:meth:`_commit_lone`) when the lock is
+        free, without the hop to the writer thread and back.
         """
         assert self._loop is not None and self._writer is not None
         assert self._write_conn is not None
         while self._pending:
             group = self._pending[:MAX_GROUP]
             del self._pending[:MAX_GROUP]
-            try:
-                outcomes = await self._loop.run_in_executor(
-                    self._writer, self._commit_group, self._write_conn, group
-                )
-            except Exception as e:  # a bug: fail this group, keep the store usable
-                err = DatabaseError(e)
-                outcomes = [(fut, None, err) for _, fut in group]
+            outcomes = self._commit_lone(self._write_conn, group) if len(group) == 1 else None
+            if outcomes is None:
+                try:
+                    outcomes = await self._loop.run_in_executor(
+                        self._writer, self._commit_group, self._write_conn, group
+                    )
+                except Exception as e:  # a bug: fail this group, keep the store usable
+                    err = DatabaseError(e)
+                    outcomes = [(fut, None, err) for _, fut in group]
             _settle_all(outcomes)
         self._flusher = None
 
-    def _commit_group(
+    def _commit_lone(
         self, conn: sqlite3.Connection, group: list[tuple[Any, asyncio.Future[Any]]]
+    ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]] | None:
+        """A lone write, committed on the event loop; ``None`` when the file's write lock is
+        held by another connection (another process): the writer thread then waits for it,
+        never the loop. The writer thread is idle meanwhile (the flusher is the only one to
+        give it work), so the connection is never used by both at once.
+
+        Measured on this 2-core machine (sequential inserts, fsync'd): 0.44-0.51 ms inline
+        against 0.70-0.80 ms through the thread; the loop is held for one commit (its
+        fsync), which the other requests, if any, would wait for anyway only if they write.
+        """
+        conn.execute("PRAGMA busy_timeout=0")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error:
+            return None  # busy, or failing: the writer thread's path decides (and reports)
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        return self._commit_group(conn, group, begun=True)
+
+    def _commit_group(
+        self,
+        conn: sqlite3.Connection,
+        group: list[tuple[Any, asyncio.Future[Any]]],
+        begun: bool = False,
     ) -> list[tuple[asyncio.Future[Any], Any, BaseException | None]]:
         """One transaction for the whole group: all inserts in one statement, then each
         other write in its own savepoint. Few statements per group matter twice: each is a
         GIL hand-off between this thread and the event loop."""
         started = time.perf_counter()
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            if not begun:
+                conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as e:
             err = CommitFailed(e)
             return [(fut, None, err) for _, fut in group]
@@ -655,19 +687,30 @@ class SQLiteStore:
         return await self._reading(run)
 
     async def payments(
-        self, invreq_id: str | None = None, status: str | None = None
+        self,
+        invreq_id: str | None = None,
+        status: str | None = None,
+        *,
+        start: int | None = None,
+        limit: int | None = None,
     ) -> builtins.list[Payment]:
-        where, args = [], []
+        where: builtins.list[str] = []
+        args: builtins.list[Any] = []
         if invreq_id is not None:
             where.append("invreq_id = ?")
             args.append(invreq_id)
         if status is not None:
             where.append("status = ?")
             args.append(status)
+        if start is not None:
+            where.append("payment_id >= ?")
+            args.append(min(start, 2**63 - 1))  # beyond SQLite's integers: none
         sql = f"SELECT {PAYMENT_COLUMNS} FROM payments"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY payment_id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
 
         def run(conn: sqlite3.Connection) -> builtins.list[Payment]:
             return [payment_from_row(r) for r in conn.execute(sql, args).fetchall()]
@@ -692,10 +735,13 @@ class SQLiteStore:
         result: int = await self._write(write)
         return result
 
-    async def runes(self) -> builtins.list[StoredRune]:
+    async def runes(self, limit: int | None = None) -> builtins.list[StoredRune]:
+        sql = f"SELECT {RUNE_COLUMNS} FROM runes ORDER BY unique_id"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+
         def run(conn: sqlite3.Connection) -> builtins.list[StoredRune]:
-            rows = conn.execute(f"SELECT {RUNE_COLUMNS} FROM runes ORDER BY unique_id").fetchall()
-            return [stored_rune(r) for r in rows]
+            return [stored_rune(r) for r in conn.execute(sql).fetchall()]
 
         return await self._reading(run)
 
