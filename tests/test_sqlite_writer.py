@@ -148,6 +148,8 @@ async def scenario(store: Store) -> list[Any]:
         lambda: store.get(f"{2:064x}"),
         lambda: store.count_by_state(),
         lambda: store.payments(),
+        lambda: store.payments(start=2, limit=1),
+        lambda: store.runes(limit=1),
         lambda: store.payment_by_hash(f"{7:064x}"),
         lambda: store.runes(),
         lambda: store.rune(1),

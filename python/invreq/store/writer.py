@@ -491,12 +491,17 @@ class WorkerStore:
         return await self._reader().payment_by_hash(payment_hash)
 
     async def payments(
-        self, invreq_id: str | None = None, status: str | None = None
+        self,
+        invreq_id: str | None = None,
+        status: str | None = None,
+        *,
+        start: int | None = None,
+        limit: int | None = None,
     ) -> builtins.list[Payment]:
-        return await self._reader().payments(invreq_id, status)
+        return await self._reader().payments(invreq_id, status, start=start, limit=limit)
 
-    async def runes(self) -> builtins.list[StoredRune]:
-        return await self._reader().runes()
+    async def runes(self, limit: int | None = None) -> builtins.list[StoredRune]:
+        return await self._reader().runes(limit)
 
     async def rune(self, unique_id: int) -> StoredRune | None:
         return await self._reader().rune(unique_id)
