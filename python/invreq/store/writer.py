@@ -73,6 +73,7 @@ WRITES = frozenset(
     }
 )
 
+
 def _by_fields(cls: type) -> Callable[[Any], tuple[Any, ...]]:
     get = operator.attrgetter(*(f.name for f in dataclasses.fields(cls)))
     return lambda obj: (cls, get(obj))
