@@ -144,7 +144,7 @@ class Config:
     )
     metrics_port: int = _option(0, "serve Prometheus metrics on 127.0.0.1:PORT/metrics; 0: off")
     workers: int = _option(
-        1, "processes serving the same sockets (pays with PostgreSQL; not with SQLite)"
+        1, "processes serving the same sockets (on SQLite, one more process writes for all)"
     )
     rpc_file: str = _option(
         SOCKET_NAME,

@@ -76,7 +76,14 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
 
     config = app[CONFIG_KEY]
     prepare_network_dir(config.network_dir)
-    store = open_store(config.db, config.sqlite_path)
+    listeners = app[LISTENERS_KEY]
+    store: Store
+    if listeners is not None and listeners.writer is not None:
+        from invreq.store.writer import WorkerStore
+
+        store = WorkerStore(listeners.writer)  # --workers on SQLite: the writer owns the file
+    else:
+        store = open_store(config.db, config.sqlite_path)
     await store.open()
     metrics = app[METRICS_KEY]
     if metrics is not None:
@@ -299,6 +306,12 @@ async def serve(
         prepare_network_dir(config.network_dir)
         ssl_context = server_context(config.network_dir, config.http_host)
     app = create_app(config, listeners=listeners)
+    # Before anything opens: a SIGTERM while the store opens (a ``--workers`` worker told to
+    # stop as it starts) is a clean stop once start-up is done, not a kill.
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     runner = web.AppRunner(
         app,
         handle_signals=False,
@@ -333,10 +346,6 @@ async def serve(
             raise listen_error("--http-port", f"{config.http_host}:{config.http_port}", e) from None
         sites.append(site)
         log.info("listening on %s://%s:%d/rpc", scheme, config.http_host, config.http_port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     if on_sighup is not None:
         loop.add_signal_handler(signal.SIGHUP, on_sighup)
     if listeners is None:  # with workers, the parent says it once

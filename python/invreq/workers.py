@@ -2,11 +2,25 @@
 
 The parent binds both sockets once, creates the secrets once (so children never race to
 create them), forks, forwards SIGINT/SIGTERM/SIGHUP, and stops the others if one fails.
-Each child runs :func:`invreq.server.serve` with its own event loop, signer and store
-connection(s) on the inherited sockets.
+Each worker runs :func:`invreq.server.serve` with its own event loop and signer on the
+inherited sockets.
 
-Worth it with PostgreSQL (each process commits its own groups); on one SQLite file the
-processes' writers take turns on its lock, which measured no faster than one process.
+On PostgreSQL each worker has its own pool and commits its own groups. On SQLite one
+writer process owns the file (:mod:`invreq.store.writer`): the parent forks it first, with
+one socketpair per worker made before any fork, and waits until it has opened and migrated
+the file before it forks the workers. A worker sends its writes over its socketpair and
+reads the file itself (WAL readers never wait for the writer); the writes of all workers
+share the writer's group commits instead of taking turns on the file's lock, and a write is
+answered only after its commit. Every process closes the socketpair ends it does not own,
+so the death of the writer is the end of every worker's link, and the death of a worker the
+end of one link.
+
+Stopping: SIGINT and SIGTERM go to the workers, which finish what is in flight (its writes
+answered by the writer) and exit; the writer ignores both and ends once its last worker has
+closed its link, after committing what it received. A child that fails (a worker, or the
+writer: the workers' writes then fail with 2002) makes the parent stop the workers and exit
+non-zero. A worker that dies leaves the writer serving the others; writes it had sent may
+still commit, though it never answered them.
 """
 
 from __future__ import annotations
@@ -20,6 +34,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from invreq.config import Config, pay_with_path
@@ -40,6 +55,8 @@ class Listeners:
 
     unix: socket.socket | None
     http: socket.socket | None
+    #: a worker's end of its link to the SQLite writer process (None: its own store)
+    writer: socket.socket | None = None
 
 
 def _bind(config: Config) -> Listeners:
@@ -82,13 +99,42 @@ def _prepare_secrets(config: Config) -> None:
         server_context(config.network_dir, config.http_host)
 
 
+def _default_signals() -> None:
+    """A forked child starts with the parent's Python handlers (``forward``, which signals
+    the parent's children): back to the defaults before anything else."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+def _name(comm: str) -> None:
+    """The process name ``ps`` and ``top`` show (Linux): which child is which."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/comm").write_text(comm)
+
+
+class _StoppedEarly(BaseException):
+    """SIGINT or SIGTERM reached a worker before it served anything."""
+
+
 def _child(config: Config, on_sighup: Callable[[], None] | None, listeners: Listeners) -> None:
     """A worker's whole life; it never returns into the parent's code."""
     from invreq.server import serve
 
+    _default_signals()
+    _name("invreq-worker")
+
+    def stop_before_serving(_signum: int, _frame: Any) -> None:
+        raise _StoppedEarly()
+
+    # Until serve() takes SIGINT and SIGTERM over (its first step): stopped before serving
+    # anything is a clean exit, not a failure that would make the parent's exit code 1.
+    signal.signal(signal.SIGINT, stop_before_serving)
+    signal.signal(signal.SIGTERM, stop_before_serving)
     code = 0
     try:
         asyncio.run(serve(config, on_sighup=on_sighup, listeners=listeners))
+    except _StoppedEarly:
+        pass
     except StartupError as e:
         print(f"invreq serve: {e}", file=sys.stderr, flush=True)
         code = 1
@@ -99,30 +145,133 @@ def _child(config: Config, on_sighup: Callable[[], None] | None, listeners: List
         os._exit(code)
 
 
+def _writer_child(
+    path: Path,
+    socks: list[socket.socket],
+    ready_fd: int,
+    on_sighup: Callable[[], None] | None,
+) -> None:
+    """The SQLite writer's whole life (see invreq.store.writer); it never returns.
+
+    SIGINT and SIGTERM are ignored: the writer ends when its last worker has closed its link
+    (workers stop first, their last writes acknowledged), so a Ctrl-C that reaches the whole
+    process group cannot close the file under them."""
+    from invreq.store.writer import serve_writer
+
+    _default_signals()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _name("invreq-writer")
+
+    def ready() -> None:
+        os.write(ready_fd, b"R")
+        os.close(ready_fd)
+
+    async def main() -> None:
+        if on_sighup is not None:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_sighup)
+        await serve_writer(path, socks, ready)
+
+    code = 0
+    try:
+        asyncio.run(main())
+    except StartupError as e:
+        print(f"invreq serve: {e}", file=sys.stderr, flush=True)
+        code = 1
+    except BaseException:
+        log.exception("the SQLite writer failed")
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def _start_writer(
+    path: Path, workers: int, listeners: Listeners, on_sighup: Callable[[], None] | None
+) -> tuple[int, list[socket.socket], bool]:
+    """Fork the writer and wait until it has opened (and migrated) the file.
+
+    Returns its pid, the workers' ends of their socketpairs, and whether it is ready (if
+    not, it has printed why and exited)."""
+    pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(workers)]
+    ready_r, ready_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(ready_r)
+        for sock in (listeners.unix, listeners.http, *(worker for _, worker in pairs)):
+            if sock is not None:
+                sock.close()
+        _writer_child(path, [writer for writer, _ in pairs], ready_w, on_sighup)
+    os.close(ready_w)
+    for writer, _ in pairs:
+        writer.close()  # the writer's ends live in the writer only: its death is their EOF
+    try:
+        ready = os.read(ready_r, 1) == b"R"  # EOF: it exited without opening the file
+    finally:
+        os.close(ready_r)
+    return pid, [worker for _, worker in pairs], ready
+
+
 def run_workers(config: Config, workers: int, on_sighup: Callable[[], None] | None) -> int:
-    """Run ``workers`` processes until they end; returns the exit code."""
+    """Run ``workers`` processes (and, on SQLite, their writer) until they end; returns the
+    exit code."""
     from invreq.server import announce, prepare_network_dir
+    from invreq.store.url import sqlite_path
 
     prepare_network_dir(config.network_dir)
     _prepare_secrets(config)
     listeners = _bind(config)
-    children: list[int] = []
-    for _ in range(workers):
-        pid = os.fork()
-        if pid == 0:
-            _child(config, on_sighup, listeners)
-        children.append(pid)
+    children: list[int] = []  # the workers
+    writer: list[int] = []  # the SQLite writer, if any: it stops after its workers
+    stopping = False
 
     def forward(signum: int, _frame: Any) -> None:
-        for child in children:
+        nonlocal stopping
+        if signum != signal.SIGHUP:
+            stopping = True
+        for child in children + (writer if signum == signal.SIGHUP else []):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signum)
 
+    # Before the first fork: a signal while the writer migrates is not lost. Children put
+    # the defaults back first thing.
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, forward)
-    announce(config)
+
+    writer_pid: int | None = None
+    links: list[socket.socket | None] = [None] * workers
+    path = sqlite_path(config.db, config.sqlite_path)
+    if path is not None:
+        writer_pid, ends, ready = _start_writer(path, workers, listeners, on_sighup)
+        writer.append(writer_pid)
+        links = list(ends)
+        if not ready:
+            for sock in ends:
+                sock.close()
+            os.waitpid(writer_pid, 0)
+            _close(config, listeners)
+            return 1
+    for i in range(workers):
+        if stopping:
+            break
+        pid = os.fork()
+        if pid == 0:
+            for j, other in enumerate(links):
+                if other is not None and j != i:
+                    other.close()  # only the writer may hold a worker's link open besides it
+            _child(config, on_sighup, dataclasses.replace(listeners, writer=links[i]))
+        children.append(pid)
+    for link in links:
+        if link is not None:
+            link.close()
+    # The listening sockets live in the workers only: when the last of them stops serving,
+    # clients are refused at once instead of waiting in a backlog nobody accepts from.
+    _close_listeners(listeners)
+    if not stopping:
+        announce(config)
     code = 0
     running = set(children)
+    if writer_pid is not None:
+        running.add(writer_pid)
     while running:
         pid, status = os.wait()
         running.discard(pid)
@@ -130,6 +279,17 @@ def run_workers(config: Config, workers: int, on_sighup: Callable[[], None] | No
         if exit_code != 0 and code == 0:
             code = exit_code if exit_code > 0 else 1
             forward(signal.SIGTERM, None)  # one failed: stop the others
+    _close(config, listeners)
+    return code
+
+
+def _close_listeners(listeners: Listeners) -> None:
+    for sock in (listeners.unix, listeners.http):
+        if sock is not None:
+            sock.close()
+
+
+def _close(config: Config, listeners: Listeners) -> None:
+    _close_listeners(listeners)
     with contextlib.suppress(FileNotFoundError):
         config.socket_path.unlink()
-    return code

@@ -10,9 +10,11 @@ once per write, matters: every wake-up is a GIL hand-off with the event loop. Re
 a second thread with its own connection (a lookup by id runs inline: microseconds); WAL
 lets them proceed while the writer commits.
 
-Several processes may share the file (``--workers``): every write transaction is
-``BEGIN IMMEDIATE`` with a busy timeout, and every state change is one conditional
-statement, so the database decides, not process memory.
+Several processes may share the file (two instances on one file): every write transaction
+is ``BEGIN IMMEDIATE`` with a busy timeout, and every state change is one conditional
+statement, so the database decides, not process memory. ``--workers N`` does better: one
+writer process owns the file and the workers' stores only read (``read_only``), sending
+their writes to it (:mod:`invreq.store.writer`).
 """
 
 from __future__ import annotations
@@ -266,8 +268,11 @@ def _enter_wal(conn: sqlite3.Connection) -> None:
 class SQLiteStore:
     kind = "sqlite"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
         self.path = Path(path)
+        #: only reads, no writer thread nor migration: a ``--workers`` worker's, whose writes
+        #: go to the writer process that owns the file (invreq.store.writer)
+        self.read_only = read_only
         #: transactions committed and writes they carried (group commit makes writes > commits)
         self.commits = 0
         self.writes = 0
@@ -287,12 +292,15 @@ class SQLiteStore:
 
     async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="invreq-sqlite-writer")
-        try:
-            self._write_conn = await self._loop.run_in_executor(self._writer, self._open_writer)
-        except BaseException:
-            await asyncio.to_thread(self._writer.shutdown)  # joins the thread: off the loop
-            raise
+        if not self.read_only:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="invreq-sqlite-writer")
+            try:
+                self._write_conn = await self._loop.run_in_executor(
+                    self._writer, self._open_writer
+                )
+            except BaseException:
+                await asyncio.to_thread(self._writer.shutdown)  # joins the thread: off the loop
+                raise
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="invreq-sqlite-reader")
 
     def _open_writer(self) -> sqlite3.Connection:
@@ -326,15 +334,16 @@ class SQLiteStore:
             log.warning("%s was readable by group or others: now owner-only (0600)", name)
 
     async def close(self) -> None:
-        if self._closed or self._writer is None:
-            return
+        if self._closed or self._reader is None:
+            return  # closed, or never opened
         self._closed = True
         if self._flusher is not None:
             await self._flusher  # every write already accepted is committed first
         loop = asyncio.get_running_loop()
-        if self._write_conn is not None:
-            await loop.run_in_executor(self._writer, self._write_conn.close)
-        await asyncio.to_thread(self._writer.shutdown)  # joins the idle thread: off the loop
+        if self._writer is not None:
+            if self._write_conn is not None:
+                await loop.run_in_executor(self._writer, self._write_conn.close)
+            await asyncio.to_thread(self._writer.shutdown)  # joins the idle thread: off the loop
         if self._reader is not None:
             await loop.run_in_executor(self._reader, self._close_reader)
             await asyncio.to_thread(self._reader.shutdown)
@@ -480,20 +489,29 @@ class SQLiteStore:
         index = dict(rows)
         return [(fut, index[rec.invreq_id], None) for rec, fut in inserts]
 
-    async def _write(self, job: Any) -> Any:
+    def _write(self, job: Any) -> asyncio.Future[Any]:
         """The one way in for every write (a ``Record`` to insert, or a function run in its
-        own savepoint); failures come back as ``StoreError``."""
+        own savepoint): the future of its outcome, settled after the group's COMMIT; failures
+        come back as ``StoreError``. A future, not a coroutine: awaited directly, one step
+        fewer per write."""
         if self._closed or self._loop is None:
             raise StoreClosed()
+        if self.read_only:
+            raise StoreError("this store only reads: its writes go to the writer process")
         fut: asyncio.Future[Any] = self._loop.create_future()
         self._pending.append((job, fut))
         if self._flusher is None:
             self._flusher = self._loop.create_task(self._flush())
-        return await fut
+        return fut
 
     async def insert(self, record: Record) -> int:
         index: int = await self._write(record)
         return index
+
+    def insert_soon(self, record: Record) -> asyncio.Future[int]:
+        """``insert`` as a future, for a caller that answers from a callback rather than a
+        task per write (the writer process of ``--workers``, invreq.store.writer)."""
+        return self._write(record)
 
     async def _update_state(self, set_sql: str, condition: str, invreq_id: str) -> Record:
         """One conditional UPDATE: the new record, or ``NotActive`` when the condition is
