@@ -430,6 +430,11 @@ class StartupError(RuntimeError):
     prints the message and exits non-zero; it never falls back to something else."""
 
 
+class StoppedDuringStartup(StartupError):
+    """SIGINT or SIGTERM arrived before the service was up (a device or database may be
+    holding the start-up): what had opened is closed, and the service does not start."""
+
+
 def listen_error(option: str, address: str, e: OSError) -> StartupError:
     """The one line for a socket that cannot be bound, naming the option that moves it."""
     import errno

@@ -24,7 +24,7 @@ from invreq import httpguard, lograte, rest, rpc
 from invreq.auth import RuneAuthority
 from invreq.blindpaths import PathMaker, load_or_create_path_secret
 from invreq.config import Config
-from invreq.errors import StartupError, listen_error
+from invreq.errors import StartupError, StoppedDuringStartup, listen_error
 from invreq.metrics import Metrics, metrics_site
 from invreq.payments import ClnBackend, PaymentBackend, Receiver, open_backend
 from invreq.service import Service
@@ -306,8 +306,9 @@ async def serve(
         prepare_network_dir(config.network_dir)
         ssl_context = server_context(config.network_dir, config.http_host)
     app = create_app(config, listeners=listeners)
-    # Before anything opens: a SIGTERM while the store opens (a ``--workers`` worker told to
-    # stop as it starts) is a clean stop once start-up is done, not a kill.
+    # Before anything opens: a SIGTERM while the store, signer or device opens (a
+    # ``--workers`` worker told to stop as it starts, a device that stalls) stops the
+    # start-up at once (_start), closing what had opened, rather than killing the process.
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -321,11 +322,7 @@ async def serve(
         # headers are complete: silent and half-sent clients are dropped.
         keepalive_timeout=httpguard.IDLE_TIMEOUT,
     )
-    try:
-        await runner.setup()  # runs the cleanup contexts' start: store, signer, socket
-    except BaseException:
-        await runner.cleanup()  # closes what was opened before the failure
-        raise
+    await _start(runner, stop)
     sites: list[web.BaseSite] = []
     scheme = "https" if config.http_tls else "http"
     if config.http_port:
@@ -365,6 +362,33 @@ async def serve(
         # handlers, then unwinds the cleanup contexts: socket, signer, store (pending
         # writes are committed before the store closes).
         await runner.cleanup()
+
+
+async def _start(runner: web.AppRunner, stop: asyncio.Event) -> None:
+    """``runner.setup()`` (the cleanup contexts' start: store, signer, device, socket),
+    given up when ``stop`` is set first: the start-up is cancelled (a device call waiting
+    is abandoned; its thread ends by its own deadline, and does not hold the exit), what
+    had opened is closed, and ``StoppedDuringStartup`` is raised."""
+    setup = asyncio.ensure_future(runner.setup())
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait((setup, stopped), return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        setup.cancel()  # serve() itself cancelled: the start-up goes with it
+        raise
+    finally:
+        stopped.cancel()
+    if not setup.done():
+        setup.cancel()
+        with contextlib.suppress(BaseException):
+            await setup
+        await runner.cleanup()
+        raise StoppedDuringStartup("stopped by a signal during start-up")
+    try:
+        setup.result()
+    except BaseException:
+        await runner.cleanup()  # closes what was opened before the failure
+        raise
 
 
 def _tune_gc() -> None:

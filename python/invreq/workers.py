@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from invreq.config import Config, pay_with_path
-from invreq.errors import StartupError, listen_error
+from invreq.errors import StartupError, StoppedDuringStartup, listen_error
 from invreq.unixsock import remove_stale_socket
 
 __all__ = ["Listeners", "run_workers"]
@@ -133,7 +133,7 @@ def _child(config: Config, on_sighup: Callable[[], None] | None, listeners: List
     code = 0
     try:
         asyncio.run(serve(config, on_sighup=on_sighup, listeners=listeners))
-    except _StoppedEarly:
+    except (_StoppedEarly, StoppedDuringStartup):
         pass
     except StartupError as e:
         print(f"invreq serve: {e}", file=sys.stderr, flush=True)

@@ -295,9 +295,7 @@ class SQLiteStore:
         if not self.read_only:
             self._writer = ThreadPoolExecutor(1, thread_name_prefix="invreq-sqlite-writer")
             try:
-                self._write_conn = await self._loop.run_in_executor(
-                    self._writer, self._open_writer
-                )
+                self._write_conn = await self._loop.run_in_executor(self._writer, self._open_writer)
             except BaseException:
                 await asyncio.to_thread(self._writer.shutdown)  # joins the thread: off the loop
                 raise
