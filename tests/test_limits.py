@@ -77,6 +77,19 @@ def read_reply(sock: socket.socket) -> bytes:
     return buf
 
 
+def unread_http_batch(server: Server, rune: str) -> socket.socket:
+    """A connection that posts a batch of 1000 lists (a reply of megabytes) over HTTP and
+    never reads it, its receive buffer small."""
+    body = list_batch(1000)
+    h = socket.create_connection(("127.0.0.1", server.http_port), timeout=30)
+    h.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    h.sendall(
+        b"POST /rpc HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Rune: %s\r\nContent-Length: %d\r\n\r\n%s" % (rune.encode(), len(body), body)
+    )
+    return h
+
+
 @pytest.fixture
 def big_server(tmp_path: Path) -> Iterator[Server]:
     s = Server(tmp_path / "data").start()
@@ -167,16 +180,7 @@ def test_http_clients_that_never_read_their_response_are_dropped(big_server: Ser
     once SEND_TIMEOUT has passed, and frees what their replies held."""
     rune = big_server.rpc.call("createrune")["rune"]
     fds = open_fds(big_server)
-    body = list_batch(1000)
-    clients = []
-    for _ in range(3):
-        h = socket.create_connection(("127.0.0.1", big_server.http_port), timeout=30)
-        h.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        h.sendall(
-            b"POST /rpc HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Rune: %s\r\nContent-Length: %d\r\n\r\n%s" % (rune.encode(), len(body), body)
-        )
-        clients.append(h)
+    clients = [unread_http_batch(big_server, rune) for _ in range(3)]
     try:
         assert http_call(big_server, rune, "getinfo")["network"] == "regtest"
         deadline = time.monotonic() + 90
@@ -323,15 +327,7 @@ def test_sigterm_with_unix_and_http_clients_that_never_read_exits_well_within_45
         c.connect(str(big_server.socket_path))
         c.sendall(list_batch(1000))
         held.append(c)
-    body = list_batch(1000)
-    for _ in range(3):
-        h = socket.create_connection(("127.0.0.1", big_server.http_port), timeout=30)
-        h.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        h.sendall(
-            b"POST /rpc HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Rune: %s\r\nContent-Length: %d\r\n\r\n%s" % (rune.encode(), len(body), body)
-        )
-        held.append(h)
+    held += [unread_http_batch(big_server, rune) for _ in range(3)]
     try:
         time.sleep(3)  # the replies are being written and not read
         assert big_server.proc is not None
