@@ -33,9 +33,9 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from invreq.config import Config, pay_with_path
 from invreq.errors import StartupError, StoppedDuringStartup, listen_error
@@ -112,6 +112,30 @@ def _name(comm: str) -> None:
         Path("/proc/self/comm").write_text(comm)
 
 
+def _run_then_exit(
+    main: Callable[[], Coroutine[Any, Any, None]],
+    *,
+    failed: str,
+    clean: tuple[type[BaseException], ...] = (),
+) -> NoReturn:
+    """A child's end, whatever happens: ``main()`` run to completion (exit 0), stopped by one
+    of ``clean`` (exit 0), refused at start-up (its one line on stderr, exit 1) or failed
+    (logged as ``failed``, exit 1). It never returns into the parent's code."""
+    code = 0
+    try:
+        asyncio.run(main())
+    except clean:
+        pass
+    except StartupError as e:
+        print(f"invreq serve: {e}", file=sys.stderr, flush=True)
+        code = 1
+    except BaseException:
+        log.exception(failed)
+        code = 1
+    finally:
+        os._exit(code)
+
+
 class _StoppedEarly(BaseException):
     """SIGINT or SIGTERM reached a worker before it served anything."""
 
@@ -130,19 +154,11 @@ def _child(config: Config, on_sighup: Callable[[], None] | None, listeners: List
     # anything is a clean exit, not a failure that would make the parent's exit code 1.
     signal.signal(signal.SIGINT, stop_before_serving)
     signal.signal(signal.SIGTERM, stop_before_serving)
-    code = 0
-    try:
-        asyncio.run(serve(config, on_sighup=on_sighup, listeners=listeners))
-    except (_StoppedEarly, StoppedDuringStartup):
-        pass
-    except StartupError as e:
-        print(f"invreq serve: {e}", file=sys.stderr, flush=True)
-        code = 1
-    except BaseException:
-        log.exception("worker failed")
-        code = 1
-    finally:
-        os._exit(code)
+    _run_then_exit(
+        lambda: serve(config, on_sighup=on_sighup, listeners=listeners),
+        failed="worker failed",
+        clean=(_StoppedEarly, StoppedDuringStartup),
+    )
 
 
 def _writer_child(
@@ -172,17 +188,7 @@ def _writer_child(
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_sighup)
         await serve_writer(path, socks, ready)
 
-    code = 0
-    try:
-        asyncio.run(main())
-    except StartupError as e:
-        print(f"invreq serve: {e}", file=sys.stderr, flush=True)
-        code = 1
-    except BaseException:
-        log.exception("the SQLite writer failed")
-        code = 1
-    finally:
-        os._exit(code)
+    _run_then_exit(main, failed="the SQLite writer failed")
 
 
 def _start_writer(
