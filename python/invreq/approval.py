@@ -35,6 +35,8 @@ from typing import Any
 
 from coincurve import PublicKey
 
+from invreq.oneline import escape
+
 __all__ = [
     "DESCRIPTION_CAP",
     "HEADER",
@@ -55,19 +57,6 @@ DESCRIPTION_CAP = 160
 ISSUER_CAP = 64
 _MSAT_PER_SAT = 1000
 _MSAT_PER_BTC = 100_000_000_000
-
-
-def escape(text: str) -> str:
-    """Printable ASCII as is, a backslash doubled, anything else as ``\\u{hex}``."""
-    out = []
-    for c in text:
-        if c == "\\":
-            out.append("\\\\")
-        elif " " <= c <= "~":
-            out.append(c)
-        else:
-            out.append(f"\\u{{{ord(c):x}}}")
-    return "".join(out)
 
 
 def _field(name: str, value: str | None, cap: int) -> str:
