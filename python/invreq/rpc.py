@@ -57,7 +57,7 @@ log = logging.getLogger("invreq.rpc")
 #: has no limit; this one only protects memory, and no real call comes near it: the largest
 #: request a BOLT 12 message can carry is 64 KiB, a 60000-character description escaped
 #: (\\u0001) as JSON is 360 KB, a batch of 1000 ordinary calls about 200 KB. Measured cost:
-#: README "Limits" (held per connection while it arrives).
+#: docs/limits.md (held per connection while it arrives).
 MAX_REQUEST_BYTES = 1024 * 1024
 #: The most requests one batch may hold (the reply must stay proportionate to the request).
 MAX_BATCH = 1000
