@@ -1,5 +1,5 @@
 """The approval text (no field can forge a line) and the check of approval signatures,
-including the verifier printed in the README, over long texts."""
+including the verifier printed in docs/hardware.md, over long texts."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from invreq.refdevice.device import Device
 
 ID = "3f0c" + "ab" * 30
 OTHER_ID = "9e" * 32
-README = Path(__file__).resolve().parent.parent / "README.md"
+HARDWARE_DOC = Path(__file__).resolve().parent.parent / "docs" / "hardware.md"
 
 # Every class of character that could make a line, end one, or hide or reorder text.
 SPOOF_CHARS = {
@@ -286,11 +286,11 @@ def device_sign(message: str) -> tuple[str, bytes]:
 
 
 def readme_verifier() -> Any:
-    """The ``verify_approval`` function exactly as the README prints it."""
-    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    """The ``verify_approval`` function exactly as docs/hardware.md prints it."""
+    blocks = re.findall(r"```python\n(.*?)```", HARDWARE_DOC.read_text(), re.S)
     source = next(b for b in blocks if "def verify_approval" in b)
     namespace: dict[str, Any] = {}
-    exec(compile(source, "README.md", "exec"), namespace)
+    exec(compile(source, "docs/hardware.md", "exec"), namespace)
     return namespace["verify_approval"]
 
 

@@ -135,10 +135,10 @@ async def _payments(app: web.Application) -> AsyncIterator[None]:
             ),
             paths=paths,
         )
-        await receiver.reconcile()  # payments a crash left pending
+        await receiver.reconciler.reconcile()  # payments a crash left pending
         # ... and those still pending later (the node had not finished, or a crashed
         # worker or another instance left them): no restart needed.
-        reconciler = asyncio.create_task(receiver.run_reconciler(config.pay_reconcile_interval))
+        reconciler = asyncio.create_task(receiver.reconciler.run(config.pay_reconcile_interval))
         app[PATHS_KEY] = paths
         app[RECEIVER_KEY] = receiver
         yield
