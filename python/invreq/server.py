@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 import os
+import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, cast
@@ -33,12 +35,12 @@ from invreq.signers.base import Approver, Signer
 from invreq.store.base import PaymentLimits, Store
 from invreq.unixsock import MAX_UNIX_CONNECTIONS, unix_door
 from invreq.web import page
-from invreq.workers import Listeners
 
 __all__ = [
     "CONFIG_KEY",
     "DISPATCHER_KEY",
     "SERVICE_KEY",
+    "Listeners",
     "announce",
     "create_app",
     "prepare_network_dir",
@@ -46,6 +48,18 @@ __all__ = [
 ]
 
 log = logging.getLogger("invreq.server")
+
+
+@dataclasses.dataclass
+class Listeners:
+    """Sockets bound once by the parent of ``--workers`` processes (:mod:`invreq.workers`)
+    and shared by them: :func:`serve` listens on these instead of binding its own."""
+
+    unix: socket.socket | None
+    http: socket.socket | None
+    #: a worker's end of its link to the SQLite writer process (None: its own store)
+    writer: socket.socket | None = None
+
 
 CONFIG_KEY = web.AppKey("config", Config)
 LISTENERS_KEY: web.AppKey[Listeners | None] = web.AppKey("listeners")
