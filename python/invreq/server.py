@@ -345,6 +345,7 @@ async def serve(
         log.info("listening on %s://%s:%d/rpc", scheme, config.http_host, config.http_port)
     if on_sighup is not None:
         loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    log.debug("event loop: %s", type(loop).__module__.partition(".")[0])  # asyncio or uvloop
     if listeners is None:  # with workers, the parent says it once
         announce(config)
     _tune_gc()
