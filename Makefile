@@ -82,7 +82,7 @@ $(TEST_DEPS): $(RUN_DEPS)
 	@touch $@
 
 $(DEV_DEPS): $(RUN_DEPS)
-	@echo "==> .venv: installing the lint tools (dev extra: mypy, ruff)"
+	@echo "==> .venv: installing the lint tools (dev extra: mypy, ruff, import-linter)"
 	@$(PY) contrib/requirements.py dev > $(VENV)/requirements-dev.txt
 	@$(PIP) -r $(VENV)/requirements-dev.txt
 	@touch $@
@@ -126,6 +126,7 @@ lint: $(BUILD_STAMP) $(DEV_DEPS)
 	cargo fmt --all --check
 	cargo clippy --locked --all-targets -- -D warnings
 	$(VENV)/bin/ruff check python tests benches
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 	$(VENV)/bin/mypy
 	$(PY) -m mypy.stubtest invreq._core
 

@@ -170,7 +170,7 @@ class Reconciler:
         if p is None:
             raise InvalidParams(f"payment_hash: no payment has payment_hash {payment_hash}")
         if p.status != "pending":
-            raise PaymentNotPending(p)
+            raise PaymentNotPending(p, views.payment_json(p))
         if not evidence.strip():
             raise InvalidParams("evidence: should say why (what shows the outcome)")
         if preimage is not None:
@@ -196,15 +196,20 @@ class Reconciler:
                     f"node {p.node_id} reports payment {p.payment_id} {record.status}: it is "
                     "not failed (reconciliation settles it from that record)"
                 )
-        done = await self.store.payment_finish(
-            p.payment_id,
-            status,
-            now,
-            preimage=preimage,
-            error=None if status == "paid" else "resolved by hand",
-            resolved_by=CALLER.get(),
-            evidence=evidence,
-        )
+        try:
+            done = await self.store.payment_finish(
+                p.payment_id,
+                status,
+                now,
+                preimage=preimage,
+                error=None if status == "paid" else "resolved by hand",
+                resolved_by=CALLER.get(),
+                evidence=evidence,
+            )
+        except PaymentNotPending as e:
+            # Settled since we read it (reconciliation, another instance): the caller sees
+            # the payment as it is now.
+            raise PaymentNotPending(e.payment, views.payment_json(e.payment)) from None
         log.warning(
             "payment %d resolved by hand as %s by %s: %s",
             done.payment_id,
