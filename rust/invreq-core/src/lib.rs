@@ -33,4 +33,7 @@ pub mod signature;
 pub mod string;
 pub mod tlv;
 
+#[cfg(test)]
+mod test_records;
+
 pub use error::{Error, Result};

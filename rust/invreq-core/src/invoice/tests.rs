@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::error::{Error, SignatureError};
+use crate::test_records::{with, without};
 use secp256k1::{Keypair, Message, Secp256k1, SecretKey};
 
 fn key(byte: u8) -> (Keypair, [u8; 33]) {
@@ -220,18 +221,6 @@ fn signed_by(signer: u8, records: &[(u64, Vec<u8>)]) -> Vec<u8> {
             .collect::<Vec<_>>(),
     )
     .unwrap()
-}
-
-fn with(mut recs: Vec<(u64, Vec<u8>)>, t: u64, v: Vec<u8>) -> Vec<(u64, Vec<u8>)> {
-    recs.retain(|(u, _)| *u != t);
-    recs.push((t, v));
-    recs.sort_by_key(|(t, _)| *t);
-    recs
-}
-
-fn without(mut recs: Vec<(u64, Vec<u8>)>, t: u64) -> Vec<(u64, Vec<u8>)> {
-    recs.retain(|(u, _)| *u != t);
-    recs
 }
 
 fn err_of(recs: Vec<(u64, Vec<u8>)>) -> String {

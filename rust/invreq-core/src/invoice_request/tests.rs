@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::error::Error;
+use crate::test_records::{with, without};
 use secp256k1::{Keypair, Message, PublicKey, Secp256k1, SecretKey};
 
 const SIGNATURE_TEST: &str = include_str!("../../../../tests/vectors/bolt12/signature-test.json");
@@ -132,18 +133,6 @@ fn signed_stream(records: &[(u64, Vec<u8>)]) -> Vec<u8> {
 fn base() -> Vec<(u64, Vec<u8>)> {
     let (_, id) = key(0x11);
     vec![(0, vec![1; 16]), (10, b"d".to_vec()), (82, vec![0x03, 0xe8]), (88, id.to_vec())]
-}
-
-fn with(mut recs: Vec<(u64, Vec<u8>)>, t: u64, v: Vec<u8>) -> Vec<(u64, Vec<u8>)> {
-    recs.retain(|(u, _)| *u != t);
-    recs.push((t, v));
-    recs.sort_by_key(|(t, _)| *t);
-    recs
-}
-
-fn without(mut recs: Vec<(u64, Vec<u8>)>, t: u64) -> Vec<(u64, Vec<u8>)> {
-    recs.retain(|(u, _)| *u != t);
-    recs
 }
 
 fn err_of(recs: Vec<(u64, Vec<u8>)>) -> String {
