@@ -34,6 +34,6 @@ pub mod string;
 pub mod tlv;
 
 #[cfg(test)]
-mod test_records;
+mod testing;
 
 pub use error::{Error, Result};
