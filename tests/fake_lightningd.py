@@ -14,9 +14,10 @@ lightningd does:
   payment_hash's: a bug or a lying node); after ``--delay`` seconds. The preimage is the
   one the payee would reveal: tests' invoices (tests/_lightningd.py ``invoice_for``) use
   ``sha256(b"preimage %d" % n)``, which the stand-in knows for n < 10,000; the payment of
-  any other payment_hash fails (no payee here to settle it). A disconnected caller does not stop it (lightningd keeps
-  running a command whose caller went away). Every ``xpay`` is appended to ``--log`` (one
-  JSON line), so tests count the payments actually attempted.
+  any other payment_hash fails (no payee here to settle it). A disconnected caller does
+  not stop it (lightningd keeps running a command whose caller went away). Every ``xpay``
+  is appended to ``--log`` (one JSON line), so tests count the payments actually
+  attempted.
 - ``listpays [bolt11] [payment_hash] [status]`` and ``listsendpays`` (same filters), with
   CLN's statuses ``pending``/``complete``/``failed`` and its field names (a BOLT 12
   invoice is reported under ``bolt12``; ``preimage`` in listpays, ``payment_preimage`` in

@@ -19,7 +19,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from invreq import bolt12, paging, views
-from invreq.oneline import oneline
 from invreq.errors import (
     Bolt12Error,
     InvalidParams,
@@ -37,6 +36,7 @@ from invreq.errors import (
     RpcError,
     UnknownInvoiceRequest,
 )
+from invreq.oneline import oneline
 from invreq.payments.node import (
     NoBackend,
     NodePaymentFailed,
