@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from blockbuster import BlockBuster, blockbuster_ctx
+from packaging.requirements import Requirement
 
 pytest_plugins = ["_service_fixtures", "_postgres", "_lightningd", "_browser"]
 
@@ -71,22 +74,36 @@ def blockbuster() -> Iterator[BlockBuster]:
         yield bb
 
 
-# The hardware path needs hwilib, whose hwi extra installs on Python 3.11 and 3.12 only (hwi
-# 3.2.0 declares Requires-Python <3.13). Without it these modules cannot be imported; they
-# are left out loudly (header and summary), or fail with INVREQ_REQUIRE_DEVICE=1 (.ci/run).
-HWILIB_TESTS = ("test_hwi.py", "test_refdevice.py")
+# The hardware path needs hwilib, from the hwi extra, which pyproject.toml's marker installs
+# on Python 3.11 and 3.12 only (hwi 3.2.0 declares Requires-Python <3.13). Without hwilib
+# these modules cannot run (test_hwi_hostile.py starts `invreq serve --signer hwi`): they are
+# left out loudly (header and summary). INVREQ_REQUIRE_DEVICE=1 (.ci/run) makes them fail
+# instead wherever the extra installs; where it cannot (3.13), they are left out the same way.
+HWILIB_TESTS = ("test_hwi.py", "test_hwi_hostile.py", "test_refdevice.py")
+PYTHON = "{}.{}".format(*sys.version_info[:2])
+
+
+def _hwi_extra_installs_here() -> bool:
+    with (Path(__file__).parent.parent / "pyproject.toml").open("rb") as f:
+        extra = tomllib.load(f)["project"]["optional-dependencies"]["hwi"]
+    markers = [Requirement(r).marker for r in extra]
+    return all(m is None or m.evaluate() for m in markers)
+
+
+HWI_INSTALLS_HERE = _hwi_extra_installs_here()
 NO_HWILIB = (
     "not run: "
     + ", ".join(HWILIB_TESTS)
-    + " (hwilib is not installed; the hwi extra installs on Python 3.11 and 3.12 only)"
+    + " (hwilib is not installed; the hwi extra installs on Python 3.11 and 3.12 only"
+    + ("" if HWI_INSTALLS_HERE else f", not on this {PYTHON}")
+    + ")"
 )
 
 
 def _without_hwilib() -> bool:
-    return (
-        importlib.util.find_spec("hwilib") is None
-        and os.environ.get("INVREQ_REQUIRE_DEVICE") != "1"
-    )
+    if importlib.util.find_spec("hwilib") is not None:
+        return False
+    return os.environ.get("INVREQ_REQUIRE_DEVICE") != "1" or not HWI_INSTALLS_HERE
 
 
 def pytest_ignore_collect(collection_path: Path) -> bool | None:
