@@ -130,6 +130,8 @@ CODE_INVOICE_ALREADY_ATTEMPTED = 2110
 CODE_PAYMENT_LIMITED = 2111
 CODE_PAYMENT_IN_FLIGHT = 2112
 CODE_PAYMENT_NOT_PENDING = 2113
+# `wait` (issue 26): the index did not reach nextvalue within the timeout.
+CODE_WAIT_TIMEOUT = 2200
 
 
 class RpcError(Exception):
@@ -421,6 +423,13 @@ class PaymentNotPending(RpcError):
             data=view,
         )
         self.payment = payment
+
+
+class WaitTimeout(RpcError):
+    """``wait``: the index did not reach ``nextvalue`` within ``timeout`` seconds; the
+    reply's data holds the index as it is, so the caller can wait again from there."""
+
+    code = CODE_WAIT_TIMEOUT
 
 
 # --- start-up ---------------------------------------------------------------------------

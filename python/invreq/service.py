@@ -98,6 +98,7 @@ class Service:
             created_at=int(self.clock()),
             payer_key=self.signer.key_id,
             approval=approval,
+            absolute_expiry=absolute_expiry,
         )
         await self.store.insert(record)
         return self._with_page(views.record_json(record, unsigned=signed.bolt12_unsigned))
