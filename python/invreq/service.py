@@ -43,6 +43,8 @@ class Service:
     paths: PathMaker | None = None
     #: --allow-unlimited-payouts: with an approver, reusable requests without max_payouts
     allow_unlimited_payouts: bool = False
+    #: With HTTP on: the payee page's address of a request (``page_url`` in the replies).
+    page_url: Callable[[str], str] | None = None
 
     async def invoicerequest(
         self,
@@ -111,7 +113,12 @@ class Service:
             approval_required=self.approver is not None,
         )
         await self.store.insert(record)
-        return views.record_json(record, unsigned=signed.bolt12_unsigned)
+        return self._with_page(views.record_json(record, unsigned=signed.bolt12_unsigned))
+
+    def _with_page(self, out: dict[str, Any]) -> dict[str, Any]:
+        if self.page_url is not None:
+            out["page_url"] = self.page_url(out["invreq_id"])
+        return out
 
     def _bound(
         self, single_use: bool, max_payouts: int | None, payout_window: int | None, now: int
@@ -177,7 +184,9 @@ class Service:
             )
         )
         # One page at most, even without `limit` (see invreq.paging).
-        return {"invoicerequests": paging.page(views.listed_json(r) for r in records)}
+        return {
+            "invoicerequests": paging.page(self._with_page(views.listed_json(r)) for r in records)
+        }
 
     async def disableinvoicerequest(self, invreq_id: str) -> dict[str, Any]:
         """CLN's answer; when payments of this request are still pending (they may yet
