@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from invreq.bolt12 import NETWORKS
+from invreq.loops import EVENT_LOOPS
+from invreq.loops import resolve as resolve_loop
 
 __all__ = [
     "APPROVERS",
@@ -115,6 +117,17 @@ class Config:
     approver: str = _option(
         "none", "hwi: a hardware device approves (signs a text for) every request", APPROVERS
     )
+    payout_approver: str = _option(
+        "none",
+        "hwi: a hardware device approves (signs a text for) every payment before it is sent, "
+        "with the key at --hwi-approval-path",
+        APPROVERS,
+    )
+    allow_unlimited_payouts: bool = _option(
+        False,
+        "with --approver hwi, accept reusable requests (single_use=false) without max_payouts: "
+        "one approval then pays every invoice, without limit (the approval text says UNLIMITED)",
+    )
     hwi_device_type: str | None = _option(None, "hwilib device type, e.g. jade")
     hwi_device_path: str | None = _option(None, "e.g. tcp:127.0.0.1:30121")
     hwi_fingerprint: str | None = _option(
@@ -171,6 +184,12 @@ class Config:
     metrics_port: int = _option(0, "serve Prometheus metrics on 127.0.0.1:PORT/metrics; 0: off")
     workers: int = _option(
         1, "processes serving the same sockets (on SQLite, one more process writes for all)"
+    )
+    event_loop: str = _option(
+        "auto",
+        "the event loop: uvloop or asyncio's own; auto: $INVREQ_EVENT_LOOP when set, "
+        "otherwise uvloop where it is installed",
+        EVENT_LOOPS,
     )
     rpc_file: str = _option(
         SOCKET_NAME,
@@ -253,9 +272,21 @@ class Config:
                 "--approver hwi: the device already signs every request with --signer hwi; "
                 "use one or the other"
             )
+        if self.payout_approver not in APPROVERS:
+            raise ConfigError(f"--payout-approver: {self.payout_approver!r} is not 'none' or 'hwi'")
+        if self.payout_approver == "hwi" and self.signer == "hwi":
+            raise ConfigError(
+                "--payout-approver hwi: the device holds the payer key with --signer hwi and "
+                "serves one connection; use --signer software (with --approver hwi)"
+            )
+        if self.payout_approver == "hwi" and pay_with_path(self.pay_with) is None:
+            raise ConfigError(
+                "--payout-approver hwi: nothing is paid with --pay-with none; give --pay-with "
+                "cln:RPC_PATH"
+            )
         if not 1 <= self.workers <= 64:
             raise ConfigError(f"--workers: {self.workers} is not between 1 and 64")
-        if self.workers > 1 and "hwi" in (self.signer, self.approver):
+        if self.workers > 1 and "hwi" in (self.signer, self.approver, self.payout_approver):
             raise ConfigError("--workers: a hardware device serves one process; use --workers 1")
         if self.workers > 1 and self.metrics_port:
             raise ConfigError(
@@ -307,6 +338,10 @@ class Config:
                 raise ConfigError(f"{flag}: {path!r} {problem}")
         if self.hwi_timeout <= 0:
             raise ConfigError(f"--hwi-timeout: {self.hwi_timeout} is not a positive number")
+        try:
+            resolve_loop(self.event_loop)
+        except ValueError as e:
+            raise ConfigError(f"--event-loop: {e}") from None
         if not self.rpc_file:
             raise ConfigError("--rpc-file: needs a file name or path")
         # A unix socket path is limited to 107 bytes on Linux (sun_path).
