@@ -39,19 +39,16 @@ invreq delays only the messages waiting for it, never lightningd or the other ho
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from invreq import bolt12
+from invreq import bolt12, clnrpc
 from invreq.errors import CODE_INVOICE_UNKNOWN_REQUEST
 
-__all__ = ["InvreqUnreachable", "ask_invreq", "main"]
+__all__ = ["UNREACHABLE", "ask_invreq", "main"]
 
 #: Seconds invreq may take to check and claim an invoice before the message is passed on.
 DEFAULT_TIMEOUT = 5.0
@@ -60,52 +57,16 @@ WORKERS = 8
 CONTINUE = {"result": "continue"}
 #: Any answer other than ``continue`` ends the hook chain (lightningd onion_message.c).
 STOP = {"result": "stop"}
-
-
-class InvreqUnreachable(Exception):
-    """invreq's socket is missing, refused the connection or did not answer in time."""
-
-
-class InvreqError(Exception):
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
+#: invreq's socket missing, refusing, closing, timing out, or answering something that is
+#: not a JSON-RPC reply: invreq could not say whether the invoice is ours.
+UNREACHABLE = (OSError, clnrpc.BadReply)
 
 
 def ask_invreq(path: str, method: str, params: dict[str, Any], timeout: float) -> Any:
-    """One JSON-RPC call on invreq's unix socket (CLN's framing), within ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    request: dict[str, Any] = {
-        "jsonrpc": "2.0",
-        "id": f"invreq-cln-plugin:{method}",
-        "method": method,
-        "params": params,
-    }
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(timeout)
-            s.connect(path)
-            s.sendall(json.dumps(request).encode())
-            buf = b""
-            while not buf.rstrip(b" \t\r").endswith(b"\n\n"):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"no answer within {timeout} s")
-                s.settimeout(remaining)
-                chunk = s.recv(65536)
-                if not chunk:
-                    raise ConnectionError("invreq closed the connection without answering")
-                buf += chunk
-    except OSError as e:  # ConnectionError and TimeoutError included
-        raise InvreqUnreachable(f"{path}: {e}") from None
-    try:
-        reply = json.loads(buf)
-    except ValueError as e:
-        raise InvreqUnreachable(f"{path}: answered something that is not JSON ({e})") from None
-    if "error" in reply:
-        err = reply["error"]
-        raise InvreqError(int(err.get("code", -1)), str(err.get("message", "")))
-    return reply.get("result")
+    """One call to invreq within ``timeout`` seconds (:func:`invreq.clnrpc.call`)."""
+    return clnrpc.call(
+        path, method, params, timeout=timeout, request_id=f"invreq-cln-plugin:{method}"
+    )
 
 
 class InvoiceHandler:
@@ -136,14 +97,14 @@ class InvoiceHandler:
                 {"invoice": invoice, "pathsecret": pathsecret},
                 self.timeout,
             )
-        except InvreqUnreachable as e:
+        except UNREACHABLE as e:
             self.log(
                 f"invreq unreachable ({e}); invoice passed on to the next plugin, "
                 "the payee gets its invoice_error",
                 "warn",
             )
             return CONTINUE, None
-        except InvreqError as e:
+        except clnrpc.ClnRpcError as e:
             if e.code == CODE_INVOICE_UNKNOWN_REQUEST:
                 return CONTINUE, None
             self.log(f"invoice on our path refused by invreq: {e.code} {e.message}", "info")
@@ -262,7 +223,7 @@ def main() -> None:
                 f"handing invoices on our paths to invreq at {handler.rpc_file} "
                 f"(payer id {info.get('id')}, network {info.get('network')})"
             )
-        except (InvreqUnreachable, InvreqError) as e:
+        except (*UNREACHABLE, clnrpc.ClnRpcError) as e:
             plugin.log(
                 f"invreq at {handler.rpc_file} does not answer yet ({e}); invoices on our "
                 "paths are passed on until it does",

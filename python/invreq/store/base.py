@@ -108,9 +108,6 @@ class Claim:
     new: bool
 
 
-PAYMENT_STATES = ("pending", "paid", "failed", "refused")
-
-
 @dataclasses.dataclass(frozen=True, slots=True)
 class StoredRune:
     """One rune we issued, without the rune itself: the string is derived again from the
