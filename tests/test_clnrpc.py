@@ -124,7 +124,7 @@ def test_an_error_reply_is_a_cln_rpc_error_with_code_message_and_data(
         clnrpc.call(n.path, "xpay", {"invstring": "lni1"})
     assert (e.value.code, e.value.message, e.value.data) == (210, "Destination unknown", {"x": 1})
     assert e.value.error == error and e.value.method == "xpay"
-    assert str(e.value) == "Destination unknown"
+    assert str(e.value) == "Destination unknown (code 210)"
 
 
 def test_an_error_without_an_integer_code_gets_minus_one(node: Callable[..., FakeNode]) -> None:

@@ -78,7 +78,7 @@ class ClnRpcError(Exception):
         self.code: int = code if isinstance(code, int) and not isinstance(code, bool) else -1
         self.message = str(obj.get("message", ""))
         self.data: Any = obj.get("data")
-        super().__init__(self.message)
+        super().__init__(f"{self.message} (code {self.code})")
 
 
 def _request(method: str, params: Any, request_id: str | None, filter_: Any) -> bytes:
@@ -145,8 +145,15 @@ def call(
 
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         try:
-            s.settimeout(remaining())
-            s.connect(path)
+            while True:
+                s.settimeout(remaining())
+                try:
+                    s.connect(path)
+                    break
+                except BlockingIOError:
+                    # The server's backlog is full (EAGAIN on a unix socket with a
+                    # deadline): it is busy, not gone; try again until the deadline.
+                    time.sleep(0.01)
         except TimeoutError:
             raise _timed_out(path, timeout or 0) from None
         except OSError as e:

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from invreq.bolt12 import NETWORKS
+from invreq.loops import EVENT_LOOPS
+from invreq.loops import resolve as resolve_loop
 
 __all__ = [
     "APPROVERS",
@@ -90,6 +92,12 @@ class Config:
         "serve HTTPS with DATA_DIR/NETWORK/tls.crt (created on first start); required for a "
         "non-loopback --http-host",
     )
+    public_url: str | None = _option(
+        None,
+        "the address payees reach the HTTP door at, e.g. https://pay.example.com behind a "
+        "proxy: page_url in the replies is this plus /r/INVREQ_ID (None: the HTTP door's "
+        "own address)",
+    )
     db: str | None = _option(
         None, "sqlite:///PATH or postgresql://...; None: SQLite in DATA_DIR/NETWORK/"
     )
@@ -158,6 +166,12 @@ class Config:
     workers: int = _option(
         1, "processes serving the same sockets (on SQLite, one more process writes for all)"
     )
+    event_loop: str = _option(
+        "auto",
+        "the event loop: uvloop or asyncio's own; auto: $INVREQ_EVENT_LOOP when set, "
+        "otherwise uvloop where it is installed",
+        EVENT_LOOPS,
+    )
     rpc_file: str = _option(
         SOCKET_NAME,
         "the JSON-RPC unix socket, as lightningd's rpc-file: a relative path is taken from "
@@ -181,6 +195,17 @@ class Config:
         return self.network_dir / Path(self.rpc_file).expanduser()
 
     @property
+    def page_base(self) -> str | None:
+        """Where payee pages are, without the trailing slash; None when HTTP is off."""
+        if not self.http_port:
+            return None
+        if self.public_url is not None:
+            return self.public_url.rstrip("/")
+        scheme = "https" if self.http_tls else "http"
+        host = f"[{self.http_host}]" if ":" in self.http_host else self.http_host
+        return f"{scheme}://{host}:{self.http_port}"
+
+    @property
     def sqlite_path(self) -> Path:
         return self.network_dir / DB_NAME
 
@@ -196,6 +221,13 @@ class Config:
             raise ConfigError(
                 f"--http-host: {self.http_host} is not a loopback address; without TLS, HTTP "
                 "only binds 127.0.0.1, ::1 or localhost (add --http-tls to serve HTTPS)"
+            )
+        if self.public_url is not None and not re.fullmatch(
+            r"https?://[^\s/?#]+(/[^\s?#]*)?", self.public_url
+        ):
+            raise ConfigError(
+                f"--public-url: {self.public_url!r} is not an http:// or https:// address "
+                "(no query or fragment)"
             )
         if not 0 <= self.metrics_port <= 65535:
             raise ConfigError(f"--metrics-port: {self.metrics_port} is not a TCP port (0: off)")
@@ -264,6 +296,10 @@ class Config:
                 raise ConfigError(f"{flag}: {path!r} {problem}")
         if self.hwi_timeout <= 0:
             raise ConfigError(f"--hwi-timeout: {self.hwi_timeout} is not a positive number")
+        try:
+            resolve_loop(self.event_loop)
+        except ValueError as e:
+            raise ConfigError(f"--event-loop: {e}") from None
         if not self.rpc_file:
             raise ConfigError("--rpc-file: needs a file name or path")
         # A unix socket path is limited to 107 bytes on Linux (sun_path).

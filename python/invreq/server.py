@@ -18,13 +18,14 @@ import os
 import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
 from invreq import httpguard, lograte, rest, rpc
 from invreq.auth import RuneAuthority
 from invreq.blindpaths import PathMaker, load_or_create_path_secret
+from invreq.changes import ChangeFeed, NotifyingStore
 from invreq.config import Config
 from invreq.errors import StartupError, StoppedDuringStartup, listen_error
 from invreq.metrics import Metrics, metrics_site
@@ -33,6 +34,7 @@ from invreq.service import Service
 from invreq.signers.base import Approver, Signer
 from invreq.store.base import PaymentLimits, Store
 from invreq.unixsock import MAX_UNIX_CONNECTIONS, unix_door
+from invreq.web import page
 
 __all__ = [
     "CONFIG_KEY",
@@ -70,6 +72,7 @@ PATHS_KEY: web.AppKey[PathMaker | None] = web.AppKey("paths")
 SERVICE_KEY = web.AppKey("service", Service)
 AUTH_KEY = web.AppKey("auth", RuneAuthority)
 DISPATCHER_KEY = web.AppKey("dispatcher", rpc.Dispatcher)
+FEED_KEY = web.AppKey("feed", ChangeFeed)
 
 #: Seconds shutdown waits for HTTP requests in flight (a person confirming on a hardware
 #: signer included); aiohttp's default, 60, is beyond what a service manager allows.
@@ -102,7 +105,10 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     metrics = app[METRICS_KEY]
     if metrics is not None:
         store.on_commit = metrics.observe_commit
-    app[STORE_KEY] = store
+    # Changes wake the payee pages' streams and `wait` at once (invreq.changes).
+    feed = ChangeFeed()
+    app[FEED_KEY] = feed
+    app[STORE_KEY] = cast(Store, NotifyingStore(store, feed))
     try:
         yield
     finally:
@@ -203,9 +209,25 @@ async def _commands(app: web.Application) -> AsyncIterator[None]:
         metrics=metrics,
     )
     service.paths = app[PATHS_KEY]
+    base = config.page_base
+    if base is not None:
+        service.page_url = lambda invreq_id: base + page.page_path(invreq_id)
     app[SERVICE_KEY] = service
     app[DISPATCHER_KEY] = rpc.build_dispatcher(service, metrics, app[AUTH_KEY], app[RECEIVER_KEY])
     yield
+
+
+async def _pages(app: web.Application) -> AsyncIterator[None]:
+    """The payee pages: their static files, read once here (off the event loop)."""
+    static = await asyncio.to_thread(page.load_static)
+    app[page.PAGES_KEY] = page.Pages(app[STORE_KEY], app[FEED_KEY], static)
+    yield
+
+
+async def _stop_streams(app: web.Application) -> None:
+    # on_shutdown runs before aiohttp waits for handlers: event streams end now.
+    if page.PAGES_KEY in app:
+        app[page.PAGES_KEY].stopping.set()
 
 
 async def _unix(app: web.Application) -> AsyncIterator[None]:
@@ -254,12 +276,14 @@ def create_app(
     app[LISTENERS_KEY] = listeners
     app[METRICS_KEY] = metrics
     app[rest.BODY_READERS] = set()
-    app.cleanup_ctx.extend([_store, _signer, _approver, _auth, _payments, _commands])
+    app.cleanup_ctx.extend([_store, _signer, _approver, _auth, _payments, _commands, _pages])
+    app.on_shutdown.append(_stop_streams)
     if unix_socket:
         app.cleanup_ctx.append(_unix)
     if metrics is not None:
         app.cleanup_ctx.append(_metrics)
     app.router.add_routes(rest.routes(AUTH_KEY, DISPATCHER_KEY))
+    app.router.add_routes(page.routes())
     return app
 
 
@@ -357,8 +381,11 @@ async def serve(
             raise listen_error("--http-port", f"{config.http_host}:{config.http_port}", e) from None
         sites.append(site)
         log.info("listening on %s://%s:%d/rpc", scheme, config.http_host, config.http_port)
+        # Where payees' pages are (each request's JSON has its page_url).
+        log.info("payee pages at %s%s", config.page_base, page.page_path("<invreq_id>"))
     if on_sighup is not None:
         loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    log.debug("event loop: %s", type(loop).__module__.partition(".")[0])  # asyncio or uvloop
     if listeners is None:  # with workers, the parent says it once
         announce(config)
     _tune_gc()

@@ -40,6 +40,8 @@ class Service:
     metrics: Metrics | None = None
     #: With a CLN backend: every request carries a blinded path to the paying node.
     paths: PathMaker | None = None
+    #: With HTTP on: the payee page's address of a request (``page_url`` in the replies).
+    page_url: Callable[[str], str] | None = None
 
     async def invoicerequest(
         self,
@@ -98,7 +100,12 @@ class Service:
             approval=approval,
         )
         await self.store.insert(record)
-        return views.record_json(record, unsigned=signed.bolt12_unsigned)
+        return self._with_page(views.record_json(record, unsigned=signed.bolt12_unsigned))
+
+    def _with_page(self, out: dict[str, Any]) -> dict[str, Any]:
+        if self.page_url is not None:
+            out["page_url"] = self.page_url(out["invreq_id"])
+        return out
 
     async def _approve(self, text: str, invreq_id: str) -> dict[str, Any]:
         """The approver's evidence, accepted only if it is a signature over exactly
@@ -137,7 +144,9 @@ class Service:
             )
         )
         # One page at most, even without `limit` (see invreq.paging).
-        return {"invoicerequests": paging.page(views.listed_json(r) for r in records)}
+        return {
+            "invoicerequests": paging.page(self._with_page(views.listed_json(r)) for r in records)
+        }
 
     async def disableinvoicerequest(self, invreq_id: str) -> dict[str, Any]:
         """CLN's answer; when payments of this request are still pending (they may yet
