@@ -12,6 +12,7 @@ them into the RPC answers (``PaymentError``, ``PaymentPending``).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 import logging
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from invreq import clnrpc
+from invreq import clnrpc, onionreply
 from invreq.config import ConfigError, pay_with_path
 from invreq.errors import StartupError
 
@@ -105,6 +106,10 @@ class PaymentBackend(Protocol):
         """The node's own record of the payment of ``payment_hash``; raises
         ``NodeUnavailable`` if the node cannot say."""
 
+    async def reply_error(self, reply_path: dict[str, Any], text: str) -> None:
+        """Send ``text`` as an invoice_error over a payee's ``reply_blindedpath`` (the
+        shape lightningd's hook gives); raises if it cannot be sent."""
+
     async def close(self) -> None: ...
 
 
@@ -119,6 +124,9 @@ class NoBackend:
 
     async def status(self, payment_hash: str) -> NodeRecord:
         raise AssertionError("NoBackend has no record: it never settles a payment")
+
+    async def reply_error(self, reply_path: dict[str, Any], text: str) -> None:
+        raise AssertionError("NoBackend never pays, so never fails a payment")
 
     async def close(self) -> None:
         return None
@@ -202,6 +210,24 @@ class ClnBackend:
         if pays:
             return NodeRecord("failed")
         return NodeRecord("none")
+
+    async def reply_error(self, reply_path: dict[str, Any], text: str) -> None:
+        """The invoice_error goes through :mod:`invreq.onionreply` (route search in the
+        node's gossip, then injectonionmessage), which asks the node with blocking calls: it
+        runs in a thread, with :mod:`invreq.clnrpc`'s sync client, each call bounded."""
+        if self.node_id is None:
+            raise OSError("the node's id is not known (getinfo)")
+
+        def call(method: str, params: dict[str, Any]) -> Any:
+            return clnrpc.call(
+                self.rpc_path,
+                method,
+                params,
+                timeout=STATUS_TIMEOUT,
+                request_id=f"invreq:{method}#{next(self._ids)}",
+            )
+
+        await asyncio.to_thread(onionreply.send_invoice_error, call, self.node_id, reply_path, text)
 
     async def close(self) -> None:
         return None
