@@ -18,7 +18,7 @@ import pytest
 from blockbuster import BlockBuster, blockbuster_ctx
 from packaging.requirements import Requirement
 
-pytest_plugins = ["_service_fixtures", "_postgres", "_lightningd", "_browser"]
+pytest_plugins = ["_service_fixtures", "_postgres", "_lightningd", "_browser", "_webhook_receiver"]
 
 VECTORS = Path(__file__).parent / "vectors"
 

@@ -42,9 +42,7 @@ def no_console_errors(driver: Any) -> None:
     assert errors == [], errors
 
 
-def test_page_shows_the_request_and_its_qr_code_reads_back(
-    tmp_path: Path, browser: Any
-) -> None:
+def test_page_shows_the_request_and_its_qr_code_reads_back(tmp_path: Path, browser: Any) -> None:
     s = serve(tmp_path, None)
     try:
         r = s.rpc.call(
@@ -242,6 +240,10 @@ def test_public_url_sets_page_url(tmp_path: Path) -> None:
     try:
         r = s.rpc.call("invoicerequest", {"amount": 1000, "description": "p"})
         assert r["page_url"] == "https://pay.example.com/invreq/r/" + r["invreq_id"]
+        # What `make run` prints at start: where the pages and the dashboard are.
+        out = s.output()
+        assert "payee pages at https://pay.example.com/invreq/r/<invreq_id>" in out
+        assert "operator dashboard at https://pay.example.com/invreq/dashboard" in out
     finally:
         assert s.stop() == 0, s.output()
     bad = Server(tmp_path / "bad", extra_args=["--public-url", "ftp://x"])

@@ -230,7 +230,7 @@ def test_every_write_method_of_the_store_goes_to_the_writer() -> None:
     """WRITES is the list of the store's writes: a new write in store/base.py must be added
     there (and to WorkerStore), or a worker would not have it."""
     reads = {"get", "list", "count_by_state", "payment_by_hash", "payments"}
-    reads |= {"runes", "rune", "rune_blacklist"}
+    reads |= {"runes", "rune", "rune_blacklist", "indexes", "events"}
     lifecycle = {"open", "close"}
     methods = {
         name
@@ -447,9 +447,9 @@ def test_sigkill_a_worker_under_load_the_other_goes_on_and_nothing_acknowledged_
         after = Load(s, load.rune).start()
         after.until_acked(100)
         alone = s.rpc.call("invoicerequest", [5000, "after the kill"])
-        assert alone["invreq_id"] in {x["invreq_id"] for x in s.rpc.call("listinvoicerequests")[
-            "invoicerequests"
-        ]}
+        assert alone["invreq_id"] in {
+            x["invreq_id"] for x in s.rpc.call("listinvoicerequests")["invoicerequests"]
+        }
         load.join()  # the clients still running are served by the survivor to the end
         after.join()
     finally:

@@ -98,6 +98,14 @@ class Config:
         "proxy: page_url in the replies is this plus /r/INVREQ_ID (None: the HTTP door's "
         "own address)",
     )
+    webhook_url: str | None = _option(
+        None,
+        "POST every event (invoice received, payment pending, paid, failed, request "
+        "disabled or expired) here, signed with the webhook secret (docs/payee-page.md)",
+    )
+    webhook_secret_file: Path | None = _option(  # noqa: RUF009
+        None, "the webhook's HMAC-SHA256 key: a file only its owner can read, >= 16 bytes"
+    )
     db: str | None = _option(
         None, "sqlite:///PATH or postgresql://...; None: SQLite in DATA_DIR/NETWORK/"
     )
@@ -108,6 +116,17 @@ class Config:
     )
     approver: str = _option(
         "none", "hwi: a hardware device approves (signs a text for) every request", APPROVERS
+    )
+    payout_approver: str = _option(
+        "none",
+        "hwi: a hardware device approves (signs a text for) every payment before it is sent, "
+        "with the key at --hwi-approval-path",
+        APPROVERS,
+    )
+    allow_unlimited_payouts: bool = _option(
+        False,
+        "with --approver hwi, accept reusable requests (single_use=false) without max_payouts: "
+        "one approval then pays every invoice, without limit (the approval text says UNLIMITED)",
     )
     hwi_device_type: str | None = _option(None, "hwilib device type, e.g. jade")
     hwi_device_path: str | None = _option(None, "e.g. tcp:127.0.0.1:30121")
@@ -229,6 +248,17 @@ class Config:
                 f"--public-url: {self.public_url!r} is not an http:// or https:// address "
                 "(no query or fragment)"
             )
+        if self.webhook_url is not None:
+            if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s#]*)?", self.webhook_url):
+                raise ConfigError(
+                    f"--webhook-url: {self.webhook_url!r} is not an http:// or https:// address"
+                )
+            if self.webhook_secret_file is None:
+                raise ConfigError(
+                    "--webhook-url: needs --webhook-secret-file (deliveries are signed)"
+                )
+        elif self.webhook_secret_file is not None:
+            raise ConfigError("--webhook-secret-file: only with --webhook-url")
         if not 0 <= self.metrics_port <= 65535:
             raise ConfigError(f"--metrics-port: {self.metrics_port} is not a TCP port (0: off)")
         if self.metrics_port and self.metrics_port == self.http_port:
@@ -242,9 +272,21 @@ class Config:
                 "--approver hwi: the device already signs every request with --signer hwi; "
                 "use one or the other"
             )
+        if self.payout_approver not in APPROVERS:
+            raise ConfigError(f"--payout-approver: {self.payout_approver!r} is not 'none' or 'hwi'")
+        if self.payout_approver == "hwi" and self.signer == "hwi":
+            raise ConfigError(
+                "--payout-approver hwi: the device holds the payer key with --signer hwi and "
+                "serves one connection; use --signer software (with --approver hwi)"
+            )
+        if self.payout_approver == "hwi" and pay_with_path(self.pay_with) is None:
+            raise ConfigError(
+                "--payout-approver hwi: nothing is paid with --pay-with none; give --pay-with "
+                "cln:RPC_PATH"
+            )
         if not 1 <= self.workers <= 64:
             raise ConfigError(f"--workers: {self.workers} is not between 1 and 64")
-        if self.workers > 1 and "hwi" in (self.signer, self.approver):
+        if self.workers > 1 and "hwi" in (self.signer, self.approver, self.payout_approver):
             raise ConfigError("--workers: a hardware device serves one process; use --workers 1")
         if self.workers > 1 and self.metrics_port:
             raise ConfigError(

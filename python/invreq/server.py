@@ -28,13 +28,15 @@ from invreq.blindpaths import PathMaker, load_or_create_path_secret
 from invreq.changes import ChangeFeed, NotifyingStore
 from invreq.config import Config
 from invreq.errors import StartupError, StoppedDuringStartup, listen_error
+from invreq.events import Events
 from invreq.metrics import Metrics, metrics_site
 from invreq.payments import ClnBackend, PaymentBackend, Receiver, open_backend
+from invreq.payments.authority import PayoutAuthority
 from invreq.service import Service
 from invreq.signers.base import Approver, Signer
 from invreq.store.base import PaymentLimits, Store
 from invreq.unixsock import MAX_UNIX_CONNECTIONS, unix_door
-from invreq.web import page
+from invreq.web import dashboard, page
 
 __all__ = [
     "CONFIG_KEY",
@@ -67,6 +69,7 @@ METRICS_KEY: web.AppKey[Metrics | None] = web.AppKey("metrics")
 STORE_KEY: web.AppKey[Store] = web.AppKey("store")
 SIGNER_KEY: web.AppKey[Signer] = web.AppKey("signer")
 APPROVER_KEY: web.AppKey[Approver | None] = web.AppKey("approver")
+PAYOUT_APPROVER_KEY: web.AppKey[Approver | None] = web.AppKey("payout_approver")
 RECEIVER_KEY = web.AppKey("receiver", Receiver)
 PATHS_KEY: web.AppKey[PathMaker | None] = web.AppKey("paths")
 SERVICE_KEY = web.AppKey("service", Service)
@@ -127,15 +130,31 @@ async def _signer(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _approver(app: web.Application) -> AsyncIterator[None]:
-    from invreq.signers.factory import open_approver
+    from invreq.signers.factory import open_approver, open_payout_approver
 
     approver = await open_approver(app[CONFIG_KEY])
     app[APPROVER_KEY] = approver
+    payout: Approver | None = None
     try:
+        payout = await open_payout_approver(app[CONFIG_KEY], approver)
+        app[PAYOUT_APPROVER_KEY] = payout
         yield
     finally:
+        if payout is not None and payout is not approver:
+            await payout.close()
         if approver is not None:
             await approver.close()
+
+
+def _authority(app: web.Application) -> PayoutAuthority:
+    """Who may let money leave (invreq.payments.authority): the approval key pinned at
+    start (--approver hwi), and the per-payment approver (--payout-approver hwi)."""
+    approver = app[APPROVER_KEY]
+    return PayoutAuthority(
+        network=app[CONFIG_KEY].network,
+        approval_key=None if approver is None else approver.pubkey,
+        payout_approver=app[PAYOUT_APPROVER_KEY],
+    )
 
 
 async def _payments(app: web.Application) -> AsyncIterator[None]:
@@ -154,6 +173,8 @@ async def _payments(app: web.Application) -> AsyncIterator[None]:
                 per_minute=config.pay_attempts_per_minute,
             ),
             paths=paths,
+            authority=_authority(app),
+            approval_wait=config.hwi_timeout if config.payout_approver == "hwi" else 0.0,
         )
         await receiver.reconciler.reconcile()  # payments a crash left pending
         # ... and those still pending later (the node had not finished, or a crashed
@@ -207,13 +228,17 @@ async def _commands(app: web.Application) -> AsyncIterator[None]:
         signer=app[SIGNER_KEY],
         approver=app[APPROVER_KEY],
         metrics=metrics,
+        allow_unlimited_payouts=config.allow_unlimited_payouts,
     )
     service.paths = app[PATHS_KEY]
     base = config.page_base
     if base is not None:
         service.page_url = lambda invreq_id: base + page.page_path(invreq_id)
     app[SERVICE_KEY] = service
-    app[DISPATCHER_KEY] = rpc.build_dispatcher(service, metrics, app[AUTH_KEY], app[RECEIVER_KEY])
+    events = Events(app[STORE_KEY], app[FEED_KEY], webhook=config.webhook_url is not None)
+    app[DISPATCHER_KEY] = rpc.build_dispatcher(
+        service, metrics, app[AUTH_KEY], app[RECEIVER_KEY], events
+    )
     yield
 
 
@@ -222,6 +247,30 @@ async def _pages(app: web.Application) -> AsyncIterator[None]:
     static = await asyncio.to_thread(page.load_static)
     app[page.PAGES_KEY] = page.Pages(app[STORE_KEY], app[FEED_KEY], static)
     yield
+
+
+async def _webhooks(app: web.Application) -> AsyncIterator[None]:
+    """The events' sender (invreq.webhooks): delivers to --webhook-url, and notes expired
+    requests either way; stopped before the store closes."""
+    from invreq import secretfile
+    from invreq.webhooks import Sender
+
+    config = app[CONFIG_KEY]
+    secret = None
+    if config.webhook_secret_file is not None:
+        secret = await asyncio.to_thread(
+            secretfile.read_given,
+            config.webhook_secret_file.expanduser(),
+            role="signs the webhook's deliveries (--webhook-secret-file)",
+        )
+    sender = Sender(app[STORE_KEY], app[FEED_KEY], config.webhook_url, secret)
+    task = asyncio.create_task(sender.run(), name="invreq-webhooks")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _stop_streams(app: web.Application) -> None:
@@ -276,7 +325,9 @@ def create_app(
     app[LISTENERS_KEY] = listeners
     app[METRICS_KEY] = metrics
     app[rest.BODY_READERS] = set()
-    app.cleanup_ctx.extend([_store, _signer, _approver, _auth, _payments, _commands, _pages])
+    app.cleanup_ctx.extend(
+        [_store, _signer, _approver, _auth, _payments, _commands, _pages, _webhooks]
+    )
     app.on_shutdown.append(_stop_streams)
     if unix_socket:
         app.cleanup_ctx.append(_unix)
@@ -284,6 +335,7 @@ def create_app(
         app.cleanup_ctx.append(_metrics)
     app.router.add_routes(rest.routes(AUTH_KEY, DISPATCHER_KEY))
     app.router.add_routes(page.routes())
+    app.router.add_routes(dashboard.routes())
     return app
 
 
@@ -383,6 +435,7 @@ async def serve(
         log.info("listening on %s://%s:%d/rpc", scheme, config.http_host, config.http_port)
         # Where payees' pages are (each request's JSON has its page_url).
         log.info("payee pages at %s%s", config.page_base, page.page_path("<invreq_id>"))
+        log.info("operator dashboard at %s/dashboard (log in with a rune)", config.page_base)
     if on_sighup is not None:
         loop.add_signal_handler(signal.SIGHUP, on_sighup)
     log.debug("event loop: %s", type(loop).__module__.partition(".")[0])  # asyncio or uvloop

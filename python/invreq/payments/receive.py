@@ -32,11 +32,13 @@ from invreq.errors import (
     PaymentNotPending,
     PaymentPending,
     PaymentRefused,
+    PayoutDeclined,
     RequestExpired,
     RpcError,
     UnknownInvoiceRequest,
 )
 from invreq.oneline import oneline
+from invreq.payments.authority import PayoutAuthority, fee_limit_msat
 from invreq.payments.node import (
     NoBackend,
     NodePaymentFailed,
@@ -46,17 +48,14 @@ from invreq.payments.node import (
     reply_wait,
 )
 from invreq.payments.reconcile import Reconciler
-from invreq.store.base import Payment, PaymentLimits, PaymentStore
+from invreq.store.base import Payment, PaymentLimits, PaymentStore, Record
 
 if TYPE_CHECKING:
     from invreq.blindpaths import PathMaker
 
-__all__ = ["DEFAULT_RELATIVE_EXPIRY", "Receiver"]
+__all__ = ["Receiver"]
 
 log = logging.getLogger("invreq.payments")
-
-#: BOLT 12: an invoice without invoice_relative_expiry expires 7200 s after creation.
-DEFAULT_RELATIVE_EXPIRY = 7200
 
 
 def _pending_error(p: Payment, why: str) -> PaymentPending:
@@ -86,6 +85,8 @@ class Receiver:
         timeout: float,
         limits: PaymentLimits,
         paths: PathMaker | None = None,
+        authority: PayoutAuthority | None = None,
+        approval_wait: float = 0.0,
     ) -> None:
         # timeout and limits: --pay-timeout and --pay-attempts-* (defaults in Config)
         self.store = store
@@ -102,8 +103,21 @@ class Receiver:
         self.paths = paths
         #: payments of invoices from the plugin, running after their reply left
         self._background: set[asyncio.Task[None]] = set()
+        #: whether money may leave for a request, and the per-payment approval
+        #: (invreq.payments.authority); the default checks approvals only of requests
+        #: that were made needing one (and so refuses them: it has no approval key)
+        self.authority = authority or PayoutAuthority(network="")
+        #: seconds a payout approval may take before xpay starts (--hwi-timeout)
+        self.approval_wait = approval_wait
 
-    async def receiveinvoice(self, invoice: str, pathsecret: str | None = None) -> dict[str, Any]:
+    async def receiveinvoice(
+        self,
+        invoice: str,
+        pathsecret: str | None = None,
+        reply_path: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        if reply_path is not None and pathsecret is None:
+            raise InvalidParams("reply_path: only with pathsecret (an invoice from the plugin)")
         try:
             inv = bolt12.decode_invoice(invoice)
         except Bolt12Error as e:
@@ -141,6 +155,8 @@ class Receiver:
             raise InvoiceExpired(inv.expires_at, now)
         if inv.offer_absolute_expiry is not None and inv.offer_absolute_expiry <= now:
             raise RequestExpired(inv.offer_absolute_expiry, now)
+        # Who may let money leave: a request needing an approval has a verifying one.
+        self.authority.check(record)
         # Without a backend the attempt is recorded as refused at once, and claims nothing.
         refused = isinstance(self.backend, NoBackend)
         attempt = Payment(
@@ -154,7 +170,9 @@ class Receiver:
             resolved_at=now if refused else None,
             error="no payment backend (--pay-with none)" if refused else None,
             node_id=None if refused else self.backend.node_id,
-            attempt_deadline=None if refused else now + math.ceil(reply_wait(self.timeout)),
+            attempt_deadline=None
+            if refused
+            else now + math.ceil(self.approval_wait + reply_wait(self.timeout)),
         )
         try:
             claim = await self.store.payment_claim(attempt, None if refused else self.limits)
@@ -170,12 +188,47 @@ class Receiver:
                 f"invoice is valid but not paid: invreq serve runs with --pay-with none "
                 f"(recorded as payment {claimed.payment_id})"
             )
+        # Before the reply, also from the plugin: a decline reaches the payee as its
+        # invoice_error.
+        claimed = await self._approve_payout(record, claimed, inv)
         if pathsecret is not None:
-            task = asyncio.create_task(self._pay_in_background(claimed))
+            task = asyncio.create_task(self._pay_in_background(claimed, reply_path))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
             return views.payment_json(claimed)
         return await self._pay(claimed)
+
+    async def _approve_payout(
+        self, record: Record, claimed: Payment, inv: bolt12.Invoice
+    ) -> Payment:
+        """``--payout-approver hwi``: the device's signed yes, stored with the payment,
+        before the node is asked; a decline or timeout settles it failed, unpaid."""
+        if self.authority.payout_approver is None:
+            return claimed
+        self._in_flight.add(claimed.payment_id)  # not reconciled while a person decides
+        try:
+            try:
+                evidence = await self.authority.approve_payout(
+                    record,
+                    claimed,
+                    payee_node_id=inv.node_id,
+                    introductions=[_introduction(p) for p in inv.paths],
+                    fee_limit=fee_limit_msat(claimed.amount_msat),
+                )
+            except PayoutDeclined as e:
+                await self._finish(claimed, "failed", error=e.message)
+                log.info("payment %d declined: %s", claimed.payment_id, e.message)
+                raise
+            except BaseException:
+                # Cancelled while the device was asked: nothing was sent to the node.
+                await asyncio.shield(
+                    self._finish(claimed, "failed", error="stopped before the payout approval")
+                )
+                raise
+            assert evidence is not None
+            return await self.store.payment_approved(claimed.payment_id, evidence)
+        finally:
+            self._in_flight.discard(claimed.payment_id)
 
     def _owns(self, metadata: bytes | None, pathsecret: str) -> bool:
         return self.paths is not None and self.paths.owns(metadata, bytes.fromhex(pathsecret))
@@ -193,9 +246,18 @@ class Receiver:
             and await self.store.get(loose.invreq_id.hex()) is not None
         )
 
-    async def _pay_in_background(self, claimed: Payment) -> None:
+    async def _pay_in_background(
+        self, claimed: Payment, reply_path: dict[str, Any] | None = None
+    ) -> None:
         try:
             done = await self._pay(claimed)
+        except PaymentError as e:
+            # Certainly not paid: the payee's sendinvoice is still waiting (its timeout, 90 s
+            # by default) and is told why now. A pending outcome (below) tells it nothing:
+            # the payment may still arrive.
+            log.warning("payment %d (invoice from the plugin): %s", claimed.payment_id, e.message)
+            if reply_path is not None:
+                await self._tell_payee(claimed, reply_path, e.message)
         except RpcError as e:
             log.warning("payment %d (invoice from the plugin): %s", claimed.payment_id, e.message)
         except asyncio.CancelledError:
@@ -210,6 +272,15 @@ class Receiver:
                 done["invreq_id"],
             )
 
+    async def _tell_payee(self, p: Payment, reply_path: dict[str, Any], why: str) -> None:
+        """Send the payee an invoice_error over its reply path (through the paying node)."""
+        try:
+            await self.backend.reply_error(reply_path, why)
+        except Exception as e:
+            log.warning("payment %d: could not tell the payee it failed: %s", p.payment_id, e)
+        else:
+            log.info("payment %d: the payee was told it failed", p.payment_id)
+
     async def close(self, grace: float = 10.0) -> None:
         """At shutdown: let payments running in the background finish for ``grace``
         seconds, then cancel them (they stay pending and reconciliation settles them)."""
@@ -223,7 +294,10 @@ class Receiver:
     async def _pay(self, claimed: Payment) -> dict[str, Any]:
         self._in_flight.add(claimed.payment_id)
         try:
-            paid = await self.backend.pay(claimed.invoice, self.timeout)
+            maxfee = None
+            if claimed.payout_approval is not None:
+                maxfee = fee_limit_msat(claimed.amount_msat)  # the limit the person saw
+            paid = await self.backend.pay(claimed.invoice, self.timeout, maxfee)
         except NodePaymentFailed as e:
             settled = await self._finish(claimed, "failed", error=str(e))
             if settled.status == "paid":
@@ -300,3 +374,11 @@ class Receiver:
             invreq_id, status, start=start, limit=paging.store_limit(limit)
         )
         return {"payments": paging.page(views.payment_json(p) for p in found)}
+
+
+def _introduction(path: bolt12.BlindedPath) -> str:
+    """Where a payment enters one of the payee's blinded paths, as the device shows it."""
+    if path.first_node_id is not None:
+        return path.first_node_id.hex()
+    assert path.first_scid is not None
+    return f"scid {views.scid_text(path.first_scid)}/{path.first_scid_dir}"

@@ -21,9 +21,13 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from invreq.bound import PayoutBound
+
 __all__ = [
     "BLACKLIST_OFFSET",
     "Claim",
+    "Event",
+    "EventStore",
     "ListQuery",
     "Payment",
     "PaymentLimits",
@@ -54,6 +58,19 @@ class Record:
     created_index: int = 0
     # Approval evidence from an approving device (JSON object), or None.
     approval: dict[str, Any] | None = None
+    # Reusable requests only (invreq.bound): most payouts in all, and the end of the
+    # payout window (unix seconds); None: not bounded that way.
+    max_payouts: int | None = None
+    payout_until: int | None = None
+    # Decided at creation (an approver was configured): paid only with a verifying approval.
+    approval_required: bool = False
+    # The request's absolute_expiry (unix seconds), kept beside the string so expiry can be
+    # found by the database (request_expired events); None: none, or made before it was kept.
+    absolute_expiry: int | None = None
+
+    @property
+    def bound(self) -> PayoutBound:
+        return PayoutBound(self.single_use, self.max_payouts, self.payout_until)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -86,6 +103,8 @@ class Payment:
     evidence: str | None = None
     # Rows from before one-payment-per-invoice was enforced: the earlier row of this hash.
     duplicate_of: int | None = None
+    # --payout-approver hwi: the device's signed approval of this payment (JSON object).
+    payout_approval: dict[str, Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -108,7 +127,24 @@ class Claim:
     new: bool
 
 
-PAYMENT_STATES = ("pending", "paid", "failed", "refused")
+@dataclasses.dataclass(frozen=True, slots=True)
+class Event:
+    """One event of the outbox (:mod:`invreq.store.outbox`): what changed, and whether the
+    webhook has it yet."""
+
+    event_id: int
+    type: str
+    invreq_id: str
+    label: str | None
+    payment_id: int | None
+    amount_msat: int | None
+    created_at: int
+    #: what the operator's systems may want to know (a failure's error), or None
+    detail: str | None
+    delivered_at: int | None
+    attempts: int
+    next_attempt_at: int
+    last_error: str | None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -219,10 +255,13 @@ class PaymentStore(RequestLookup, Protocol):
         the time) becomes this ``pending`` attempt, in the same row.
 
         Otherwise record ``payment`` as ``pending`` if its request may be paid now: it
-        exists, is active, (single-use) has no pending or paid payment, and ``limits`` allow
-        another attempt. Raises ``UnknownInvoiceRequest``, ``NotActive``, ``AlreadyClaimed``
-        or ``PaymentLimited``. A ``refused`` payment is checked the same way (limits aside)
-        and recorded without claiming anything.
+        exists, is active, (single-use) has no pending or paid payment, (reusable) its
+        bound allows another payout (``max_payouts`` pending or paid payments at most,
+        before ``payout_until``: :meth:`invreq.bound.PayoutBound.refusal`), and ``limits``
+        allow another attempt. Raises ``UnknownInvoiceRequest``, ``NotActive``,
+        ``AlreadyClaimed``, ``PayoutBoundReached`` or ``PaymentLimited``. A ``refused``
+        payment is checked the same way (limits aside) and recorded without claiming
+        anything.
         The check and the insert are one transaction; a unique index on payment_hash backs
         it."""
 
@@ -241,6 +280,10 @@ class PaymentStore(RequestLookup, Protocol):
         become inactive; a request disabled meanwhile stays disabled). Raises
         ``PaymentNotPending`` (with the payment as it is) when it was settled already."""
 
+    async def payment_approved(self, payment_id: int, approval: dict[str, Any]) -> Payment:
+        """Store the payout approval of a pending payment (before it is paid). Raises
+        ``PaymentNotPending`` when it is no longer pending."""
+
     async def payment_by_hash(self, payment_hash: str) -> Payment | None:
         """The payment of this invoice (payment_hash), if any."""
 
@@ -256,7 +299,37 @@ class PaymentStore(RequestLookup, Protocol):
         ``limit`` of them, or all (the read stops in the database, not after loading)."""
 
 
-class Store(RequestStore, RuneStore, PaymentStore, Protocol):
+class EventStore(Protocol):
+    """The events outbox and the change indexes (:mod:`invreq.store.outbox`). Events are
+    written by the changes themselves (``payment_claim``, ``payment_finish``,
+    ``disable_noting_payments``), in their transactions."""
+
+    async def indexes(self) -> dict[str, dict[str, int]]:
+        """``{"invoicerequests": {"created": n, "updated": m}, "payments": {...}}``."""
+
+    async def events(
+        self, *, invreq_id: str | None = None, start: int | None = None, limit: int | None = None
+    ) -> builtins.list[Event]:
+        """Events in order, from event_id ``start`` on, the first ``limit`` of them."""
+
+    async def events_lease(
+        self, now: int, owner: str, limit: int, lease_seconds: int
+    ) -> builtins.list[Event]:
+        """Lease the events due now (each the oldest undelivered of its request) for
+        ``lease_seconds``: no other owner gets them meanwhile."""
+
+    async def event_delivered(self, event_id: int, owner: str, at: int) -> bool:
+        """Mark delivered, if ``owner`` still holds its lease."""
+
+    async def event_retry(self, event_id: int, owner: str, next_at: int, error: str) -> bool:
+        """Count a failed attempt and release the lease until ``next_at``."""
+
+    async def note_expired(self, now: int) -> int:
+        """Add a request_expired event for every active unused request whose absolute
+        expiry has passed and was not told yet; returns how many."""
+
+
+class Store(RequestStore, RuneStore, PaymentStore, EventStore, Protocol):
     """One database holding all three. Every method raises ``StoreError`` (2002) when the
     database fails or the store is closed (``StoreClosed``, ``DatabaseError``)."""
 

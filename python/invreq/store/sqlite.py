@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from invreq import secretfile
+from invreq.bound import PayoutBound
 from invreq.errors import (
     AlreadyClaimed,
     CommitFailed,
@@ -45,8 +46,18 @@ from invreq.errors import (
     StoreError,
     UnknownInvoiceRequest,
 )
-from invreq.store.base import Claim, ListQuery, Payment, PaymentLimits, Record, StoredRune
+from invreq.store import outbox
+from invreq.store.base import (
+    Claim,
+    Event,
+    ListQuery,
+    Payment,
+    PaymentLimits,
+    Record,
+    StoredRune,
+)
 from invreq.store.rows import (
+    BOUND_TAKEN,
     COUNT_BY_STATE,
     PAYMENT_COLUMNS,
     PAYMENT_INSERT,
@@ -57,6 +68,8 @@ from invreq.store.rows import (
     UNSETTLED_ATTEMPTS,
     blacklist_range,
     blacklist_row,
+    bound_migration,
+    check_bound,
     limits_reached_per_minute,
     limits_reached_per_request,
     payment_from_row,
@@ -143,6 +156,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     payment_migration("INTEGER"),
     _DROP_RUNE_STRINGS,
+    bound_migration("INTEGER", "INTEGER", "0"),
+    outbox.events_migration("INTEGER", "INTEGER"),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: The first schema version without rune strings.
@@ -150,14 +165,15 @@ RUNE_STRINGS_DROPPED = MIGRATIONS.index(_DROP_RUNE_STRINGS) + 1
 
 _COLUMNS = (
     "invreq_id, bolt12, label, active, single_use, used, created_at, payer_key, "
-    "created_index, approval"
+    "created_index, approval, max_payouts, payout_until, approval_required, absolute_expiry"
 )
 
 _INSERT = (
     "INSERT INTO invoice_requests (invreq_id, bolt12, label, active, single_use, used,"
-    " created_at, payer_key, approval) VALUES "
+    " created_at, payer_key, approval, max_payouts, payout_until, approval_required,"
+    " absolute_expiry) VALUES "
 )
-_ROW = "(?,?,?,?,?,?,?,?,?)"
+_ROW = "(?,?,?,?,?,?,?,?,?,?,?,?,?)"
 
 
 def _values(r: Record) -> tuple[Any, ...]:
@@ -172,6 +188,10 @@ def _values(r: Record) -> tuple[Any, ...]:
         r.created_at,
         r.payer_key,
         approval,
+        r.max_payouts,
+        r.payout_until,
+        int(r.approval_required),
+        r.absolute_expiry,
     )
 
 
@@ -229,6 +249,50 @@ def _record(row: tuple[Any, ...]) -> Record:
         payer_key=row[7],
         created_index=row[8],
         approval=None if row[9] is None else json.loads(row[9]),
+        max_payouts=row[10],
+        payout_until=row[11],
+        approval_required=bool(row[12]),
+        absolute_expiry=row[13],
+    )
+
+
+def _sql(text: str, **more: str) -> str:
+    """Shared SQL (invreq.store.outbox) with SQLite's numbered parameters."""
+    return text.format(**{f"p{i}": f"?{i}" for i in range(1, 10)}, **more)
+
+
+def _emit(
+    conn: sqlite3.Connection,
+    kind: str,
+    invreq_id: str,
+    at: int,
+    *,
+    payment_id: int | None = None,
+    amount: int | None = None,
+    detail: str | None = None,
+) -> None:
+    """One event, in the changing transaction (invreq.store.outbox)."""
+    conn.execute(_sql(outbox.EVENT_INSERT), (kind, payment_id, amount, at, detail, invreq_id))
+
+
+def _bump(conn: sqlite3.Connection, subsystem: str, key: Any) -> None:
+    """The subsystem's updated index + 1, stamped on the changed row."""
+    (n,) = conn.execute(_sql(outbox.BUMP), (subsystem,)).fetchone()
+    table, column = outbox.SUBSYSTEMS[subsystem]
+    if column == "created_index":
+        column = "invreq_id"  # requests are found by their id
+    conn.execute(f"UPDATE {table} SET updated_index = ?1 WHERE {column} = ?2", (n, key))
+
+
+def _disabled(conn: sqlite3.Connection, row: Any, at: int) -> None:
+    record = _record(row)
+    _bump(conn, "invoicerequests", record.invreq_id)
+    _emit(
+        conn,
+        "request_disabled",
+        record.invreq_id,
+        at,
+        amount=outbox.request_amount(record.bolt12),
     )
 
 
@@ -523,7 +587,9 @@ class SQLiteStore:
         task per write (the writer process of ``--workers``, invreq.store.writer)."""
         return self._write(record)
 
-    async def _update_state(self, set_sql: str, condition: str, invreq_id: str) -> Record:
+    async def _update_state(
+        self, set_sql: str, condition: str, invreq_id: str, *, disabling: bool = False
+    ) -> Record:
         """One conditional UPDATE: the new record, or ``NotActive`` when the condition is
         false for an existing request, ``UnknownInvoiceRequest`` when there is none."""
 
@@ -534,6 +600,10 @@ class SQLiteStore:
                 (invreq_id,),
             ).fetchone()
             if row is not None:
+                if disabling:
+                    _disabled(conn, row, int(time.time()))
+                else:
+                    _bump(conn, "invoicerequests", invreq_id)
                 return _record(row)
             exists = conn.execute(
                 "SELECT 1 FROM invoice_requests WHERE invreq_id = ?", (invreq_id,)
@@ -544,7 +614,7 @@ class SQLiteStore:
         return result
 
     async def disable(self, invreq_id: str) -> Record:
-        return await self._update_state("active = 0", "active = 1", invreq_id)
+        return await self._update_state("active = 0", "active = 1", invreq_id, disabling=True)
 
     async def mark_used(self, invreq_id: str) -> Record:
         """An invoice for this request was paid: ``used``, and inactive if single-use.
@@ -571,14 +641,15 @@ class SQLiteStore:
                 if not (found.status == "refused" and payment.status == "pending"):
                     return Claim(found, new=False)
             row = conn.execute(
-                "SELECT active, single_use, used FROM invoice_requests WHERE invreq_id = ?",
+                "SELECT active, single_use, used, max_payouts, payout_until"
+                " FROM invoice_requests WHERE invreq_id = ?",
                 (payment.invreq_id,),
             ).fetchone()
             if row is None:
                 raise UnknownInvoiceRequest()
             # Refused attempts (no backend) claim nothing, but are not recorded for a
             # request that could not be paid anyway.
-            active, single_use, used = row
+            active, single_use, used, max_payouts, payout_until = row
             if not active:
                 raise NotActive()
             if single_use:
@@ -589,6 +660,13 @@ class SQLiteStore:
                 ).fetchone()
                 if taken is not None or used:
                     raise AlreadyClaimed(taken[0] if taken else "paid")
+            else:
+                # In this transaction (BEGIN IMMEDIATE; --workers: the one writer process):
+                # no other claim can count the same payouts.
+                (count,) = conn.execute(BOUND_TAKEN.format(p1="?"), (payment.invreq_id,)).fetchone()
+                check_bound(
+                    PayoutBound(False, max_payouts, payout_until), count, payment.created_at
+                )
             if payment.status == "pending" and limits is not None:
                 _check_limits(conn, payment, limits)
             if existing is not None:
@@ -605,14 +683,27 @@ class SQLiteStore:
                         existing[0],
                     ),
                 ).fetchone()
-                return Claim(payment_from_row(updated), new=True)
-            cur = conn.execute(
-                f"INSERT INTO payments ({PAYMENT_INSERT}) VALUES"
-                f" ({','.join('?' * PAYMENT_INSERT_COUNT)})",
-                payment_values(payment),
-            )
-            assert cur.lastrowid is not None
-            return Claim(dataclasses.replace(payment, payment_id=cur.lastrowid), new=True)
+                claimed = payment_from_row(updated)
+                _bump(conn, "payments", claimed.payment_id)
+            else:
+                cur = conn.execute(
+                    f"INSERT INTO payments ({PAYMENT_INSERT}) VALUES"
+                    f" ({','.join('?' * PAYMENT_INSERT_COUNT)})",
+                    payment_values(payment),
+                )
+                assert cur.lastrowid is not None
+                claimed = dataclasses.replace(payment, payment_id=cur.lastrowid)
+            for kind, detail in outbox.claim_events(claimed.status):
+                _emit(
+                    conn,
+                    kind,
+                    claimed.invreq_id,
+                    claimed.created_at,
+                    payment_id=claimed.payment_id,
+                    amount=claimed.amount_msat,
+                    detail=detail,
+                )
+            return Claim(claimed, new=True)
 
         result: Claim = await self._write(write)
         return result
@@ -642,6 +733,8 @@ class SQLiteStore:
                 if now is None:
                     raise StoreError(f"payment {payment_id} does not exist")
                 raise PaymentNotPending(payment_from_row(now))
+            done = payment_from_row(row)
+            _bump(conn, "payments", payment_id)
             if status == "paid":
                 # Used whatever its state: a request disabled while its payment was in
                 # flight stays disabled, and a single-use one is now inactive for good.
@@ -651,6 +744,35 @@ class SQLiteStore:
                     " WHERE invreq_id = ?",
                     (row[1],),
                 )
+                _bump(conn, "invoicerequests", done.invreq_id)
+            _emit(
+                conn,
+                "paid" if status == "paid" else "failed",
+                done.invreq_id,
+                resolved_at,
+                payment_id=payment_id,
+                amount=done.amount_msat,
+                detail=error,
+            )
+            return done
+
+        result: Payment = await self._write(write)
+        return result
+
+    async def payment_approved(self, payment_id: int, approval: dict[str, Any]) -> Payment:
+        def write(conn: sqlite3.Connection) -> Payment:
+            row = conn.execute(
+                "UPDATE payments SET payout_approval = ?"
+                f" WHERE payment_id = ? AND status = 'pending' RETURNING {PAYMENT_COLUMNS}",
+                (json.dumps(approval), payment_id),
+            ).fetchone()
+            if row is None:
+                now = conn.execute(
+                    f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_id = ?", (payment_id,)
+                ).fetchone()
+                if now is None:
+                    raise StoreError(f"payment {payment_id} does not exist")
+                raise PaymentNotPending(payment_from_row(now))
             return payment_from_row(row)
 
         result: Payment = await self._write(write)
@@ -676,11 +798,14 @@ class SQLiteStore:
                     "SELECT 1 FROM invoice_requests WHERE invreq_id = ?", (invreq_id,)
                 ).fetchone()
                 raise NotActive() if exists else UnknownInvoiceRequest()
+            _disabled(conn, row, at)
             pending = conn.execute(
                 "UPDATE payments SET request_disabled_at = ? WHERE invreq_id = ?"
                 f" AND status = 'pending' RETURNING {PAYMENT_COLUMNS}",
                 (at, invreq_id),
             ).fetchall()
+            for p in pending:
+                _bump(conn, "payments", p[0])
             return _record(row), sorted(
                 (payment_from_row(p) for p in pending), key=lambda p: p.payment_id
             )
@@ -793,6 +918,86 @@ class SQLiteStore:
             return [blacklist_range(r) for r in conn.execute(sql).fetchall()]
 
         return await self._reading(run)
+
+    # --- events and indexes (see invreq.store.outbox) ----------------------------------------
+
+    async def indexes(self) -> dict[str, dict[str, int]]:
+        def run(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
+            updated = dict(conn.execute("SELECT subsystem, updated FROM invreq_indexes"))
+            out = {}
+            for subsystem, (table, column) in outbox.SUBSYSTEMS.items():
+                (created,) = conn.execute(
+                    f"SELECT coalesce(max({column}), 0) FROM {table}"
+                ).fetchone()
+                out[subsystem] = {"created": int(created), "updated": int(updated[subsystem])}
+            return out
+
+        return await self._reading(run)
+
+    async def events(
+        self, *, invreq_id: str | None = None, start: int | None = None, limit: int | None = None
+    ) -> builtins.list[Event]:
+        where: builtins.list[str] = ["event_id >= ?"]
+        args: builtins.list[Any] = [min(start or 0, 2**63 - 1)]
+        if invreq_id is not None:
+            where.append("invreq_id = ?")
+            args.append(invreq_id)
+        sql = f"SELECT {outbox.EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)}"
+        sql += " ORDER BY event_id" + ("" if limit is None else f" LIMIT {int(limit)}")
+
+        def run(conn: sqlite3.Connection) -> builtins.list[Event]:
+            return [outbox.event_from_row(r) for r in conn.execute(sql, args).fetchall()]
+
+        return await self._reading(run)
+
+    async def events_lease(
+        self, now: int, owner: str, limit: int, lease_seconds: int
+    ) -> builtins.list[Event]:
+        def write(conn: sqlite3.Connection) -> builtins.list[Event]:
+            ids = [r[0] for r in conn.execute(_sql(outbox.DUE), (now, limit)).fetchall()]
+            if not ids:
+                return []
+            marks = ",".join(str(int(i)) for i in ids)
+            rows = conn.execute(
+                _sql(outbox.LEASE, ids=marks), (now + lease_seconds, owner)
+            ).fetchall()
+            return sorted((outbox.event_from_row(r) for r in rows), key=lambda e: e.event_id)
+
+        result: builtins.list[Event] = await self._write(write)
+        return result
+
+    async def event_delivered(self, event_id: int, owner: str, at: int) -> bool:
+        def write(conn: sqlite3.Connection) -> bool:
+            return conn.execute(_sql(outbox.DELIVERED), (at, event_id, owner)).rowcount == 1
+
+        result: bool = await self._write(write)
+        return result
+
+    async def event_retry(self, event_id: int, owner: str, next_at: int, error: str) -> bool:
+        def write(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(_sql(outbox.RETRY), (next_at, error, event_id, owner))
+            return cur.rowcount == 1
+
+        result: bool = await self._write(write)
+        return result
+
+    async def note_expired(self, now: int) -> int:
+        def write(conn: sqlite3.Connection) -> int:
+            rows = conn.execute(
+                _sql(outbox.EXPIRED, active="active = 1", used="used = 1"), (now,)
+            ).fetchall()
+            for invreq_id, bolt12_string in rows:
+                _emit(
+                    conn,
+                    "request_expired",
+                    invreq_id,
+                    now,
+                    amount=outbox.request_amount(bolt12_string),
+                )
+            return len(rows)
+
+        result: int = await self._write(write)
+        return result
 
     # --- reads --------------------------------------------------------------------------
 
