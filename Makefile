@@ -134,7 +134,7 @@ FULL_SUITE_PYTHONS ?= 3.11 3.13
 SUBSET_TESTS := tests/test_hwi.py tests/test_hwi_hostile.py tests/test_refdevice.py \
   tests/test_approval.py tests/test_params.py tests/test_hostile.py tests/test_jsonfilter.py \
   tests/test_store_sqlite.py tests/test_sqlite_writer.py tests/test_cli.py \
-  tests/test_readme.py tests/test_packaging.py
+  tests/test_payout_authority.py tests/test_readme.py tests/test_packaging.py
 PYTHON_VERSION = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 
 test-pythons:

@@ -92,7 +92,23 @@ def test_the_walkthroughs_are_all_there() -> None:
     assert total >= WALKTHROUGH_COMMANDS
 
 
-@pytest.mark.parametrize("doc", _marked(), ids=lambda doc: str(doc.relative_to(ROOT)))
+def _needs_a_device(doc: Path) -> bool:
+    """A walkthrough that starts the service with a device needs hwilib (the hwi extra,
+    Python 3.11 and 3.12 only): marked ``hwilib``, it is reported not run without it."""
+    return any(_DEVICE_OPTION.search(command) for command, _ in walkthrough(doc.read_text()))
+
+
+_DEVICE_OPTION = re.compile(r"--[a-z-]*(signer|approver) hwi\b")
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        pytest.param(doc, marks=[pytest.mark.hwilib] if _needs_a_device(doc) else [])
+        for doc in _marked()
+    ],
+    ids=lambda doc: str(doc.relative_to(ROOT)),
+)
 def test_the_readme_walkthrough_runs_verbatim_and_prints_what_it_shows(
     doc: Path, tmp_path: Path
 ) -> None:
