@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from invreq import jsonfilter, params
+from invreq import jsoncodec, jsonfilter, params
 from invreq.errors import (
     HelpUnknownCommand,
     InternalError,
@@ -210,9 +210,15 @@ class RawJSON(bytes):
 
 
 def dumps(obj: Any) -> bytes:
-    """Compact JSON as UTF-8: what every door writes."""
+    """Compact JSON as UTF-8: what every door writes (orjson where its bytes are the
+    standard library's, see :mod:`invreq.jsoncodec`)."""
     if isinstance(obj, RawJSON):
         return bytes(obj)
+    fast = jsoncodec.dumps(obj)
+    return fast if fast is not jsoncodec.SLOW else _dumps_stdlib(obj)
+
+
+def _dumps_stdlib(obj: Any) -> bytes:
     try:
         return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
     except UnicodeEncodeError:
