@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::error::Error;
-use secp256k1::{Keypair, SecretKey};
+use secp256k1::{Keypair, Message, PublicKey, Secp256k1, SecretKey};
 
 const SIGNATURE_TEST: &str = include_str!("../../../../tests/vectors/bolt12/signature-test.json");
 
