@@ -13,6 +13,7 @@ them into the RPC answers (``PaymentError``, ``PaymentPending``).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
 import logging
@@ -61,6 +62,19 @@ class OutcomeUnknown(Exception):
 @dataclass(frozen=True)
 class Paid:
     preimage: str
+
+
+def proves(preimage: str | None, payment_hash: str) -> bool:
+    """Whether ``preimage`` (hex) proves the payment of ``payment_hash``: its sha256 is the
+    hash. A node's word that a payment completed counts only with this proof; a preimage
+    that does not match (a bug, a lying or confused node) leaves the payment pending, to be
+    investigated (resolvepayment), never paid."""
+    if preimage is None:
+        return False
+    try:
+        return hashlib.sha256(bytes.fromhex(preimage)).hexdigest() == payment_hash
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)

@@ -36,11 +36,13 @@ from invreq.errors import (
     RpcError,
     UnknownInvoiceRequest,
 )
+from invreq.oneline import oneline
 from invreq.payments.node import (
     NoBackend,
     NodePaymentFailed,
     OutcomeUnknown,
     PaymentBackend,
+    proves,
     reply_wait,
 )
 from invreq.payments.reconcile import Reconciler
@@ -237,6 +239,13 @@ class Receiver:
             raise
         finally:
             self._in_flight.discard(claimed.payment_id)
+        if not proves(paid.preimage, claimed.payment_hash):
+            why = (
+                f"the node answered preimage {oneline(paid.preimage, 80)}, whose sha256 is not "
+                "the payment_hash: investigate (resolvepayment settles it, with evidence)"
+            )
+            log.warning("payment %d stays pending: %s", claimed.payment_id, why)
+            raise _pending_error(claimed, why)
         done = await self._finish(claimed, "paid", preimage=paid.preimage)
         return views.payment_json(done)
 

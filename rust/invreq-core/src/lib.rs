@@ -33,4 +33,7 @@ pub mod signature;
 pub mod string;
 pub mod tlv;
 
+#[cfg(test)]
+mod testing;
+
 pub use error::{Error, Result};
