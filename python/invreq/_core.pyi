@@ -43,6 +43,7 @@ __all__ = [
     "signature_digest",
     "tagged_hash",
     "verify_signature",
+    "with_signatures",
 ]
 
 def merkle_root(tlv_stream: bytes) -> bytes:
