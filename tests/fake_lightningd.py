@@ -99,7 +99,10 @@ class Node:
     async def xpay(self, params: dict[str, Any]) -> Any:
         invoice = params["invstring"]
         with self.log.open("a") as f:
-            f.write(json.dumps({"xpay": invoice, "retry_for": params.get("retry_for")}) + "\n")
+            entry = {"xpay": invoice, "retry_for": params.get("retry_for")}
+            if "maxfee" in params:
+                entry["maxfee"] = params["maxfee"]
+            f.write(json.dumps(entry) + "\n")
         inv = bolt12.decode_invoice(invoice)
         h = inv.payment_hash.hex()
         old = self.pays.get(h)

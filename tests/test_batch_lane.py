@@ -100,23 +100,27 @@ def test_a_wrong_element_fails_alone_and_stores_nothing(server: Server) -> None:
         {**creation(4), "filter": {"invreq_id": True}},
         creation(5, amount="lots"),
         creation(6),
+        creation(7, max_payouts=2),  # refused by the service: a single-use request
+        creation(8, single_use=False, max_payouts=2),
     ]
     replies = unix_batch(server, batch)
-    assert [r["id"] for r in replies] == [0, 1, 2, 4, 5, 6]  # the notification: no reply
+    assert [r["id"] for r in replies] == [0, 1, 2, 4, 5, 6, 7, 8]  # the notification: none
     assert "result" in replies[0] and "result" in replies[5]
     assert replies[1]["error"]["code"] == -32602 and "amount" in replies[1]["error"]["message"]
     assert "error" in replies[2]
     assert list(replies[3]["result"]) == ["invreq_id"]  # the filter applied
     assert replies[4]["error"]["code"] == -32602
+    assert "max_payouts" in replies[6]["error"]["message"]
+    assert replies[7]["result"]["single_use"] is False
     after = stored(server)
-    # 0, the notification, 4 and 6: one commit, nothing of the refused ones.
-    assert len(after) == len(before) + 4
+    # 0, the notification, 4, 6 and 8: one commit, nothing of the refused ones.
+    assert len(after) == len(before) + 5
     descriptions = {
         bolt12.decode_invoice_request(r["bolt12"]).description
         for k, r in after.items()
         if k not in before
     }
-    assert descriptions == {"lane 0", "n", "lane 4", "lane 6"}
+    assert descriptions == {"lane 0", "n", "lane 4", "lane 6", "lane 8"}
 
 
 def test_over_http_the_rune_is_checked_for_each_element(server: Server) -> None:

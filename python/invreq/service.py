@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from invreq import __version__, bolt12, paging, views
 from invreq.approval import approval_text, verify_approval
+from invreq.bound import PayoutBound
 from invreq.errors import Bolt12Error, InvalidParams, SignatureError, SignerError
 from invreq.store.base import ListQuery, Record, RequestStore
 
@@ -50,6 +51,8 @@ class Service:
     metrics: Metrics | None = None
     #: With a CLN backend: every request carries a blinded path to the paying node.
     paths: PathMaker | None = None
+    #: --allow-unlimited-payouts: with an approver, reusable requests without max_payouts
+    allow_unlimited_payouts: bool = False
     #: With HTTP on: the payee page's address of a request (``page_url`` in the replies).
     page_url: Callable[[str], str] | None = None
 
@@ -61,7 +64,11 @@ class Service:
         label: str | None = None,
         absolute_expiry: int | None = None,
         single_use: bool = True,
+        max_payouts: int | None = None,
+        payout_window: int | None = None,
     ) -> dict[str, Any]:
+        created_at = int(self.clock())
+        bound = self._bound(single_use, max_payouts, payout_window, created_at)
         unsigned = self._build(amount, description, issuer, absolute_expiry)
         invreq_id = unsigned.invreq_id.hex()
         approval = None
@@ -74,6 +81,7 @@ class Service:
                     issuer=issuer,
                     absolute_expiry=absolute_expiry,
                     invreq_id=invreq_id,
+                    bound=bound,
                 ),
                 invreq_id,
             )
@@ -87,19 +95,36 @@ class Service:
             # A signer that answers with a wrong signature is broken or hostile: nothing is
             # stored, and the caller learns that the signer, not its input, failed.
             raise SignerError(f"signer returned an invalid signature: {e}") from e
-        record = Record(
-            invreq_id=invreq_id,
-            bolt12=signed.bolt12,
-            label=label,
-            active=True,
-            single_use=single_use,
-            used=False,
-            created_at=int(self.clock()),
-            payer_key=self.signer.key_id,
-            approval=approval,
-        )
+        record = self._record(invreq_id, signed.bolt12, label, created_at, bound, approval)
         await self.store.insert(record)
         return self._with_page(views.record_json(record, unsigned=signed.bolt12_unsigned))
+
+    def _record(
+        self,
+        invreq_id: str,
+        signed: str,
+        label: str | None,
+        created_at: int,
+        bound: PayoutBound,
+        approval: dict[str, Any] | None,
+    ) -> Record:
+        """A new request's record, signed string and all."""
+        return Record(
+            invreq_id=invreq_id,
+            bolt12=signed,
+            label=label,
+            active=True,
+            single_use=bound.single_use,
+            used=False,
+            created_at=created_at,
+            payer_key=self.signer.key_id,
+            approval=approval,
+            max_payouts=bound.max_payouts,
+            payout_until=bound.payout_until,
+            # Decided now and stored: the pay path requires a verifying approval of it
+            # whatever configuration pays it later (invreq.payments.authority).
+            approval_required=self.approver is not None,
+        )
 
     def _build(
         self, amount: int, description: str, issuer: str | None, absolute_expiry: int | None
@@ -130,9 +155,16 @@ class Service:
         if self.approver is not None:
             return [await _outcome(self.invoicerequest(**call)) for call in calls]
         out: list[Any] = [None] * len(calls)
-        ready: list[tuple[int, bolt12.UnsignedInvoiceRequest, bytes]] = []
+        ready: list[tuple[int, bolt12.UnsignedInvoiceRequest, bytes, PayoutBound]] = []
+        now = int(self.clock())
         for i, call in enumerate(calls):
             try:
+                bound = self._bound(
+                    call.get("single_use", True),
+                    call.get("max_payouts"),
+                    call.get("payout_window"),
+                    now,
+                )
                 unsigned = self._build(
                     call["amount"],
                     call["description"],
@@ -148,26 +180,15 @@ class Service:
             except Exception as e:  # this call's failure, answered as invoicerequest would
                 out[i] = e
                 continue
-            ready.append((i, unsigned, signature))
-        strings = bolt12.with_signatures([u for _, u, _ in ready], [s for _, _, s in ready])
+            ready.append((i, unsigned, signature, bound))
+        strings = bolt12.with_signatures([r[1] for r in ready], [r[2] for r in ready])
         records: list[tuple[int, Record, str | None]] = []
-        now = int(self.clock())
-        for (i, unsigned, _), signed in zip(ready, strings, strict=True):
+        for (i, unsigned, _, bound), signed in zip(ready, strings, strict=True):
             if signed is None:
                 out[i] = SignerError("signer returned an invalid signature")
                 continue
-            call = calls[i]
-            record = Record(
-                invreq_id=unsigned.invreq_id.hex(),
-                bolt12=signed[0],
-                label=call.get("label"),
-                active=True,
-                single_use=call.get("single_use", True),
-                used=False,
-                created_at=now,
-                payer_key=self.signer.key_id,
-                approval=None,
-            )
+            invreq_id = unsigned.invreq_id.hex()
+            record = self._record(invreq_id, signed[0], calls[i].get("label"), now, bound, None)
             records.append((i, record, signed[1]))
         stored = await asyncio.gather(
             *(self.store.insert(r) for _, r, _ in records), return_exceptions=True
@@ -184,6 +205,33 @@ class Service:
         if self.page_url is not None:
             out["page_url"] = self.page_url(out["invreq_id"])
         return out
+
+    def _bound(
+        self, single_use: bool, max_payouts: int | None, payout_window: int | None, now: int
+    ) -> PayoutBound:
+        """The payout bound the parameters ask for (rules: :mod:`invreq.bound`)."""
+        for name, value in (("max_payouts", max_payouts), ("payout_window", payout_window)):
+            if value is None:
+                continue
+            if single_use:
+                raise InvalidParams(
+                    f"{name}: only for a reusable request (single_use=false); a single-use "
+                    "request is paid once"
+                )
+            if value == 0:
+                raise InvalidParams(f"{name}: should be at least 1")
+        bound = PayoutBound(
+            single_use=single_use,
+            max_payouts=max_payouts,
+            payout_until=None if payout_window is None else now + payout_window,
+        )
+        if bound.unlimited and self.approver is not None and not self.allow_unlimited_payouts:
+            raise InvalidParams(
+                "max_payouts: a reusable request (single_use=false) without max_payouts would "
+                "be paid for every invoice, without limit, on one approval; give max_payouts, "
+                "or start invreq with --allow-unlimited-payouts"
+            )
+        return bound
 
     async def _approve(self, text: str, invreq_id: str) -> dict[str, Any]:
         """The approver's evidence, accepted only if it is a signature over exactly

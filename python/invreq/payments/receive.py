@@ -32,11 +32,13 @@ from invreq.errors import (
     PaymentNotPending,
     PaymentPending,
     PaymentRefused,
+    PayoutDeclined,
     RequestExpired,
     RpcError,
     UnknownInvoiceRequest,
 )
 from invreq.oneline import oneline
+from invreq.payments.authority import PayoutAuthority, fee_limit_msat
 from invreq.payments.node import (
     NoBackend,
     NodePaymentFailed,
@@ -46,7 +48,7 @@ from invreq.payments.node import (
     reply_wait,
 )
 from invreq.payments.reconcile import Reconciler
-from invreq.store.base import Payment, PaymentLimits, PaymentStore
+from invreq.store.base import Payment, PaymentLimits, PaymentStore, Record
 
 if TYPE_CHECKING:
     from invreq.blindpaths import PathMaker
@@ -86,6 +88,8 @@ class Receiver:
         timeout: float,
         limits: PaymentLimits,
         paths: PathMaker | None = None,
+        authority: PayoutAuthority | None = None,
+        approval_wait: float = 0.0,
     ) -> None:
         # timeout and limits: --pay-timeout and --pay-attempts-* (defaults in Config)
         self.store = store
@@ -102,6 +106,12 @@ class Receiver:
         self.paths = paths
         #: payments of invoices from the plugin, running after their reply left
         self._background: set[asyncio.Task[None]] = set()
+        #: whether money may leave for a request, and the per-payment approval
+        #: (invreq.payments.authority); the default checks approvals only of requests
+        #: that were made needing one (and so refuses them: it has no approval key)
+        self.authority = authority or PayoutAuthority(network="")
+        #: seconds a payout approval may take before xpay starts (--hwi-timeout)
+        self.approval_wait = approval_wait
 
     async def receiveinvoice(self, invoice: str, pathsecret: str | None = None) -> dict[str, Any]:
         try:
@@ -141,6 +151,8 @@ class Receiver:
             raise InvoiceExpired(inv.expires_at, now)
         if inv.offer_absolute_expiry is not None and inv.offer_absolute_expiry <= now:
             raise RequestExpired(inv.offer_absolute_expiry, now)
+        # Who may let money leave: a request needing an approval has a verifying one.
+        self.authority.check(record)
         # Without a backend the attempt is recorded as refused at once, and claims nothing.
         refused = isinstance(self.backend, NoBackend)
         attempt = Payment(
@@ -154,7 +166,9 @@ class Receiver:
             resolved_at=now if refused else None,
             error="no payment backend (--pay-with none)" if refused else None,
             node_id=None if refused else self.backend.node_id,
-            attempt_deadline=None if refused else now + math.ceil(reply_wait(self.timeout)),
+            attempt_deadline=None
+            if refused
+            else now + math.ceil(self.approval_wait + reply_wait(self.timeout)),
         )
         try:
             claim = await self.store.payment_claim(attempt, None if refused else self.limits)
@@ -170,12 +184,47 @@ class Receiver:
                 f"invoice is valid but not paid: invreq serve runs with --pay-with none "
                 f"(recorded as payment {claimed.payment_id})"
             )
+        # Before the reply, also from the plugin: a decline reaches the payee as its
+        # invoice_error.
+        claimed = await self._approve_payout(record, claimed, inv)
         if pathsecret is not None:
             task = asyncio.create_task(self._pay_in_background(claimed))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
             return views.payment_json(claimed)
         return await self._pay(claimed)
+
+    async def _approve_payout(
+        self, record: Record, claimed: Payment, inv: bolt12.Invoice
+    ) -> Payment:
+        """``--payout-approver hwi``: the device's signed yes, stored with the payment,
+        before the node is asked; a decline or timeout settles it failed, unpaid."""
+        if self.authority.payout_approver is None:
+            return claimed
+        self._in_flight.add(claimed.payment_id)  # not reconciled while a person decides
+        try:
+            try:
+                evidence = await self.authority.approve_payout(
+                    record,
+                    claimed,
+                    payee_node_id=inv.node_id,
+                    introductions=[_introduction(p) for p in inv.paths],
+                    fee_limit=fee_limit_msat(claimed.amount_msat),
+                )
+            except PayoutDeclined as e:
+                await self._finish(claimed, "failed", error=e.message)
+                log.info("payment %d declined: %s", claimed.payment_id, e.message)
+                raise
+            except BaseException:
+                # Cancelled while the device was asked: nothing was sent to the node.
+                await asyncio.shield(
+                    self._finish(claimed, "failed", error="stopped before the payout approval")
+                )
+                raise
+            assert evidence is not None
+            return await self.store.payment_approved(claimed.payment_id, evidence)
+        finally:
+            self._in_flight.discard(claimed.payment_id)
 
     def _owns(self, metadata: bytes | None, pathsecret: str) -> bool:
         return self.paths is not None and self.paths.owns(metadata, bytes.fromhex(pathsecret))
@@ -223,7 +272,10 @@ class Receiver:
     async def _pay(self, claimed: Payment) -> dict[str, Any]:
         self._in_flight.add(claimed.payment_id)
         try:
-            paid = await self.backend.pay(claimed.invoice, self.timeout)
+            maxfee = None
+            if claimed.payout_approval is not None:
+                maxfee = fee_limit_msat(claimed.amount_msat)  # the limit the person saw
+            paid = await self.backend.pay(claimed.invoice, self.timeout, maxfee)
         except NodePaymentFailed as e:
             settled = await self._finish(claimed, "failed", error=str(e))
             if settled.status == "paid":
@@ -300,3 +352,11 @@ class Receiver:
             invreq_id, status, start=start, limit=paging.store_limit(limit)
         )
         return {"payments": paging.page(views.payment_json(p) for p in found)}
+
+
+def _introduction(path: bolt12.BlindedPath) -> str:
+    """Where a payment enters one of the payee's blinded paths, as the device shows it."""
+    if path.first_node_id is not None:
+        return path.first_node_id.hex()
+    assert path.first_scid is not None
+    return f"scid {views.scid_text(path.first_scid)}/{path.first_scid_dir}"
