@@ -72,8 +72,9 @@ def test_the_open_loop_sends_every_request_due_in_the_window(
 
 
 def test_open_loop_rows_and_targets_are_reported(ceiling: e2e.Proc, body: Path) -> None:
+    bare = e2e.CEILINGS[("bare", e2e.INVREQ_STACK)]  # the ratios' reference: invreq's stack
     rows = [
-        e2e.Row("ceiling", "constant reply", "http", 64, 1000.0, 1.0, 2.0, 0, 1000),
+        e2e.Row(bare, "constant reply", "http", 64, 1000.0, 1.0, 2.0, 0, 1000),
         e2e.Row("invreq", "invoicerequest", "http", 64, 500.0, 1.0, 2.0, 0, 500),
         e2e.Row("invreq batch 50", "invoicerequest", "http", 64, 900.0, 1.0, 2.0, 0, 900, None, 50),
     ]
