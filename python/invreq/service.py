@@ -124,6 +124,7 @@ class Service:
             # Decided now and stored: the pay path requires a verifying approval of it
             # whatever configuration pays it later (invreq.payments.authority).
             approval_required=self.approver is not None,
+            absolute_expiry=absolute_expiry,
         )
 
     def _build(
