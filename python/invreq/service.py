@@ -95,7 +95,9 @@ class Service:
             # A signer that answers with a wrong signature is broken or hostile: nothing is
             # stored, and the caller learns that the signer, not its input, failed.
             raise SignerError(f"signer returned an invalid signature: {e}") from e
-        record = self._record(invreq_id, signed.bolt12, label, created_at, bound, approval)
+        record = self._record(
+            invreq_id, signed.bolt12, label, created_at, bound, approval, absolute_expiry
+        )
         await self.store.insert(record)
         return self._with_page(views.record_json(record, unsigned=signed.bolt12_unsigned))
 
@@ -107,6 +109,7 @@ class Service:
         created_at: int,
         bound: PayoutBound,
         approval: dict[str, Any] | None,
+        absolute_expiry: int | None,
     ) -> Record:
         """A new request's record, signed string and all."""
         return Record(
@@ -189,7 +192,16 @@ class Service:
                 out[i] = SignerError("signer returned an invalid signature")
                 continue
             invreq_id = unsigned.invreq_id.hex()
-            record = self._record(invreq_id, signed[0], calls[i].get("label"), now, bound, None)
+            call = calls[i]
+            record = self._record(
+                invreq_id,
+                signed[0],
+                call.get("label"),
+                now,
+                bound,
+                None,
+                call.get("absolute_expiry"),
+            )
             records.append((i, record, signed[1]))
         stored = await asyncio.gather(
             *(self.store.insert(r) for _, r, _ in records), return_exceptions=True
