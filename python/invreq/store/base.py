@@ -127,9 +127,6 @@ class Claim:
     new: bool
 
 
-PAYMENT_STATES = ("pending", "paid", "failed", "refused")
-
-
 @dataclasses.dataclass(frozen=True, slots=True)
 class Event:
     """One event of the outbox (:mod:`invreq.store.outbox`): what changed, and whether the
