@@ -204,8 +204,6 @@ async def acall(
                 raise _closed(path) from None
             except asyncio.LimitOverrunError:
                 raise _too_large(path) from None
-            except ConnectionLost:
-                raise
             except OSError as e:
                 raise ConnectionLost(f"{path}: the connection failed: {e.strerror or e}") from e
             finally:
