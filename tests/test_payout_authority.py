@@ -438,15 +438,17 @@ async def test_the_migration_marks_requests_stored_with_an_approval_as_needing_o
 ) -> None:
     # A database from before the bound: a request with an approval needs one from now on,
     # one without does not (it was made without an approver).
+    from invreq.store.rows import bound_migration
     from invreq.store.sqlite import MIGRATIONS
 
+    before = MIGRATIONS.index(bound_migration("INTEGER", "INTEGER", "0"))
     path = tmp_path / "old.sqlite3"
     conn = sqlite3.connect(path)
     conn.create_function("invreq_rune_restrictions", 1, lambda r: r)
-    for statements in MIGRATIONS[:-1]:
+    for statements in MIGRATIONS[:before]:
         for statement in statements:
             conn.execute(statement)
-    conn.execute(f"PRAGMA user_version={len(MIGRATIONS) - 1}")
+    conn.execute(f"PRAGMA user_version={before}")
     for i, evidence in ((1, '{"message": "invreq approval v1"}'), (2, None)):
         conn.execute(
             "INSERT INTO invoice_requests (invreq_id, bolt12, label, active, single_use, used,"
