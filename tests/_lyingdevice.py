@@ -99,8 +99,12 @@ class LyingDevice:
         self.device = Device(self.master, console=io.StringIO())
         self.listener = socket.socket()
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.listener.bind(("127.0.0.1", self.port))
-        self.listener.listen(8)
+        try:
+            self.listener.bind(("127.0.0.1", self.port))
+            self.listener.listen(8)
+        except OSError:  # the port is taken: closed now, not left to warn in a later test
+            self.listener.close()
+            raise
         self.port = self.listener.getsockname()[1]
         self._stop = threading.Event()
         threading.Thread(target=self._accept, daemon=True).start()
