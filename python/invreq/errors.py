@@ -32,6 +32,7 @@ __all__ = [
     "CODE_PAYMENT_REFUSED",
     "CODE_REPLY_BUDGET",
     "CODE_REQUEST_EXPIRED",
+    "CODE_SERVER_BUSY",
     "CODE_SIGNER",
     "CODE_STORE",
     "AlreadyClaimed",
@@ -63,6 +64,7 @@ __all__ = [
     "RequestTooLarge",
     "RpcError",
     "RuneError",
+    "ServerBusy",
     "SignatureError",
     "SignerError",
     "StartupError",
@@ -112,6 +114,8 @@ CODE_STORE = 2002
 # Beyond CLN: a batch element left unrun because the batch's replies already reached the
 # reply budget (invreq.rpc.MAX_REPLY_BYTES); running it again in another batch is safe.
 CODE_REPLY_BUDGET = 2003
+#: The process's reply budget (invreq.replybudget) had no room in time: try again.
+CODE_SERVER_BUSY = 2004
 # Receiving an invoice (receiveinvoice): one code per reason it is refused or not paid.
 CODE_INVOICE_UNKNOWN_REQUEST = 2101
 CODE_INVOICE_NOT_ACTIVE = 2102
@@ -235,6 +239,18 @@ class ReplyBudgetExceeded(RpcError):
         super().__init__(
             f"not run: the batch's replies reached the {budget}-byte reply budget after "
             f"{done} of {total} requests; send the rest in another batch"
+        )
+
+
+class ServerBusy(RpcError):
+    """The reply found no room in the process's reply budget in time (replies in flight to
+    clients that do not read hold it): nothing was run twice; try again."""
+
+    code = CODE_SERVER_BUSY
+
+    def __init__(self, budget: int) -> None:
+        super().__init__(
+            f"server busy: replies in flight fill the {budget}-byte reply budget; try again"
         )
 
 

@@ -75,6 +75,7 @@ from invreq.errors import (
     StartupError,
     UnknownInvoiceRequest,
 )
+from invreq.oneline import oneline
 from invreq.rpc import CALLER
 from invreq.store.base import Payment, PaymentLimits, PaymentStore
 
@@ -417,7 +418,8 @@ class Receiver:
         try:
             done = await self._pay(claimed)
         except RpcError as e:
-            log.warning("payment %d (invoice from the plugin): %s", claimed.payment_id, e.message)
+            msg = oneline(e.message)
+            log.warning("payment %d (invoice from the plugin): %s", claimed.payment_id, msg)
         except asyncio.CancelledError:
             pass  # shutdown: left pending, settled by reconciliation
         except Exception:
@@ -505,14 +507,18 @@ class Receiver:
         index: str | None = None,
         start: int | None = None,
         limit: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> paging.Listing[Payment]:
         if (start is not None or limit is not None) and index is None:
             raise InvalidParams("index: required when start or limit is given")
-        # One page at most, even without `limit` (see invreq.paging), read as such.
-        found = await self.store.payments(
-            invreq_id, status, start=start, limit=paging.store_limit(limit)
-        )
-        return {"payments": paging.page(views.payment_json(p) for p in found)}
+
+        async def read(first: int | None, n: int) -> list[Payment]:
+            return await self.store.payments(
+                invreq_id, status, start=first, limit=n, max_bytes=paging.CHUNK_BYTES
+            )
+
+        # Every matching payment (as lightningd), read and sent a chunk at a time.
+        rows = paging.chunks(read, lambda p: p.payment_id, start, limit)
+        return paging.Listing("payments", rows, views.payment_json)
 
     # --- settling pending payments ------------------------------------------------------
 
@@ -668,7 +674,7 @@ class Receiver:
             done.payment_id,
             status,
             done.resolved_by,
-            evidence[:200],
+            oneline(evidence),
         )
         return views.payment_json(done)
 

@@ -39,7 +39,7 @@ from typing import Any, NoReturn
 
 from invreq.config import Config, pay_with_path
 from invreq.errors import StartupError, StoppedDuringStartup, listen_error
-from invreq.unixsock import remove_stale_socket
+from invreq.unixsock import bind_owner_only
 
 __all__ = ["Listeners", "run_workers"]
 
@@ -61,12 +61,7 @@ class Listeners:
 
 def _bind(config: Config) -> Listeners:
     """Bind both sockets once, before forking."""
-    path = config.socket_path
-    remove_stale_socket(path)
-    unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    unix.bind(str(path))
-    os.chmod(path, 0o600)
-    unix.listen(BACKLOG)
+    unix = bind_owner_only(config.socket_path, BACKLOG)  # never open to others
     http = None
     if config.http_port:
         family, _, _, _, addr = socket.getaddrinfo(

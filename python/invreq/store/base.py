@@ -139,6 +139,9 @@ class ListQuery:
     label: str | None = None
     start: int | None = None  # first created_index to return (inclusive)
     limit: int | None = None
+    #: stop once the rows read hold this many bytes (the row that crosses it is the last):
+    #: a chunk of a streamed list (invreq.paging), whatever the records' size
+    max_bytes: int | None = None
 
 
 class RequestLookup(Protocol):
@@ -192,8 +195,15 @@ class RuneStore(Protocol):
     async def rune_insert(self, restrictions: str, created_at: int) -> int:
         """Take the next unique id (0, 1, 2 ...), store the rune's restrictions, return the id."""
 
-    async def runes(self, limit: int | None = None) -> builtins.list[StoredRune]:
-        """The runes issued, in unique id order: the first ``limit`` of them, or all."""
+    async def runes(
+        self,
+        limit: int | None = None,
+        *,
+        start: int | None = None,
+        max_bytes: int | None = None,
+    ) -> builtins.list[StoredRune]:
+        """The runes issued, in unique id order: from ``start`` on, the first ``limit`` of
+        them (or all), stopping once they hold ``max_bytes``."""
 
     async def rune(self, unique_id: int) -> StoredRune | None:
         """One issued rune, read now (another process may have used it meanwhile)."""
@@ -251,9 +261,11 @@ class PaymentStore(RequestLookup, Protocol):
         *,
         start: int | None = None,
         limit: int | None = None,
+        max_bytes: int | None = None,
     ) -> builtins.list[Payment]:
         """Payments in the order they were made: from payment_id ``start`` on, the first
-        ``limit`` of them, or all (the read stops in the database, not after loading)."""
+        ``limit`` of them, or all, stopping once they hold ``max_bytes`` (the read stops in
+        the database, not after loading)."""
 
 
 class Store(RequestStore, RuneStore, PaymentStore, Protocol):

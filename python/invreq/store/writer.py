@@ -498,11 +498,20 @@ class WorkerStore:
         *,
         start: int | None = None,
         limit: int | None = None,
+        max_bytes: int | None = None,
     ) -> builtins.list[Payment]:
-        return await self._reader().payments(invreq_id, status, start=start, limit=limit)
+        return await self._reader().payments(
+            invreq_id, status, start=start, limit=limit, max_bytes=max_bytes
+        )
 
-    async def runes(self, limit: int | None = None) -> builtins.list[StoredRune]:
-        return await self._reader().runes(limit)
+    async def runes(
+        self,
+        limit: int | None = None,
+        *,
+        start: int | None = None,
+        max_bytes: int | None = None,
+    ) -> builtins.list[StoredRune]:
+        return await self._reader().runes(limit, start=start, max_bytes=max_bytes)
 
     async def rune(self, unique_id: int) -> StoredRune | None:
         return await self._reader().rune(unique_id)
