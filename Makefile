@@ -82,7 +82,7 @@ $(TEST_DEPS): $(RUN_DEPS)
 	@touch $@
 
 $(DEV_DEPS): $(RUN_DEPS)
-	@echo "==> .venv: installing the lint tools (dev extra: mypy, ruff)"
+	@echo "==> .venv: installing the lint tools (dev extra: mypy, ruff, import-linter)"
 	@$(PY) contrib/requirements.py dev > $(VENV)/requirements-dev.txt
 	@$(PIP) -r $(VENV)/requirements-dev.txt
 	@touch $@
@@ -102,7 +102,7 @@ $(BUILD_STAMP): $(RUN_DEPS) $(RUST_SOURCES) pyproject.toml
 	@touch $@
 
 # The service on its embedded defaults: SQLite and a software key in ~/.invreq/bitcoin/,
-# unix socket ~/.invreq/bitcoin/invreq-rpc, HTTP on 127.0.0.1:3010. ARGS adds options,
+# unix socket ~/.invreq/bitcoin/lightning-rpc, HTTP on 127.0.0.1:3010. ARGS adds options,
 # e.g. `make run ARGS="--network regtest"`.
 run: $(BUILD_STAMP)
 	@echo "==> starting: $(VENV)/bin/invreq serve $(ARGS)"
@@ -113,17 +113,24 @@ test: test-rust test-python test-fuzz
 test-rust:
 	cargo test --locked -p invreq-core
 
+# The suite's servers run on the default loop (uvloop where installed, invreq.loops); the
+# tests of the connection limits, the HTTP guard and the SQLite writer's links run once more
+# on asyncio's own loop, so every limit is proven on both.
+BOTH_LOOPS_TESTS := tests/test_limits.py tests/test_hostile.py tests/test_sqlite_writer.py
+
 test-python: $(BUILD_STAMP) $(TEST_DEPS)
 	$(PY) -m pytest $(PYTEST_ARGS)
+	INVREQ_EVENT_LOOP=asyncio $(PY) -m pytest $(PYTEST_ARGS) $(BOTH_LOOPS_TESTS)
 
 lint: $(BUILD_STAMP) $(DEV_DEPS)
 	cargo fmt --all --check
 	cargo clippy --locked --all-targets -- -D warnings
 	$(VENV)/bin/ruff check python tests benches
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 	$(VENV)/bin/mypy
 	$(PY) -m mypy.stubtest invreq._core
 
-# Benchmarks: figures go to benches/results/ (see the README for the latest).
+# Benchmarks: figures go to benches/results/ (benches/README.md has the latest).
 LOADGEN := target/release/invreq-loadgen
 .PHONY: bench-e2e bench-quick bench-soak $(LOADGEN)
 
@@ -139,7 +146,7 @@ bench-e2e: $(BUILD_STAMP) $(BENCH_DEPS) $(LOADGEN)
 	$(PY) benches/e2e.py --out-dir benches/results
 
 # A reduced end-to-end set (1 and 64 connections, invoicerequest, 2 s rows; about 2 minutes),
-# for checking a change; its figures go to benches/results/quick/, not the README's.
+# for checking a change; its figures go to benches/results/quick/, not benches/README.md's.
 bench-quick: $(BUILD_STAMP) $(BENCH_DEPS) $(LOADGEN)
 	$(PY) benches/e2e.py --quick --out-dir benches/results/quick
 

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from invreq.bolt12 import NETWORKS
+from invreq.loops import EVENT_LOOPS
+from invreq.loops import resolve as resolve_loop
 
 __all__ = [
     "APPROVERS",
@@ -90,6 +92,12 @@ class Config:
         "serve HTTPS with DATA_DIR/NETWORK/tls.crt (created on first start); required for a "
         "non-loopback --http-host",
     )
+    public_url: str | None = _option(
+        None,
+        "the address payees reach the HTTP door at, e.g. https://pay.example.com behind a "
+        "proxy: page_url in the replies is this plus /r/INVREQ_ID (None: the HTTP door's "
+        "own address)",
+    )
     db: str | None = _option(
         None, "sqlite:///PATH or postgresql://...; None: SQLite in DATA_DIR/NETWORK/"
     )
@@ -101,9 +109,32 @@ class Config:
     approver: str = _option(
         "none", "hwi: a hardware device approves (signs a text for) every request", APPROVERS
     )
+    payout_approver: str = _option(
+        "none",
+        "hwi: a hardware device approves (signs a text for) every payment before it is sent, "
+        "with the key at --hwi-approval-path",
+        APPROVERS,
+    )
+    allow_unlimited_payouts: bool = _option(
+        False,
+        "with --approver hwi, accept reusable requests (single_use=false) without max_payouts: "
+        "one approval then pays every invoice, without limit (the approval text says UNLIMITED)",
+    )
     hwi_device_type: str | None = _option(None, "hwilib device type, e.g. jade")
     hwi_device_path: str | None = _option(None, "e.g. tcp:127.0.0.1:30121")
-    hwi_fingerprint: str | None = _option(None, "find the device by fingerprint")
+    hwi_fingerprint: str | None = _option(
+        None,
+        "the device's master fingerprint (8 hex digits), computed from its master public key "
+        "and checked at start; alone, it finds the device among USB devices (never a TCP "
+        "address: name one with --hwi-device-path)",
+    )
+    hwi_pubkey: str | None = _option(
+        None,
+        "the public key (66 hex digits) the device must have at its key path (the payer key "
+        "path with --signer hwi, the approval path with --approver hwi), checked at start and "
+        "every reconnect; without it the key seen at the first start is pinned in "
+        "DATA_DIR/NETWORK/hwi-keys",
+    )
     hwi_key_path: str = _option(DEFAULT_HWI_KEY_PATH, "payer key path with --signer hwi")
     hwi_approval_path: str = _option(
         DEFAULT_HWI_KEY_PATH, "key path of the approval signatures with --approver hwi"
@@ -146,6 +177,12 @@ class Config:
     workers: int = _option(
         1, "processes serving the same sockets (on SQLite, one more process writes for all)"
     )
+    event_loop: str = _option(
+        "auto",
+        "the event loop: uvloop or asyncio's own; auto: $INVREQ_EVENT_LOOP when set, "
+        "otherwise uvloop where it is installed",
+        EVENT_LOOPS,
+    )
     rpc_file: str = _option(
         SOCKET_NAME,
         "the JSON-RPC unix socket, as lightningd's rpc-file: a relative path is taken from "
@@ -169,6 +206,17 @@ class Config:
         return self.network_dir / Path(self.rpc_file).expanduser()
 
     @property
+    def page_base(self) -> str | None:
+        """Where payee pages are, without the trailing slash; None when HTTP is off."""
+        if not self.http_port:
+            return None
+        if self.public_url is not None:
+            return self.public_url.rstrip("/")
+        scheme = "https" if self.http_tls else "http"
+        host = f"[{self.http_host}]" if ":" in self.http_host else self.http_host
+        return f"{scheme}://{host}:{self.http_port}"
+
+    @property
     def sqlite_path(self) -> Path:
         return self.network_dir / DB_NAME
 
@@ -185,6 +233,13 @@ class Config:
                 f"--http-host: {self.http_host} is not a loopback address; without TLS, HTTP "
                 "only binds 127.0.0.1, ::1 or localhost (add --http-tls to serve HTTPS)"
             )
+        if self.public_url is not None and not re.fullmatch(
+            r"https?://[^\s/?#]+(/[^\s?#]*)?", self.public_url
+        ):
+            raise ConfigError(
+                f"--public-url: {self.public_url!r} is not an http:// or https:// address "
+                "(no query or fragment)"
+            )
         if not 0 <= self.metrics_port <= 65535:
             raise ConfigError(f"--metrics-port: {self.metrics_port} is not a TCP port (0: off)")
         if self.metrics_port and self.metrics_port == self.http_port:
@@ -198,9 +253,21 @@ class Config:
                 "--approver hwi: the device already signs every request with --signer hwi; "
                 "use one or the other"
             )
+        if self.payout_approver not in APPROVERS:
+            raise ConfigError(f"--payout-approver: {self.payout_approver!r} is not 'none' or 'hwi'")
+        if self.payout_approver == "hwi" and self.signer == "hwi":
+            raise ConfigError(
+                "--payout-approver hwi: the device holds the payer key with --signer hwi and "
+                "serves one connection; use --signer software (with --approver hwi)"
+            )
+        if self.payout_approver == "hwi" and pay_with_path(self.pay_with) is None:
+            raise ConfigError(
+                "--payout-approver hwi: nothing is paid with --pay-with none; give --pay-with "
+                "cln:RPC_PATH"
+            )
         if not 1 <= self.workers <= 64:
             raise ConfigError(f"--workers: {self.workers} is not between 1 and 64")
-        if self.workers > 1 and "hwi" in (self.signer, self.approver):
+        if self.workers > 1 and "hwi" in (self.signer, self.approver, self.payout_approver):
             raise ConfigError("--workers: a hardware device serves one process; use --workers 1")
         if self.workers > 1 and self.metrics_port:
             raise ConfigError(
@@ -234,8 +301,28 @@ class Config:
         ):
             if not 1 <= value <= 1_000_000:
                 raise ConfigError(f"{flag}: {value} is not between 1 and 1000000")
+        if self.hwi_fingerprint is not None and not _HEX_FINGERPRINT.fullmatch(
+            self.hwi_fingerprint
+        ):
+            raise ConfigError(f"--hwi-fingerprint: {self.hwi_fingerprint!r} is not 8 hex digits")
+        if self.hwi_pubkey is not None and not _HEX_NODE_ID.fullmatch(self.hwi_pubkey):
+            raise ConfigError(
+                f"--hwi-pubkey: {self.hwi_pubkey!r} is not a compressed public key "
+                "(66 hex digits starting 02 or 03)"
+            )
+        for flag, path in (
+            ("--hwi-key-path", self.hwi_key_path),
+            ("--hwi-approval-path", self.hwi_approval_path),
+        ):
+            problem = key_path_problem(path)
+            if problem is not None:
+                raise ConfigError(f"{flag}: {path!r} {problem}")
         if self.hwi_timeout <= 0:
             raise ConfigError(f"--hwi-timeout: {self.hwi_timeout} is not a positive number")
+        try:
+            resolve_loop(self.event_loop)
+        except ValueError as e:
+            raise ConfigError(f"--event-loop: {e}") from None
         if not self.rpc_file:
             raise ConfigError("--rpc-file: needs a file name or path")
         # A unix socket path is limited to 107 bytes on Linux (sun_path).
@@ -244,6 +331,36 @@ class Config:
                 f"--data-dir: the socket path {self.socket_path} is longer than the 107 bytes "
                 "a unix socket allows; choose a shorter data directory (or --rpc-file)"
             )
+
+
+_HEX_FINGERPRINT = re.compile(r"[0-9a-fA-F]{8}")
+_PATH_STEP = re.compile(r"(\d+)([hH']?)")
+
+
+def key_path_problem(path: str) -> str | None:
+    """Why a BIP-32 path may not name a device key invreq uses, or None.
+
+    The payer key is published in every request and the approval key with every approval.
+    ``m`` itself would publish the master public key (whose hash is the wallet's
+    fingerprint, and which with a leaked chain code opens every non-hardened key); a
+    non-hardened step makes the key derivable from its parent's xpub, which wallets hand
+    to watch-only software (with the wallet's addresses: ``m/84h/0h/0h/0/5`` is one). So
+    every step is hardened, and there is at least one."""
+    steps = path.split("/")
+    if steps[0] != "m":
+        return "is not a BIP-32 path (it starts with m/)"
+    if len(steps) == 1:
+        return "is the master key itself, which every request would publish; use m/9735h/0h/0h"
+    for step in steps[1:]:
+        m = _PATH_STEP.fullmatch(step)
+        if m is None or int(m.group(1)) >= 2**31:
+            return f"has a step {step!r} that is not an index below 2^31 (h for hardened)"
+        if not m.group(2):
+            return (
+                f"has the non-hardened step {step!r}: its key can be derived from the parent's "
+                "xpub, which wallets export; harden every step (e.g. m/9735h/0h/0h)"
+            )
+    return None
 
 
 def pay_with_path(spec: str) -> Path | None:

@@ -58,7 +58,10 @@ __all__ = [
     "NotAuthorized",
     "NotPermitted",
     "PaymentError",
+    "PaymentNotApproved",
     "PaymentRefused",
+    "PayoutBoundReached",
+    "PayoutDeclined",
     "ReplyBudgetExceeded",
     "RequestExpired",
     "RequestTooLarge",
@@ -134,6 +137,12 @@ CODE_INVOICE_ALREADY_ATTEMPTED = 2110
 CODE_PAYMENT_LIMITED = 2111
 CODE_PAYMENT_IN_FLIGHT = 2112
 CODE_PAYMENT_NOT_PENDING = 2113
+# Payout authority (issue 23): a reusable request's bound is reached; the request lacks a
+# valid approval where one is needed; the payout was declined (or not answered) on the
+# device that approves each payment.
+CODE_PAYOUT_BOUND_REACHED = 2115
+CODE_PAYMENT_NOT_APPROVED = 2116
+CODE_PAYOUT_DECLINED = 2117
 
 
 class RpcError(Exception):
@@ -416,6 +425,29 @@ class PaymentLimited(InvoiceRefused):
     code = CODE_PAYMENT_LIMITED
 
 
+class PayoutBoundReached(InvoiceRefused):
+    """The request's ``max_payouts`` are all taken (pending or paid), or its
+    ``payout_window`` has ended: counted in the claim's transaction, nothing recorded."""
+
+    code = CODE_PAYOUT_BOUND_REACHED
+
+
+class PaymentNotApproved(InvoiceRefused):
+    """The request needs an approval (it was made under ``--approver hwi``, or this service
+    runs with one) and has none that verifies against the pinned approval key, or the bound
+    it approved is not the stored one: nothing is claimed or paid."""
+
+    code = CODE_PAYMENT_NOT_APPROVED
+
+
+class PayoutDeclined(InvoiceRefused):
+    """``--payout-approver hwi``: the person declined the payment on the device, or the
+    device did not answer in time. The payment is recorded ``failed``; xpay was never
+    called."""
+
+    code = CODE_PAYOUT_DECLINED
+
+
 class PaymentInFlight(RpcError):
     """``resolvepayment`` on a payment whose attempt may still be running at the node."""
 
@@ -423,16 +455,18 @@ class PaymentInFlight(RpcError):
 
 
 class PaymentNotPending(RpcError):
-    """A payment that is already settled cannot be settled again; ``payment`` is it now."""
+    """A payment that is already settled cannot be settled again; ``payment`` is it now.
+
+    ``view`` (the error's ``data``) is the payment as ``listpayments`` shows it, rendered by
+    the payment domain that answers the caller (:mod:`invreq.payments`): the store raises
+    this without one (it knows no JSON shapes), and this module imports nothing of invreq."""
 
     code = CODE_PAYMENT_NOT_PENDING
 
-    def __init__(self, payment: Any) -> None:
-        from invreq.views import payment_json  # the views import this module's neighbours
-
+    def __init__(self, payment: Any, view: dict[str, Any] | None = None) -> None:
         super().__init__(
             f"payment {payment.payment_id} is not pending (it is {payment.status})",
-            data=payment_json(payment),
+            data=view,
         )
         self.payment = payment
 

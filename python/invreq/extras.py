@@ -22,13 +22,6 @@ OPTIONAL_IMPORTS: dict[str, tuple[str, str]] = {
     # pyserial: the Jade USB transport (signers/jade_transport.py); hwi depends on it too.
     "serial": ("hwi", " on Python 3.11 or 3.12 (hwi 3.2.0 does not install on newer ones)"),
     "asyncpg": ("postgres", ""),
-    # invreq-cln-plugin runs inside lightningd with pyln-client. No extra can declare it:
-    # every pyln-proto release requires a coincurve other than ours (==20.0.0, or the
-    # coincurve-cp314-fix fork writing the same package), so it is installed --no-deps.
-    "pyln": (
-        "",
-        "pip install --no-deps pyln-client pyln-proto pyln-bolt7 base58 bitstring pysocks",
-    ),
 }
 
 

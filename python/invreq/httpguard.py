@@ -17,7 +17,9 @@ module bounds that:
   being sent get ``SHUTDOWN_GRACE`` more seconds.
 
 The guard wraps aiohttp's protocol object rather than subclassing it: it sees a connection
-open, close and deliver bytes through the public ``asyncio.Protocol`` methods only.
+open, close and deliver bytes through the public ``asyncio.Protocol`` methods only, and acts
+on it through the public transport methods only (``write``, ``close``, ``abort``), so it
+works the same on asyncio's loop and on uvloop (:mod:`invreq.loops`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import logging
 import socket
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -79,14 +81,15 @@ class _Connection(asyncio.Protocol):
         self._flushed: list[asyncio.Future[None]] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport: asyncio's, or uvloop's, which has the same public methods
+        # without subclassing asyncio.Transport (so no isinstance check here).
+        self.transport = cast(asyncio.Transport, transport)
         self.opened = asyncio.get_running_loop().time()
         if self.guard.admit(self):
             self.admitted = True
             # Paused as soon as anything waits to be sent, resumed once all of it has left
             # the process: flushed() (the reply budget's measure of "sent") follows that.
-            transport.set_write_buffer_limits(0)
+            self.transport.set_write_buffer_limits(0)
             self.inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:

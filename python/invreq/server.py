@@ -11,32 +11,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 import os
+import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
 from invreq import httpguard, lograte, rest, rpc
 from invreq.auth import RuneAuthority
 from invreq.blindpaths import PathMaker, load_or_create_path_secret
+from invreq.changes import ChangeFeed, NotifyingStore
 from invreq.config import Config
 from invreq.errors import StartupError, StoppedDuringStartup, listen_error
 from invreq.metrics import Metrics, metrics_site
 from invreq.payments import ClnBackend, PaymentBackend, Receiver, open_backend
+from invreq.payments.authority import PayoutAuthority
 from invreq.service import Service
 from invreq.signers.base import Approver, Signer
 from invreq.store.base import PaymentLimits, Store
 from invreq.unixsock import MAX_UNIX_CONNECTIONS, unix_door
-from invreq.workers import Listeners
+from invreq.web import page
 
 __all__ = [
     "CONFIG_KEY",
     "DISPATCHER_KEY",
     "SERVICE_KEY",
+    "Listeners",
     "announce",
     "create_app",
     "prepare_network_dir",
@@ -45,17 +50,31 @@ __all__ = [
 
 log = logging.getLogger("invreq.server")
 
+
+@dataclasses.dataclass
+class Listeners:
+    """Sockets bound once by the parent of ``--workers`` processes (:mod:`invreq.workers`)
+    and shared by them: :func:`serve` listens on these instead of binding its own."""
+
+    unix: socket.socket | None
+    http: socket.socket | None
+    #: a worker's end of its link to the SQLite writer process (None: its own store)
+    writer: socket.socket | None = None
+
+
 CONFIG_KEY = web.AppKey("config", Config)
 LISTENERS_KEY: web.AppKey[Listeners | None] = web.AppKey("listeners")
 METRICS_KEY: web.AppKey[Metrics | None] = web.AppKey("metrics")
 STORE_KEY: web.AppKey[Store] = web.AppKey("store")
 SIGNER_KEY: web.AppKey[Signer] = web.AppKey("signer")
 APPROVER_KEY: web.AppKey[Approver | None] = web.AppKey("approver")
+PAYOUT_APPROVER_KEY: web.AppKey[Approver | None] = web.AppKey("payout_approver")
 RECEIVER_KEY = web.AppKey("receiver", Receiver)
 PATHS_KEY: web.AppKey[PathMaker | None] = web.AppKey("paths")
 SERVICE_KEY = web.AppKey("service", Service)
 AUTH_KEY = web.AppKey("auth", RuneAuthority)
 DISPATCHER_KEY = web.AppKey("dispatcher", rpc.Dispatcher)
+FEED_KEY = web.AppKey("feed", ChangeFeed)
 
 #: Seconds shutdown waits for HTTP requests in flight (a person confirming on a hardware
 #: signer included); aiohttp's default, 60, is beyond what a service manager allows.
@@ -88,7 +107,10 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     metrics = app[METRICS_KEY]
     if metrics is not None:
         store.on_commit = metrics.observe_commit
-    app[STORE_KEY] = store
+    # Changes wake the payee pages' streams and `wait` at once (invreq.changes).
+    feed = ChangeFeed()
+    app[FEED_KEY] = feed
+    app[STORE_KEY] = cast(Store, NotifyingStore(store, feed))
     try:
         yield
     finally:
@@ -107,15 +129,31 @@ async def _signer(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _approver(app: web.Application) -> AsyncIterator[None]:
-    from invreq.signers.factory import open_approver
+    from invreq.signers.factory import open_approver, open_payout_approver
 
     approver = await open_approver(app[CONFIG_KEY])
     app[APPROVER_KEY] = approver
+    payout: Approver | None = None
     try:
+        payout = await open_payout_approver(app[CONFIG_KEY], approver)
+        app[PAYOUT_APPROVER_KEY] = payout
         yield
     finally:
+        if payout is not None and payout is not approver:
+            await payout.close()
         if approver is not None:
             await approver.close()
+
+
+def _authority(app: web.Application) -> PayoutAuthority:
+    """Who may let money leave (invreq.payments.authority): the approval key pinned at
+    start (--approver hwi), and the per-payment approver (--payout-approver hwi)."""
+    approver = app[APPROVER_KEY]
+    return PayoutAuthority(
+        network=app[CONFIG_KEY].network,
+        approval_key=None if approver is None else approver.pubkey,
+        payout_approver=app[PAYOUT_APPROVER_KEY],
+    )
 
 
 async def _payments(app: web.Application) -> AsyncIterator[None]:
@@ -134,11 +172,13 @@ async def _payments(app: web.Application) -> AsyncIterator[None]:
                 per_minute=config.pay_attempts_per_minute,
             ),
             paths=paths,
+            authority=_authority(app),
+            approval_wait=config.hwi_timeout if config.payout_approver == "hwi" else 0.0,
         )
-        await receiver.reconcile()  # payments a crash left pending
+        await receiver.reconciler.reconcile()  # payments a crash left pending
         # ... and those still pending later (the node had not finished, or a crashed
         # worker or another instance left them): no restart needed.
-        reconciler = asyncio.create_task(receiver.run_reconciler(config.pay_reconcile_interval))
+        reconciler = asyncio.create_task(receiver.reconciler.run(config.pay_reconcile_interval))
         app[PATHS_KEY] = paths
         app[RECEIVER_KEY] = receiver
         yield
@@ -187,11 +227,28 @@ async def _commands(app: web.Application) -> AsyncIterator[None]:
         signer=app[SIGNER_KEY],
         approver=app[APPROVER_KEY],
         metrics=metrics,
+        allow_unlimited_payouts=config.allow_unlimited_payouts,
     )
     service.paths = app[PATHS_KEY]
+    base = config.page_base
+    if base is not None:
+        service.page_url = lambda invreq_id: base + page.page_path(invreq_id)
     app[SERVICE_KEY] = service
     app[DISPATCHER_KEY] = rpc.build_dispatcher(service, metrics, app[AUTH_KEY], app[RECEIVER_KEY])
     yield
+
+
+async def _pages(app: web.Application) -> AsyncIterator[None]:
+    """The payee pages: their static files, read once here (off the event loop)."""
+    static = await asyncio.to_thread(page.load_static)
+    app[page.PAGES_KEY] = page.Pages(app[STORE_KEY], app[FEED_KEY], static)
+    yield
+
+
+async def _stop_streams(app: web.Application) -> None:
+    # on_shutdown runs before aiohttp waits for handlers: event streams end now.
+    if page.PAGES_KEY in app:
+        app[page.PAGES_KEY].stopping.set()
 
 
 async def _unix(app: web.Application) -> AsyncIterator[None]:
@@ -240,12 +297,14 @@ def create_app(
     app[LISTENERS_KEY] = listeners
     app[METRICS_KEY] = metrics
     app[rest.BODY_READERS] = set()
-    app.cleanup_ctx.extend([_store, _signer, _approver, _auth, _payments, _commands])
+    app.cleanup_ctx.extend([_store, _signer, _approver, _auth, _payments, _commands, _pages])
+    app.on_shutdown.append(_stop_streams)
     if unix_socket:
         app.cleanup_ctx.append(_unix)
     if metrics is not None:
         app.cleanup_ctx.append(_metrics)
     app.router.add_routes(rest.routes(AUTH_KEY, DISPATCHER_KEY))
+    app.router.add_routes(page.routes())
     return app
 
 
@@ -343,8 +402,11 @@ async def serve(
             raise listen_error("--http-port", f"{config.http_host}:{config.http_port}", e) from None
         sites.append(site)
         log.info("listening on %s://%s:%d/rpc", scheme, config.http_host, config.http_port)
+        # Where payees' pages are (each request's JSON has its page_url).
+        log.info("payee pages at %s%s", config.page_base, page.page_path("<invreq_id>"))
     if on_sighup is not None:
         loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    log.debug("event loop: %s", type(loop).__module__.partition(".")[0])  # asyncio or uvloop
     if listeners is None:  # with workers, the parent says it once
         announce(config)
     _tune_gc()

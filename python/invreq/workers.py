@@ -37,26 +37,18 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, NoReturn
 
+from invreq import loops
 from invreq.config import Config, pay_with_path
 from invreq.errors import StartupError, StoppedDuringStartup, listen_error
+from invreq.server import Listeners, announce, prepare_network_dir, serve
 from invreq.unixsock import bind_owner_only
 
-__all__ = ["Listeners", "run_workers"]
+__all__ = ["run_workers"]
 
 log = logging.getLogger("invreq.workers")
 
 #: Connections the kernel queues per socket before the workers accept them.
 BACKLOG = 1024
-
-
-@dataclasses.dataclass
-class Listeners:
-    """Sockets bound once by the parent of ``--workers`` processes and shared by them."""
-
-    unix: socket.socket | None
-    http: socket.socket | None
-    #: a worker's end of its link to the SQLite writer process (None: its own store)
-    writer: socket.socket | None = None
 
 
 def _bind(config: Config) -> Listeners:
@@ -110,15 +102,17 @@ def _name(comm: str) -> None:
 def _run_then_exit(
     main: Callable[[], Coroutine[Any, Any, None]],
     *,
+    event_loop: str,
     failed: str,
     clean: tuple[type[BaseException], ...] = (),
 ) -> NoReturn:
     """A child's end, whatever happens: ``main()`` run to completion (exit 0), stopped by one
     of ``clean`` (exit 0), refused at start-up (its one line on stderr, exit 1) or failed
-    (logged as ``failed``, exit 1). It never returns into the parent's code."""
+    (logged as ``failed``, exit 1), on the loop ``event_loop`` (``--event-loop``). It never
+    returns into the parent's code."""
     code = 0
     try:
-        asyncio.run(main())
+        loops.run(main(), event_loop)
     except clean:
         pass
     except StartupError as e:
@@ -137,7 +131,6 @@ class _StoppedEarly(BaseException):
 
 def _child(config: Config, on_sighup: Callable[[], None] | None, listeners: Listeners) -> None:
     """A worker's whole life; it never returns into the parent's code."""
-    from invreq.server import serve
 
     _default_signals()
     _name("invreq-worker")
@@ -151,6 +144,7 @@ def _child(config: Config, on_sighup: Callable[[], None] | None, listeners: List
     signal.signal(signal.SIGTERM, stop_before_serving)
     _run_then_exit(
         lambda: serve(config, on_sighup=on_sighup, listeners=listeners),
+        event_loop=config.event_loop,
         failed="worker failed",
         clean=(_StoppedEarly, StoppedDuringStartup),
     )
@@ -161,6 +155,7 @@ def _writer_child(
     socks: list[socket.socket],
     ready_fd: int,
     on_sighup: Callable[[], None] | None,
+    event_loop: str,
 ) -> None:
     """The SQLite writer's whole life (see invreq.store.writer); it never returns.
 
@@ -183,11 +178,15 @@ def _writer_child(
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_sighup)
         await serve_writer(path, socks, ready)
 
-    _run_then_exit(main, failed="the SQLite writer failed")
+    _run_then_exit(main, event_loop=event_loop, failed="the SQLite writer failed")
 
 
 def _start_writer(
-    path: Path, workers: int, listeners: Listeners, on_sighup: Callable[[], None] | None
+    path: Path,
+    workers: int,
+    listeners: Listeners,
+    on_sighup: Callable[[], None] | None,
+    event_loop: str,
 ) -> tuple[int, list[socket.socket], bool]:
     """Fork the writer and wait until it has opened (and migrated) the file.
 
@@ -201,7 +200,7 @@ def _start_writer(
         for sock in (listeners.unix, listeners.http, *(worker for _, worker in pairs)):
             if sock is not None:
                 sock.close()
-        _writer_child(path, [writer for writer, _ in pairs], ready_w, on_sighup)
+        _writer_child(path, [writer for writer, _ in pairs], ready_w, on_sighup, event_loop)
     os.close(ready_w)
     for writer, _ in pairs:
         writer.close()  # the writer's ends live in the writer only: its death is their EOF
@@ -215,7 +214,6 @@ def _start_writer(
 def run_workers(config: Config, workers: int, on_sighup: Callable[[], None] | None) -> int:
     """Run ``workers`` processes (and, on SQLite, their writer) until they end; returns the
     exit code."""
-    from invreq.server import announce, prepare_network_dir
     from invreq.store.url import sqlite_path
 
     prepare_network_dir(config.network_dir)
@@ -242,7 +240,9 @@ def run_workers(config: Config, workers: int, on_sighup: Callable[[], None] | No
     links: list[socket.socket | None] = [None] * workers
     path = sqlite_path(config.db, config.sqlite_path)
     if path is not None:
-        writer_pid, ends, ready = _start_writer(path, workers, listeners, on_sighup)
+        writer_pid, ends, ready = _start_writer(
+            path, workers, listeners, on_sighup, config.event_loop
+        )
         writer.append(writer_pid)
         links = list(ends)
         if not ready:

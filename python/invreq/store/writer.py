@@ -41,7 +41,7 @@ import socket
 import struct
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from invreq.errors import DatabaseError, RpcError, StartupError, StoreClosed, StoreError
 from invreq.store.base import (
@@ -67,6 +67,7 @@ WRITES = frozenset(
         "disable_noting_payments",
         "payment_claim",
         "payment_finish",
+        "payment_approved",
         "rune_insert",
         "rune_used",
         "rune_blacklist_add",
@@ -115,8 +116,8 @@ class _Link(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # asyncio's or uvloop's stream transport (uvloop's does not subclass asyncio's).
+        self._transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         buf = self._in
@@ -464,6 +465,10 @@ class WorkerStore:
             resolved_by=resolved_by,
             evidence=evidence,
         )
+        return result
+
+    async def payment_approved(self, payment_id: int, approval: dict[str, Any]) -> Payment:
+        result: Payment = await self._call("payment_approved", payment_id, approval)
         return result
 
     async def rune_insert(self, restrictions: str, created_at: int) -> int:
