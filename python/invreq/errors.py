@@ -74,6 +74,7 @@ __all__ = [
     "StoreClosed",
     "StoreError",
     "UnknownInvoiceRequest",
+    "WriterBusy",
     "listen_error",
 ]
 
@@ -282,6 +283,17 @@ class DatabaseError(StoreError):
 
     def __init__(self, cause: BaseException) -> None:
         super().__init__(f"database error: {cause}")
+
+
+class WriterBusy(StoreError):
+    """``--workers`` on SQLite: too many writes of this worker wait for the writer process
+    (it stalls, or is far behind); this one was refused before it was sent."""
+
+    def __init__(self, waiting: int) -> None:
+        super().__init__(
+            f"store busy: {waiting} writes already wait for the SQLite writer; nothing was "
+            "written, try again"
+        )
 
 
 class CommitFailed(StoreError):

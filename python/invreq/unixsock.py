@@ -365,21 +365,27 @@ async def unix_door(
     sock: socket.socket | None = None,
     metrics: Metrics | None = None,
     max_connections: int = MAX_UNIX_CONNECTIONS,
+    backlog: int = 100,
 ) -> AsyncIterator[None]:
     """Serve ``path`` (owner-only) until the block ends. With ``sock`` (a ``--workers``
     child), serve that socket, bound by the parent, which also removes the file. Beyond
-    ``max_connections`` open connections, a new one is answered an error and closed."""
+    ``max_connections`` open connections, a new one is answered an error and closed;
+    ``backlog`` connections wait in the kernel, and are accepted at once at most."""
     conns = _Connections(max_connections)
 
     def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> Any:
         return _serve_connection(dispatcher, metrics, conns, r, w)
 
     if sock is not None:
-        server = await asyncio.start_unix_server(handle, sock=sock, limit=MAX_REQUEST_BYTES)
+        server = await asyncio.start_unix_server(
+            handle, sock=sock, limit=MAX_REQUEST_BYTES, backlog=backlog
+        )
     else:
-        own = bind_owner_only(path)
+        own = bind_owner_only(path, backlog)
         try:
-            server = await asyncio.start_unix_server(handle, sock=own, limit=MAX_REQUEST_BYTES)
+            server = await asyncio.start_unix_server(
+                handle, sock=own, limit=MAX_REQUEST_BYTES, backlog=backlog
+            )
         except BaseException:
             own.close()
             raise

@@ -275,6 +275,9 @@ class PaymentStore(RequestLookup, Protocol):
     async def payment_by_hash(self, payment_hash: str) -> Payment | None:
         """The payment of this invoice (payment_hash), if any."""
 
+    async def payment_count(self, invreq_id: str, status: str) -> int:
+        """How many payments of this request have this status (counted in the database)."""
+
     async def payments(
         self,
         invreq_id: str | None = None,

@@ -508,6 +508,15 @@ class PostgresStore:
                 raise PaymentNotPending(payment_from_row(now))
         return payment_from_row(row)
 
+    async def payment_count(self, invreq_id: str, status: str) -> int:
+        async with self._pool_guarded() as pool:
+            count = await pool.fetchval(
+                "SELECT count(*) FROM payments WHERE invreq_id = $1 AND status = $2",
+                invreq_id,
+                status,
+            )
+        return int(count)
+
     async def payment_by_hash(self, payment_hash: str) -> Payment | None:
         async with self._pool_guarded() as pool:
             row = await pool.fetchrow(

@@ -683,6 +683,13 @@ class SQLiteStore:
         result: Payment = await self._write(write)
         return result
 
+    async def payment_count(self, invreq_id: str, status: str) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            sql = "SELECT count(*) FROM payments WHERE invreq_id = ? AND status = ?"
+            return int(conn.execute(sql, (invreq_id, status)).fetchone()[0])
+
+        return await self._reading(run)
+
     async def payment_by_hash(self, payment_hash: str) -> Payment | None:
         found = await self._payments_where(
             "payment_hash = ? AND duplicate_of IS NULL", [payment_hash]
