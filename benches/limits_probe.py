@@ -67,7 +67,10 @@ def make_requests(s: Server, n: int) -> None:
         read_unix(s, json.dumps(batch).encode())
 
 
-def http(s: Server, path: str, rune: str, body: Any, timeout: float = 120) -> tuple[int, bytes]:
+def http_count(
+    s: Server, path: str, rune: str, body: Any, key: bytes, timeout: float = 600
+) -> tuple[int, int, int]:
+    """POST and read the response as it comes: (status, bytes, occurrences of ``key``)."""
     data = json.dumps(body).encode()
     with socket.create_connection(("127.0.0.1", s.http_port), timeout=timeout) as c:
         c.sendall(
@@ -75,11 +78,14 @@ def http(s: Server, path: str, rune: str, body: Any, timeout: float = 120) -> tu
             b"Connection: close\r\nContent-Length: %d\r\n\r\n%s"
             % (path.encode(), rune.encode(), len(data), data)
         )
-        buf = bytearray()
+        first = c.recv(1 << 20)
+        status = int(first.split(b" ")[1])
+        total, found, tail = len(first), first.count(key), first[-64:]
         while chunk := c.recv(1 << 20):
-            buf += chunk
-    head, _, payload = bytes(buf).partition(b"\r\n\r\n")
-    return int(head.split(b" ")[1]), payload
+            total += len(chunk)
+            found += (tail + chunk).count(key) - tail.count(key)
+            tail = chunk[-64:]
+    return status, total, found
 
 
 def mib(n: int) -> str:
@@ -130,8 +136,11 @@ def huge(s: Server) -> None:
         )
     rune = s.rpc.call("createrune")["rune"]
     before = peak(s)
-    status, _ = http(s, "/v1/listinvoicerequests", rune, {"label": "huge149"})
-    print(f"huge: one-record REST list ({status}): peak {mib(before)} -> {mib(peak(s))}")
+    status, size, n = http_count(s, "/v1/listinvoicerequests", rune, {}, b'"invreq_id"')
+    print(
+        f"huge: REST listinvoicerequests, no parameters ({status}): {n} of 150 records"
+        f" ({mib(size)}); peak {mib(before)} -> {mib(peak(s))}"
+    )
 
 
 def payments(s: Server) -> None:
@@ -145,8 +154,11 @@ def payments(s: Server) -> None:
             pass
     rune = s.rpc.call("createrune")["rune"]
     before = peak(s)
-    status, _ = http(s, "/v1/listpayments", rune, {"index": "created", "start": 20, "limit": 1})
-    print(f"payments: one-record REST listpayments ({status}): {mib(before)} -> {mib(peak(s))}")
+    status, size, n = http_count(s, "/v1/listpayments", rune, {}, b'"payment_id"')
+    print(
+        f"payments: REST listpayments, no parameters ({status}): {n} of 40 payments"
+        f" ({mib(size)}); peak {mib(before)} -> {mib(peak(s))}"
+    )
 
 
 def flood(s: Server) -> None:
