@@ -1,4 +1,14 @@
-"""Every exception invreq raises, and the one place JSON-RPC error objects are made.
+"""Every error invreq answers a caller with, and the one place JSON-RPC error objects are made.
+
+Here: each JSON-RPC code's class (``RpcError`` and its subclasses), the byte layer's
+errors, and ``StartupError``. Errors that never reach a caller as they are live beside the
+code that raises and translates them: ``config.ConfigError`` and ``conffile.ConfFileError``
+(become a usage error or ``StartupError``), the device transport's ``TransportError``
+family in ``signers/jade_transport.py`` (becomes ``SignerError``), the payment node's
+``NodePaymentFailed``, ``OutcomeUnknown`` and ``NodeUnavailable`` in ``payments/node.py``
+(become ``PaymentError``, ``PaymentPending`` or a payment left pending), the client-side
+errors of another server's reply in ``clnrpc.py``, and the reference device's own in
+``refdevice/`` (a separate program).
 
 Byte-layer errors (``Bolt12Error`` and subclasses) are raised by the native core
 ``invreq._core``; the binding maps its typed Rust errors onto these classes, so Python
@@ -20,7 +30,6 @@ __all__ = [
     "CODE_INVALID_PARAMS",
     "CODE_INVALID_REQUEST",
     "CODE_INVOICE_ALREADY_CLAIMED",
-    "CODE_INVOICE_AMOUNT",
     "CODE_INVOICE_EXPIRED",
     "CODE_INVOICE_NOT_ACTIVE",
     "CODE_INVOICE_UNKNOWN_REQUEST",
@@ -46,7 +55,6 @@ __all__ = [
     "InvalidFieldError",
     "InvalidParams",
     "InvalidRequest",
-    "InvoiceAmount",
     "InvoiceExpired",
     "InvoiceNotActive",
     "InvoiceRefused",
@@ -124,7 +132,8 @@ CODE_SERVER_BUSY = 2004
 CODE_INVOICE_UNKNOWN_REQUEST = 2101
 CODE_INVOICE_NOT_ACTIVE = 2102
 CODE_INVOICE_ALREADY_CLAIMED = 2103
-CODE_INVOICE_AMOUNT = 2104
+# 2104 is not used: an invoice_amount that differs from invreq_amount is refused by the
+# core's reader (BOLT 12), so receiveinvoice answers -32602 naming invoice_amount. Not reused.
 CODE_INVOICE_EXPIRED = 2105
 CODE_REQUEST_EXPIRED = 2106
 CODE_PAYMENT_REFUSED = 2107
@@ -144,6 +153,8 @@ CODE_PAYMENT_NOT_PENDING = 2113
 CODE_PAYOUT_BOUND_REACHED = 2115
 CODE_PAYMENT_NOT_APPROVED = 2116
 CODE_PAYOUT_DECLINED = 2117
+# `wait` (issue 26): the index did not reach nextvalue within the timeout.
+CODE_WAIT_TIMEOUT = 2200
 
 
 class RpcError(Exception):
@@ -376,14 +387,6 @@ class InvoiceWrongPath(InvoiceRefused):
         super().__init__("invoice did not arrive on the blinded path of its invoice_request")
 
 
-class InvoiceAmount(InvoiceRefused):
-    """``invoice_amount`` differs from ``invreq_amount``. Kept for its code only: the core's
-    reader refuses such an invoice first (BOLT 12), so ``receiveinvoice`` answers it as
-    an invalid ``invoice`` parameter (-32602) naming ``invoice_amount``."""
-
-    code = CODE_INVOICE_AMOUNT
-
-
 class InvoiceExpired(InvoiceRefused):
     code = CODE_INVOICE_EXPIRED
 
@@ -481,6 +484,13 @@ class PaymentNotPending(RpcError):
             data=view,
         )
         self.payment = payment
+
+
+class WaitTimeout(RpcError):
+    """``wait``: the index did not reach ``nextvalue`` within ``timeout`` seconds; the
+    reply's data holds the index as it is, so the caller can wait again from there."""
+
+    code = CODE_WAIT_TIMEOUT
 
 
 # --- start-up ---------------------------------------------------------------------------

@@ -35,7 +35,6 @@ __all__ = [
 #: 21 million BTC in msat: no amount can be larger (REFERENCE §4).
 MAX_MSAT = 21_000_000 * 100_000_000 * 1000
 U64_MAX = 2**64 - 1
-U32_MAX = 2**32 - 1
 
 
 class UEscaped(str):
@@ -187,6 +186,49 @@ def check_rune(name: str, value: Any) -> str:
 def check_json(name: str, value: Any) -> Any:
     """Any JSON value; the command checks its shape (e.g. rune restrictions)."""
     return value
+
+
+_HEX = re.compile(r"(?:[0-9a-fA-F]{2})+")
+_POINT = re.compile(r"0[23][0-9a-fA-F]{64}")
+_REPLY_PATH_KEYS = {"first_node_id", "first_path_key", "hops"}
+
+
+def check_reply_path(name: str, value: Any) -> dict[str, Any]:
+    """A ``reply_blindedpath`` as lightningd's onion-message hook gives it: an object with
+    ``first_node_id`` and ``first_path_key`` (33-byte points, hex) and ``hops``, a non-empty
+    array of ``{blinded_node_id, encrypted_recipient_data}`` (a point and hex bytes). Only
+    the shape is checked here; the point's validity where it is used."""
+    if not isinstance(value, dict) or not _REPLY_PATH_KEYS <= value.keys():
+        raise _bad(name, "should be an object with first_node_id, first_path_key, hops", value)
+    hops = value["hops"]
+    if not (
+        all(
+            isinstance(value[k], str) and _POINT.fullmatch(value[k])
+            for k in _REPLY_PATH_KEYS - {"hops"}
+        )
+        and isinstance(hops, list)
+        and 0 < len(hops) <= 64
+        and all(
+            isinstance(h, dict)
+            and isinstance(h.get("blinded_node_id"), str)
+            and _POINT.fullmatch(h["blinded_node_id"])
+            and isinstance(h.get("encrypted_recipient_data"), str)
+            and _HEX.fullmatch(h["encrypted_recipient_data"])
+            for h in hops
+        )
+    ):
+        raise _bad(name, "should be a blinded path (33-byte hex points, 1 to 64 hops)", value)
+    return {
+        "first_node_id": value["first_node_id"].lower(),
+        "first_path_key": value["first_path_key"].lower(),
+        "hops": [
+            {
+                "blinded_node_id": h["blinded_node_id"].lower(),
+                "encrypted_recipient_data": h["encrypted_recipient_data"].lower(),
+            }
+            for h in hops
+        ],
+    }
 
 
 def check_object_or_array(name: str, value: Any) -> Any:
@@ -355,6 +397,13 @@ RECEIVEINVOICE = Command(
             "the path_id it arrived with over our blinded path (the CLN plugin): the reply "
             "leaves once the request is claimed, and the payment runs in the background",
         ),
+        _p(
+            "reply_path",
+            check_reply_path,
+            "blindedpath",
+            "the payee's reply_blindedpath (the CLN plugin, with pathsecret): if the payment "
+            "then certainly fails, the node sends the payee an invoice_error saying why",
+        ),
     ),
     "Check an invoice that answers one of our invoice_requests and pay it.",
 )
@@ -448,6 +497,51 @@ CHECKRUNE = Command(
     "security",
 )
 
+
+def check_subsystem(name: str, value: Any) -> str:
+    if value not in ("invoicerequests", "payments"):
+        raise _bad(name, "should be 'invoicerequests' or 'payments'", value)
+    return str(value)
+
+
+def check_indexname(name: str, value: Any) -> str:
+    if value not in ("created", "updated"):
+        raise _bad(name, "should be 'created' or 'updated'", value)
+    return str(value)
+
+
+#: Longest `wait` in seconds (a client waiting longer calls again).
+MAX_WAIT = 3600
+
+
+def check_wait_timeout(name: str, value: Any) -> int:
+    n = check_u32(name, value)
+    if not 1 <= n <= MAX_WAIT:
+        raise _bad(name, f"should be between 1 and {MAX_WAIT} seconds", value)
+    return n
+
+
+WAIT = Command(
+    "wait",
+    (
+        _p("subsystem", check_subsystem, "string", "invoicerequests | payments", True),
+        _p("indexname", check_indexname, "string", "created | updated", True),
+        _p("nextvalue", check_u64, "u64", "return once the index reaches this", True),
+        _p("timeout", check_wait_timeout, "u32", f"seconds (default 60, at most {MAX_WAIT})"),
+    ),
+    "Wait until an index of invoicerequests or payments reaches nextvalue (lightningd's wait).",
+)
+
+LISTEVENTS = Command(
+    "listevents",
+    (
+        _p("invreq_id", check_sha256, "hash", "only the events of this invoice_request"),
+        _p("start", check_u64, "u64", "first event_id to list"),
+        _p("limit", check_u32, "u32", "at most this many"),
+    ),
+    "List events (webhook deliveries) in order, with their delivery state.",
+)
+
 COMMANDS: Sequence[Command] = (
     INVOICEREQUEST,
     LISTINVOICEREQUESTS,
@@ -463,4 +557,6 @@ COMMANDS: Sequence[Command] = (
     SHOWRUNES,
     BLACKLISTRUNE,
     CHECKRUNE,
+    WAIT,
+    LISTEVENTS,
 )

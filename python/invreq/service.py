@@ -111,6 +111,7 @@ class Service:
             # Decided now and stored: the pay path requires a verifying approval of it
             # whatever configuration pays it later (invreq.payments.authority).
             approval_required=self.approver is not None,
+            absolute_expiry=absolute_expiry,
         )
         await self.store.insert(record)
         return self._with_page(views.record_json(record, unsigned=signed.bolt12_unsigned))

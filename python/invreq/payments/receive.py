@@ -53,12 +53,9 @@ from invreq.store.base import Payment, PaymentLimits, PaymentStore, Record
 if TYPE_CHECKING:
     from invreq.blindpaths import PathMaker
 
-__all__ = ["DEFAULT_RELATIVE_EXPIRY", "Receiver"]
+__all__ = ["Receiver"]
 
 log = logging.getLogger("invreq.payments")
-
-#: BOLT 12: an invoice without invoice_relative_expiry expires 7200 s after creation.
-DEFAULT_RELATIVE_EXPIRY = 7200
 
 
 def _pending_error(p: Payment, why: str) -> PaymentPending:
@@ -118,7 +115,14 @@ class Receiver:
         #: seconds a payout approval may take before xpay starts (--hwi-timeout)
         self.approval_wait = approval_wait
 
-    async def receiveinvoice(self, invoice: str, pathsecret: str | None = None) -> dict[str, Any]:
+    async def receiveinvoice(
+        self,
+        invoice: str,
+        pathsecret: str | None = None,
+        reply_path: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        if reply_path is not None and pathsecret is None:
+            raise InvalidParams("reply_path: only with pathsecret (an invoice from the plugin)")
         try:
             inv = bolt12.decode_invoice(invoice)
         except Bolt12Error as e:
@@ -203,7 +207,7 @@ class Receiver:
         # invoice_error.
         claimed = await self._approve_payout(record, claimed, inv)
         if pathsecret is not None:
-            task = asyncio.create_task(self._pay_in_background(claimed))
+            task = asyncio.create_task(self._pay_in_background(claimed, reply_path))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
             return views.payment_json(claimed)
@@ -257,9 +261,18 @@ class Receiver:
             and await self.store.get(loose.invreq_id.hex()) is not None
         )
 
-    async def _pay_in_background(self, claimed: Payment) -> None:
+    async def _pay_in_background(
+        self, claimed: Payment, reply_path: dict[str, Any] | None = None
+    ) -> None:
         try:
             done = await self._pay(claimed)
+        except PaymentError as e:
+            # Certainly not paid: the payee's sendinvoice is still waiting (its timeout, 90 s
+            # by default) and is told why now. A pending outcome (below) tells it nothing:
+            # the payment may still arrive.
+            log.warning("payment %d (invoice from the plugin): %s", claimed.payment_id, e.message)
+            if reply_path is not None:
+                await self._tell_payee(claimed, reply_path, e.message)
         except RpcError as e:
             msg = oneline(e.message)
             log.warning("payment %d (invoice from the plugin): %s", claimed.payment_id, msg)
@@ -274,6 +287,15 @@ class Receiver:
                 done["amount_msat"],
                 done["invreq_id"],
             )
+
+    async def _tell_payee(self, p: Payment, reply_path: dict[str, Any], why: str) -> None:
+        """Send the payee an invoice_error over its reply path (through the paying node)."""
+        try:
+            await self.backend.reply_error(reply_path, why)
+        except Exception as e:
+            log.warning("payment %d: could not tell the payee it failed: %s", p.payment_id, e)
+        else:
+            log.info("payment %d: the payee was told it failed", p.payment_id)
 
     async def close(self, grace: float = 10.0) -> None:
         """At shutdown: let payments running in the background finish for ``grace``
