@@ -19,7 +19,7 @@ from typing import Any
 from invreq import paging, views
 from invreq.changes import RECHECK, ChangeFeed
 from invreq.errors import WaitTimeout
-from invreq.store.base import EventStore
+from invreq.store.base import Event, EventStore
 
 __all__ = ["DEFAULT_WAIT", "Events"]
 
@@ -53,8 +53,12 @@ class Events:
 
     async def listevents(
         self, invreq_id: str | None = None, start: int | None = None, limit: int | None = None
-    ) -> dict[str, Any]:
-        found = await self.store.events(
-            invreq_id=invreq_id, start=start, limit=paging.store_limit(limit)
-        )
-        return {"events": paging.page(views.event_listed_json(e, self.webhook) for e in found)}
+    ) -> paging.Listing[Event]:
+        async def read(first: int | None, n: int) -> list[Event]:
+            return await self.store.events(
+                invreq_id=invreq_id, start=first, limit=n, max_bytes=paging.CHUNK_BYTES
+            )
+
+        # Every matching event, read and sent a chunk at a time (invreq.paging).
+        rows = paging.chunks(read, lambda e: e.event_id, start, limit)
+        return paging.Listing("events", rows, lambda e: views.event_listed_json(e, self.webhook))

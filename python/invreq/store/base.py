@@ -323,9 +323,15 @@ class EventStore(Protocol):
         """``{"invoicerequests": {"created": n, "updated": m}, "payments": {...}}``."""
 
     async def events(
-        self, *, invreq_id: str | None = None, start: int | None = None, limit: int | None = None
+        self,
+        *,
+        invreq_id: str | None = None,
+        start: int | None = None,
+        limit: int | None = None,
+        max_bytes: int | None = None,
     ) -> builtins.list[Event]:
-        """Events in order, from event_id ``start`` on, the first ``limit`` of them."""
+        """Events in order, from event_id ``start`` on, the first ``limit`` of them,
+        stopping once they hold ``max_bytes``."""
 
     async def events_lease(
         self, now: int, owner: str, limit: int, lease_seconds: int

@@ -230,6 +230,12 @@ _PAYMENT_SIZE = (
 )
 
 
+_EVENT_SIZE = (
+    "coalesce(octet_length(label), 0) + coalesce(octet_length(detail), 0)"
+    " + coalesce(octet_length(last_error), 0) + 100"
+)
+
+
 def _record(row: Any) -> Record:
     return Record(
         invreq_id=row[0],
@@ -762,14 +768,25 @@ class PostgresStore:
         return out
 
     async def events(
-        self, *, invreq_id: str | None = None, start: int | None = None, limit: int | None = None
+        self,
+        *,
+        invreq_id: str | None = None,
+        start: int | None = None,
+        limit: int | None = None,
+        max_bytes: int | None = None,
     ) -> builtins.list[Event]:
         args: builtins.list[Any] = [min(start or 0, 2**63 - 1)]
-        sql = f"SELECT {outbox.EVENT_COLUMNS} FROM events WHERE event_id >= $1"
+        rest = "FROM events WHERE event_id >= $1"
         if invreq_id is not None:
             args.append(invreq_id)
-            sql += " AND invreq_id = $2"
-        sql += " ORDER BY event_id" + ("" if limit is None else f" LIMIT {int(limit)}")
+            rest += " AND invreq_id = $2"
+        rest += " ORDER BY event_id" + ("" if limit is None else f" LIMIT {int(limit)}")
+        sql = f"SELECT {outbox.EVENT_COLUMNS} {rest}"
+        if max_bytes is not None:
+            args.append(max_bytes)
+            sql = bounded_select(
+                outbox.EVENT_COLUMNS, _EVENT_SIZE, rest, "event_id", f"${len(args)}"
+            )
         async with self._pool_guarded() as pool:
             rows = await pool.fetch(sql, *args)
         return [outbox.event_from_row(r) for r in rows]

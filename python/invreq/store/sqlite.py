@@ -945,7 +945,12 @@ class SQLiteStore:
         return await self._reading(run)
 
     async def events(
-        self, *, invreq_id: str | None = None, start: int | None = None, limit: int | None = None
+        self,
+        *,
+        invreq_id: str | None = None,
+        start: int | None = None,
+        limit: int | None = None,
+        max_bytes: int | None = None,
     ) -> builtins.list[Event]:
         where: builtins.list[str] = ["event_id >= ?"]
         args: builtins.list[Any] = [min(start or 0, 2**63 - 1)]
@@ -956,7 +961,8 @@ class SQLiteStore:
         sql += " ORDER BY event_id" + ("" if limit is None else f" LIMIT {int(limit)}")
 
         def run(conn: sqlite3.Connection) -> builtins.list[Event]:
-            return [outbox.event_from_row(r) for r in conn.execute(sql, args).fetchall()]
+            rows = within_bytes(conn.execute(sql, args), max_bytes)
+            return [outbox.event_from_row(r) for r in rows]
 
         return await self._reading(run)
 

@@ -530,9 +530,16 @@ class WorkerStore:
         return await self._reader().indexes()
 
     async def events(
-        self, *, invreq_id: str | None = None, start: int | None = None, limit: int | None = None
+        self,
+        *,
+        invreq_id: str | None = None,
+        start: int | None = None,
+        limit: int | None = None,
+        max_bytes: int | None = None,
     ) -> builtins.list[Event]:
-        return await self._reader().events(invreq_id=invreq_id, start=start, limit=limit)
+        return await self._reader().events(
+            invreq_id=invreq_id, start=start, limit=limit, max_bytes=max_bytes
+        )
 
     async def get(self, invreq_id: str) -> Record | None:
         return await self._reader().get(invreq_id)
