@@ -11,8 +11,10 @@ and again, single-process and with ``--workers``; it must never get in.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import socket
+import struct
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +39,12 @@ def other_user_connecting(path: Path) -> tuple[int, int, int]:
         try:
             os.close(go_w)
             os.close(out_r)
+            # Only its own pipes: an earlier attacker's "stop" pipe held open here would
+            # keep that one from ever seeing its end.
+            for fd in (int(n) for n in os.listdir("/proc/self/fd")):
+                if fd > 2 and fd not in (go_r, out_w):
+                    with contextlib.suppress(OSError):
+                        os.close(fd)
             os.setgroups([])
             os.setgid(OTHER_UID)
             os.setuid(OTHER_UID)
@@ -133,3 +141,60 @@ def test_another_user_never_connects_during_many_start_ups(
     assert exposed == 0, f"the socket was seen open to others {exposed} times"
     # And the socket it could not reach was the service's: its owner is served.
     assert not rpc_file.exists()
+
+
+# --- deterministic: how the file appears (the kernel's own record, inotify) -------------
+
+IN_ATTRIB = 0x00000004
+IN_CREATE = 0x00000100
+IN_MOVED_TO = 0x00000080
+IN_NONBLOCK = 0o4000
+
+
+def inotify_names(fd: int) -> list[tuple[int, str]]:
+    """The (mask, name) of every event waiting on inotify ``fd``."""
+    out = []
+    try:
+        data = os.read(fd, 1 << 16)
+    except BlockingIOError:
+        return out
+    pos = 0
+    while pos < len(data):
+        _wd, mask, _cookie, size = struct.unpack_from("iIII", data, pos)
+        name = data[pos + 16 : pos + 16 + size].rstrip(b"\0").decode()
+        out.append((mask, name))
+        pos += 16 + size
+    return out
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_the_socket_appears_by_rename_already_owner_only(
+    open_dir: Path, tmp_path: Path, workers: int
+) -> None:
+    """Whatever the scheduling, the path never exists with another mode: it is never
+    created in place (IN_CREATE) nor has its mode changed there (IN_ATTRIB); it appears by
+    rename (IN_MOVED_TO), 0600 from its first moment. Binding in place and then chmod (the
+    finding) shows IN_CREATE then IN_ATTRIB here, every time."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.inotify_init1(IN_NONBLOCK)
+    assert fd >= 0
+    try:
+        assert (
+            libc.inotify_add_watch(fd, str(open_dir).encode(), IN_CREATE | IN_ATTRIB | IN_MOVED_TO)
+            >= 0
+        )
+        rpc_file = open_dir / "invreq-rpc"
+        server = ServerAt(
+            tmp_path / "data", rpc_file, ["--workers", str(workers)] if workers else []
+        )
+        server.preexec_fn = lambda: os.umask(0)
+        try:
+            server.start()
+            assert (rpc_file.stat().st_mode & 0o777) == 0o600
+            assert server.stop() == 0, server.output()[-2000:]
+        finally:
+            server.kill()
+        events = [(mask, name) for mask, name in inotify_names(fd) if name == rpc_file.name]
+        assert events and all(mask & IN_MOVED_TO for mask, _ in events), events
+    finally:
+        os.close(fd)
