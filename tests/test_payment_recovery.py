@@ -10,6 +10,7 @@ the node that attempted it says what happened (or an operator resolves it, on ev
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import urllib.request
@@ -294,7 +295,10 @@ def test_resolvepayment_by_hand_with_evidence(
             done = json.loads(reply.read())
         assert done["status"] == "failed" and done["evidence"] == evidence
         assert done["resolved_by"] == "rune #0" and done["resolved_at"] >= done["created_at"]
-        assert error_of(s, "resolvepayment", [h, "paid", "again"])["code"] == 2113
+        again = error_of(s, "resolvepayment", [h, "paid", "again"])
+        # 2113 carries the payment as it is now (errors.PaymentNotPending: listpayments' view)
+        assert again["code"] == 2113 and again["data"]["payment_hash"] == h
+        assert again["data"]["status"] == "failed" and again["data"]["evidence"] == evidence
         assert "resolved by hand as failed" in s.output()
         assert "timed out\\u{a}" + forged in s.output()
         assert not any(line.startswith(forged) for line in s.output().splitlines())
@@ -315,7 +319,8 @@ def _age_payments(
     if kind == "sqlite":
         import sqlite3
 
-        with sqlite3.connect(tmp_path / "data" / "regtest" / "invreq.sqlite3") as conn:
+        path = tmp_path / "data" / "regtest" / "invreq.sqlite3"
+        with contextlib.closing(sqlite3.connect(path)) as conn, conn:
             conn.execute(sql)
         return
     import asyncio

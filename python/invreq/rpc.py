@@ -10,7 +10,9 @@ when the call failed, the typed failure it carries. The doors (:mod:`invreq.unix
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
+import itertools
 import json
 import json.scanner
 import logging
@@ -20,7 +22,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from invreq import jsonfilter, lograte, paging, params
+from invreq import jsoncodec, jsonfilter, lograte, paging, params
 from invreq.errors import (
     HelpUnknownCommand,
     InternalError,
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from invreq.service import Service
 
 __all__ = [
+    "MAX_NESTING",
     "MAX_REPLY_BYTES",
     "MAX_REQUEST_BYTES",
     "Answer",
@@ -49,6 +52,7 @@ __all__ = [
     "build_dispatcher",
     "dumps",
     "error_object",
+    "nesting",
     "parse",
     "reply_pieces",
     "result_pieces",
@@ -63,6 +67,13 @@ log = logging.getLogger("invreq.rpc")
 #: (\\u0001) as JSON is 360 KB, a batch of 1000 ordinary calls about 200 KB. Measured cost:
 #: docs/limits.md (held per connection while it arrives).
 MAX_REQUEST_BYTES = 1024 * 1024
+#: The deepest a request may nest arrays and objects (the request itself is level 1). No
+#: CLN call comes near it (params and filter templates nest a few levels). It is explicit
+#: so the answer never depends on the interpreter: CPython 3.11's json parser raises
+#: RecursionError near 1000 levels, 3.12 and later parse far deeper, and what reads the
+#: value afterwards (parameter checks, the quoted token, filters, the pure-Python scanner
+#: at two frames a level) must stay well inside Python's recursion limit on every version.
+MAX_NESTING = 100
 #: The most requests one batch may hold (the reply must stay proportionate to the request).
 MAX_BATCH = 1000
 #: The reply budget of one batch: once its replies reach this many bytes of JSON, the
@@ -125,12 +136,31 @@ _MARKING.parse_string = _scanstring_marking  # type: ignore[attr-defined]
 _MARKING.scan_once = json.scanner.py_make_scanner(_MARKING)  # type: ignore[attr-defined]
 
 
+# A JSON string, or an unterminated one up to the end: every match attempt consumes what it
+# tried, so removing the strings from a request is linear in its size, malformed or not.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.S)
+_NOT_A_BRACKET = bytes(c for c in range(256) if c not in b"[]{}")
+_DEPTH_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+
+
+def nesting(raw: bytes) -> int:
+    """How deep a JSON text nests arrays and objects, brackets inside strings aside (UTF-8
+    puts no ASCII byte inside a multi-byte character). A malformed text gets some number;
+    the parser refuses it anyway."""
+    brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_A_BRACKET)
+    return max(itertools.accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0)
+
+
 def parse(raw: bytes) -> Any:
-    """Strict UTF-8, strict JSON; raises ``InvalidRequest`` saying which."""
+    """Strict UTF-8, strict JSON, at most ``MAX_NESTING`` levels deep; raises
+    ``InvalidRequest`` saying which."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise InvalidRequest(f"malformed request: invalid UTF-8 at byte {e.start}") from None
+    # Cheap for ordinary requests: only one with more openers than the limit is scanned.
+    if raw.count(b"[") + raw.count(b"{") > MAX_NESTING and nesting(raw) > MAX_NESTING:
+        raise InvalidRequest(f"malformed request: nested deeper than {MAX_NESTING} levels")
     decoder = _MARKING if "\\u" in text else _FAST
     try:
         return decoder.decode(text)
@@ -296,9 +326,15 @@ async def materialize(reply: Any) -> Any:
 
 
 def dumps(obj: Any) -> bytes:
-    """Compact JSON as UTF-8: what every door writes."""
+    """Compact JSON as UTF-8: what every door writes (orjson where its bytes are the
+    standard library's, see :mod:`invreq.jsoncodec`)."""
     if isinstance(obj, RawJSON):
         return bytes(obj)
+    fast = jsoncodec.dumps(obj)
+    return fast if fast is not jsoncodec.SLOW else _dumps_stdlib(obj)
+
+
+def _dumps_stdlib(obj: Any) -> bytes:
     try:
         return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
     except UnicodeEncodeError:
@@ -458,7 +494,7 @@ class Dispatcher:
         while done < len(msgs) and used < MAX_REPLY_BYTES:
             group = _next_group(msgs, done)
             # gather keeps the order; a group is one read, or up to BATCH_GROUP writes.
-            answers = await asyncio.gather(*(self.answer(m, authorize) for m in group))
+            answers = await _answer_group(self, group, authorize)
             done += len(group)
             for a in answers:
                 if a.reply is None:
@@ -508,6 +544,100 @@ def _filtered(keep: jsonfilter.Filter, result: Any) -> Any:
     return result.mapped(one)
 
 
+# --- the batch lane -------------------------------------------------------------------
+
+#: A method's many-at-once form: the bound parameters of several calls -> each call's
+#: result, or the exception that call alone failed with, in order.
+Many = Callable[[list[dict[str, Any]]], Awaitable[list[Any]]]
+
+
+class _Lane:
+    """The calls of one group of a batch that have a many-at-once form, run together.
+
+    Every element of the group is answered by :meth:`Dispatcher.answer` as a single request
+    would be (envelope, rune, parameters, filter, metrics, its own error), except that its
+    handler, instead of running the call alone, leaves the bound parameters here and waits.
+    Once every element has either done so or finished without reaching its handler (an
+    error, another method), the waiting calls run as one call of their many-at-once form:
+    for ``invoicerequest``, one crossing into the core for every signature and one commit.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.open = size  # elements neither waiting here nor finished
+        self.waiting: dict[Many, list[tuple[dict[str, Any], asyncio.Future[Any]]]] = {}
+        self.entered: set[asyncio.Task[Any] | None] = set()
+        self.runs: set[asyncio.Task[None]] = set()
+
+    async def element(self, answering: Awaitable[Answer]) -> Answer:
+        try:
+            return await answering
+        finally:
+            if asyncio.current_task() not in self.entered:
+                self._arrived()
+
+    async def call(self, many: Many, kwargs: dict[str, Any]) -> Any:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.waiting.setdefault(many, []).append((kwargs, fut))
+        self.entered.add(asyncio.current_task())
+        self._arrived()
+        return await fut
+
+    def _arrived(self) -> None:
+        self.open -= 1
+        if self.open:
+            return
+        for many, calls in self.waiting.items():
+            task = asyncio.get_running_loop().create_task(self._run(many, calls))
+            self.runs.add(task)
+            task.add_done_callback(self.runs.discard)
+        self.waiting = {}
+
+    @staticmethod
+    async def _run(many: Many, calls: list[tuple[dict[str, Any], asyncio.Future[Any]]]) -> None:
+        try:
+            outcomes = await many([kwargs for kwargs, _ in calls])
+        except Exception as e:  # a bug in the many-at-once form: every call gets it
+            outcomes = [e] * len(calls)
+        for (_, fut), outcome in zip(calls, outcomes, strict=True):
+            if fut.done():
+                continue
+            if isinstance(outcome, BaseException):
+                fut.set_exception(outcome)
+            else:
+                fut.set_result(outcome)
+
+
+#: The lane of the batch group being answered (None outside a batch: calls run alone).
+_LANE: contextvars.ContextVar[_Lane | None] = contextvars.ContextVar("invreq_lane", default=None)
+
+
+def laned(one: Handler, many: Many) -> Handler:
+    """A handler that runs alone, or, inside a batch's group, in that group's lane."""
+
+    async def handler(**kwargs: Any) -> Any:
+        lane = _LANE.get()
+        if lane is None:
+            return await one(**kwargs)
+        return await lane.call(many, kwargs)
+
+    return handler
+
+
+async def _answer_group(
+    dispatcher: Dispatcher, group: list[Any], authorize: Authorize | None
+) -> list[Answer]:
+    """A batch's group, in order: a lone element as a single request, several through a
+    lane (every element's task copies the context that holds it)."""
+    if len(group) == 1:
+        return [await dispatcher.answer(group[0], authorize)]
+    lane = _Lane(len(group))
+    token = _LANE.set(lane)
+    try:
+        return await asyncio.gather(*(lane.element(dispatcher.answer(m, authorize)) for m in group))
+    finally:
+        _LANE.reset(token)
+
+
 def _next_group(msgs: list[Any], first: int) -> list[Any]:
     """The batch elements to run together from ``first``: a run of writes, or one read."""
     end = first
@@ -535,7 +665,10 @@ def build_dispatcher(
     events: Events | None = None,
 ) -> Dispatcher:
     methods: dict[str, tuple[params.Command, Handler]] = {
-        params.INVOICEREQUEST.name: (params.INVOICEREQUEST, service.invoicerequest),
+        params.INVOICEREQUEST.name: (
+            params.INVOICEREQUEST,
+            laned(service.invoicerequest, service.invoicerequests),
+        ),
         params.LISTINVOICEREQUESTS.name: (params.LISTINVOICEREQUESTS, service.listinvoicerequests),
         params.DISABLEINVOICEREQUEST.name: (
             params.DISABLEINVOICEREQUEST,

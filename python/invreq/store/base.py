@@ -322,6 +322,11 @@ class EventStore(Protocol):
     async def indexes(self) -> dict[str, dict[str, int]]:
         """``{"invoicerequests": {"created": n, "updated": m}, "payments": {...}}``."""
 
+    async def index_details(
+        self, subsystem: str, indexname: str, value: int
+    ) -> dict[str, Any] | None:
+        """What `wait` tells of the object at that index (None: none, or changed since)."""
+
     async def events(
         self,
         *,

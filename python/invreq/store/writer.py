@@ -529,6 +529,11 @@ class WorkerStore:
     async def indexes(self) -> dict[str, dict[str, int]]:
         return await self._reader().indexes()
 
+    async def index_details(
+        self, subsystem: str, indexname: str, value: int
+    ) -> dict[str, Any] | None:
+        return await self._reader().index_details(subsystem, indexname, value)
+
     async def events(
         self,
         *,
