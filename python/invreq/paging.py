@@ -97,11 +97,10 @@ class Listing(Generic[T]):
             out += [r for r in map(self._convert, rows) if r is not None]
         return {self.key: out}
 
-    async def encoded(self) -> AsyncIterator[bytes]:
-        """The result as JSON, one piece per chunk: ``{"key":[`` ... ``]}``. No chunk is
-        referenced from here while a piece waits to be taken (see :func:`chunks`)."""
-        from invreq.rpc import dumps  # rpc imports this module
-
+    async def encoded(self, dumps: Callable[[Any], bytes]) -> AsyncIterator[bytes]:
+        """The result as JSON (``dumps``: the doors' encoder, :func:`invreq.rpc.dumps`), one
+        piece per chunk: ``{"key":[`` ... ``]}``. No chunk is referenced from here while a
+        piece waits to be taken (see :func:`chunks`)."""
         head = b"{" + dumps(self.key) + b":["
         sep = b""
         async for rows in self._rows:

@@ -262,7 +262,7 @@ _SMALL_PIECE = 4096
 async def result_pieces(result: Any) -> AsyncIterator[bytes]:
     """A command's result as JSON, in pieces: one, or a list's chunk by chunk."""
     if isinstance(result, paging.Listing):
-        async for piece in _coalesced(result.encoded()):
+        async for piece in _coalesced(result.encoded(dumps)):
             yield piece
     else:
         yield dumps(result)
@@ -286,7 +286,7 @@ async def reply_pieces(reply: Any) -> AsyncIterator[bytes]:
 async def _listing_reply(reply: dict[str, Any]) -> AsyncIterator[bytes]:
     # "result" is the envelope's last member: its head is everything before its value.
     head = dumps({**reply, "result": None})[: -len(b"null}")]
-    async for piece in reply["result"].encoded():
+    async for piece in reply["result"].encoded(dumps):
         box = [head + piece]
         del piece
         head = b""
