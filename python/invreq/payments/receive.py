@@ -188,14 +188,17 @@ class Receiver:
                 f"invoice is valid but not paid: invreq serve runs with --pay-with none "
                 f"(recorded as payment {claimed.payment_id})"
             )
-        # Before the reply, also from the plugin: a decline reaches the payee as its
-        # invoice_error.
-        claimed = await self._approve_payout(record, claimed, inv)
         if pathsecret is not None:
-            task = asyncio.create_task(self._pay_in_background(claimed, reply_path))
+            # From the plugin the hook is answered now; the payout approval (a person, up
+            # to --hwi-timeout) and the payment run here, and a decline reaches the payee
+            # as an invoice_error over its reply path, like a failed payment.
+            task = asyncio.create_task(
+                self._pay_in_background(claimed, reply_path, approve=(record, inv))
+            )
             self._background.add(task)
             task.add_done_callback(self._background.discard)
             return views.payment_json(claimed)
+        claimed = await self._approve_payout(record, claimed, inv)
         return await self._pay(claimed)
 
     async def _approve_payout(
@@ -247,11 +250,16 @@ class Receiver:
         )
 
     async def _pay_in_background(
-        self, claimed: Payment, reply_path: dict[str, Any] | None = None
+        self,
+        claimed: Payment,
+        reply_path: dict[str, Any] | None = None,
+        approve: tuple[Record, bolt12.Invoice] | None = None,
     ) -> None:
         try:
+            if approve is not None:
+                claimed = await self._approve_payout(approve[0], claimed, approve[1])
             done = await self._pay(claimed)
-        except PaymentError as e:
+        except (PaymentError, PayoutDeclined) as e:
             # Certainly not paid: the payee's sendinvoice is still waiting (its timeout, 90 s
             # by default) and is told why now. A pending outcome (below) tells it nothing:
             # the payment may still arrive.
