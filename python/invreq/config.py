@@ -11,6 +11,7 @@ import dataclasses
 import ipaddress
 import os
 import re
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "pay_with_path",
+    "public_url_problem",
 ]
 
 DEFAULT_DATA_DIR = Path("~/.invreq")
@@ -138,6 +140,18 @@ class Config:
     pay_attempts_per_minute: int = _option(
         30, "payment attempts on all invoice_requests per minute (error 2111 beyond)"
     )
+    public_url: str | None = _option(
+        None,
+        "URL: the HTTP door as the public reaches it (https://HOST[/PATH] through a reverse "
+        "proxy or --http-tls; http:// only for an onion service); links handed to payees start "
+        "with it",
+    )
+    lnurl: bool = _option(
+        False,
+        "LNURL-withdraw (LUD-03): each single-use request made while on also carries a link "
+        "(lnurl, lnurlw) any LNURL wallet collects it through, paid through --pay-with; needs "
+        "HTTP and --public-url",
+    )
     log_level: str = _option("info", "the least important messages logged", LOG_LEVELS)
     log_file: Path | None = _option(  # noqa: RUF009
         None, "log here instead of stderr (None: stderr); SIGHUP reopens it"
@@ -234,6 +248,19 @@ class Config:
         ):
             if not 1 <= value <= 1_000_000:
                 raise ConfigError(f"{flag}: {value} is not between 1 and 1000000")
+        if self.public_url is not None:
+            public_url_problem(self.public_url)
+        if self.lnurl and not self.http_port:
+            raise ConfigError("--lnurl: wallets reach the link over HTTP; give --http-port")
+        if self.lnurl and pay_with_path(self.pay_with) is None:
+            raise ConfigError(
+                "--lnurl: a withdrawal link promises a payment; give --pay-with cln:RPC_PATH"
+            )
+        if self.lnurl and self.public_url is None:
+            raise ConfigError(
+                "--lnurl: give --public-url, the base URL wallets reach this service's HTTP door "
+                "at (https://..., or http://... for an onion service)"
+            )
         if self.hwi_timeout <= 0:
             raise ConfigError(f"--hwi-timeout: {self.hwi_timeout} is not a positive number")
         if not self.rpc_file:
@@ -254,6 +281,23 @@ def pay_with_path(spec: str) -> Path | None:
     if spec.startswith(PAY_WITH_CLN):
         return Path(spec.removeprefix(PAY_WITH_CLN)).expanduser()
     raise ConfigError(f"--pay-with: {spec!r} is not 'none' or 'cln:RPC_PATH'")
+
+
+def public_url_problem(url: str) -> None:
+    """``--public-url``'s shape: wallets fetch LNURLs over https, http only for an onion
+    service (LUD-01); loopback http is allowed for testing on one machine. Raises
+    ``ConfigError``."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    secure = parts.scheme == "https" or (
+        parts.scheme == "http" and (host.endswith(".onion") or _is_loopback(host))
+    )
+    if not host or not secure or parts.query or parts.fragment:
+        raise ConfigError(
+            f"--public-url: {url!r} is not a base URL wallets accept: give https://HOST[:PORT]"
+            "[/PATH] (http:// only for an onion service, or loopback for testing), without "
+            "query or fragment"
+        )
 
 
 def _is_loopback(host: str) -> bool:

@@ -76,7 +76,7 @@ from invreq.errors import (
     UnknownInvoiceRequest,
 )
 from invreq.rpc import CALLER
-from invreq.store.base import Payment, PaymentLimits, PaymentStore
+from invreq.store.base import Claim, Payment, PaymentLimits, PaymentStore, Record
 
 if TYPE_CHECKING:
     from invreq.blindpaths import PathMaker
@@ -376,12 +376,7 @@ class Receiver:
             node_id=None if refused else self.backend.node_id,
             attempt_deadline=None if refused else now + math.ceil(reply_wait(self.timeout)),
         )
-        try:
-            claim = await self.store.payment_claim(attempt, None if refused else self.limits)
-        except UnknownInvoiceRequest:
-            raise InvoiceUnknownRequest("invoice answers no invoice_request of ours") from None
-        except NotActive:
-            raise InvoiceNotActive() from None
+        claim = await self._claim(attempt, None if refused else self.limits)
         claimed = claim.payment
         if not claim.new and not (refused and claimed.status == "refused"):
             return self._answer_earlier(claimed, invoice)
@@ -391,11 +386,76 @@ class Receiver:
                 f"(recorded as payment {claimed.payment_id})"
             )
         if pathsecret is not None:
-            task = asyncio.create_task(self._pay_in_background(claimed))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._pay_later(claimed)
             return views.payment_json(claimed)
         return await self._pay(claimed)
+
+    async def _claim(self, attempt: Payment, limits: PaymentLimits | None) -> Claim:
+        """The one claim, whichever door the invoice came through: the store's conditional
+        insert decides (single use, active, limits), and its refusals are the doors'."""
+        try:
+            return await self.store.payment_claim(attempt, limits)
+        except UnknownInvoiceRequest:
+            raise InvoiceUnknownRequest("invoice answers no invoice_request of ours") from None
+        except NotActive:
+            raise InvoiceNotActive() from None
+
+    def _pay_later(self, claimed: Payment) -> None:
+        """Pay ``claimed`` in the background: its door has answered already."""
+        task = asyncio.create_task(self._pay_in_background(claimed))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def receive_withdrawal(self, record: Record, pr: str) -> Payment:
+        """The LNURL-withdraw door (:mod:`invreq.lnurl`): a wallet's BOLT 11 invoice ``pr``
+        for ``record``, the request its k1 named. Checked completely (BOLT 11 rules, the
+        request's network and exact amount, expiry, a payment_hash never seen before on
+        either door), then the request is claimed by the same claim as a BOLT 12 invoice's
+        (so a request collected through one door is refused at the other, and two racing
+        doors pay once), and paid in the background: LUD-03 answers the wallet once the
+        claim is taken. Returns the claimed payment; refusals raise as ``receiveinvoice``'s
+        do."""
+        from invreq import lnurl  # only with --lnurl (an optional extra)
+
+        if isinstance(self.backend, NoBackend):
+            raise PaymentRefused("this service does not pay (--pay-with none)")
+        req = bolt12.decode_invoice_request(record.bolt12)
+        if req.amount_msat is None:
+            raise InvoiceUnknownRequest("invoice_request has no amount to withdraw")
+        network = bolt12.network_for_chain(req.chain)
+        assert network is not None  # a request of ours names a chain we know
+        now = int(self.clock())
+        inv = lnurl.check_invoice(pr, network=network, amount_msat=req.amount_msat, now=now)
+        earlier = await self.store.payment_by_hash(inv.payment_hash)
+        if earlier is not None:
+            raise InvoiceAlreadyAttempted(
+                f"pr: payment_hash {inv.payment_hash} was received before (payment "
+                f"{earlier.payment_id}): one payment per payment_hash; make a new invoice"
+            )
+        if not record.active:
+            raise InvoiceNotActive()
+        if req.absolute_expiry is not None and req.absolute_expiry <= now:
+            raise RequestExpired(req.absolute_expiry, now)
+        attempt = Payment(
+            payment_id=0,
+            invreq_id=record.invreq_id,
+            invoice=inv.invoice,
+            amount_msat=inv.amount_msat,
+            payment_hash=inv.payment_hash,
+            status="pending",
+            created_at=now,
+            node_id=self.backend.node_id,
+            attempt_deadline=now + math.ceil(reply_wait(self.timeout)),
+            door="lnurl",
+        )
+        claim = await self._claim(attempt, self.limits)
+        if not claim.new:  # the same payment_hash won a race with this one
+            raise InvoiceAlreadyAttempted(
+                f"pr: payment_hash {inv.payment_hash} was received before (payment "
+                f"{claim.payment.payment_id}): one payment per payment_hash; make a new invoice"
+            )
+        self._pay_later(claim.payment)
+        return claim.payment
 
     def _owns(self, metadata: bytes | None, pathsecret: str) -> bool:
         return self.paths is not None and self.paths.owns(metadata, bytes.fromhex(pathsecret))
@@ -417,17 +477,18 @@ class Receiver:
         try:
             done = await self._pay(claimed)
         except RpcError as e:
-            log.warning("payment %d (invoice from the plugin): %s", claimed.payment_id, e.message)
+            log.warning("payment %d (%s door): %s", claimed.payment_id, claimed.door, e.message)
         except asyncio.CancelledError:
             pass  # shutdown: left pending, settled by reconciliation
         except Exception:
-            log.exception("payment %d (invoice from the plugin) failed", claimed.payment_id)
+            log.exception("payment %d (%s door) failed", claimed.payment_id, claimed.door)
         else:
             log.info(
-                "payment %d paid %d msat for invreq %s (invoice from the plugin)",
+                "payment %d paid %d msat for invreq %s (%s door)",
                 done["payment_id"],
                 done["amount_msat"],
                 done["invreq_id"],
+                claimed.door,
             )
 
     async def close(self, grace: float = 10.0) -> None:
@@ -675,6 +736,11 @@ class Receiver:
 
 def _expired(p: Payment, now: int) -> bool:
     """The invoice can no longer be paid by anyone (its payee refuses it after expiry)."""
+    if p.door == "lnurl":
+        from invreq import lnurl  # a BOLT 11 invoice: only ever written with --lnurl
+
+        expires_at = lnurl.invoice_expires_at(p.invoice)
+        return expires_at is not None and expires_at <= now
     try:
         return bolt12.decode_invoice(p.invoice).expires_at <= now
     except Bolt12Error:

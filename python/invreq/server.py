@@ -56,6 +56,8 @@ PATHS_KEY: web.AppKey[PathMaker | None] = web.AppKey("paths")
 SERVICE_KEY = web.AppKey("service", Service)
 AUTH_KEY = web.AppKey("auth", RuneAuthority)
 DISPATCHER_KEY = web.AppKey("dispatcher", rpc.Dispatcher)
+#: The LNURL-withdraw door's links (invreq.lnurl), with --lnurl.
+LNURL_KEY: web.AppKey[Any] = web.AppKey("lnurl")
 
 #: Seconds shutdown waits for HTTP requests in flight (a person confirming on a hardware
 #: signer included); aiohttp's default, 60, is beyond what a service manager allows.
@@ -189,6 +191,7 @@ async def _commands(app: web.Application) -> AsyncIterator[None]:
         metrics=metrics,
     )
     service.paths = app[PATHS_KEY]
+    service.lnurl = app[LNURL_KEY]
     app[SERVICE_KEY] = service
     app[DISPATCHER_KEY] = rpc.build_dispatcher(service, metrics, app[AUTH_KEY], app[RECEIVER_KEY])
     yield
@@ -246,7 +249,25 @@ def create_app(
     if metrics is not None:
         app.cleanup_ctx.append(_metrics)
     app.router.add_routes(rest.routes(AUTH_KEY, DISPATCHER_KEY))
+    app[LNURL_KEY] = None
+    if config.lnurl:
+        app[LNURL_KEY] = _lnurl_links(config)
+        from invreq import lnurldoor
+
+        app.router.add_routes(lnurldoor.routes(STORE_KEY, RECEIVER_KEY, app[LNURL_KEY]))
     return app
+
+
+def _lnurl_links(config: Config) -> Any:
+    """``--lnurl``: its libraries are an optional extra, named in one line when missing."""
+    from invreq.extras import require
+
+    for module in ("lnurl", "bolt11"):
+        require(module, "--lnurl")
+    from invreq.lnurl import Links
+
+    assert config.public_url is not None  # Config.validate
+    return Links.open(config.public_url)
 
 
 #: File descriptors kept for everything but client connections (store, log, signer,

@@ -22,6 +22,7 @@ from invreq.store.base import ListQuery, Record, RequestStore
 
 if TYPE_CHECKING:
     from invreq.blindpaths import PathMaker
+    from invreq.lnurl import Links
     from invreq.metrics import Metrics
     from invreq.signers.base import Approver, Signer
 
@@ -40,6 +41,8 @@ class Service:
     metrics: Metrics | None = None
     #: With a CLN backend: every request carries a blinded path to the paying node.
     paths: PathMaker | None = None
+    #: With --lnurl: single-use requests also carry an LNURL-withdraw link (invreq.lnurl).
+    lnurl: Links | None = None
 
     async def invoicerequest(
         self,
@@ -96,9 +99,18 @@ class Service:
             created_at=int(self.clock()),
             payer_key=self.signer.key_id,
             approval=approval,
+            # One withdrawal per link (its k1 is useless once the request is collected):
+            # reusable requests keep the BOLT 12 door only.
+            lnurl_k1=self.lnurl.new_k1() if self.lnurl is not None and single_use else None,
         )
         await self.store.insert(record)
-        return views.record_json(record, unsigned=signed.bolt12_unsigned)
+        return views.record_json(record, unsigned=signed.bolt12_unsigned, links=self._links(record))
+
+    def _links(self, record: Record) -> dict[str, str] | None:
+        """The request's LNURL (both forms) while this service serves that door."""
+        if self.lnurl is None or record.lnurl_k1 is None:
+            return None
+        return self.lnurl.links_json(record.lnurl_k1)
 
     async def _approve(self, text: str, invreq_id: str) -> dict[str, Any]:
         """The approver's evidence, accepted only if it is a signature over exactly
@@ -137,7 +149,11 @@ class Service:
             )
         )
         # One page at most, even without `limit` (see invreq.paging).
-        return {"invoicerequests": paging.page(views.listed_json(r) for r in records)}
+        return {
+            "invoicerequests": paging.page(
+                views.listed_json(r, links=self._links(r)) for r in records
+            )
+        }
 
     async def disableinvoicerequest(self, invreq_id: str) -> dict[str, Any]:
         """CLN's answer; when payments of this request are still pending (they may yet
@@ -146,7 +162,7 @@ class Service:
         CLN's (its schema allows no other field). Each of them is stamped
         ``request_disabled_at`` in the same transaction."""
         record, pending = await self.store.disable_noting_payments(invreq_id, int(self.clock()))
-        out = views.record_json(record)
+        out = views.record_json(record, links=self._links(record))
         if pending:
             out["payments_in_flight"] = [p.payment_id for p in pending]
         return out

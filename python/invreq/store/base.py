@@ -54,6 +54,9 @@ class Record:
     created_index: int = 0
     # Approval evidence from an approving device (JSON object), or None.
     approval: dict[str, Any] | None = None
+    # The LNURL-withdraw door's capability (invreq.lnurl), made with the request when
+    # --lnurl is on; None: the request has no such door.
+    lnurl_k1: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -86,6 +89,9 @@ class Payment:
     evidence: str | None = None
     # Rows from before one-payment-per-invoice was enforced: the earlier row of this hash.
     duplicate_of: int | None = None
+    # Which door the invoice came through: "bolt12" (receiveinvoice, the CLN plugin) or
+    # "lnurl" (a BOLT 11 invoice from an LNURL-withdraw wallet, invreq.lnurl).
+    door: str = "bolt12"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -109,6 +115,8 @@ class Claim:
 
 
 PAYMENT_STATES = ("pending", "paid", "failed", "refused")
+#: The doors an invoice comes through (``Payment.door``).
+PAYMENT_DOORS = ("bolt12", "lnurl")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -144,6 +152,9 @@ class ListQuery:
 class RequestLookup(Protocol):
     async def get(self, invreq_id: str) -> Record | None:
         """The record of ``invreq_id``, or None."""
+
+    async def get_by_k1(self, k1: str) -> Record | None:
+        """The record whose LNURL-withdraw ``k1`` this is, or None."""
 
 
 class RequestStore(RequestLookup, Protocol):

@@ -39,6 +39,7 @@ from invreq.errors import (
 )
 from invreq.store.base import Claim, ListQuery, Payment, PaymentLimits, Record, StoredRune
 from invreq.store.rows import (
+    LNURL_MIGRATION,
     PAYMENT_COLUMNS,
     PAYMENT_INSERT,
     PAYMENT_INSERT_COUNT,
@@ -141,6 +142,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     payment_migration("BIGINT"),
     _DROP_RUNE_STRINGS,
+    LNURL_MIGRATION,
 )
 
 #: The first schema version without rune strings.
@@ -148,7 +150,7 @@ RUNE_STRINGS_DROPPED = MIGRATIONS.index(_DROP_RUNE_STRINGS) + 1
 
 _COLUMNS = (
     "invreq_id, bolt12, label, active, single_use, used, created_at, payer_key, "
-    "created_index, approval"
+    "created_index, approval, lnurl_k1"
 )
 
 
@@ -177,6 +179,7 @@ def _record(row: Any) -> Record:
         payer_key=row[7],
         created_index=row[8],
         approval=None if row[9] is None else json.loads(row[9]),
+        lnurl_k1=row[10],
     )
 
 
@@ -287,9 +290,9 @@ class PostgresStore:
             # keeps one bad row (a repeated invreq_id) from failing the others.
             rows = await self._pool.fetch(
                 "INSERT INTO invoice_requests (invreq_id, bolt12, label, active, single_use,"
-                " used, created_at, payer_key, approval)"
+                " used, created_at, payer_key, approval, lnurl_k1)"
                 " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[],"
-                " $5::bool[], $6::bool[], $7::bigint[], $8::text[], $9::jsonb[])"
+                " $5::bool[], $6::bool[], $7::bigint[], $8::text[], $9::jsonb[], $10::text[])"
                 " ON CONFLICT (invreq_id) DO NOTHING RETURNING invreq_id, created_index",
                 [r.invreq_id for r in recs],
                 [r.bolt12 for r in recs],
@@ -300,6 +303,7 @@ class PostgresStore:
                 [r.created_at for r in recs],
                 [r.payer_key for r in recs],
                 [None if r.approval is None else json.dumps(r.approval) for r in recs],
+                [r.lnurl_k1 for r in recs],
             )
         except Exception as e:  # asyncpg errors, timeouts: the writer must outlive them
             err = CommitFailed(e)
@@ -593,6 +597,12 @@ class PostgresStore:
     async def get(self, invreq_id: str) -> Record | None:
         rows = await self._records(
             f"SELECT {_COLUMNS} FROM invoice_requests WHERE invreq_id = $1", invreq_id
+        )
+        return rows[0] if rows else None
+
+    async def get_by_k1(self, k1: str) -> Record | None:
+        rows = await self._records(
+            f"SELECT {_COLUMNS} FROM invoice_requests WHERE lnurl_k1 = $1", k1
         )
         return rows[0] if rows else None
 

@@ -48,6 +48,7 @@ from invreq.errors import (
 from invreq.store.base import Claim, ListQuery, Payment, PaymentLimits, Record, StoredRune
 from invreq.store.rows import (
     COUNT_BY_STATE,
+    LNURL_MIGRATION,
     PAYMENT_COLUMNS,
     PAYMENT_INSERT,
     PAYMENT_INSERT_COUNT,
@@ -143,6 +144,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     payment_migration("INTEGER"),
     _DROP_RUNE_STRINGS,
+    LNURL_MIGRATION,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: The first schema version without rune strings.
@@ -150,14 +152,14 @@ RUNE_STRINGS_DROPPED = MIGRATIONS.index(_DROP_RUNE_STRINGS) + 1
 
 _COLUMNS = (
     "invreq_id, bolt12, label, active, single_use, used, created_at, payer_key, "
-    "created_index, approval"
+    "created_index, approval, lnurl_k1"
 )
 
 _INSERT = (
     "INSERT INTO invoice_requests (invreq_id, bolt12, label, active, single_use, used,"
-    " created_at, payer_key, approval) VALUES "
+    " created_at, payer_key, approval, lnurl_k1) VALUES "
 )
-_ROW = "(?,?,?,?,?,?,?,?,?)"
+_ROW = "(?,?,?,?,?,?,?,?,?,?)"
 
 
 def _values(r: Record) -> tuple[Any, ...]:
@@ -172,6 +174,7 @@ def _values(r: Record) -> tuple[Any, ...]:
         r.created_at,
         r.payer_key,
         approval,
+        r.lnurl_k1,
     )
 
 
@@ -229,6 +232,7 @@ def _record(row: tuple[Any, ...]) -> Record:
         payer_key=row[7],
         created_index=row[8],
         approval=None if row[9] is None else json.loads(row[9]),
+        lnurl_k1=row[10],
     )
 
 
@@ -834,6 +838,12 @@ class SQLiteStore:
     async def get(self, invreq_id: str) -> Record | None:
         rows = await self._records(
             f"SELECT {_COLUMNS} FROM invoice_requests WHERE invreq_id = ?", (invreq_id,), point=True
+        )
+        return rows[0] if rows else None
+
+    async def get_by_k1(self, k1: str) -> Record | None:
+        rows = await self._records(
+            f"SELECT {_COLUMNS} FROM invoice_requests WHERE lnurl_k1 = ?", (k1,), point=True
         )
         return rows[0] if rows else None
 
