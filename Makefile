@@ -84,7 +84,7 @@ $(TEST_DEPS): $(RUN_DEPS)
 	@touch $@
 
 $(DEV_DEPS): $(RUN_DEPS)
-	@echo "==> .venv: installing the lint tools (dev extra: mypy, ruff)"
+	@echo "==> .venv: installing the lint tools (dev extra: mypy, ruff, import-linter)"
 	@$(PY) contrib/requirements.py dev > $(VENV)/requirements-dev.txt
 	@$(PIP) -r $(VENV)/requirements-dev.txt
 	@touch $@
@@ -122,10 +122,11 @@ lint: $(BUILD_STAMP) $(DEV_DEPS)
 	cargo fmt --all --check
 	cargo clippy --locked --all-targets -- -D warnings
 	$(VENV)/bin/ruff check python tests benches
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 	$(VENV)/bin/mypy
 	$(PY) -m mypy.stubtest invreq._core
 
-# Benchmarks: figures go to benches/results/ (see the README for the latest).
+# Benchmarks: figures go to benches/results/ (benches/README.md has the latest).
 LOADGEN := target/release/invreq-loadgen
 .PHONY: bench-e2e bench-quick bench-soak $(LOADGEN)
 
@@ -141,7 +142,7 @@ bench-e2e: $(BUILD_STAMP) $(BENCH_DEPS) $(LOADGEN)
 	$(PY) benches/e2e.py --out-dir benches/results
 
 # A reduced end-to-end set (1 and 64 connections, invoicerequest, 2 s rows; about 2 minutes),
-# for checking a change; its figures go to benches/results/quick/, not the README's.
+# for checking a change; its figures go to benches/results/quick/, not benches/README.md's.
 bench-quick: $(BUILD_STAMP) $(BENCH_DEPS) $(LOADGEN)
 	$(PY) benches/e2e.py --quick --out-dir benches/results/quick
 

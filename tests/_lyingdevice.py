@@ -18,12 +18,20 @@ Lies (per method; ``"*"`` applies to every method):
 - ``non_string``: answer an integer; ``empty_error``: an error with an empty message;
 - ``slow``: answer honestly after ``delay`` seconds;
 - ``foreign_key``: sign with another key; ``other_text``: sign another text;
-  ``replay``: the previous answer to this method again; ``garbage_sig``: ``"AAAA"``.
+  ``replay``: the previous answer to this method again; ``garbage_sig``: ``"AAAA"``;
+- ``evil_error``: an error whose message holds a line feed that starts a forged log line,
+  an ANSI escape and U+202E (:data:`EVIL_MESSAGE`).
+
+An impostor (another seed) is made with ``claim_fingerprint`` (every depth-1 xpub it
+sends names that parent fingerprint, which is what hwilib reports as the master
+fingerprint) and ``show_master_of`` (its answer for ``m`` is that seed's master xpub,
+public information an impostor can have): its keys below are still its own.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import socket
 import threading
@@ -55,7 +63,13 @@ LIES = {
     "replay",
     "garbage_sig",
     "slow",
+    "evil_error",
 }
+
+#: What ``evil_error`` says: a log line of its own, a terminal escape, a bidi override.
+EVIL_MESSAGE = (
+    "refused\n2026-12-06T01:00:00.000Z INFO  invreq.server: forged line\x1b[2J\u202edeyorppa"
+)
 
 
 def _bip137(secret: bytes, text: str) -> str:
@@ -75,6 +89,10 @@ class LyingDevice:
     seen: list[tuple[str, str]] = field(default_factory=list)
     _last: dict[str, Any] = field(default_factory=dict)
     _conns: set[socket.socket] = field(default_factory=set)
+    #: an impostor's claim: the parent fingerprint written into its depth-1 xpubs
+    claim_fingerprint: bytes | None = None
+    #: an impostor's answer for the master key: this seed's master xpub
+    show_master_of: bytes | None = None
 
     def __post_init__(self) -> None:
         self.master = ExtendedPrivateKey.from_seed(self.seed)
@@ -109,6 +127,17 @@ class LyingDevice:
                 c.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+    def _xpub(self, params: dict[str, Any]) -> str:
+        """get_xpub as this device answers it: honest, or with an impostor's claims."""
+        path = list(params["path"])
+        testnet = params["network"] != "mainnet"
+        if not path and self.show_master_of is not None:
+            return ExtendedPrivateKey.from_seed(self.show_master_of).xpub(testnet=testnet)
+        key = self.master.derive(path)
+        if key.depth == 1 and self.claim_fingerprint is not None:
+            key = dataclasses.replace(key, parent_fingerprint=self.claim_fingerprint)
+        return key.xpub(testnet=testnet)
 
     # --- serving ---------------------------------------------------------------------
 
@@ -176,12 +205,17 @@ class LyingDevice:
         if how == "empty_error":
             send(cbor2.dumps({"id": rid, "error": {"code": -32603, "message": ""}}))
             return True
+        if how == "evil_error":
+            send(cbor2.dumps({"id": rid, "error": {"code": -32603, "message": EVIL_MESSAGE}}))
+            return True
         if how == "http_request":
             params = {"urls": [self.url], "method": "GET", "accept": "json"}
             result = {"http_request": {"params": params, "on-reply": "pin"}}
             send(cbor2.dumps({"id": rid, "result": result}))
             return True
         reply = self.device.handle(request)
+        if method == "get_xpub" and "result" in reply:
+            reply = {**reply, "result": self._xpub(request["params"])}
         result: Any = reply.get("result")
         if how == "false":
             result = False

@@ -1,6 +1,6 @@
 """Crash consistency of the SQLite store, and a store that cannot write, on a real server.
 
-The README promises that an `invoicerequest` is committed (fsync'd) before its reply leaves,
+docs/operating.md promises that an `invoicerequest` is committed (fsync'd) before its reply leaves,
 and that a refused call stores nothing. So after a SIGKILL at any moment, every request
 whose reply came back must be there after a restart, in at least the state that was
 acknowledged; requests in flight may or may not be there; the file must be intact. And when

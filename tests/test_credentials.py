@@ -244,7 +244,7 @@ def test_database_and_log_are_owner_only_wherever_they_are(tmp_path: Path) -> No
         with pytest.raises(RpcError):
             s.rpc.call("invoicerequest", [0, "bad"])  # a failed request is logged
         assert mode(log_file) == 0o600
-        # The README's backup recipe keeps the mode.
+        # docs/operating.md's backup recipe keeps the mode.
         backup = elsewhere / "backup.sqlite3"
         recipe = f'(umask 077 && sqlite3 {db} ".backup {backup}")'
         subprocess.run(["sh", "-c", recipe], check=True)

@@ -3,10 +3,11 @@ many connections.
 
 Every case of the corpus is sent as raw bytes over its transport (the unix socket as CLN
 clients use it, or an HTTP POST to /rpc), and three things are checked, most severe first:
-the server still answers `getinfo`, nothing was stored (a refused call stores nothing, README),
-and the reply carries the documented error code (README errors table) and, where the contract
-names it, the start of the message (the parameter name for -32602, `Unknown command '` for
--32601). Incidental wording, such as the exact -32600 texts, is not asserted.
+the server still answers `getinfo`, nothing was stored (a refused call stores nothing,
+docs/commands.md), and the reply carries the documented error code (docs/commands.md, errors
+table) and, where the contract names it, the start of the message (the parameter name for
+-32602, `Unknown command '` for -32601). Incidental wording, such as the exact -32600 texts,
+is not asserted.
 
 The corpus format, one JSON object per case:
 

@@ -228,8 +228,9 @@ def test_stock_device_approves_each_request(
         assert a["fingerprint"] and a["path"] == DEFAULT_KEY_PATH
         lines = a["message"].split("\n")
         assert lines[-1] == r["invreq_id"]
-        assert lines[2] == "amount: 5000 msat = 5 sat = 0.00000005 BTC"
-        assert lines[4] == "issuer (3 chars): atm"
+        assert lines[2:5] == ["amount: 5000 msat", "= 5 sat", "= 0.00000005 BTC"]
+        assert lines[5] == "payouts: single use"
+        assert lines[-4:-2] == ["issuer: 3 chars", "> atm"]
         key = derived(a["path"]).public_key
         assert a["pubkey"] == key.hex()
         assert verify_bip137(a["message"], a["signature"], key)
@@ -262,9 +263,13 @@ def test_a_long_spoofing_description_is_approved_as_escaped_text(
         a = s.rpc.call("listinvoicerequests", [r["invreq_id"]])["invoicerequests"][0]["approval"]
         assert len(a["message"].encode()) > 256
         lines = a["message"].split("\n")
-        assert len(lines) == 8 and lines[-1] == r["invreq_id"]
-        assert lines[3].startswith("description (319 chars, first ")
-        assert "x\\u{a}amount: 1 msat\\u{d}\\u{202e}\\u{200b}y" in lines[3]
+        assert lines[2] == "amount: 5000000000 msat" and lines[-1] == r["invreq_id"]
+        assert lines[9].startswith("description: 319 chars, first ")
+        quoted = [row for row in lines if row.startswith("> ")]
+        assert all(len(row) <= 24 for row in quoted)
+        assert "x\\u{a}amount: 1 msat\\u{d}\\u{202e}\\u{200b}y" in "".join(
+            row[2:] for row in quoted
+        )
         assert verify_bip137(a["message"], a["signature"], derived(a["path"]).public_key)
     finally:
         assert s.stop() == 0, s.output()
@@ -305,21 +310,56 @@ def test_restart_during_reconnect_recovers_and_nothing_spins(
         assert s.stop() == 0, s.output()
 
 
-def test_fingerprint_finds_the_reference_device_and_probe_is_logged_as_probe(
+def test_find_mode_never_uses_the_simulator_address_it_was_not_given(
+    tmp_path: Path, device: Callable[..., RefDevice]
+) -> None:
+    # A listener on 127.0.0.1:30121 is whoever started first: --hwi-fingerprint alone
+    # looks at USB devices only, so it is not used even with the right fingerprint.
+    dev = device()
+    line = start_fails(tmp_path, "--signer", "hwi", "--hwi-fingerprint", dev.fingerprint)
+    assert "no device found" in line and "--hwi-device-path" in line, line
+    assert len(dev.console().splitlines()) == 1, dev.console()  # its start line only
+
+
+def test_a_given_fingerprint_is_checked_with_a_path_and_the_probe_is_logged_as_probe(
     tmp_path: Path, device: Callable[..., RefDevice]
 ) -> None:
     dev = device()
-    s = Server(
-        tmp_path / "data", extra_args=["--signer", "hwi", "--hwi-fingerprint", dev.fingerprint]
-    ).start()
+    line = start_fails(tmp_path, *DEVICE, "--signer", "hwi", "--hwi-fingerprint", "00000000")
+    assert f"has master fingerprint {dev.fingerprint}" in line, line
+    assert "not --hwi-fingerprint 00000000" in line, line
+    s = serve(tmp_path, "--signer", "hwi", "--hwi-fingerprint", dev.fingerprint)
     try:
         assert s.rpc.call("getinfo")["id"] == derived(DEFAULT_KEY_PATH).public_key.hex()
-        s.rpc.call("invoicerequest", [1000, "found by fingerprint"])
+        s.rpc.call("invoicerequest", [1000, "checked by fingerprint"])
     finally:
         assert s.stop() == 0, s.output()
     console = dev.console()
     assert "sign_bolt12: probe" in console
     assert "refused" not in console, console
+
+
+def start_fails(tmp_path: Path, *args: str) -> str:
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "invreq.cli",
+            "serve",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--network",
+            "regtest",
+            "--http-port",
+            "0",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    return p.stderr.strip()
 
 
 def test_an_unknown_fingerprint_is_one_line(

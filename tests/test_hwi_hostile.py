@@ -361,3 +361,156 @@ def test_sigterm_during_a_start_up_the_device_stalls(tmp_path: Path, liar: Lying
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+# --- identity by key, not by claim (issue 23) ----------------------------------------------
+
+OTHER_SEED = bytes(range(1, 33))
+EXPECTED_FP = ExtendedPrivateKey.from_seed(SEED).fingerprint
+
+
+def impostor(**claims: Any) -> LyingDevice:
+    return LyingDevice(OTHER_SEED, **claims)
+
+
+def test_an_impostor_claiming_the_expected_fingerprint_is_refused_at_start(
+    tmp_path: Path,
+) -> None:
+    # Another seed whose xpubs carry the expected parent fingerprint: hwilib's own
+    # get_master_fingerprint reports the expected one. invreq computes it from the master
+    # public key instead, with or without a device path.
+    dev = impostor(claim_fingerprint=EXPECTED_FP)
+    try:
+        line = start_fails(tmp_path, "--approver", "hwi", "--hwi-fingerprint", EXPECTED_FP.hex())
+        assert f"not --hwi-fingerprint {EXPECTED_FP.hex()}" in line, line
+        assert not any(m == "sign_message" for m, _ in dev.seen)
+        assert not (tmp_path / "data" / "regtest" / "hwi-keys").exists()
+    finally:
+        dev.close()
+
+
+def test_an_impostor_showing_the_real_master_xpub_is_refused_by_the_pinned_key(
+    tmp_path: Path,
+) -> None:
+    # The master xpub is public: an impostor can show it and pass the fingerprint check.
+    # The key at the approval path is its own, and the pin (from the first start, or
+    # --hwi-pubkey) refuses it.
+    honest = LyingDevice(SEED)
+    s = serve(tmp_path, "--approver", "hwi")
+    try:
+        s.rpc.call("invoicerequest", [1000, "approved by the real device"])
+    finally:
+        assert s.stop() == 0, s.output()
+        honest.close()
+    pins = (tmp_path / "data" / "regtest" / "hwi-keys").read_text()
+    assert f"{DEFAULT_KEY_PATH} {approval_key().hex()}" in pins
+    dev = impostor(claim_fingerprint=EXPECTED_FP, show_master_of=SEED)
+    try:
+        line = start_fails(tmp_path, "--approver", "hwi", "--hwi-fingerprint", EXPECTED_FP.hex())
+        assert f"pins {approval_key().hex()}" in line and "another device or seed" in line, line
+        # --hwi-pubkey names the key without a pin file (another data directory).
+        line = start_fails(
+            tmp_path / "elsewhere", "--approver", "hwi", "--hwi-pubkey", approval_key().hex()
+        )
+        assert f"not --hwi-pubkey {approval_key().hex()}" in line, line
+        assert not any(m == "sign_message" for m, _ in dev.seen)
+    finally:
+        dev.close()
+
+
+def test_a_device_swapped_while_serving_is_refused_at_the_reconnect(tmp_path: Path) -> None:
+    honest = LyingDevice(SEED)
+    s = serve(tmp_path, "--approver", "hwi")
+    try:
+        s.rpc.call("invoicerequest", [1000, "real"])
+        honest.close()
+        dev = impostor(claim_fingerprint=EXPECTED_FP, show_master_of=SEED)
+        try:
+            message = fails(s, [2000, "swapped"])
+            assert "not the pinned device" in message and approval_key().hex() in message
+            assert not any(m == "sign_message" for m, _ in dev.seen)
+            assert count(s) == 1
+        finally:
+            dev.close()
+        honest = LyingDevice(SEED)
+        s.rpc.call("invoicerequest", [3000, "real again"])
+        assert count(s) == 2
+    finally:
+        assert s.stop() == 0, s.output()
+        honest.close()
+
+
+def test_find_mode_never_connects_to_an_unconfigured_tcp_listener(tmp_path: Path) -> None:
+    dev = LyingDevice(SEED)  # on the simulator's address, with the right fingerprint
+    try:
+        line = start_fails(
+            tmp_path, "--approver", "hwi", "--hwi-fingerprint", EXPECTED_FP.hex(), device=[]
+        )
+        assert "no device found" in line, line
+        assert dev.seen == []
+    finally:
+        dev.close()
+
+
+@pytest.mark.parametrize(
+    ("option", "path", "expected"),
+    [
+        ("--hwi-approval-path", "m", "is the master key itself"),
+        ("--hwi-key-path", "m", "is the master key itself"),
+        ("--hwi-approval-path", "m/9735h/0/0h", "non-hardened step '0'"),
+        ("--hwi-key-path", "m/84h/0h/0h/0/5", "non-hardened step '0'"),
+        ("--hwi-approval-path", "m/2147483648h", "not an index below 2^31"),
+    ],
+)
+def test_key_paths_that_expose_the_master_key_or_leak_are_refused(
+    tmp_path: Path, liar: LyingDevice, option: str, path: str, expected: str
+) -> None:
+    role = "--signer" if option == "--hwi-key-path" else "--approver"
+    p = subprocess.run(
+        [sys.executable, "-m", "invreq.cli", "serve", "--data-dir", str(tmp_path / "d"),
+         "--network", "regtest", "--http-port", "0", *DEVICE, role, "hwi", option, path],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert p.returncode != 0 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert option in p.stderr and expected in p.stderr, p.stderr
+    assert liar.seen == []
+
+
+# --- device text is data (issue 23) --------------------------------------------------------
+
+
+def test_a_device_error_with_a_newline_esc_and_rlo_is_one_escaped_log_line(
+    tmp_path: Path, liar: LyingDevice
+) -> None:
+    s = serve(tmp_path, "--approver", "hwi")
+    try:
+        liar.lie("sign_message", "evil_error")
+        message = fails(s, [1000, "evil"])
+        assert all(" " <= c <= "~" for c in message), message
+        assert "refused\\u{a}2026-12-06T01:00:00.000Z" in message
+        assert "\\u{1b}[2J\\u{202e}deyorppa" in message
+        assert count(s) == 0
+    finally:
+        assert s.stop() == 0, s.output()
+    log = s.output()
+    assert "\x1b" not in log and "\u202e" not in log
+    lines = [line for line in log.splitlines() if "forged line" in line]
+    assert len(lines) == 1, log  # the forged line never starts a line of its own
+    assert not lines[0].startswith("2026-12-06T01:00:00.000Z INFO  invreq.server: forged")
+    assert "\\u{a}2026-12-06T01:00:00.000Z" in lines[0]
+
+
+def test_a_locked_device_is_polled_with_a_pause(tmp_path: Path) -> None:
+    # A real unit (any port but 30121) that answers auth_user "not unlocked yet" for ever:
+    # polled with a pause that doubles to 1 s, not thousands of times a second.
+    dev = LyingDevice(SEED, port=0)
+    try:
+        dev.lie("auth_user", "false")
+        device = ["--hwi-device-type", "jade", "--hwi-device-path", f"tcp:127.0.0.1:{dev.port}"]
+        line = start_fails(tmp_path, "--approver", "hwi", "--hwi-timeout", "4", device=device)
+        assert "within 4 s" in line or "stayed locked" in line, line
+        polls = sum(1 for m, _ in dev.seen if m == "auth_user")
+        # 0.05 + 0.1 + 0.2 + 0.4 + 0.8 + 1 + 1 ... s: under 10 asks in 4 s (was ~20,000)
+        assert 2 <= polls <= 10, polls
+    finally:
+        dev.close()

@@ -22,7 +22,7 @@ from _service_fixtures import Server
 from invreq import paging, rpc
 from invreq.errors import CODE_REPLY_BUDGET
 
-#: The README's bound on what one client can add to the server's peak memory.
+#: docs/limits.md's bound on what one client can add to the server's peak memory.
 PER_CLIENT_PEAK_BYTES = 100 * 1024 * 1024
 #: Records of ~100 kB each as listed: long description, issuer and label, within one 64 KiB
 #: request (each of bolt12 and bolt12_unsigned carries description and issuer, ~1.6x in bech32).

@@ -1,15 +1,17 @@
-"""The README's walkthrough runs as written, and prints what the README shows.
+"""The documents' walkthroughs run as written, and print what the documents show.
 
-Every ```console block preceded by ``<!-- walkthrough -->`` is part of it. The blocks'
-``$ `` lines run in order in one bash, from the checkout, with ``HOME`` a fresh temporary
-directory (so ``~/.invreq`` is new); the other lines are the output each command must
-print. Two things differ from a reader's machine and are substituted, nothing else: the
+Every ```console block preceded by ``<!-- walkthrough -->`` is part of its document's
+walkthrough, in the README (the first steps) and in every page of ``docs/`` and
+``benches/README.md`` (each page that marks blocks is a walkthrough of its own). One
+document's ``$ `` lines run in order in one bash, from the checkout, with ``HOME`` a fresh
+temporary directory (so ``~/.invreq`` is new); the other lines are the output each command
+must print. Two things differ from a reader's machine and are substituted, nothing else: the
 HTTP port (the README's 3014 becomes a free port in the commands, as tests must not take a
 fixed one) and
 the home directory (shown as ``/home/you``). Outputs are compared line by line after
 ids, ``lnr1`` strings, runes and timestamps, which differ on every run, are replaced by
-placeholders. The server is the real ``invreq serve`` the README starts (SQLite, software
-key); no hardware, no PostgreSQL.
+placeholders. The server is the real ``invreq serve`` the walkthrough starts (SQLite,
+software key); no hardware, no PostgreSQL.
 """
 
 from __future__ import annotations
@@ -20,10 +22,16 @@ import signal
 import subprocess
 from pathlib import Path
 
+import pytest
 from _service_fixtures import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
+#: Where walkthrough blocks may live: the README, then the detail pages.
+DOCUMENTS = [README, *sorted((ROOT / "docs").glob("*.md")), ROOT / "benches" / "README.md"]
+#: The README's walkthrough had 13 commands when its detail moved to docs/ (issue 27):
+#: wherever the blocks live, none may be dropped.
+WALKTHROUGH_COMMANDS = 13
 MARK = "<!-- walkthrough -->"
 README_PORT = "3014"
 TIMEOUT = 120
@@ -37,14 +45,14 @@ def walkthrough(text: str) -> list[tuple[str, list[str]]]:
     while i < len(lines):
         if lines[i].strip() == MARK:
             assert lines[i + 1] == "```console", (
-                f"README line {i + 2}: {MARK} before a non-console block"
+                f"line {i + 2}: {MARK} before a non-console block"
             )
             i += 2
             while lines[i] != "```":
                 if lines[i].startswith("$ "):
                     steps.append((lines[i][2:], []))
                 else:
-                    assert steps, f"README line {i + 1}: output before any command"
+                    assert steps, f"line {i + 1}: output before any command"
                     steps[-1][1].append(lines[i])
                 i += 1
         i += 1
@@ -68,9 +76,23 @@ def normalise(line: str, home: str, port: str) -> str:
     return line.rstrip()
 
 
-def test_the_readme_walkthrough_runs_verbatim_and_prints_what_it_shows(tmp_path: Path) -> None:
-    steps = walkthrough(README.read_text())
-    assert len(steps) >= 10, "the walkthrough is marked in the README"
+def _marked() -> list[Path]:
+    return [doc for doc in DOCUMENTS if walkthrough(doc.read_text())]
+
+
+def test_the_walkthroughs_are_all_there() -> None:
+    """The README keeps its first steps, and no block was lost on the way to docs/."""
+    assert len(walkthrough(README.read_text())) >= 10, "the first steps are marked in the README"
+    total = sum(len(walkthrough(doc.read_text())) for doc in _marked())
+    assert total >= WALKTHROUGH_COMMANDS
+
+
+@pytest.mark.parametrize("doc", _marked(), ids=lambda doc: str(doc.relative_to(ROOT)))
+def test_the_readme_walkthrough_runs_verbatim_and_prints_what_it_shows(
+    doc: Path, tmp_path: Path
+) -> None:
+    name = doc.relative_to(ROOT)
+    steps = walkthrough(doc.read_text())
     port = str(free_port())
     home = tmp_path / "home"
     home.mkdir()
@@ -106,7 +128,7 @@ def test_the_readme_walkthrough_runs_verbatim_and_prints_what_it_shows(tmp_path:
         actual = [normalise(x, str(home), port) for x in got[n].splitlines()]
         want = [normalise(x, "/home/you", "3014") for x in expected]
         assert actual == want, (
-            f"README step {n}: $ {command}\n--- README\n"
+            f"{name} step {n}: $ {command}\n--- {name}\n"
             + "\n".join(want)
             + "\n--- ran\n"
             + "\n".join(actual)

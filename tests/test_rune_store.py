@@ -301,7 +301,7 @@ def test_rate_is_shared_by_two_instances_on_one_postgresql_database(
     tmp_path: Path, pg_dsn: str
 ) -> None:
     a = Server(tmp_path / "a", db=pg_dsn).start()
-    # The second instance takes the first one's rune secret, as the README says to.
+    # The second instance takes the first one's rune secret, as docs/operating.md says to.
     (tmp_path / "b" / "regtest").mkdir(parents=True, mode=0o700)
     shutil.copy2(tmp_path / "a" / "regtest" / "rune_secret", tmp_path / "b" / "regtest")
     b = Server(tmp_path / "b", db=pg_dsn).start()

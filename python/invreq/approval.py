@@ -1,28 +1,40 @@
 """The approval text a device signs for ``--approver hwi``, and the check of its signature.
 
 The text is what a person reads on the device before agreeing to a payout, so no field may
-change what the other lines say. Its layout is fixed (``LINES`` lines, in this order):
+change what the other lines say, on a screen of any width. Layout (version 2):
 
-    invreq approval v1
+    invreq approval v2
     network: regtest
-    amount: 5000000000 msat = 5000000 sat = 0.05000000 BTC
-    description (8 chars): approved
-    issuer: absent                       | issuer (3 chars): atm
-    expires: never                       | expires: 2026-12-02 00:00:00 UTC
+    amount: 5000000000 msat
+    = 5000000 sat
+    = 0.05000000 BTC
+    payouts: up to 2                 | payouts: single use | payouts: UNLIMITED
+    in all: up to 10000000000 msat   | in all: 5000000000 msat | in all: NO LIMIT
+    payouts until: never             | payouts until: 2026-12-02 00:00:00 UTC
+    expires: never                   | expires: 2026-12-02 00:00:00 UTC
+    description: 8 chars
+    > approved                       (rows of outside text, each starting "> ")
+    issuer: absent                   | issuer: 3 chars, then its "> " rows
     invreq_id:
-    3f0c...                              (64 hex digits, alone on the last line)
+    3f0c...                          (64 hex digits, alone on the last row)
 
-Untrusted text (description, issuer) only ever ends a line our code started, and it is
-shown in printable ASCII: every other character (line breaks of any kind, carriage return,
-tab, backspace, other controls, bidi overrides, zero-width and other invisible characters,
-anything non-ASCII) becomes ``\\u{hex}``, and a backslash becomes ``\\\\``, so no field can
-start a line, end one early, or hide part of one. A field longer than its cap is cut, and
-the line says so with the true length: ``description (60000 chars, first 32 shown): ...``.
+Rows 0-8 are ours at fixed positions (the bound rows come from :mod:`invreq.bound`).
+Outside text (description, issuer) only ever appears in rows that start with ``"> "`` and
+hold at most :data:`ROW_WIDTH` (24) characters, so a device that wraps at 24 or 80 columns
+never wraps them: no run of spaces or of letters can push a fake ``amount:`` to the start
+of a screen row. No row of ours starts with ``>``. The outside text is shown in printable
+ASCII (:func:`invreq.oneline.escape`: line breaks of any kind, controls, bidi overrides,
+invisible and non-ASCII characters become ``\\u{hex}``, a backslash ``\\\\``); an escape is
+never split across rows. A field longer than its cap is cut and says so with its true
+length: ``description: 60000 chars, first 160 shown``.
 
-The invreq_id is read by position (the last line of a text with exactly ``LINES`` lines),
-never by searching for a label that a field could imitate.
+The invreq_id is read by position (the last row, after a row ``invreq_id:``), never by
+searching for a label that a field could imitate. Version 1 texts (8 rows, no bound, one
+row per field) are still read, so approvals stored before version 2 can be checked.
 
-A signature is a BIP-137 Bitcoin signed message over exactly the UTF-8 text.
+A signature is a BIP-137 Bitcoin signed message over exactly the UTF-8 text, made by a
+compressed public key for P2PKH (header bytes 31-34): the only kind a device makes for a
+key it shows as a public key; the uncompressed and SegWit headers are refused.
 """
 
 from __future__ import annotations
@@ -35,42 +47,69 @@ from typing import Any
 
 from coincurve import PublicKey
 
+from invreq.bound import SINGLE_USE, PayoutBound
 from invreq.oneline import escape
 
 __all__ = [
     "DESCRIPTION_CAP",
     "HEADER",
+    "HEADER_V1",
     "ISSUER_CAP",
-    "LINES",
+    "ROW_WIDTH",
     "approval_text",
     "bitcoin_message_digest",
+    "bound_rows_of",
     "escape",
     "invreq_id_of",
     "recover_bip137",
     "verify_approval",
 ]
 
-HEADER = "invreq approval v1"
-LINES = 8
-#: Shown characters (after escaping) of the untrusted fields; the rest is counted, not shown.
+HEADER = "invreq approval v2"
+HEADER_V1 = "invreq approval v1"
+LINES_V1 = 8
+#: Widest row that holds outside text: no device wrapping at 24 columns or more wraps it.
+ROW_WIDTH = 24
+_QUOTE = "> "
+#: Shown characters (after escaping) of the outside fields; the rest is counted, not shown.
 DESCRIPTION_CAP = 160
 ISSUER_CAP = 64
+#: Rows 0-8 (header to expiry) are ours at fixed positions; the bound is rows 5-7.
+_FIXED = 9
+_BOUND_ROWS = slice(5, 8)
+#: More rows than any text of ours has (the fields are capped): a longer one is not ours.
+_MAX_ROWS = 64
 _MSAT_PER_SAT = 1000
 _MSAT_PER_BTC = 100_000_000_000
 
 
-def _field(name: str, value: str | None, cap: int) -> str:
+def _field(name: str, value: str | None, cap: int) -> list[str]:
+    """``name: N chars`` then the value's escaped characters in ``> `` rows of at most
+    ROW_WIDTH characters; an escape sequence is never split."""
     if value is None:
-        return f"{name}: absent"
-    shown: list[str] = []
+        return [f"{name}: absent"]
+    rows: list[str] = []
+    row = ""
     used = 0
+    width = ROW_WIDTH - len(_QUOTE)
+    shown = len(value)
     for count, c in enumerate(value):
         e = escape(c)
         if used + len(e) > cap:
-            return f"{name} ({len(value)} chars, first {count} shown): {''.join(shown)}"
-        shown.append(e)
+            shown = count
+            break
+        if len(row) + len(e) > width:
+            rows.append(_QUOTE + row)
+            row = ""
+        row += e
         used += len(e)
-    return f"{name} ({len(value)} chars): {''.join(shown)}"
+    if row:
+        rows.append(_QUOTE + row)
+    if shown < len(value):
+        head = f"{name}: {len(value)} chars, first {shown} shown"
+    else:
+        head = f"{name}: {len(value)} chars"
+    return [head, *rows]
 
 
 def _decimal(msat: int, unit: int, min_places: int) -> str:
@@ -82,10 +121,12 @@ def _decimal(msat: int, unit: int, min_places: int) -> str:
     return f"{whole}.{digits}" if digits else str(whole)
 
 
-def amount_line(msat: int) -> str:
-    sat = _decimal(msat, _MSAT_PER_SAT, 0)
-    btc = _decimal(msat, _MSAT_PER_BTC, 8)
-    return f"amount: {msat} msat = {sat} sat = {btc} BTC"
+def amount_rows(msat: int) -> list[str]:
+    return [
+        f"amount: {msat} msat",
+        f"= {_decimal(msat, _MSAT_PER_SAT, 0)} sat",
+        f"= {_decimal(msat, _MSAT_PER_BTC, 8)} BTC",
+    ]
 
 
 def expiry_line(absolute_expiry: int | None) -> str:
@@ -106,15 +147,17 @@ def approval_text(
     issuer: str | None,
     absolute_expiry: int | None,
     invreq_id: str,
+    bound: PayoutBound = SINGLE_USE,
 ) -> str:
     """What the approving device shows and signs (layout in the module docstring)."""
     lines = [
         HEADER,
         f"network: {escape(network)}",
-        amount_line(amount_msat),
-        _field("description", description, DESCRIPTION_CAP),
-        _field("issuer", issuer, ISSUER_CAP),
+        *amount_rows(amount_msat),
+        *bound.rows(amount_msat),
         expiry_line(absolute_expiry),
+        *_field("description", description, DESCRIPTION_CAP),
+        *_field("issuer", issuer, ISSUER_CAP),
         "invreq_id:",
         invreq_id,
     ]
@@ -124,15 +167,37 @@ def approval_text(
     return text
 
 
+def _layout_ok(lines: list[str]) -> bool:
+    if lines[0] == HEADER_V1:
+        return len(lines) == LINES_V1
+    if lines[0] != HEADER or not _FIXED + 4 <= len(lines) <= _MAX_ROWS:
+        return False
+    # Every row after the fixed ones is a field head, a quoted row, or the id's label.
+    return all(
+        row.startswith(("description: ", "issuer: ", _QUOTE))
+        and (not row.startswith(_QUOTE) or len(row) <= ROW_WIDTH)
+        for row in lines[_FIXED:-2]
+    )
+
+
 def invreq_id_of(text: str) -> str | None:
     """The invreq_id an approval text is about, by position; None if the layout is not ours."""
     lines = text.split("\n")
-    if len(lines) != LINES or lines[0] != HEADER or lines[-2] != "invreq_id:":
+    if len(lines) < LINES_V1 or lines[-2] != "invreq_id:" or not _layout_ok(lines):
         return None
     last = lines[-1]
     if len(last) != 64 or any(c not in "0123456789abcdef" for c in last):
         return None
     return last
+
+
+def bound_rows_of(text: str) -> list[str] | None:
+    """The rows of an approval text that state its payout bound; None for a version 1
+    text (which stated none) or a text not in our layout."""
+    if invreq_id_of(text) is None:
+        return None
+    lines = text.split("\n")
+    return lines[_BOUND_ROWS] if lines[0] == HEADER else None
 
 
 def bitcoin_message_digest(message: bytes) -> bytes:
@@ -150,18 +215,24 @@ def bitcoin_message_digest(message: bytes) -> bytes:
     return hashlib.sha256(hashlib.sha256(data).digest()).digest()
 
 
+#: BIP-137 header bytes of a compressed-key P2PKH signature: 31 + recovery id (0-3).
+COMPRESSED_P2PKH = range(31, 35)
+
+
 def recover_bip137(message: str, signature_b64: object) -> bytes | None:
     """The compressed public key that made this BIP-137 signature of ``message``, or None
-    if it is not a well-formed signature (base64 of 65 bytes, header 27..42)."""
+    if it is not a well-formed compressed-key P2PKH signature (base64 of 65 bytes, header
+    31..34). Uncompressed (27..30) and SegWit (35..42) headers name other address kinds
+    than the key a device shows: refused, so one signature has one reading."""
     if not isinstance(signature_b64, str):
         return None
     try:
         sig = base64.b64decode(signature_b64, validate=True)
     except (binascii.Error, ValueError):
         return None
-    if len(sig) != 65 or not 27 <= sig[0] <= 42:
+    if len(sig) != 65 or sig[0] not in COMPRESSED_P2PKH:
         return None
-    recid = (sig[0] - 27) & 3
+    recid = sig[0] - 31
     digest = bitcoin_message_digest(message.encode("utf-8"))
     try:
         key = PublicKey.from_signature_and_message(sig[1:] + bytes([recid]), digest, hasher=None)

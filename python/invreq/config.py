@@ -105,7 +105,19 @@ class Config:
     )
     hwi_device_type: str | None = _option(None, "hwilib device type, e.g. jade")
     hwi_device_path: str | None = _option(None, "e.g. tcp:127.0.0.1:30121")
-    hwi_fingerprint: str | None = _option(None, "find the device by fingerprint")
+    hwi_fingerprint: str | None = _option(
+        None,
+        "the device's master fingerprint (8 hex digits), computed from its master public key "
+        "and checked at start; alone, it finds the device among USB devices (never a TCP "
+        "address: name one with --hwi-device-path)",
+    )
+    hwi_pubkey: str | None = _option(
+        None,
+        "the public key (66 hex digits) the device must have at its key path (the payer key "
+        "path with --signer hwi, the approval path with --approver hwi), checked at start and "
+        "every reconnect; without it the key seen at the first start is pinned in "
+        "DATA_DIR/NETWORK/hwi-keys",
+    )
     hwi_key_path: str = _option(DEFAULT_HWI_KEY_PATH, "payer key path with --signer hwi")
     hwi_approval_path: str = _option(
         DEFAULT_HWI_KEY_PATH, "key path of the approval signatures with --approver hwi"
@@ -261,6 +273,22 @@ class Config:
                 "--lnurl: give --public-url, the base URL wallets reach this service's HTTP door "
                 "at (https://..., or http://... for an onion service)"
             )
+        if self.hwi_fingerprint is not None and not _HEX_FINGERPRINT.fullmatch(
+            self.hwi_fingerprint
+        ):
+            raise ConfigError(f"--hwi-fingerprint: {self.hwi_fingerprint!r} is not 8 hex digits")
+        if self.hwi_pubkey is not None and not _HEX_NODE_ID.fullmatch(self.hwi_pubkey):
+            raise ConfigError(
+                f"--hwi-pubkey: {self.hwi_pubkey!r} is not a compressed public key "
+                "(66 hex digits starting 02 or 03)"
+            )
+        for flag, path in (
+            ("--hwi-key-path", self.hwi_key_path),
+            ("--hwi-approval-path", self.hwi_approval_path),
+        ):
+            problem = key_path_problem(path)
+            if problem is not None:
+                raise ConfigError(f"{flag}: {path!r} {problem}")
         if self.hwi_timeout <= 0:
             raise ConfigError(f"--hwi-timeout: {self.hwi_timeout} is not a positive number")
         if not self.rpc_file:
@@ -271,6 +299,36 @@ class Config:
                 f"--data-dir: the socket path {self.socket_path} is longer than the 107 bytes "
                 "a unix socket allows; choose a shorter data directory (or --rpc-file)"
             )
+
+
+_HEX_FINGERPRINT = re.compile(r"[0-9a-fA-F]{8}")
+_PATH_STEP = re.compile(r"(\d+)([hH']?)")
+
+
+def key_path_problem(path: str) -> str | None:
+    """Why a BIP-32 path may not name a device key invreq uses, or None.
+
+    The payer key is published in every request and the approval key with every approval.
+    ``m`` itself would publish the master public key (whose hash is the wallet's
+    fingerprint, and which with a leaked chain code opens every non-hardened key); a
+    non-hardened step makes the key derivable from its parent's xpub, which wallets hand
+    to watch-only software (with the wallet's addresses: ``m/84h/0h/0h/0/5`` is one). So
+    every step is hardened, and there is at least one."""
+    steps = path.split("/")
+    if steps[0] != "m":
+        return "is not a BIP-32 path (it starts with m/)"
+    if len(steps) == 1:
+        return "is the master key itself, which every request would publish; use m/9735h/0h/0h"
+    for step in steps[1:]:
+        m = _PATH_STEP.fullmatch(step)
+        if m is None or int(m.group(1)) >= 2**31:
+            return f"has a step {step!r} that is not an index below 2^31 (h for hardened)"
+        if not m.group(2):
+            return (
+                f"has the non-hardened step {step!r}: its key can be derived from the parent's "
+                "xpub, which wallets export; harden every step (e.g. m/9735h/0h/0h)"
+            )
+    return None
 
 
 def pay_with_path(spec: str) -> Path | None:

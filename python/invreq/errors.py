@@ -407,16 +407,18 @@ class PaymentInFlight(RpcError):
 
 
 class PaymentNotPending(RpcError):
-    """A payment that is already settled cannot be settled again; ``payment`` is it now."""
+    """A payment that is already settled cannot be settled again; ``payment`` is it now.
+
+    ``view`` (the error's ``data``) is the payment as ``listpayments`` shows it, rendered by
+    the payment domain that answers the caller (:mod:`invreq.payments`): the store raises
+    this without one (it knows no JSON shapes), and this module imports nothing of invreq."""
 
     code = CODE_PAYMENT_NOT_PENDING
 
-    def __init__(self, payment: Any) -> None:
-        from invreq.views import payment_json  # the views import this module's neighbours
-
+    def __init__(self, payment: Any, view: dict[str, Any] | None = None) -> None:
         super().__init__(
             f"payment {payment.payment_id} is not pending (it is {payment.status})",
-            data=payment_json(payment),
+            data=view,
         )
         self.payment = payment
 

@@ -24,6 +24,7 @@ from aiohttp import web
 
 from invreq import __version__, params, rpc
 from invreq.auth import RuneAuthority
+from invreq.context import CALLER
 from invreq.errors import (
     BodyTimeout,
     InvalidParams,
@@ -62,7 +63,7 @@ def _json(status: int, obj: Any) -> web.Response:
 def _authorizer(auth: RuneAuthority, rune: str) -> rpc.Authorize:
     async def authorize(method: str, call_params: Any) -> None:
         uid = await auth.check(rune, method=method, params=call_params)
-        rpc.CALLER.set(f"rune #{uid}")  # who did it, for records such as resolvepayment
+        CALLER.set(f"rune #{uid}")  # who did it, for records such as resolvepayment
 
     return authorize
 
@@ -137,7 +138,7 @@ def routes(auth_key: Any, dispatcher_key: Any) -> list[web.RouteDef]:
             if not isinstance(call_params, dict):
                 raise InvalidParams("params: should be a JSON object of named parameters")
             uid = await request.app[auth_key].check(rune, method=method, params=call_params)
-            rpc.CALLER.set(f"rune #{uid}")
+            CALLER.set(f"rune #{uid}")
         except RpcError as e:
             return _json(http_status(e, 500), e.to_json())
         msg = {"jsonrpc": "2.0", "id": "rest", "method": method, "params": call_params}

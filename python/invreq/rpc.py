@@ -10,7 +10,6 @@ when the call failed, the typed failure it carries. The doors (:mod:`invreq.unix
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import dataclasses
 import json
 import json.scanner
@@ -39,7 +38,6 @@ if TYPE_CHECKING:
     from invreq.service import Service
 
 __all__ = [
-    "CALLER",
     "MAX_REPLY_BYTES",
     "MAX_REQUEST_BYTES",
     "Answer",
@@ -57,7 +55,7 @@ log = logging.getLogger("invreq.rpc")
 #: has no limit; this one only protects memory, and no real call comes near it: the largest
 #: request a BOLT 12 message can carry is 64 KiB, a 60000-character description escaped
 #: (\\u0001) as JSON is 360 KB, a batch of 1000 ordinary calls about 200 KB. Measured cost:
-#: README "Limits" (held per connection while it arrives).
+#: docs/limits.md (held per connection while it arrives).
 MAX_REQUEST_BYTES = 1024 * 1024
 #: The most requests one batch may hold (the reply must stay proportionate to the request).
 MAX_BATCH = 1000
@@ -76,9 +74,6 @@ _SHARES_COMMITS = frozenset(
 #: Longest error message written to the log (hostile input must not make huge lines).
 MAX_LOGGED = 300
 
-#: Who is calling, for records that say who did something (resolvepayment): the unix
-#: socket's owner, or the rune a HTTP caller presented (set by the HTTP door).
-CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("invreq_caller", default="unix socket")
 
 Handler = Callable[..., Awaitable[Any]]
 #: (method, params) -> None, or raises RpcError: who may call what (HTTP's rune check).
@@ -425,7 +420,10 @@ def build_dispatcher(
     if receiver is not None:
         methods[params.RECEIVEINVOICE.name] = (params.RECEIVEINVOICE, receiver.receiveinvoice)
         methods[params.LISTPAYMENTS.name] = (params.LISTPAYMENTS, receiver.listpayments)
-        methods[params.RESOLVEPAYMENT.name] = (params.RESOLVEPAYMENT, receiver.resolvepayment)
+        methods[params.RESOLVEPAYMENT.name] = (
+            params.RESOLVEPAYMENT,
+            receiver.reconciler.resolvepayment,
+        )
     if auth is not None:
         methods[params.CREATERUNE.name] = (params.CREATERUNE, auth.createrune)
         methods[params.SHOWRUNES.name] = (params.SHOWRUNES, auth.showrunes)

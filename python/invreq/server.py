@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import gc
 import logging
 import os
+import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -31,12 +33,12 @@ from invreq.service import Service
 from invreq.signers.base import Approver, Signer
 from invreq.store.base import PaymentLimits, Store
 from invreq.unixsock import MAX_UNIX_CONNECTIONS, unix_door
-from invreq.workers import Listeners
 
 __all__ = [
     "CONFIG_KEY",
     "DISPATCHER_KEY",
     "SERVICE_KEY",
+    "Listeners",
     "announce",
     "create_app",
     "prepare_network_dir",
@@ -44,6 +46,18 @@ __all__ = [
 ]
 
 log = logging.getLogger("invreq.server")
+
+
+@dataclasses.dataclass
+class Listeners:
+    """Sockets bound once by the parent of ``--workers`` processes (:mod:`invreq.workers`)
+    and shared by them: :func:`serve` listens on these instead of binding its own."""
+
+    unix: socket.socket | None
+    http: socket.socket | None
+    #: a worker's end of its link to the SQLite writer process (None: its own store)
+    writer: socket.socket | None = None
+
 
 CONFIG_KEY = web.AppKey("config", Config)
 LISTENERS_KEY: web.AppKey[Listeners | None] = web.AppKey("listeners")
@@ -137,10 +151,10 @@ async def _payments(app: web.Application) -> AsyncIterator[None]:
             ),
             paths=paths,
         )
-        await receiver.reconcile()  # payments a crash left pending
+        await receiver.reconciler.reconcile()  # payments a crash left pending
         # ... and those still pending later (the node had not finished, or a crashed
         # worker or another instance left them): no restart needed.
-        reconciler = asyncio.create_task(receiver.run_reconciler(config.pay_reconcile_interval))
+        reconciler = asyncio.create_task(receiver.reconciler.run(config.pay_reconcile_interval))
         app[PATHS_KEY] = paths
         app[RECEIVER_KEY] = receiver
         yield

@@ -39,24 +39,15 @@ from typing import Any, NoReturn
 
 from invreq.config import Config, pay_with_path
 from invreq.errors import StartupError, StoppedDuringStartup, listen_error
+from invreq.server import Listeners, announce, prepare_network_dir, serve
 from invreq.unixsock import remove_stale_socket
 
-__all__ = ["Listeners", "run_workers"]
+__all__ = ["run_workers"]
 
 log = logging.getLogger("invreq.workers")
 
 #: Connections the kernel queues per socket before the workers accept them.
 BACKLOG = 1024
-
-
-@dataclasses.dataclass
-class Listeners:
-    """Sockets bound once by the parent of ``--workers`` processes and shared by them."""
-
-    unix: socket.socket | None
-    http: socket.socket | None
-    #: a worker's end of its link to the SQLite writer process (None: its own store)
-    writer: socket.socket | None = None
 
 
 def _bind(config: Config) -> Listeners:
@@ -142,7 +133,6 @@ class _StoppedEarly(BaseException):
 
 def _child(config: Config, on_sighup: Callable[[], None] | None, listeners: Listeners) -> None:
     """A worker's whole life; it never returns into the parent's code."""
-    from invreq.server import serve
 
     _default_signals()
     _name("invreq-worker")
@@ -220,7 +210,6 @@ def _start_writer(
 def run_workers(config: Config, workers: int, on_sighup: Callable[[], None] | None) -> int:
     """Run ``workers`` processes (and, on SQLite, their writer) until they end; returns the
     exit code."""
-    from invreq.server import announce, prepare_network_dir
     from invreq.store.url import sqlite_path
 
     prepare_network_dir(config.network_dir)

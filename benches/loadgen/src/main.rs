@@ -1,9 +1,19 @@
-//! Closed-loop load generator for invreq's benchmarks.
+//! Load generator for invreq's benchmarks, closed or open loop.
 //!
-//! Each of `--connections` threads holds one connection and sends requests one after the
-//! other for `--duration` seconds (after `--warmup` seconds that are not counted), timing
-//! each round trip. Python clients would be the bottleneck at these rates, and wrk cannot
-//! speak CLN's unix-socket framing, hence this small tool (std only).
+//! Closed loop (the default): each of `--connections` threads holds one connection and
+//! sends requests one after the other for `--duration` seconds (after `--warmup` seconds
+//! that are not counted), timing each round trip: throughput at a given concurrency.
+//!
+//! Open loop (`--rate R`): requests are due at a fixed rate, R per second in all, the i-th
+//! at start + i/R whatever the server is doing. Each thread takes the next due request,
+//! waits for its time (if it is not already late), sends it on its connection and times it
+//! **from the time it was due**, not from when it was sent: when the server falls behind,
+//! requests wait for a free connection and that wait counts, so a stall shows in the
+//! percentiles instead of silently lowering the offered rate (coordinated omission). Every
+//! request due inside the measured window is sent and counted, however late.
+//!
+//! Python clients would be the bottleneck at these rates, and wrk cannot speak CLN's
+//! unix-socket framing, hence this small tool (std only).
 //!
 //! Targets: `http://127.0.0.1:PORT/rpc` (HTTP/1.1 keep-alive, Content-Length framing, plus
 //! any `--header`, e.g. the rune) or
@@ -12,7 +22,9 @@
 //!
 //! The request body comes from `--body FILE`; the text `{n}` in it is replaced by a counter
 //! unique to each request, so creations differ. A reply counts as an error unless it holds
-//! `"result"`. Prints one JSON object: requests, errors, seconds, rps, p50/p90/p99/max (µs).
+//! `"result"`. Prints one JSON object: requests, errors, seconds, rps,
+//! p50/p90/p99/p99.9/max (µs), and with `--rate` the offered rate and how many requests
+//! were sent later than 1 ms after they were due.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -28,12 +40,15 @@ struct Options {
     warmup: f64,
     body: String,
     headers: Vec<String>,
+    /// Open loop: requests per second offered, in all connections together.
+    rate: Option<f64>,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: invreq-loadgen --target URL [--target URL ...] --body FILE \
-         [--connections N] [--duration SECS] [--warmup SECS] [--header 'Name: value' ...]"
+         [--connections N] [--duration SECS] [--warmup SECS] [--header 'Name: value' ...] \
+         [--rate REQUESTS_PER_SECOND]"
     );
     std::process::exit(2)
 }
@@ -46,6 +61,7 @@ fn parse_args() -> Options {
         warmup: 1.0,
         body: String::new(),
         headers: Vec::new(),
+        rate: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -56,6 +72,7 @@ fn parse_args() -> Options {
             "--connections" => o.connections = v.parse().unwrap_or_else(|_| usage()),
             "--duration" => o.duration = v.parse().unwrap_or_else(|_| usage()),
             "--warmup" => o.warmup = v.parse().unwrap_or_else(|_| usage()),
+            "--rate" => o.rate = Some(v.parse().unwrap_or_else(|_| usage())),
             "--body" => {
                 o.body = std::fs::read_to_string(&v).unwrap_or_else(|e| {
                     eprintln!("--body {v}: {e}");
@@ -65,7 +82,8 @@ fn parse_args() -> Options {
             _ => usage(),
         }
     }
-    if o.targets.is_empty() || o.body.is_empty() || o.connections == 0 {
+    let bad_rate = o.rate.is_some_and(|r| !(r.is_finite() && r > 0.0));
+    if o.targets.is_empty() || o.body.is_empty() || o.connections == 0 || bad_rate {
         usage()
     }
     o
@@ -162,80 +180,186 @@ fn percentile(sorted: &[u32], p: f64) -> u32 {
     sorted[i]
 }
 
+/// What one thread hands back: latencies of the counted successes (µs), errors, and (open
+/// loop) how many requests it sent more than 1 ms after they were due.
+type Outcome = (Vec<u32>, u64, u64);
+
+/// The shared state of a run: the closed loop's flags, and the counter that numbers
+/// requests (the `{n}` of the body; in the open loop, also the slot of the schedule).
+struct Run {
+    stop: AtomicBool,
+    counting: AtomicBool,
+    counter: AtomicU64,
+}
+
+fn body_for(template: &str, n: u64) -> String {
+    if template.contains("{n}") {
+        template.replace("{n}", &n.to_string())
+    } else {
+        template.to_string()
+    }
+}
+
+/// Sends one request and sorts its outcome: a latency, or an error (after which the
+/// connection is opened again).
+fn one(conn: &mut Conn, target: &str, headers: &[String], body: &str, reply: &mut Vec<u8>) -> bool {
+    match conn.call(body.as_bytes(), reply) {
+        Ok(()) => reply.windows(8).any(|w| w == b"\"result\""),
+        Err(_) => {
+            match Conn::open(target, headers) {
+                Ok(c) => *conn = c,
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+            false
+        }
+    }
+}
+
+fn micros(d: Duration) -> u32 {
+    d.as_micros().min(u32::MAX as u128) as u32
+}
+
+/// Closed loop: one request after the other, each timed from its send.
+fn closed(run: &Run, conn: &mut Conn, target: &str, headers: &[String], template: &str) -> Outcome {
+    let mut latencies: Vec<u32> = Vec::with_capacity(1 << 16);
+    let mut errors = 0u64;
+    let mut reply = Vec::with_capacity(4096);
+    while !run.stop.load(Ordering::Relaxed) {
+        let body = body_for(template, run.counter.fetch_add(1, Ordering::Relaxed));
+        let t0 = Instant::now();
+        let ok = one(conn, target, headers, &body, &mut reply);
+        let us = micros(t0.elapsed());
+        if !run.counting.load(Ordering::Relaxed) {
+            continue;
+        }
+        if ok {
+            latencies.push(us)
+        } else {
+            errors += 1
+        }
+    }
+    (latencies, errors, 0)
+}
+
+/// Open loop: request i is due at `start + i / rate`; it is timed from then. Requests due
+/// in the warm-up are sent but not counted; every request due before `end` is sent and
+/// counted, late or not (the last ones may finish after `end`), unless the run overstays
+/// `end` by `GIVE_UP`, when the rest are counted as errors.
+#[allow(clippy::too_many_arguments)]
+fn open_loop(
+    run: &Run,
+    conn: &mut Conn,
+    target: &str,
+    headers: &[String],
+    template: &str,
+    start: Instant,
+    interval: Duration,
+    measured_from: Instant,
+    end: Instant,
+) -> Outcome {
+    const GIVE_UP: Duration = Duration::from_secs(30);
+    let mut latencies: Vec<u32> = Vec::with_capacity(1 << 16);
+    let (mut errors, mut late) = (0u64, 0u64);
+    let mut reply = Vec::with_capacity(4096);
+    loop {
+        let n = run.counter.fetch_add(1, Ordering::Relaxed);
+        let due = start + interval.mul_f64(n as f64);
+        if due >= end {
+            break;
+        }
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        } else if now > end + GIVE_UP {
+            errors += u64::from(due >= measured_from);
+            continue;
+        } else if now - due > Duration::from_millis(1) && due >= measured_from {
+            late += 1;
+        }
+        let ok = one(conn, target, headers, &body_for(template, n), &mut reply);
+        if due < measured_from {
+            continue;
+        }
+        if ok {
+            latencies.push(micros(due.elapsed()))
+        } else {
+            errors += 1
+        }
+    }
+    (latencies, errors, late)
+}
+
 fn main() {
     let o = parse_args();
-    let stop = Arc::new(AtomicBool::new(false));
-    let counting = Arc::new(AtomicBool::new(false));
-    let counter = Arc::new(AtomicU64::new(0));
+    let run = Arc::new(Run {
+        stop: AtomicBool::new(false),
+        counting: AtomicBool::new(false),
+        counter: AtomicU64::new(0),
+    });
     let barrier = Arc::new(Barrier::new(o.connections + 1));
+    // The open loop's schedule, fixed before any thread starts sending.
+    let schedule = Arc::new(std::sync::OnceLock::<(Instant, Instant, Instant)>::new());
+    let interval = Duration::from_secs_f64(1.0 / o.rate.unwrap_or(1.0));
     let mut handles = Vec::new();
     for c in 0..o.connections {
         let target = o.targets[c % o.targets.len()].clone();
         let template = o.body.clone();
         let headers = o.headers.clone();
-        let (stop, counting, counter, barrier) =
-            (stop.clone(), counting.clone(), counter.clone(), barrier.clone());
-        handles.push(std::thread::spawn(move || {
+        let (run, barrier, schedule) = (run.clone(), barrier.clone(), schedule.clone());
+        let open = o.rate.is_some();
+        handles.push(std::thread::spawn(move || -> Outcome {
             let conn = Conn::open(&target, &headers);
             barrier.wait();
             let mut conn = match conn {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("connect {target}: {e}");
-                    return (Vec::new(), 1u64);
+                    return (Vec::new(), 1, 0);
                 }
             };
-            let mut latencies: Vec<u32> = Vec::with_capacity(1 << 16);
-            let mut errors = 0u64;
-            let mut reply = Vec::with_capacity(4096);
-            let templated = template.contains("{n}");
-            while !stop.load(Ordering::Relaxed) {
-                let n = counter.fetch_add(1, Ordering::Relaxed);
-                let body = if templated {
-                    template.replace("{n}", &n.to_string())
-                } else {
-                    template.clone()
-                };
-                let t0 = Instant::now();
-                let ok = conn.call(body.as_bytes(), &mut reply);
-                let us = t0.elapsed().as_micros().min(u32::MAX as u128) as u32;
-                if !counting.load(Ordering::Relaxed) {
-                    continue;
-                }
-                match ok {
-                    Ok(()) if reply.windows(8).any(|w| w == b"\"result\"") => latencies.push(us),
-                    Ok(()) => errors += 1,
-                    Err(_) => {
-                        errors += 1;
-                        match Conn::open(&target, &headers) {
-                            Ok(c) => conn = c,
-                            Err(_) => std::thread::sleep(Duration::from_millis(10)),
-                        }
-                    }
-                }
+            if open {
+                barrier.wait(); // the schedule is set
+                let &(start, from, end) = schedule.get().expect("schedule set");
+                open_loop(&run, &mut conn, &target, &headers, &template, start, interval, from, end)
+            } else {
+                closed(&run, &mut conn, &target, &headers, &template)
             }
-            (latencies, errors)
         }));
     }
     barrier.wait();
-    std::thread::sleep(Duration::from_secs_f64(o.warmup));
-    counting.store(true, Ordering::Relaxed);
-    let t0 = Instant::now();
-    std::thread::sleep(Duration::from_secs_f64(o.duration));
-    counting.store(false, Ordering::Relaxed);
-    let seconds = t0.elapsed().as_secs_f64();
-    stop.store(true, Ordering::Relaxed);
+    let seconds;
+    if o.rate.is_some() {
+        let start = Instant::now() + Duration::from_millis(10);
+        let from = start + Duration::from_secs_f64(o.warmup);
+        let end = from + Duration::from_secs_f64(o.duration);
+        schedule.set((start, from, end)).expect("set once");
+        barrier.wait();
+        seconds = o.duration;
+    } else {
+        std::thread::sleep(Duration::from_secs_f64(o.warmup));
+        run.counting.store(true, Ordering::Relaxed);
+        let t0 = Instant::now();
+        std::thread::sleep(Duration::from_secs_f64(o.duration));
+        run.counting.store(false, Ordering::Relaxed);
+        seconds = t0.elapsed().as_secs_f64();
+        run.stop.store(true, Ordering::Relaxed);
+    }
     let mut all: Vec<u32> = Vec::new();
-    let mut errors = 0;
+    let (mut errors, mut late) = (0, 0);
     for h in handles {
-        let (l, e) = h.join().expect("worker panicked");
+        let (l, e, z) = h.join().expect("worker panicked");
         all.extend(l);
         errors += e;
+        late += z;
     }
     all.sort_unstable();
+    let open = match o.rate {
+        Some(r) => format!(",\"offered_rps\":{r:.1},\"late\":{late}"),
+        None => String::new(),
+    };
     println!(
         "{{\"requests\":{},\"errors\":{},\"seconds\":{:.3},\"rps\":{:.1},\"p50_us\":{},\
-         \"p90_us\":{},\"p99_us\":{},\"max_us\":{},\"connections\":{}}}",
+         \"p90_us\":{},\"p99_us\":{},\"p999_us\":{},\"max_us\":{},\"connections\":{}{}}}",
         all.len(),
         errors,
         seconds,
@@ -243,7 +367,9 @@ fn main() {
         percentile(&all, 0.50),
         percentile(&all, 0.90),
         percentile(&all, 0.99),
+        percentile(&all, 0.999),
         all.last().copied().unwrap_or(0),
-        o.connections
+        o.connections,
+        open
     );
 }

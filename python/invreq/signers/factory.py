@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from invreq.config import Config
 from invreq.extras import require
 from invreq.signers.base import Approver, Signer
@@ -9,13 +11,15 @@ from invreq.signers.base import Approver, Signer
 __all__ = ["open_approver", "open_signer"]
 
 
-def _device_args(config: Config) -> dict[str, object]:
+def _device_args(config: Config) -> dict[str, Any]:
     return {
         "device_type": config.hwi_device_type,
         "device_path": config.hwi_device_path,
         "fingerprint": config.hwi_fingerprint,
         "network": config.network,
         "timeout": config.hwi_timeout,
+        # The key at the configured path is the device's identity (invreq.signers.pins).
+        "pin": {"network_dir": config.network_dir, "expected": config.hwi_pubkey},
     }
 
 

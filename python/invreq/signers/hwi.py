@@ -12,6 +12,16 @@ approval text (:mod:`invreq.approval`) with its standard BIP-137 ``sign_message`
 signature is checked against the key at the approval path, read from the device at start,
 before the request goes on.
 
+Identity is by key, never by claim (:mod:`invreq.signers.pins`): the master fingerprint is
+computed here from the master public key (hwilib's ``get_master_fingerprint`` returns the
+parent fingerprint the device writes into an xpub: its word), ``--hwi-fingerprint`` is
+checked whenever it is given, and the public key at the configured path is pinned and read
+again on every reconnect. Find mode (``--hwi-fingerprint`` alone) looks at USB devices only:
+a TCP endpoint is used only when ``--hwi-device-path`` names it.
+
+Everything a device says (error messages, ids, log lines) is outside text: it reaches a
+log line or an RPC error only through :func:`invreq.oneline.oneline`.
+
 hwilib is blocking: every call runs on one dedicated daemon thread (a device handles one
 request at a time anyway), with a bounded queue in front (beyond it: "signer busy"). Jade
 protocol devices (TCP or USB serial) speak through :mod:`invreq.signers.jade_transport`,
@@ -37,6 +47,7 @@ from typing import Any
 from invreq import approval
 from invreq.config import DEFAULT_HWI_KEY_PATH
 from invreq.errors import SignerError, StartupError
+from invreq.oneline import oneline
 from invreq.signers.jade_transport import (
     BoundedJadeInterface,
     DeviceGone,
@@ -67,6 +78,11 @@ USER_DECLINED = -32000
 SIMULATOR_PATH = "tcp:127.0.0.1:30121"
 #: Queue waits shorter than this are not worth mentioning in an error.
 _QUEUE_NOTE = 0.05
+#: Polling a locked device ("not unlocked yet"): first pause, and the longest one.
+UNLOCK_POLL_FIRST = 0.05
+UNLOCK_POLL_MAX = 1.0
+#: Our error messages quote device text: longer than oneline's default, still bounded.
+_MESSAGE_CAP = 600
 
 
 def _chain(network: str) -> Any:
@@ -110,9 +126,16 @@ def _jade_client(path: str, chain: Any, iface: BoundedJadeInterface) -> Any:
 
         client.jade.add_entropy(os.urandom(32))
         # hwilib loops on auth_user for ever; here the call's deadline ends the loop, and a
-        # PIN-server round trip (http_request) is refused by the transport.
+        # PIN-server round trip (http_request) is refused by the transport. A device that
+        # answers "not unlocked yet" is asked again after a pause that doubles up to 1 s,
+        # not thousands of times a second.
+        pause = UNLOCK_POLL_FIRST
         while client.jade.auth_user(client._network(), http_request_fn=_no_http) is not True:
-            pass
+            left = iface.deadline - time.monotonic()
+            if left <= 0:
+                raise DeviceTimeout("the device stayed locked")
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, UNLOCK_POLL_MAX)
     return client
 
 
@@ -129,7 +152,25 @@ def describe_device_error(e: Exception) -> tuple[int | None, str]:
     code = code if isinstance(code, int) else None
     if not message.strip():
         message = "(the device gave no message)"
-    return code, message
+    return code, message  # escaped once, where it leaves Device.call (Device._run)
+
+
+def master_fingerprint(client: Any) -> str:
+    """The fingerprint of the device's master key, computed here: hash160 of the master
+    public key (BIP-32), never the parent fingerprint a device writes into an xpub."""
+    from hwilib.common import hash160
+
+    key = bytes(client.get_pubkey_at_path("m").pubkey)
+    if len(key) != 33:
+        raise DeviceMisbehaved(f"gave a {len(key)}-byte master public key")
+    return bytes(hash160(key)[:4]).hex()
+
+
+def _pubkey_at(client: Any, path: str) -> bytes:
+    key = bytes(client.get_pubkey_at_path(path).pubkey)
+    if len(key) != 33:
+        raise DeviceMisbehaved(f"gave a {len(key)}-byte public key at {path}")
+    return key
 
 
 @dataclasses.dataclass
@@ -172,6 +213,9 @@ class Device:
         #: Of the last call: seconds queued behind other calls, and spent on the device.
         self.last_queue_wait = 0.0
         self.last_device_time = 0.0
+        #: key path -> the public key the device must have there, checked on every
+        #: (re)connect once set (at start, after the pin check)
+        self.pins: dict[str, bytes] = {}
 
     @property
     def name(self) -> str:
@@ -209,6 +253,13 @@ class Device:
                 )
 
     def _run(self, job: _Job) -> Any:
+        try:
+            return self._attempts(job)
+        except SignerError as e:
+            # Our messages quote what the device said: one printable line, bounded.
+            raise SignerError(oneline(e.message, _MESSAGE_CAP)) from None
+
+    def _attempts(self, job: _Job) -> Any:
         queued = self.last_queue_wait
         note = (
             f" (after {queued:.1f} s queued behind other requests)" if queued > _QUEUE_NOTE else ""
@@ -268,16 +319,32 @@ class Device:
                 self._iface = BoundedJadeInterface(path, self.timeout)
                 self._iface.begin_call(self._deadline)
             try:
-                self._client = _jade_client(self.device_path or "", chain, self._iface)
+                client = _jade_client(self.device_path or "", chain, self._iface)
+                self._check_identity(client)
             except BaseException:
                 self._iface.disconnect()
                 raise
-            return self._client
+            self._client = client
+            return client
         return self._connect_other(chain)
 
+    def _check_identity(self, client: Any) -> None:
+        """On every (re)connect: the device still has the pinned key at each pinned path.
+        A device swapped behind our back (another seed on the same port or cable) is
+        refused before it is asked anything else."""
+        for path, key in self.pins.items():
+            got = _pubkey_at(client, path)
+            if got != key:
+                raise SignerError(
+                    f"{self.name} is not the pinned device: its key at {path} is {got.hex()}, "
+                    f"pinned {key.hex()}; refused"
+                )
+
     def _find_jade(self, chain: Any) -> str | None:
-        """The path of the Jade (serial ports, then the simulator address) whose master
-        fingerprint is ``--hwi-fingerprint``, each tried through the bounded transport."""
+        """The path of the Jade on a USB serial port whose master fingerprint (computed
+        here) is ``--hwi-fingerprint``, each tried through the bounded transport. Never a
+        TCP address: a listener on the simulator's port is whoever started it first, and
+        is used only when ``--hwi-device-path`` names it."""
         from hwilib.devices.jadepy.jade_serial import JadeSerialImpl
         from serial.tools import list_ports  # type: ignore[import-untyped]
 
@@ -285,17 +352,17 @@ class Device:
             p.device
             for p in list_ports.comports()
             if (p.vid, p.pid) in JadeSerialImpl.JADE_DEVICE_IDS
-        ] + [SIMULATOR_PATH]
+        ]
         for path in candidates:
             iface = BoundedJadeInterface(path, self.timeout)
             iface.begin_call(self._deadline)
             try:
                 client = _jade_client(path, chain, iface)
-                fp = client.get_master_fingerprint().hex()
+                fp = master_fingerprint(client)
             except DeviceTimeout:
                 raise
             except Exception as e:
-                log.debug("no Jade at %s: %s", path, e)
+                log.debug("no Jade at %s: %s", oneline(path), oneline(e))
                 continue
             finally:
                 iface.disconnect()
@@ -320,7 +387,15 @@ class Device:
         except Exception as e:  # hwilib raises many kinds; all mean "not reachable"
             raise SignerError(f"cannot reach {self.name}: {e}") from None
         if client is None:
-            raise SignerError(f"no device found for {self.name}")
+            raise SignerError(
+                f"no device found for {self.name} (--hwi-fingerprint alone looks at USB "
+                "devices only; name a TCP device with --hwi-device-path)"
+            )
+        try:
+            self._check_identity(client)
+        except BaseException:
+            client.close()
+            raise
         self._client = client
         return client
 
@@ -336,9 +411,12 @@ class Device:
                     None, False, chain, True
                 )
             except Exception as e:  # e.g. no libusb for the USB scans
-                log.debug("cannot enumerate %s devices: %s", module, e)
+                log.debug("cannot enumerate %s devices: %s", module, oneline(e))
                 continue
             for d in found:
+                # hwilib's enumerate reports the device's own claim: only a candidate.
+                # open_device computes the fingerprint from the master key and refuses
+                # a device whose fingerprint is not the one configured.
                 if d.get("fingerprint") == self.fingerprint:
                     self.device_type, self.device_path = d["type"], d["path"]
                     return commands.get_client(d["type"], d["path"], chain=chain)
@@ -505,11 +583,13 @@ async def open_device(
     network: str,
     timeout: float,
 ) -> tuple[Device, str]:
-    """Connect and read the master fingerprint; ``StartupError`` (one line) if that fails."""
+    """Connect and compute the master fingerprint from the master public key; when
+    ``fingerprint`` is given (find mode or not) the device must have it. ``StartupError``
+    (one line) if any of that fails."""
     if not (device_type and device_path) and not fingerprint:
         raise StartupError(
             "--signer hwi / --approver hwi need --hwi-device-type and --hwi-device-path, "
-            "or --hwi-fingerprint to find the device"
+            "or --hwi-fingerprint to find a USB device"
         )
     device = Device(
         device_type=device_type,
@@ -519,33 +599,52 @@ async def open_device(
         timeout=timeout,
     )
     try:
-        fp = await device.call("get_master_fingerprint", lambda c: c.get_master_fingerprint().hex())
+        fp = await device.call("get_xpub m (the master fingerprint)", master_fingerprint)
     except SignerError as e:
         await device.close()
         raise StartupError(f"hardware signer: {e}") from None
     except BaseException:  # cancelled (SIGTERM during start): cut the device off too
         await asyncio.shield(device.close())
         raise
+    if fingerprint is not None and fp != fingerprint.lower():
+        await device.close()
+        raise StartupError(
+            f"hardware signer: {device.name} has master fingerprint {fp} (computed from its "
+            f"master public key), not --hwi-fingerprint {oneline(fingerprint)}: another "
+            "device or seed"
+        )
     return device, str(fp)
 
 
 async def _read_pubkey(device: Device, path: str) -> bytes:
-    def read(client: Any) -> bytes:
-        key = bytes(client.get_pubkey_at_path(path).pubkey)
-        if len(key) != 33:
-            raise DeviceMisbehaved(f"gave a {len(key)}-byte public key at {path}")
-        return key
-
-    result: bytes = await device.call(f"get_pubkey_at_path {path}", read)
+    result: bytes = await device.call(f"get_pubkey_at_path {path}", _pubkey_at, path)
     return result
 
 
-async def open_hwi_signer(*, key_path: str | None, **device_args: Any) -> HwiSigner:
-    """``device_args``: those of :func:`open_device`."""
+async def _pin(
+    device: Device, fp: str, path: str, pin: dict[str, Any] | None, role: str
+) -> tuple[bytes, str]:
+    """Read the key at ``path``, check it against the pin (``pin``: ``network_dir`` and
+    ``expected``, from the configuration; None: not pinned, as in unit tests of this module)
+    and from now on require it at every reconnect."""
+    from invreq.signers.pins import pin_key
+
+    key = await _read_pubkey(device, path)
+    how = "not pinned"
+    if pin is not None:
+        how = pin_key(pin["network_dir"], path, key, pin.get("expected"), role=role)
+    device.pins[path] = key
+    return key, how
+
+
+async def open_hwi_signer(
+    *, key_path: str | None, pin: dict[str, Any] | None = None, **device_args: Any
+) -> HwiSigner:
+    """``device_args``: those of :func:`open_device`; ``pin``: see :func:`_pin`."""
     device, fp = await open_device(**device_args)
     path = key_path or DEFAULT_KEY_PATH
     try:
-        payer_id = await _read_pubkey(device, path)
+        payer_id, how = await _pin(device, fp, path, pin, "hardware signer")
         # The capability probe: a request the extension refuses on its parameters, which
         # stock firmware refuses as an unknown method. Nothing is signed.
         probe = {
@@ -581,22 +680,38 @@ async def open_hwi_signer(*, key_path: str | None, **device_args: Any) -> HwiSig
             "it cannot hold the payer key. Use --signer software with --approver hwi to have "
             "this device approve each request instead."
         )
-    log.info("hardware signer %s fingerprint %s key %s", device.name, fp, path)
+    log.info(
+        "hardware signer %s fingerprint %s key %s %s (%s)",
+        oneline(device.name),
+        fp,
+        path,
+        payer_id.hex(),
+        how,
+    )
     return HwiSigner(device, path, payer_id, fp)
 
 
-async def open_hwi_approver(*, key_path: str | None, **device_args: Any) -> HwiApprover:
-    """``device_args``: those of :func:`open_device`. The approval key is read now: every
-    approval is checked against it."""
+async def open_hwi_approver(
+    *, key_path: str | None, pin: dict[str, Any] | None = None, **device_args: Any
+) -> HwiApprover:
+    """``device_args``: those of :func:`open_device`; ``pin``: see :func:`_pin`. The
+    approval key is read now: every approval is checked against it."""
     device, fp = await open_device(**device_args)
     path = key_path or DEFAULT_KEY_PATH
     try:
-        pubkey = await _read_pubkey(device, path)
+        pubkey, how = await _pin(device, fp, path, pin, "hardware approver")
     except SignerError as e:
         await device.close()
         raise StartupError(f"hardware approver: {e}") from None
     except BaseException:
         await asyncio.shield(device.close())
         raise
-    log.info("hardware approver %s fingerprint %s key %s (%s)", device.name, fp, path, pubkey.hex())
+    log.info(
+        "hardware approver %s fingerprint %s key %s %s (%s)",
+        oneline(device.name),
+        fp,
+        path,
+        pubkey.hex(),
+        how,
+    )
     return HwiApprover(device, path, fp, pubkey)

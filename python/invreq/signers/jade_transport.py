@@ -37,6 +37,8 @@ from typing import Any, Protocol
 
 import cbor2
 
+from invreq.oneline import oneline
+
 __all__ = [
     "MAX_CALL",
     "MAX_MESSAGE",
@@ -318,7 +320,7 @@ class BoundedJadeInterface:
                 raise DeviceMisbehaved(f"sent a {type(message).__name__}, not a map")
             if "id" not in message:
                 if "log" in message:  # the firmware's own log line: note it, keep reading
-                    log.debug("device log: %r", message["log"])
+                    log.debug("device log: %s", oneline(message["log"]))
                     continue
                 raise DeviceMisbehaved("sent a map with neither id nor log")
             got = message["id"]
@@ -353,4 +355,4 @@ def _error_text(error: dict[str, Any]) -> str:
     code = error.get("code")
     message = error.get("message")
     text = message if isinstance(message, str) and message else "no message"
-    return f"code {code}: {text}"
+    return f"code {code}: {text}"  # escaped where it leaves the device thread

@@ -1,0 +1,222 @@
+"""The node that pays: the backend ``--pay-with`` names, and what it says of a payment.
+
+``PaymentBackend`` is what the receiver (:mod:`invreq.payments.receive`) and the reconciler
+(:mod:`invreq.payments.reconcile`) need of a node: pay an invoice within a time, and read
+the node's own record of a payment_hash. ``ClnBackend`` is Core Lightning (``xpay``,
+``listpays``); ``NoBackend`` is ``--pay-with none`` (record invoices, never pay).
+
+A backend's failures are its own exceptions, not RPC errors: ``NodePaymentFailed`` (the
+payment certainly did not happen) and ``OutcomeUnknown`` (it may have). The receiver turns
+them into the RPC answers (``PaymentError``, ``PaymentPending``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from invreq.config import ConfigError, pay_with_path
+from invreq.errors import RpcError, StartupError
+
+__all__ = [
+    "ClnBackend",
+    "NoBackend",
+    "NodePaymentFailed",
+    "NodeRecord",
+    "OutcomeUnknown",
+    "Paid",
+    "PaymentBackend",
+    "open_backend",
+    "reply_wait",
+]
+
+log = logging.getLogger("invreq.payments")
+
+#: Beyond the timeout (which the node also gets as xpay's retry_for), how long we wait
+#: for xpay's own answer, at most: the node finishes its last attempt, then replies.
+REPLY_GRACE = 5.0
+#: Seconds a question about the node's record may take (TimeoutError is an OSError: the
+#: payment stays pending and is asked about again later).
+STATUS_TIMEOUT = 30.0
+#: CLN's PAY_IN_PROGRESS: an answer that does not tell the outcome.
+_IN_PROGRESS_CODES = frozenset({200})
+
+
+class NodePaymentFailed(Exception):
+    """The node tried and the payment certainly did not happen (no route, refused ...).
+
+    The node's own failure; the receiver answers the caller with ``errors.PaymentError``."""
+
+
+class OutcomeUnknown(Exception):
+    """The payment may or may not have happened (no answer in time, connection lost)."""
+
+
+@dataclass(frozen=True)
+class Paid:
+    preimage: str
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    """What the node's own record says of a payment_hash: ``paid`` (with the preimage),
+    ``failed``, ``pending``, or ``none`` (it has no record of it)."""
+
+    status: str
+    preimage: str | None = None
+
+
+class PaymentBackend(Protocol):
+    name: str
+    #: The node's id (getinfo), recorded with each payment it attempts; None: no node.
+    node_id: str | None
+
+    async def pay(self, invoice: str, timeout: float) -> Paid:
+        """Pay ``invoice``, giving up after about ``timeout`` seconds. Raise
+        ``NodePaymentFailed`` if it certainly did not happen, ``OutcomeUnknown`` if it may
+        have."""
+
+    async def status(self, payment_hash: str) -> NodeRecord:
+        """The node's own record of the payment of ``payment_hash``."""
+
+    async def close(self) -> None: ...
+
+
+class NoBackend:
+    """``--pay-with none``: validate and record invoices, never pay, settle nothing."""
+
+    name = "none"
+    node_id: str | None = None
+
+    async def pay(self, invoice: str, timeout: float) -> Paid:
+        raise AssertionError("NoBackend never pays")
+
+    async def status(self, payment_hash: str) -> NodeRecord:
+        raise AssertionError("NoBackend has no record: it never settles a payment")
+
+    async def close(self) -> None:
+        return None
+
+
+class _NotSent(Exception):
+    """The connection to the node could not be opened: the request never left."""
+
+
+def reply_wait(timeout: float) -> float:
+    """How long we wait for xpay's answer when the node was given ``timeout``."""
+    return timeout + min(REPLY_GRACE, timeout)
+
+
+class ClnBackend:
+    """``--pay-with cln:RPC_PATH``: pay through a Core Lightning node's JSON-RPC (``xpay``).
+
+    CLN's framing: JSON requests on its unix socket, each reply ends with a blank line. A
+    connection per call, as pyln-client does."""
+
+    name = "cln"
+
+    def __init__(self, rpc_path: Path, node_id: str | None = None) -> None:
+        self.rpc_path = rpc_path
+        self.node_id = node_id
+        self._ids = itertools.count(1)
+
+    async def _call(self, method: str, params: dict[str, Any]) -> Any:
+        try:
+            reader, writer = await asyncio.open_unix_connection(str(self.rpc_path), limit=1 << 24)
+        except OSError as e:
+            raise _NotSent(str(e)) from None
+        try:
+            req = {
+                "jsonrpc": "2.0",
+                "id": f"invreq:{method}#{next(self._ids)}",
+                "method": method,
+                "params": params,
+            }
+            writer.write(json.dumps(req).encode())
+            await writer.drain()
+            raw = await reader.readuntil(b"\n\n")
+        finally:
+            writer.close()
+        reply = json.loads(raw)
+        if "error" in reply:
+            raise RpcError(str(reply["error"].get("message")), code=reply["error"].get("code"))
+        return reply["result"]
+
+    async def getinfo(self) -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = await self._call("getinfo", {})
+        except _NotSent as e:
+            raise OSError(str(e)) from None
+        return result
+
+    async def pay(self, invoice: str, timeout: float) -> Paid:
+        # retry_for: the node stops starting new attempts when we stop waiting for it.
+        params = {"invstring": invoice, "retry_for": max(1, math.ceil(timeout))}
+        try:
+            result = await asyncio.wait_for(self._call("xpay", params), reply_wait(timeout))
+        except _NotSent as e:
+            raise NodePaymentFailed(f"xpay not sent: cannot reach the node ({e})") from None
+        except TimeoutError:
+            raise OutcomeUnknown(f"xpay did not answer within {reply_wait(timeout):g} s") from None
+        except RpcError as e:
+            if e.code in _IN_PROGRESS_CODES:
+                raise OutcomeUnknown(f"xpay: {e.message} (code {e.code})") from None
+            raise NodePaymentFailed(f"xpay: {e.message} (code {e.code})") from None
+        except (OSError, EOFError, ValueError) as e:
+            raise OutcomeUnknown(f"connection to the node lost during xpay: {e}") from None
+        preimage = result.get("payment_preimage") if isinstance(result, dict) else None
+        if not isinstance(preimage, str):
+            # xpay succeeded by its own account but gave no proof: not "failed".
+            raise OutcomeUnknown("xpay answered without a payment_preimage")
+        return Paid(preimage)
+
+    async def status(self, payment_hash: str) -> NodeRecord:
+        """From ``listpays payment_hash``: one entry per attempt (CLN groups the parts of
+        each); any ``complete`` one means paid, any ``pending`` one pending, all ``failed``
+        failed, none: the node never started a payment of this hash."""
+        try:
+            result = await asyncio.wait_for(
+                self._call("listpays", {"payment_hash": payment_hash}), STATUS_TIMEOUT
+            )
+        except _NotSent as e:
+            raise OSError(str(e)) from None
+        pays = [p for p in result.get("pays", []) if p.get("payment_hash") in (None, payment_hash)]
+        for p in pays:
+            if p.get("status") == "complete":
+                preimage = p.get("preimage")
+                return NodeRecord("paid", preimage if isinstance(preimage, str) else None)
+        if any(p.get("status") == "pending" for p in pays):
+            return NodeRecord("pending")
+        if pays:
+            return NodeRecord("failed")
+        return NodeRecord("none")
+
+    async def close(self) -> None:
+        return None
+
+
+async def open_backend(spec: str) -> PaymentBackend:
+    """The backend ``--pay-with`` names (its grammar: :func:`invreq.config.pay_with_path`)."""
+    try:
+        path = pay_with_path(spec)
+    except ConfigError as e:
+        raise StartupError(str(e)) from None
+    if path is None:
+        return NoBackend()
+    backend = ClnBackend(path)
+    try:
+        info = await backend.getinfo()
+    except (OSError, EOFError, ValueError, RpcError) as e:
+        raise StartupError(f"--pay-with: cannot reach Core Lightning at {path}: {e}") from None
+    node_id = info.get("id") if isinstance(info, dict) else None
+    if not isinstance(node_id, str) or not node_id:
+        raise StartupError(f"--pay-with: the node at {path} gave no id in getinfo")
+    backend.node_id = node_id
+    log.info("paying with Core Lightning node %s (%s)", node_id, path)
+    return backend
