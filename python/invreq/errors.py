@@ -340,9 +340,10 @@ class InvoiceWrongPath(InvoiceRefused):
 
 
 class InvoiceAmount(InvoiceRefused):
-    """``invoice_amount`` differs from ``invreq_amount``. Kept for its code only: the core's
-    reader refuses such an invoice first (BOLT 12), so ``receiveinvoice`` answers it as
-    an invalid ``invoice`` parameter (-32602) naming ``invoice_amount``."""
+    """The invoice's amount is not the request's. Raised by the LNURL door for a BOLT 11
+    invoice (:func:`invreq.lnurl.check_invoice`); for a BOLT 12 invoice the core's reader
+    refuses it first, so ``receiveinvoice`` answers an invalid ``invoice`` parameter
+    (-32602) naming ``invoice_amount``."""
 
     code = CODE_INVOICE_AMOUNT
 
