@@ -104,7 +104,7 @@ $(BUILD_STAMP): $(RUN_DEPS) $(RUST_SOURCES) pyproject.toml
 	@touch $@
 
 # The service on its embedded defaults: SQLite and a software key in ~/.invreq/bitcoin/,
-# unix socket ~/.invreq/bitcoin/invreq-rpc, HTTP on 127.0.0.1:3010. ARGS adds options,
+# unix socket ~/.invreq/bitcoin/lightning-rpc, HTTP on 127.0.0.1:3010. ARGS adds options,
 # e.g. `make run ARGS="--network regtest"`.
 run: $(BUILD_STAMP)
 	@echo "==> starting: $(VENV)/bin/invreq serve $(ARGS)"

@@ -71,6 +71,13 @@ assert reply["id"] == "wheel-smoke-1" and "result" in reply, reply
 made = bolt12.decode_invoice_request(reply["result"]["bolt12"])
 assert (made.amount_msat, made.description) == (1_000_000, "wheel smoke"), made
 print("==> wheel: invoicerequest answered:", reply["result"]["invreq_id"])
+# The payee page and its static files come with the wheel.
+import urllib.request
+page = urllib.request.urlopen(reply["result"]["page_url"]).read().decode()
+assert "<svg" in page and "payee.js" in page, page[:500]
+static = reply["result"]["page_url"].split("/r/")[0] + "/static/payee.js"
+assert b"EventSource" in urllib.request.urlopen(static).read()
+print("==> wheel: payee page served:", reply["result"]["page_url"])
 PY
 "$work/venv/bin/invreq" call --data-dir "$work/data" getinfo -H --network regtest | grep -qx 'network=regtest'
 

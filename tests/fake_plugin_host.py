@@ -10,10 +10,14 @@ plugin sees, with lightningd's framing, against the REAL plugin subprocess:
   notifications are kept in :attr:`logs`;
 - lightningd's JSON-RPC socket ``LIGHTNING_DIR/lightning-rpc``, which the plugin calls back
   into (and which ``invreq serve --pay-with cln:...`` may use too): ``getinfo`` (the node id
-  of ``node_secret``, so tests can decrypt what is addressed to the node), ``connect`` (a
-  no-op), ``injectonionmessage`` (kept in :attr:`injected` for the test to open). Any other
-  method is forwarded, as it is, to ``forward`` (tests/fake_lightningd.py: ``xpay``,
-  ``listpays``), so one socket is "the node" for both invreq and the plugin.
+  of ``node_secret``, so tests can decrypt what is addressed to the node), ``connect``
+  (succeeds for the ids in :attr:`connectable`, every id while it is None),
+  ``injectonionmessage`` (kept in :attr:`injected` for the test to open), and the node's
+  view of the network as the test sets it: ``listpeers`` (:attr:`peers`), ``listchannels``
+  (:attr:`channels`, filtered by ``source``/``destination`` as lightningd does) and
+  ``listnodes`` (:attr:`nodes`, filtered by ``id``). Any other method is forwarded, as it
+  is, to ``forward`` (tests/fake_lightningd.py: ``xpay``, ``listpays``), so one socket is
+  "the node" for both invreq and the plugin.
 
 What it does not do: route or deliver onion messages, gossip, or pay anything.
 """
@@ -61,6 +65,14 @@ def _frames(stream: Any) -> Any:
             yield obj
 
 
+class NodeError(Exception):
+    """lightningd answering a call with an error."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
 class PluginHost:
     def __init__(self, directory: Path, node_secret: bytes, forward: Path | None = None) -> None:
         self.lightning_dir = directory
@@ -70,6 +82,10 @@ class PluginHost:
         self.forward = forward
         self.rpc_path = directory / "lightning-rpc"
         self.injected: list[dict[str, Any]] = []
+        self.peers: list[dict[str, Any]] = []
+        self.channels: list[dict[str, Any]] = []
+        self.nodes: list[dict[str, Any]] = []
+        self.connectable: set[str] | None = None
         self.rpc_calls: list[str] = []
         self.logs: list[tuple[str, str]] = []
         self._ids = itertools.count(1)
@@ -85,7 +101,24 @@ class PluginHost:
         if method == "getinfo":
             return {"id": self.node_id.hex(), "alias": "fake-plugin-host", "network": "regtest"}
         if method == "connect":
-            return {"id": params["id"] if isinstance(params, dict) else params[0]}
+            node = params["id"] if isinstance(params, dict) else params[0]
+            if self.connectable is not None and node not in self.connectable:
+                raise NodeError(400, f"Unable to connect, no address known for peer {node}")
+            return {"id": node}
+        if method == "listpeers":
+            return {"peers": self.peers}
+        if method == "listchannels":
+            return {
+                "channels": [
+                    c
+                    for c in self.channels
+                    if params.get("source", c["source"]) == c["source"]
+                    and params.get("destination", c["destination"]) == c["destination"]
+                ]
+            }
+        if method == "listnodes":
+            wanted = params.get("id")
+            return {"nodes": [n for n in self.nodes if wanted in (None, n["nodeid"])]}
         if method == "injectonionmessage":
             with self._lock:
                 self.injected.append(dict(params))
@@ -113,6 +146,9 @@ class PluginHost:
                             "id": req["id"],
                             "result": host._answer(req["method"], req.get("params") or {}),
                         }
+                    except NodeError as e:
+                        error = {"code": e.code, "message": e.message}
+                        reply = {"jsonrpc": "2.0", "id": req["id"], "error": error}
                     except LookupError:
                         if host.forward is None:
                             reply = {
@@ -124,18 +160,27 @@ class PluginHost:
                             reply = host._forward(req)
                     self.request.sendall(json.dumps(reply).encode() + b"\n\n")
 
-        server = socketserver.ThreadingUnixStreamServer(str(self.rpc_path), Handler)
+        class Server(socketserver.ThreadingUnixStreamServer):
+            request_queue_size = 128  # lightningd's listen() backlog is not 5 either
+
+        server = Server(str(self.rpc_path), Handler)
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, daemon=True).start()
         return server
 
     # -- the plugin protocol --------------------------------------------------------------
 
-    def start(self, argv: Sequence[str], options: dict[str, Any]) -> tuple[Any, Any]:
+    def start(
+        self,
+        argv: Sequence[str],
+        options: dict[str, Any],
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> tuple[Any, Any]:
         """Start the plugin as lightningd does; returns (manifest, init result)."""
-        env = dict(os.environ, LIGHTNINGD_PLUGIN="1", LIGHTNINGD_VERSION="v26.06")
+        env = dict(env or os.environ, LIGHTNINGD_PLUGIN="1", LIGHTNINGD_VERSION="v26.06")
         self.proc = subprocess.Popen(
-            list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
+            list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, cwd=cwd
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

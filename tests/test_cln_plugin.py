@@ -126,28 +126,34 @@ def wait_for(cond: Any, what: str) -> None:
         time.sleep(0.05)
 
 
-def opened_invoice_error(r: Rig) -> str:
+def opened_invoice_error(r: Rig, via: tuple[bytes, ...] = ()) -> str:
     """Open the onion the plugin injected, as the nodes on its path would: our node first
-    (with the path_key given to injectonionmessage), then the payee on its reply path."""
+    (with the path_key given to injectonionmessage), then the nodes of ``via`` (their
+    secrets: the route the plugin found in gossip), then the payee on its reply path."""
     assert len(r.host.injected) == 1, r.host.injected
     inj = r.host.injected[0]
-    packet = bytes.fromhex(inj["message"])
-    # Hop 1: our own node, told to forward into the payee's reply path.
-    first = onion.peel(packet, onion.blinded_secret(NODE_SECRET, bytes.fromhex(inj["path_key"])))
-    assert first.next_packet is not None
-    _, ours, next_key = onion.decrypt_hop(
-        NODE_SECRET, bytes.fromhex(inj["path_key"]), first.payload[4]
-    )
+    packet: bytes | None = bytes.fromhex(inj["message"])
+    key = bytes.fromhex(inj["path_key"])
     reply = onion.blinded_path(PAYEE.secret, REPLY_PATH_ID, b"\x19" * 32)
-    assert ours[4] == PAYEE.public_key.format()  # next_node_id: the reply path's entry
-    assert next_key.hex() == reply["first_path_key"]  # next_path_key_override
-    # Hop 2: the payee, last hop of its own reply path, finds the invoice_error.
+    forwarders = [NODE_SECRET, *via]
+    following = [PrivateKey(v).public_key.format() for v in via] + [PAYEE.public_key.format()]
+    for secret, expected_next in zip(forwarders, following, strict=True):
+        # Each forwarding hop: a blinded hop of ours, naming the next node.
+        assert packet is not None
+        layer = onion.peel(packet, onion.blinded_secret(secret, key))
+        assert layer.next_packet is not None
+        _, data, key = onion.decrypt_hop(secret, key, layer.payload[4])
+        assert data[4] == expected_next  # next_node_id
+        packet = layer.next_packet
+    assert key.hex() == reply["first_path_key"]  # the last of ours: next_path_key_override
+    # The payee, last hop of its own reply path, finds the invoice_error.
     hop = reply["hops"][0]  # type: ignore[index]
     secret, theirs, _ = onion.decrypt_hop(
-        PAYEE.secret, next_key, bytes.fromhex(hop["encrypted_recipient_data"])
+        PAYEE.secret, key, bytes.fromhex(hop["encrypted_recipient_data"])
     )
     assert theirs[6] == REPLY_PATH_ID
-    last = onion.peel(first.next_packet, secret)
+    assert packet is not None
+    last = onion.peel(packet, secret)
     assert last.next_packet is None
     error = dict(bolt12.parse_tlv_stream(last.payload[68]))
     return error[5].decode()
@@ -158,7 +164,8 @@ def test_manifest_registers_the_hook_before_offers(rig: Any) -> None:
     hooks = {h["name"]: h for h in r.manifest["hooks"]}
     assert hooks["onion_message_recv_secret"]["before"] == ["offers"]
     assert {o["name"] for o in r.manifest["options"]} >= {"invreq-rpc-file", "invreq-timeout"}
-    assert r.init is None  # not disabled
+    assert r.init == {}  # not disabled
+    assert "handing invoices on our paths to invreq" in r.host.log_text()
 
 
 def test_an_invoice_on_our_path_is_paid_through_xpay(rig: Any) -> None:
@@ -341,3 +348,139 @@ def test_an_invoice_of_ours_with_a_bad_signature_is_refused_and_garbage_passes_o
     msg["onion_message"]["invoice"] = "00ff"
     assert r.host.hook("onion_message_recv_secret", msg) == {"result": "continue"}
     assert r.xpays() == [] and len(r.host.injected) == 1
+
+
+# --- refusals over any topology, and the paying node's id ----------------------------------
+
+#: option_onion_messages (BOLT 9 bit 39, optional) as lightningd shows node features.
+ONION_FEATURES = (1 << 39).to_bytes(5, "big").hex()
+INTRODUCTION = PrivateKey(b"\x31" * 32)  # a public node between us and the payee
+
+
+def _peer(key: PrivateKey, features: str = ONION_FEATURES) -> dict[str, Any]:
+    return {"id": key.public_key.format().hex(), "connected": True, "features": features}
+
+
+def _channel(src: PrivateKey, dst: PrivateKey, active: bool = True) -> dict[str, Any]:
+    return {
+        "source": src.public_key.format().hex(),
+        "destination": dst.public_key.format().hex(),
+        "active": active,
+    }
+
+
+def _node(key: PrivateKey, features: str = ONION_FEATURES) -> dict[str, Any]:
+    return {"nodeid": key.public_key.format().hex(), "features": features}
+
+
+def test_a_refusal_reaches_a_payee_that_is_not_a_peer_through_gossip(rig: Any) -> None:
+    """The payee entered through an introduction node (--path-introduction): its reply path
+    starts at itself, which is not our peer and has no address (connect fails, as measured
+    on CLN v26.06). The plugin finds the route us -> C -> payee in the node's gossip, over
+    onion-message nodes and active channel directions only, and sends the error along it."""
+    r = rig()
+    no_onion = PrivateKey(b"\x32" * 32)  # a peer without option_onion_messages
+    down = PrivateKey(b"\x33" * 32)  # a peer whose channel to the payee is disabled
+    r.host.connectable = set()
+    r.host.peers = [_peer(INTRODUCTION), _peer(no_onion, features="00"), _peer(down)]
+    r.host.channels = [
+        _channel(no_onion, PAYEE),
+        _channel(down, PAYEE, active=False),
+        _channel(INTRODUCTION, PAYEE),
+        _channel(PAYEE, INTRODUCTION),
+    ]
+    r.host.nodes = [_node(INTRODUCTION), _node(PAYEE), _node(no_onion, features="00"), _node(down)]
+    req = r.server.rpc.call("invoicerequest", [1000, "behind an introduction"])
+    inv = invoice_for(req["bolt12"], created_at=int(time.time()) - 3 * 3600)
+    answer = r.host.hook("onion_message_recv_secret", message(inv, our_path_id(r, req["bolt12"])))
+    assert answer == {"result": "stop"}
+    wait_for(lambda: r.host.injected, "the invoice_error")
+    assert opened_invoice_error(r, via=(INTRODUCTION.secret,)).startswith("invoice expired at ")
+    assert "connect" not in r.host.rpc_calls  # a route was found: no connection attempted
+
+
+def test_no_way_to_the_payee_is_one_log_line(rig: Any) -> None:
+    r = rig()
+    r.host.connectable = set()  # not a peer, not in gossip, no address
+    req = r.server.rpc.call("invoicerequest", [1000, "unreachable payee"])
+    inv = invoice_for(req["bolt12"], created_at=int(time.time()) - 3 * 3600)
+    answer = r.host.hook("onion_message_recv_secret", message(inv, our_path_id(r, req["bolt12"])))
+    assert answer == {"result": "stop"}  # still ours, still refused
+    wait_for(lambda: "could not send invoice_error" in r.host.log_text(), "the log line")
+    lines = [m for _, m in r.host.logs if "invoice_error" in m]
+    assert len(lines) == 1 and "no route of onion-message nodes" in lines[0], lines
+    assert r.host.injected == []
+
+
+def test_the_invoice_error_never_names_the_paying_node(rig: Any) -> None:
+    """A node behind --path-introduction is hidden from payees; an error naming it (here:
+    a replay of an invoice still being paid, whose message names the attempting node)
+    must not reveal it."""
+    r = rig("--delay", "3")
+    req = r.server.rpc.call("invoicerequest", [1000, "hidden node"])
+    inv = invoice_for(req["bolt12"])
+    msg = message(inv, our_path_id(r, req["bolt12"]))
+    assert r.host.hook("onion_message_recv_secret", msg) == {"result": "stop"}
+    wait_for(lambda: r.xpays(), "the xpay")
+    assert r.host.hook("onion_message_recv_secret", msg) == {"result": "stop"}  # the replay
+    wait_for(lambda: r.host.injected, "the invoice_error")
+    text = opened_invoice_error(r)
+    assert "pending" in text and "the paying node" in text, text
+    assert r.host.node_id.hex() not in text
+
+
+# --- a plugin that cannot work still lets lightningd run ----------------------------------
+
+BLOCKER = """\
+import sys
+
+class _Broken:
+    def find_spec(self, name, path=None, target=None):
+        if name == {module!r}:
+            raise ImportError("induced for the test: " + name + " is broken")
+        return None
+
+sys.meta_path.insert(0, _Broken())
+"""
+
+
+@pytest.mark.parametrize("module", ["invreq._core", "invreq.onionreply"])
+def test_an_import_failure_leaves_the_host_running_with_one_log_line(
+    tmp_path: Path, module: str
+) -> None:
+    """A broken install (here: the import of the native core, or of the plugin's working
+    part, fails, induced by a sitecustomize on PYTHONPATH): the plugin still answers
+    getmanifest with its options (so lightningd accepts invreq-rpc-file= in its config and
+    starts), says what is wrong in one log line, and passes every message on."""
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(BLOCKER.format(module=module))
+    host = PluginHost(tmp_path / "lightning", NODE_SECRET)
+    try:
+        assert PLUGIN is not None
+        env = dict(os.environ, PYTHONPATH=str(tmp_path / "site"))
+        manifest, init = host.start(
+            [PLUGIN], {"invreq-rpc-file": str(tmp_path / "invreq-rpc")}, env=env
+        )
+        assert {o["name"] for o in manifest["options"]} == {"invreq-rpc-file", "invreq-timeout"}
+        assert [h["name"] for h in manifest["hooks"]] == ["onion_message_recv_secret"]
+        assert init == {}  # not disabled: it stays, answering continue
+        payload = message(invoice_for(_any_request()), os.urandom(32))
+        assert host.hook("onion_message_recv_secret", payload) == {"result": "continue"}
+        assert host.proc is not None and host.proc.poll() is None
+        assert len(host.logs) == 1, host.logs
+        level, line = host.logs[0]
+        assert level == "broken" and module in line and "passed on" in line, line
+        assert host.rpc_calls == []
+    finally:
+        host.stop()
+
+
+def _any_request() -> str:
+    key = PrivateKey(b"\x06" * 32)
+    unsigned = bolt12.UnsignedInvoiceRequest(
+        metadata=b"\x02" * 16,
+        description="any",
+        amount_msat=1000,
+        payer_id=key.public_key.format(),
+    )
+    return unsigned.with_signature(key.sign_schnorr(unsigned.digest, bytes(32))).bolt12

@@ -53,7 +53,10 @@ async def test_one_request_by_name_and_by_position(client: TestClient[Any, Any])
     status, r = await call(client, req("invoicerequest", {"amount": "10sat", "description": "h"}))
     assert status == 200 and r["id"] == 1 and r["jsonrpc"] == "2.0"
     res = r["result"]
-    assert list(res) == ["invreq_id", "active", "single_use", "bolt12", "bolt12_unsigned", "used"]
+    assert list(res) == [
+        *["invreq_id", "active", "single_use", "bolt12", "bolt12_unsigned", "used"],
+        "page_url",
+    ]
     d = bolt12.decode_invoice_request(res["bolt12"])
     assert d.amount_msat == 10_000 and d.chain == bolt12.CHAINS["signet"]
     status, r = await call(client, req("listinvoicerequests", [res["invreq_id"]], id="x"))

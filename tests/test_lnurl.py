@@ -295,7 +295,10 @@ def test_options_refused_in_one_line(tmp_path: Path) -> None:
     for args, words in [
         (["--lnurl", "--pay-with", "cln:/nowhere"], "--lnurl: give --public-url"),
         (["--lnurl", "--public-url", "http://127.0.0.1:1"], "--lnurl: a withdrawal link"),
-        (["--public-url", "http://pay.example.com"], "--public-url: 'http://pay.example.com'"),
+        (
+            ["--lnurl", "--pay-with", "cln:/nowhere", "--public-url", "http://pay.example.com"],
+            "--public-url: 'http://pay.example.com' is not a base URL LNURL wallets accept",
+        ),
     ]:
         s = Server(tmp_path / "cfg", extra_args=args)
         with pytest.raises(RuntimeError) as e:

@@ -69,6 +69,7 @@ def test_rest_call_statuses(srv: Server) -> None:
         "bolt12",
         "bolt12_unsigned",
         "used",
+        "page_url",  # HTTP is on: the payee page's address
     ]
     assert bolt12.decode_invoice_request(r["bolt12"]).description == "rest"
     assert http(srv, "/v1/getinfo", None, rune)[0] == 201  # no body: no parameters

@@ -92,6 +92,12 @@ class Config:
         "serve HTTPS with DATA_DIR/NETWORK/tls.crt (created on first start); required for a "
         "non-loopback --http-host",
     )
+    public_url: str | None = _option(
+        None,
+        "the address payees reach the HTTP door at, e.g. https://pay.example.com behind a "
+        "proxy: page_url in the replies is this plus /r/INVREQ_ID (None: the HTTP door's "
+        "own address); with --lnurl, the links wallets fetch start with it too",
+    )
     db: str | None = _option(
         None, "sqlite:///PATH or postgresql://...; None: SQLite in DATA_DIR/NETWORK/"
     )
@@ -152,12 +158,6 @@ class Config:
     pay_attempts_per_minute: int = _option(
         30, "payment attempts on all invoice_requests per minute (error 2111 beyond)"
     )
-    public_url: str | None = _option(
-        None,
-        "URL: the HTTP door as the public reaches it (https://HOST[/PATH] through a reverse "
-        "proxy or --http-tls; http:// only for an onion service); links handed to payees start "
-        "with it",
-    )
     lnurl: bool = _option(
         False,
         "LNURL-withdraw (LUD-03): each single-use request made while on also carries a link "
@@ -195,6 +195,17 @@ class Config:
         return self.network_dir / Path(self.rpc_file).expanduser()
 
     @property
+    def page_base(self) -> str | None:
+        """Where payee pages are, without the trailing slash; None when HTTP is off."""
+        if not self.http_port:
+            return None
+        if self.public_url is not None:
+            return self.public_url.rstrip("/")
+        scheme = "https" if self.http_tls else "http"
+        host = f"[{self.http_host}]" if ":" in self.http_host else self.http_host
+        return f"{scheme}://{host}:{self.http_port}"
+
+    @property
     def sqlite_path(self) -> Path:
         return self.network_dir / DB_NAME
 
@@ -210,6 +221,13 @@ class Config:
             raise ConfigError(
                 f"--http-host: {self.http_host} is not a loopback address; without TLS, HTTP "
                 "only binds 127.0.0.1, ::1 or localhost (add --http-tls to serve HTTPS)"
+            )
+        if self.public_url is not None and not re.fullmatch(
+            r"https?://[^\s/?#]+(/[^\s?#]*)?", self.public_url
+        ):
+            raise ConfigError(
+                f"--public-url: {self.public_url!r} is not an http:// or https:// address "
+                "(no query or fragment)"
             )
         if not 0 <= self.metrics_port <= 65535:
             raise ConfigError(f"--metrics-port: {self.metrics_port} is not a TCP port (0: off)")
@@ -260,7 +278,7 @@ class Config:
         ):
             if not 1 <= value <= 1_000_000:
                 raise ConfigError(f"{flag}: {value} is not between 1 and 1000000")
-        if self.public_url is not None:
+        if self.lnurl and self.public_url is not None:
             public_url_problem(self.public_url)
         if self.lnurl and not self.http_port:
             raise ConfigError("--lnurl: wallets reach the link over HTTP; give --http-port")
@@ -352,9 +370,9 @@ def public_url_problem(url: str) -> None:
     )
     if not host or not secure or parts.query or parts.fragment:
         raise ConfigError(
-            f"--public-url: {url!r} is not a base URL wallets accept: give https://HOST[:PORT]"
-            "[/PATH] (http:// only for an onion service, or loopback for testing), without "
-            "query or fragment"
+            f"--public-url: {url!r} is not a base URL LNURL wallets accept (--lnurl): give "
+            "https://HOST[:PORT][/PATH] (http:// only for an onion service, or loopback for "
+            "testing), without query or fragment"
         )
 
 

@@ -29,13 +29,6 @@ OPTIONAL_IMPORTS: dict[str, tuple[str, str]] = {
         "",
         "pip install 'invreq[lnurl]' && pip install --no-deps lnurl==2.0.2 bip32==5.0.0",
     ),
-    # invreq-cln-plugin runs inside lightningd with pyln-client. No extra can declare it:
-    # every pyln-proto release requires a coincurve other than ours (==20.0.0, or the
-    # coincurve-cp314-fix fork writing the same package), so it is installed --no-deps.
-    "pyln": (
-        "",
-        "pip install --no-deps pyln-client pyln-proto pyln-bolt7 base58 bitstring pysocks",
-    ),
 }
 
 

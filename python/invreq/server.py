@@ -18,13 +18,14 @@ import os
 import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
 from invreq import httpguard, lograte, rest, rpc
 from invreq.auth import RuneAuthority
 from invreq.blindpaths import PathMaker, load_or_create_path_secret
+from invreq.changes import ChangeFeed, NotifyingStore
 from invreq.config import Config
 from invreq.errors import StartupError, StoppedDuringStartup, listen_error
 from invreq.metrics import Metrics, metrics_site
@@ -33,6 +34,7 @@ from invreq.service import Service
 from invreq.signers.base import Approver, Signer
 from invreq.store.base import PaymentLimits, Store
 from invreq.unixsock import MAX_UNIX_CONNECTIONS, unix_door
+from invreq.web import page
 
 __all__ = [
     "CONFIG_KEY",
@@ -72,6 +74,7 @@ AUTH_KEY = web.AppKey("auth", RuneAuthority)
 DISPATCHER_KEY = web.AppKey("dispatcher", rpc.Dispatcher)
 #: The LNURL-withdraw door's links (invreq.lnurl), with --lnurl.
 LNURL_KEY: web.AppKey[Any] = web.AppKey("lnurl")
+FEED_KEY = web.AppKey("feed", ChangeFeed)
 
 #: Seconds shutdown waits for HTTP requests in flight (a person confirming on a hardware
 #: signer included); aiohttp's default, 60, is beyond what a service manager allows.
@@ -104,7 +107,10 @@ async def _store(app: web.Application) -> AsyncIterator[None]:
     metrics = app[METRICS_KEY]
     if metrics is not None:
         store.on_commit = metrics.observe_commit
-    app[STORE_KEY] = store
+    # Changes wake the payee pages' streams and `wait` at once (invreq.changes).
+    feed = ChangeFeed()
+    app[FEED_KEY] = feed
+    app[STORE_KEY] = cast(Store, NotifyingStore(store, feed))
     try:
         yield
     finally:
@@ -206,9 +212,25 @@ async def _commands(app: web.Application) -> AsyncIterator[None]:
     )
     service.paths = app[PATHS_KEY]
     service.lnurl = app[LNURL_KEY]
+    base = config.page_base
+    if base is not None:
+        service.page_url = lambda invreq_id: base + page.page_path(invreq_id)
     app[SERVICE_KEY] = service
     app[DISPATCHER_KEY] = rpc.build_dispatcher(service, metrics, app[AUTH_KEY], app[RECEIVER_KEY])
     yield
+
+
+async def _pages(app: web.Application) -> AsyncIterator[None]:
+    """The payee pages: their static files, read once here (off the event loop)."""
+    static = await asyncio.to_thread(page.load_static)
+    app[page.PAGES_KEY] = page.Pages(app[STORE_KEY], app[FEED_KEY], static)
+    yield
+
+
+async def _stop_streams(app: web.Application) -> None:
+    # on_shutdown runs before aiohttp waits for handlers: event streams end now.
+    if page.PAGES_KEY in app:
+        app[page.PAGES_KEY].stopping.set()
 
 
 async def _unix(app: web.Application) -> AsyncIterator[None]:
@@ -257,7 +279,8 @@ def create_app(
     app[LISTENERS_KEY] = listeners
     app[METRICS_KEY] = metrics
     app[rest.BODY_READERS] = set()
-    app.cleanup_ctx.extend([_store, _signer, _approver, _auth, _payments, _commands])
+    app.cleanup_ctx.extend([_store, _signer, _approver, _auth, _payments, _commands, _pages])
+    app.on_shutdown.append(_stop_streams)
     if unix_socket:
         app.cleanup_ctx.append(_unix)
     if metrics is not None:
@@ -269,6 +292,7 @@ def create_app(
         from invreq import lnurldoor
 
         app.router.add_routes(lnurldoor.routes(STORE_KEY, RECEIVER_KEY, app[LNURL_KEY]))
+    app.router.add_routes(page.routes())
     return app
 
 
@@ -378,6 +402,8 @@ async def serve(
             raise listen_error("--http-port", f"{config.http_host}:{config.http_port}", e) from None
         sites.append(site)
         log.info("listening on %s://%s:%d/rpc", scheme, config.http_host, config.http_port)
+        # Where payees' pages are (each request's JSON has its page_url).
+        log.info("payee pages at %s%s", config.page_base, page.page_path("<invreq_id>"))
     if on_sighup is not None:
         loop.add_signal_handler(signal.SIGHUP, on_sighup)
     if listeners is None:  # with workers, the parent says it once

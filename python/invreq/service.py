@@ -43,6 +43,8 @@ class Service:
     paths: PathMaker | None = None
     #: With --lnurl: single-use requests also carry an LNURL-withdraw link (invreq.lnurl).
     lnurl: Links | None = None
+    #: With HTTP on: the payee page's address of a request (``page_url`` in the replies).
+    page_url: Callable[[str], str] | None = None
 
     async def invoicerequest(
         self,
@@ -104,13 +106,20 @@ class Service:
             lnurl_k1=self.lnurl.new_k1() if self.lnurl is not None and single_use else None,
         )
         await self.store.insert(record)
-        return views.record_json(record, unsigned=signed.bolt12_unsigned, links=self._links(record))
+        return self._with_page(
+            views.record_json(record, unsigned=signed.bolt12_unsigned, links=self._links(record))
+        )
 
     def _links(self, record: Record) -> dict[str, str] | None:
         """The request's LNURL (both forms) while this service serves that door."""
         if self.lnurl is None or record.lnurl_k1 is None:
             return None
         return self.lnurl.links_json(record.lnurl_k1)
+
+    def _with_page(self, out: dict[str, Any]) -> dict[str, Any]:
+        if self.page_url is not None:
+            out["page_url"] = self.page_url(out["invreq_id"])
+        return out
 
     async def _approve(self, text: str, invreq_id: str) -> dict[str, Any]:
         """The approver's evidence, accepted only if it is a signature over exactly
@@ -151,7 +160,7 @@ class Service:
         # One page at most, even without `limit` (see invreq.paging).
         return {
             "invoicerequests": paging.page(
-                views.listed_json(r, links=self._links(r)) for r in records
+                self._with_page(views.listed_json(r, links=self._links(r))) for r in records
             )
         }
 
@@ -162,7 +171,7 @@ class Service:
         CLN's (its schema allows no other field). Each of them is stamped
         ``request_disabled_at`` in the same transaction."""
         record, pending = await self.store.disable_noting_payments(invreq_id, int(self.clock()))
-        out = views.record_json(record, links=self._links(record))
+        out = views.record_json(record)
         if pending:
             out["payments_in_flight"] = [p.payment_id for p in pending]
         return out

@@ -24,7 +24,7 @@ use secp256k1::{All, PublicKey, Scalar, Secp256k1, SecretKey};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Result, SemanticError};
-use crate::invoice_request::{invalid, read_point, semantic, Check, Cursor};
+use crate::read::{invalid, read_point, semantic, Check, Cursor};
 use crate::tlv;
 
 pub(crate) fn secp() -> &'static Secp256k1<All> {
@@ -38,22 +38,34 @@ pub(crate) fn secp() -> &'static Secp256k1<All> {
 /// short channel id and which end of it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IntroductionNode {
+    /// The node's compressed public key.
     NodeId([u8; 33]),
-    Sciddir { direction: u8, scid: u64 },
+    /// One end of a channel (`sciddir`): the path enters at the node on that end.
+    Sciddir {
+        /// 0 or 1: which end of the channel (BOLT 7's `node_id_1` or `node_id_2`).
+        direction: u8,
+        /// The short channel id as a u64 (block << 40 | tx << 16 | output).
+        scid: u64,
+    },
 }
 
 /// One hop of a blinded path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlindedHop {
+    /// The hop's node id, blinded: who the onion layer is encrypted to.
     pub blinded_node_id: [u8; 33],
+    /// The hop's `encrypted_data_tlv`, readable only by that node (see [`receive`]).
     pub encrypted_recipient_data: Vec<u8>,
 }
 
 /// A `blinded_path` (BOLT 4 "Route Blinding").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlindedPath {
+    /// Where the path starts, in the clear: the introduction node.
     pub first_node: IntroductionNode,
+    /// `E_0`, the path key the introduction node derives its shared secret from.
     pub first_path_key: [u8; 33],
+    /// The hops, introduction node first; never empty.
     pub hops: Vec<BlindedHop>,
 }
 
@@ -150,13 +162,21 @@ pub fn encode_paths(paths: &[BlindedPath]) -> Result<Vec<u8>> {
 
 /// TLV types of `encrypted_data_tlv` (BOLT 4).
 pub mod types {
+    /// `padding`: filler that makes hops of a path the same size.
     pub const PADDING: u64 = 1;
+    /// `short_channel_id`: the channel to the next hop (payment paths).
     pub const SHORT_CHANNEL_ID: u64 = 2;
+    /// `next_node_id`: the node the message goes on to.
     pub const NEXT_NODE_ID: u64 = 4;
+    /// `path_id`: the final hop's proof that the path is the recipient's own.
     pub const PATH_ID: u64 = 6;
+    /// `next_path_key_override`: the path key of a path joined at this hop.
     pub const NEXT_PATH_KEY_OVERRIDE: u64 = 8;
+    /// `payment_relay`: fees and CLTV delta (payment paths only).
     pub const PAYMENT_RELAY: u64 = 10;
+    /// `payment_constraints`: expiry and minimum amount (payment paths only).
     pub const PAYMENT_CONSTRAINTS: u64 = 12;
+    /// `allowed_features`: features the hop allows (payment paths only).
     pub const ALLOWED_FEATURES: u64 = 14;
 }
 
@@ -165,13 +185,21 @@ pub mod types {
 /// message paths must not carry them, and nothing here forwards payments.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EncryptedData {
+    /// `padding`, as read (its bytes are not checked: only its length matters).
     pub padding: Option<Vec<u8>>,
+    /// `short_channel_id` of the next hop.
     pub short_channel_id: Option<u64>,
+    /// `next_node_id`: where the message goes on to.
     pub next_node_id: Option<[u8; 33]>,
+    /// `path_id`: set on the final hop of our own paths.
     pub path_id: Option<Vec<u8>>,
+    /// `next_path_key_override`: the next path key, when the path is joined to another.
     pub next_path_key_override: Option<[u8; 33]>,
+    /// `payment_relay`, raw.
     pub payment_relay: Option<Vec<u8>>,
+    /// `payment_constraints`, raw.
     pub payment_constraints: Option<Vec<u8>>,
+    /// `allowed_features`, raw.
     pub allowed_features: Option<Vec<u8>>,
     /// Unknown odd records, in stream order.
     pub unknown: Vec<(u64, Vec<u8>)>,
@@ -450,6 +478,7 @@ pub struct ReceivedHop {
     pub blinded_node_secret: [u8; 32],
     /// The decrypted `encrypted_data_tlv`, byte for byte.
     pub plaintext: Vec<u8>,
+    /// The plaintext's records, read.
     pub data: EncryptedData,
     /// `next_path_key_override` if the data has one, else `SHA256(E_i || ss_i) * E_i`.
     pub next_path_key: [u8; 33],

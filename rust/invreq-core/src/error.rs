@@ -15,7 +15,12 @@ pub enum Error {
     /// A signature that does not verify against the key it must come from.
     Signature(SignatureError),
     /// A value handed to a builder that cannot be encoded.
-    InvalidField { field: &'static str, reason: String },
+    InvalidField {
+        /// The builder's parameter, as the caller named it.
+        field: &'static str,
+        /// What is wrong with it, in a few words.
+        reason: String,
+    },
 }
 
 /// Input refused by a reader.
@@ -33,17 +38,28 @@ pub enum DecodeError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StringError {
     /// A `+` not standing between two data characters, or two `+` in a row.
-    MisplacedPlus { position: usize },
+    MisplacedPlus {
+        /// Where the `+` stands, in characters from the start.
+        position: usize,
+    },
     /// Upper and lower case mixed.
     MixedCase,
     /// No `1` separating the human-readable part from the data.
     MissingSeparator,
     /// A character outside the bech32 alphabet (or not ASCII).
-    InvalidCharacter { character: char },
+    InvalidCharacter {
+        /// The character refused.
+        character: char,
+    },
     /// The human-readable part is empty or malformed.
     InvalidHrp,
     /// The human-readable part is not the one expected (e.g. `lno` where `lnr` is needed).
-    WrongHrp { expected: &'static str, found: String },
+    WrongHrp {
+        /// The prefix the caller asked for.
+        expected: &'static str,
+        /// The prefix the string has.
+        found: String,
+    },
     /// More than 4 bits left over after the last whole byte.
     TooMuchPadding,
     /// Left-over bits that are not zero.
@@ -56,13 +72,24 @@ pub enum TlvError {
     /// The stream ends inside a record's type.
     TruncatedType,
     /// The stream ends inside the length of record `typ`.
-    TruncatedLength { typ: u64 },
+    TruncatedLength {
+        /// The record's type.
+        typ: u64,
+    },
     /// The value of record `typ` is longer than the rest of the stream.
-    TruncatedValue { typ: u64 },
+    TruncatedValue {
+        /// The record's type.
+        typ: u64,
+    },
     /// A BigSize (type or length) not in its shortest form.
     NonMinimalBigSize,
     /// Types must strictly increase.
-    NotAscending { previous: u64, typ: u64 },
+    NotAscending {
+        /// The type of the record before.
+        previous: u64,
+        /// The type that does not follow it.
+        typ: u64,
+    },
 }
 
 /// A reader rule of BOLT 12 is broken.
@@ -77,13 +104,33 @@ pub enum SemanticError {
     /// A required field is absent.
     Missing(&'static str),
     /// A field that must not be present in this kind of invoice_request.
-    Unexpected { field: &'static str, why: &'static str },
+    Unexpected {
+        /// The field's BOLT 12 name.
+        field: &'static str,
+        /// Why this kind of message may not carry it.
+        why: &'static str,
+    },
     /// A field whose value cannot be read.
-    InvalidField { field: &'static str, reason: &'static str },
+    InvalidField {
+        /// The field's BOLT 12 name.
+        field: &'static str,
+        /// The rule its value breaks.
+        reason: &'static str,
+    },
     /// A feature bit we do not know is set in an even (compulsory) position.
-    UnknownEvenFeature { field: &'static str, bit: usize },
+    UnknownEvenFeature {
+        /// The features field (`invreq_features`, `offer_features`, `invoice_features`).
+        field: &'static str,
+        /// The bit's number, counted from the least significant bit of the last byte.
+        bit: usize,
+    },
     /// An invoice needs exactly one `invoice_blindedpay` entry per `invoice_paths` path.
-    BlindedPayCount { entries: usize, paths: usize },
+    BlindedPayCount {
+        /// How many `invoice_blindedpay` entries the invoice has.
+        entries: usize,
+        /// How many `invoice_paths` paths it has.
+        paths: usize,
+    },
 }
 
 /// Signature failures.
@@ -95,6 +142,7 @@ pub enum SignatureError {
     Malformed,
 }
 
+/// The result of every fallible function of the byte layer.
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl From<DecodeError> for Error {

@@ -15,9 +15,10 @@ use std::ops::RangeInclusive;
 use secp256k1::{PublicKey, XOnlyPublicKey};
 use sha2::{Digest, Sha256};
 
+use crate::blinding::{read_paths, BlindedHop, BlindedPath, IntroductionNode};
 use crate::error::{Result, SemanticError, SignatureError};
-use crate::invoice_request::{self as ir, invalid, semantic, BlindedPath, Check, Fields};
-use crate::invoice_request::{BlindedHop, IntroductionNode};
+use crate::invoice_request::{self as ir, Fields};
+use crate::read::{invalid, read_point, semantic, Check, Cursor};
 use crate::{merkle, string, tlv};
 
 pub use crate::blinding::encode_paths;
@@ -27,15 +28,25 @@ pub const HRP: &str = "lni";
 
 /// TLV types an invoice adds to the records of its invoice_request.
 pub mod types {
+    /// `invoice_paths`: blinded paths to the payee, to pay through.
     pub const INVOICE_PATHS: u64 = 160;
+    /// `invoice_blindedpay`: what paying through each path costs.
     pub const INVOICE_BLINDEDPAY: u64 = 162;
+    /// `invoice_created_at`: seconds since 1970-01-01 UTC.
     pub const INVOICE_CREATED_AT: u64 = 164;
+    /// `invoice_relative_expiry`: seconds after `invoice_created_at` (default 7200).
     pub const INVOICE_RELATIVE_EXPIRY: u64 = 166;
+    /// `invoice_payment_hash`: SHA-256 of the preimage the payment reveals.
     pub const INVOICE_PAYMENT_HASH: u64 = 168;
+    /// `invoice_amount`: msat, equal to `invreq_amount` when the request has one.
     pub const INVOICE_AMOUNT: u64 = 170;
+    /// `invoice_fallbacks`: on-chain addresses, not interpreted here.
     pub const INVOICE_FALLBACKS: u64 = 172;
+    /// `invoice_features`.
     pub const INVOICE_FEATURES: u64 = 174;
+    /// `invoice_node_id`: the key the invoice is signed by.
     pub const INVOICE_NODE_ID: u64 = 176;
+    /// `signature`: BIP-340, over the merkle root of every other record.
     pub const SIGNATURE: u64 = 240;
 
     /// Every invoice-range type this module knows, ascending.
@@ -70,11 +81,17 @@ const PAYINFO_FIXED: usize = 28;
 /// Aggregated fees and limits of one blinded path (`blinded_payinfo`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BlindedPayInfo {
+    /// Fee in msat the whole path charges per payment.
     pub fee_base_msat: u32,
+    /// Fee the whole path charges per million msat paid.
     pub fee_proportional_millionths: u32,
+    /// Blocks of CLTV delta the whole path adds.
     pub cltv_expiry_delta: u16,
+    /// The smallest HTLC the path carries, in msat.
     pub htlc_minimum_msat: u64,
+    /// The largest HTLC the path carries, in msat.
     pub htlc_maximum_msat: u64,
+    /// The path's features (no even bit may be set: see [`BlindedPayInfo::usable`]).
     pub features: Vec<u8>,
 }
 
@@ -94,22 +111,29 @@ fn has_even_bit(features: &[u8]) -> bool {
 pub struct Invoice {
     /// The records copied from the invoice_request (offer fields included), read by its rules.
     pub request: Fields,
+    /// `invoice_paths`: where to pay; never empty.
     pub paths: Vec<BlindedPath>,
     /// One entry per path, in the order of `paths`.
     pub blindedpay: Vec<BlindedPayInfo>,
+    /// `invoice_created_at`, seconds since 1970-01-01 UTC.
     pub created_at: u64,
     /// As written; [`Invoice::expires_at`] applies the default.
     pub relative_expiry: Option<u32>,
+    /// `invoice_payment_hash`.
     pub payment_hash: [u8; 32],
+    /// `invoice_amount`, in msat.
     pub amount_msat: u64,
     /// `invoice_fallbacks` as written (a list of `fallback_address`), not interpreted.
     pub fallbacks: Option<Vec<u8>>,
+    /// `invoice_features`, as written.
     pub features: Option<Vec<u8>>,
+    /// `invoice_node_id`: the key that signed the invoice.
     pub node_id: [u8; 33],
     /// Unknown odd records that are not copied from the request: of the invoice range
     /// 160..=239 and of no range at all (e.g. LDK's experimental 3_000_000_000..), byte for
     /// byte, in stream order.
     pub unknown: Vec<(u64, Vec<u8>)>,
+    /// The BIP-340 signature by `node_id`.
     pub signature: [u8; 64],
     /// The whole signed TLV stream.
     pub bytes: Vec<u8>,
@@ -146,7 +170,7 @@ fn be(b: &[u8]) -> u64 {
 
 /// Reads the `blinded_payinfo` list of `invoice_blindedpay` (possibly empty).
 fn read_blindedpay(b: &[u8]) -> Result<Vec<BlindedPayInfo>> {
-    let mut c = ir::Cursor { b, field: "invoice_blindedpay" };
+    let mut c = Cursor { b, field: "invoice_blindedpay" };
     let mut out = Vec::new();
     while !c.b.is_empty() {
         let f = c.take(PAYINFO_FIXED)?;
@@ -213,7 +237,7 @@ pub fn parse_with(stream: &[u8], check: Check) -> Result<Invoice> {
             id.update(rec.raw);
         }
         match t {
-            INVOICE_PATHS => r.paths = Some(ir::read_paths("invoice_paths", v, check)?),
+            INVOICE_PATHS => r.paths = Some(read_paths("invoice_paths", v, check)?),
             INVOICE_BLINDEDPAY => r.blindedpay = Some(read_blindedpay(v)?),
             INVOICE_CREATED_AT => r.created_at = Some(tlv::read_tu64("invoice_created_at", v)?),
             INVOICE_RELATIVE_EXPIRY => {
@@ -231,7 +255,7 @@ pub fn parse_with(stream: &[u8], check: Check) -> Result<Invoice> {
             }
             // The curve check, when asked for, comes with the x-only key below: one parse.
             INVOICE_NODE_ID => {
-                r.node_id = Some(ir::read_point("invoice_node_id", v, Check::StructureOnly)?)
+                r.node_id = Some(read_point("invoice_node_id", v, Check::StructureOnly)?)
             }
             SIGNATURE => r.signature = Some(v),
             _ if ir::read_field(&mut request, t, v, check)? => {}
@@ -342,12 +366,17 @@ pub struct InvoiceBuilder<'a> {
     pub paths: &'a [u8],
     /// The `blinded_payinfo` written for every path.
     pub payinfo: &'a BlindedPayInfo,
+    /// `invoice_created_at`, seconds since 1970-01-01 UTC.
     pub created_at: u64,
+    /// `invoice_relative_expiry`; `None` writes none (the default, 7200 s, applies).
     pub relative_expiry: Option<u32>,
+    /// `invoice_payment_hash`: 32 bytes.
     pub payment_hash: &'a [u8],
     /// Must equal `invreq_amount` when the request has one.
     pub amount_msat: u64,
+    /// `invoice_node_id`: the compressed key that will sign.
     pub node_id: &'a [u8],
+    /// `invoice_features`; `None` writes none.
     pub features: Option<&'a [u8]>,
     /// Extra odd records of the invoice range 160..=239.
     pub unknown: &'a [(u64, Vec<u8>)],
@@ -381,7 +410,7 @@ impl InvoiceBuilder<'_> {
             .ok_or_else(|| invalid("node_id", "not a compressed secp256k1 point"))?
             .x_only_public_key()
             .0;
-        let paths = ir::read_paths("paths", self.paths, Check::Full)
+        let paths = read_paths("paths", self.paths, Check::Full)
             .map_err(|e| invalid("paths", e.to_string()))?;
         if let Some(f) = self.features {
             ir::check_features_except("invoice_features", f, &KNOWN_EVEN_FEATURES)
@@ -473,6 +502,7 @@ impl UnsignedInvoice {
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
     }
+    /// The merkle root of the unsigned records (BOLT 12 "Signature Calculation").
     pub fn merkle_root(&self) -> [u8; 32] {
         self.merkle_root
     }

@@ -10,37 +10,57 @@ use std::sync::OnceLock;
 use secp256k1::{schnorr, Message, PublicKey, Secp256k1, VerifyOnly, XOnlyPublicKey};
 use sha2::{Digest, Sha256};
 
-use crate::error::{Error, Result, SemanticError, SignatureError};
+use crate::blinding::{read_paths, BlindedPath};
+use crate::error::{Result, SemanticError, SignatureError};
+use crate::read::{invalid, read_point, semantic, Check, Cursor};
 use crate::{merkle, string, tlv};
-
-pub(crate) use crate::blinding::read_paths;
-pub use crate::blinding::{BlindedHop, BlindedPath, IntroductionNode};
 
 /// The human-readable part of an invoice_request string.
 pub const HRP: &str = "lnr";
 
 /// TLV types of the `invoice_request` stream.
 pub mod types {
+    /// `invreq_metadata`: the payer's random bytes, first so they salt every merkle leaf.
     pub const INVREQ_METADATA: u64 = 0;
+    /// `offer_chains`: the chains an offer may be paid on.
     pub const OFFER_CHAINS: u64 = 2;
+    /// `offer_metadata`: the offer writer's own bytes.
     pub const OFFER_METADATA: u64 = 4;
+    /// `offer_currency`: ISO 4217 code when `offer_amount` is not in msat.
     pub const OFFER_CURRENCY: u64 = 6;
+    /// `offer_amount`: in msat, or in `offer_currency`'s minor unit.
     pub const OFFER_AMOUNT: u64 = 8;
+    /// `offer_description`: what the money is for (the request's description too).
     pub const OFFER_DESCRIPTION: u64 = 10;
+    /// `offer_features`.
     pub const OFFER_FEATURES: u64 = 12;
+    /// `offer_absolute_expiry`: seconds since 1970-01-01 UTC.
     pub const OFFER_ABSOLUTE_EXPIRY: u64 = 14;
+    /// `offer_paths`: blinded paths to the offer's writer.
     pub const OFFER_PATHS: u64 = 16;
+    /// `offer_issuer`: who is asking, as text.
     pub const OFFER_ISSUER: u64 = 18;
+    /// `offer_quantity_max`: how many items one request may ask for (0: any).
     pub const OFFER_QUANTITY_MAX: u64 = 20;
+    /// `offer_issuer_id`: the key the offer's invoices are signed by.
     pub const OFFER_ISSUER_ID: u64 = 22;
+    /// `invreq_chain`: absent for bitcoin.
     pub const INVREQ_CHAIN: u64 = 80;
+    /// `invreq_amount`: in msat.
     pub const INVREQ_AMOUNT: u64 = 82;
+    /// `invreq_features`.
     pub const INVREQ_FEATURES: u64 = 84;
+    /// `invreq_quantity`: items asked for, when the offer has `offer_quantity_max`.
     pub const INVREQ_QUANTITY: u64 = 86;
+    /// `invreq_payer_id`: the key that signs the request (our payer key).
     pub const INVREQ_PAYER_ID: u64 = 88;
+    /// `invreq_payer_note`: a note from the payer, as text.
     pub const INVREQ_PAYER_NOTE: u64 = 89;
+    /// `invreq_paths`: blinded paths an invoice answering the request is sent over.
     pub const INVREQ_PATHS: u64 = 90;
+    /// `invreq_bip_353_name`: the payer's human-readable name (BIP 353).
     pub const INVREQ_BIP_353_NAME: u64 = 91;
+    /// `signature`: BIP-340, by `invreq_payer_id`, over the merkle root.
     pub const SIGNATURE: u64 = 240;
 
     /// Every type this module knows, ascending.
@@ -96,25 +116,45 @@ fn secp() -> &'static Secp256k1<VerifyOnly> {
 /// Every field of an invoice_request, as read (all optional at this level).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Fields {
+    /// `invreq_metadata` (required in a request).
     pub metadata: Option<Vec<u8>>,
+    /// `offer_chains`: 32-byte chain hashes, wire order.
     pub offer_chains: Option<Vec<[u8; 32]>>,
+    /// `offer_metadata`.
     pub offer_metadata: Option<Vec<u8>>,
+    /// `offer_currency`.
     pub offer_currency: Option<String>,
+    /// `offer_amount` (msat when there is no `offer_currency`).
     pub offer_amount: Option<u64>,
+    /// `offer_description`.
     pub description: Option<String>,
+    /// `offer_features`.
     pub offer_features: Option<Vec<u8>>,
+    /// `offer_absolute_expiry`, seconds since 1970-01-01 UTC.
     pub absolute_expiry: Option<u64>,
+    /// `offer_paths`.
     pub offer_paths: Option<Vec<BlindedPath>>,
+    /// `offer_issuer`.
     pub issuer: Option<String>,
+    /// `offer_quantity_max`.
     pub offer_quantity_max: Option<u64>,
+    /// `offer_issuer_id`.
     pub offer_issuer_id: Option<[u8; 33]>,
+    /// `invreq_chain` (absent: bitcoin).
     pub chain: Option<[u8; 32]>,
+    /// `invreq_amount`, in msat.
     pub amount_msat: Option<u64>,
+    /// `invreq_features`.
     pub features: Option<Vec<u8>>,
+    /// `invreq_quantity`.
     pub quantity: Option<u64>,
+    /// `invreq_payer_id` (required in a request).
     pub payer_id: Option<[u8; 33]>,
+    /// `invreq_payer_note`.
     pub payer_note: Option<String>,
+    /// `invreq_paths`.
     pub paths: Option<Vec<BlindedPath>>,
+    /// `invreq_bip_353_name`: (name, domain).
     pub bip353_name: Option<(String, String)>,
     /// Unknown odd records, byte for byte, in stream order.
     pub unknown: Vec<(u64, Vec<u8>)>,
@@ -131,12 +171,15 @@ impl Fields {
 /// A valid invoice_request: from [`UnsignedInvoiceRequest::with_signature`] or [`decode`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvoiceRequest {
+    /// Every field, as read or built.
     pub fields: Fields,
     /// `None` only for a request that answers no offer and was written without one (BOLT 12's
     /// writer rule for that case, what LDK reads); every request invreq makes has one.
     pub signature: Option<[u8; 64]>,
     /// The whole TLV stream, as read or built.
     pub bytes: Vec<u8>,
+    /// SHA-256 of the records in the invoice_request ranges, as CLN computes it: an invoice
+    /// answering this request copies those records, so it leads back to the request.
     pub invreq_id: [u8; 32],
 }
 
@@ -178,16 +221,24 @@ fn without_signatures(stream: &[u8]) -> Vec<u8> {
 /// The fields a writer sets (REFERENCE §1); references, so building copies nothing twice.
 #[derive(Debug, Clone, Copy)]
 pub struct Builder<'a> {
+    /// `invreq_metadata`: fresh random bytes per request (not empty).
     pub metadata: &'a [u8],
+    /// `offer_description`.
     pub description: &'a str,
+    /// `invreq_amount`, in msat: positive, at most [`MAX_AMOUNT_MSAT`].
     pub amount_msat: u64,
+    /// `invreq_payer_id`: the compressed key that will sign.
     pub payer_id: &'a [u8],
+    /// `offer_absolute_expiry`; `None` writes none.
     pub absolute_expiry: Option<u64>,
+    /// `offer_issuer`; `None` writes none.
     pub issuer: Option<&'a str>,
+    /// `invreq_chain`: 32 bytes, or `None` for bitcoin (BOLT 12: omit it for bitcoin).
     pub chain: Option<&'a [u8]>,
     /// `invreq_paths`: blinded paths to the node that receives invoices for us (empty: none).
     /// Inside the signed records, so `invreq_id` and the signature cover them.
     pub paths: &'a [BlindedPath],
+    /// Extra odd records of the invoice_request ranges, not known fields, each type once.
     pub unknown: &'a [(u64, Vec<u8>)],
 }
 
@@ -203,11 +254,6 @@ pub struct UnsignedInvoiceRequest {
     /// Where the signature record goes: before the first experimental record, since types
     /// must ascend and experimental types (1e9..) are above the signature's 240.
     signature_at: usize,
-}
-
-/// A builder value that cannot be encoded.
-pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Error {
-    Error::InvalidField { field, reason: reason.into() }
 }
 
 /// Parses a compressed point into the x-only key BIP-340 verifies with.
@@ -342,6 +388,7 @@ impl UnsignedInvoiceRequest {
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
     }
+    /// The merkle root of the unsigned records (BOLT 12 "Signature Calculation").
     pub fn merkle_root(&self) -> [u8; 32] {
         self.merkle_root
     }
@@ -349,9 +396,11 @@ impl UnsignedInvoiceRequest {
     pub fn digest(&self) -> [u8; 32] {
         self.digest
     }
+    /// The request's `invreq_id`, the same signed or not.
     pub fn invreq_id(&self) -> [u8; 32] {
         self.invreq_id
     }
+    /// The fields as built.
     pub fn fields(&self) -> &Fields {
         &self.fields
     }
@@ -399,34 +448,6 @@ pub fn verify_signature(digest: &[u8], signature: &[u8], point: &[u8]) -> Result
 
 // ---- reading ----------------------------------------------------------------------------
 
-/// How much of the curve arithmetic a read performs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Check {
-    /// Everything: points lie on the curve and the signature verifies.
-    Full,
-    /// Structure only: every framing, range, presence and value rule, but points are only
-    /// checked for form (33 bytes, prefix 02/03) and the signature is not verified. For
-    /// callers that verify separately, and for measuring the parser alone.
-    StructureOnly,
-}
-
-/// A field whose value a reader cannot accept.
-pub(crate) fn semantic(field: &'static str, reason: &'static str) -> Error {
-    SemanticError::InvalidField { field, reason }.into()
-}
-
-/// Reads a compressed point; on the curve too under [`Check::Full`].
-pub(crate) fn read_point(field: &'static str, b: &[u8], check: Check) -> Result<[u8; 33]> {
-    let p: [u8; 33] = b.try_into().map_err(|_| semantic(field, "not 33 bytes"))?;
-    if p[0] != 2 && p[0] != 3 {
-        return Err(semantic(field, "not a compressed point"));
-    }
-    if check == Check::Full && PublicKey::from_slice(&p).is_err() {
-        return Err(semantic(field, "not a point on the curve"));
-    }
-    Ok(p)
-}
-
 fn read_utf8(field: &'static str, b: &[u8]) -> Result<String> {
     String::from_utf8(b.to_vec()).map_err(|_| semantic(field, "invalid utf-8"))
 }
@@ -452,23 +473,6 @@ pub(crate) fn check_features_except(
         }
     }
     Ok(())
-}
-
-/// Reads fixed-size pieces off the front of a value; running short is an error of `field`.
-pub(crate) struct Cursor<'a> {
-    pub(crate) b: &'a [u8],
-    pub(crate) field: &'static str,
-}
-
-impl<'a> Cursor<'a> {
-    pub(crate) fn take(&mut self, n: usize) -> Result<&'a [u8]> {
-        if self.b.len() < n {
-            return Err(semantic(self.field, "truncated"));
-        }
-        let (h, t) = self.b.split_at(n);
-        self.b = t;
-        Ok(h)
-    }
 }
 
 fn read_bip353(b: &[u8]) -> Result<(String, String)> {

@@ -12,8 +12,11 @@
 //! - [`invoice`]: reading an `invoice` (`lni1...`), and building one for tests.
 //! - [`offer`]: reading an offer (`lno1...`), for `decode`.
 //! - [`chain`]: chain hashes of the networks we serve.
+//! - [`read`]: the reader kit the messages share ([`read::Check`], points, a cursor).
 //! - [`properties`]: the round-trip properties the fuzzers and the corpus replay check.
 //! - [`error`]: the typed errors of all of the above.
+
+#![warn(missing_docs)]
 
 pub mod blinding;
 pub mod chain;
@@ -24,6 +27,7 @@ pub mod merkle;
 pub mod offer;
 pub mod onion_message;
 pub mod properties;
+pub mod read;
 pub mod string;
 pub mod tlv;
 

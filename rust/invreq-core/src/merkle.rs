@@ -19,6 +19,7 @@ pub const SIGNATURE_TYPES: std::ops::RangeInclusive<u64> = 240..=1000;
 pub struct TaggedHasher(Sha256);
 
 impl TaggedHasher {
+    /// A hasher for `tag`: SHA256(tag) written twice (BIP-340's tagged hash prefix).
     pub fn new(tag: &[u8]) -> Self {
         let t = Sha256::digest(tag);
         let mut h = Sha256::new();

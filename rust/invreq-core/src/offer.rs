@@ -6,7 +6,8 @@ use std::ops::RangeInclusive;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Result, SemanticError};
-use crate::invoice_request::{self as ir, Check, Fields};
+use crate::invoice_request::{self as ir, Fields};
+use crate::read::Check;
 use crate::{string, tlv};
 
 /// The human-readable part of an offer string.
@@ -20,6 +21,7 @@ pub const EXPERIMENTAL_OFFER_TYPES: RangeInclusive<u64> = 1_000_000_000..=1_999_
 /// A valid offer. Its fields are the offer fields of [`Fields`] (the others stay `None`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Offer {
+    /// The offer's fields, read by the same rules as an invoice_request's copy of them.
     pub fields: Fields,
     /// The whole TLV stream.
     pub bytes: Vec<u8>,

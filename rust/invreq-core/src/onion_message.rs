@@ -24,7 +24,7 @@ use crate::blinding::{
     self, public_key, secret_key, BlindedPath, EncryptedData, IntroductionNode, ReceivedHop,
 };
 use crate::error::Result;
-use crate::invoice_request::{invalid, semantic};
+use crate::read::{invalid, semantic};
 use crate::tlv;
 
 /// The type of the `onion_message` peer message.
@@ -32,17 +32,24 @@ pub const ONION_MESSAGE_TYPE: u16 = 513;
 
 /// `onionmsg_tlv` types (BOLT 4).
 pub mod types {
+    /// `reply_path`: the blinded path an answer goes back over.
     pub const REPLY_PATH: u64 = 2;
+    /// `encrypted_recipient_data`: the hop's data from the blinded path.
     pub const ENCRYPTED_RECIPIENT_DATA: u64 = 4;
+    /// `invoice_request` (BOLT 12): a request answering an offer.
     pub const INVOICE_REQUEST: u64 = 64;
+    /// `invoice` (BOLT 12): an invoice answering a request.
     pub const INVOICE: u64 = 66;
+    /// `invoice_error` (BOLT 12): why an invoice_request or invoice was refused.
     pub const INVOICE_ERROR: u64 = 68;
 }
 
 /// An `onion_message` peer message: the path key and the packet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OnionMessage {
+    /// The path key the receiving node derives its shared secret from (`E_i`).
     pub path_key: [u8; 33],
+    /// The `onion_message_packet`: version, public key, hop payloads, HMAC.
     pub packet: Vec<u8>,
 }
 
@@ -61,6 +68,7 @@ impl OnionMessage {
         Ok(OnionMessage { path_key, packet: b[37..].to_vec() })
     }
 
+    /// The message as sent to a peer: type 513, the path key, the packet's length and the packet.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(37 + self.packet.len());
         out.extend_from_slice(&ONION_MESSAGE_TYPE.to_be_bytes());
@@ -169,6 +177,7 @@ pub fn peel(node_secret: &[u8], path_key: &[u8], packet: &[u8]) -> Result<Peeled
 /// Bytes of hop payloads in an onion message packet: 1300, or 32768 when they do not fit
 /// (BOLT 4: "SHOULD set `onion_message_packet` `len` to 1366 or 32834").
 pub const SMALL_PAYLOADS: usize = 1300;
+/// Bytes of hop payloads in a packet whose payloads do not fit in [`SMALL_PAYLOADS`].
 pub const LARGE_PAYLOADS: usize = 32768;
 const HMAC_LEN: usize = 32;
 

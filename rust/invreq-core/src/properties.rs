@@ -29,7 +29,8 @@ pub fn tlv_stream(data: &[u8]) {
 /// its bytes exactly, and its string form reads back to the same request; its unsigned form
 /// (when it answers no offer) reads back to the same fields and `invreq_id`.
 pub fn invoice_request(data: &[u8]) {
-    use invoice_request::{decode, parse, Check};
+    use crate::read::Check;
+    use invoice_request::{decode, parse};
     for check in [Check::StructureOnly, Check::Full] {
         if let Ok(r) = parse(data, check) {
             assert_eq!(r.bytes, data);
@@ -48,7 +49,7 @@ pub fn invoice_request(data: &[u8]) {
 
 /// Bytes as an invoice stream and as text: the same properties for `lni` invoices.
 pub fn invoice(data: &[u8]) {
-    use invoice_request::Check;
+    use crate::read::Check;
     for check in [Check::StructureOnly, Check::Full] {
         if let Ok(inv) = invoice::parse_with(data, check) {
             assert_eq!(inv.bytes, data);
@@ -66,7 +67,7 @@ pub fn invoice(data: &[u8]) {
 /// reading never panics, what is read re-encodes byte for byte, and decrypting any hop read
 /// (with a fixed node secret) fails or succeeds quietly.
 pub fn blinded_path(data: &[u8]) {
-    use invoice_request::Check;
+    use crate::read::Check;
     for check in [Check::StructureOnly, Check::Full] {
         if let Ok(paths) = blinding::read_paths("paths", data, check) {
             assert_eq!(blinding::encode_paths(&paths).expect("read paths encode"), data);

@@ -9,7 +9,9 @@ use crate::error::{Result, SemanticError, TlvError};
 /// One record of a stream, borrowed from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Record<'a> {
+    /// The record's type.
     pub typ: u64,
+    /// The record's value, without type and length.
     pub value: &'a [u8],
     /// The whole record as it stands in the stream: type, length and value.
     pub raw: &'a [u8],

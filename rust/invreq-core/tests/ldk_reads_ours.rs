@@ -7,10 +7,12 @@
 
 mod ldk_common;
 
+use invreq_core::blinding::IntroductionNode;
 use invreq_core::blinding::PathSpec;
 use invreq_core::chain::{chain_hash, CHAINS};
 use invreq_core::invoice;
-use invreq_core::invoice_request::{self as ir, Builder, Check, IntroductionNode, MAX_AMOUNT_MSAT};
+use invreq_core::invoice_request::{self as ir, Builder, MAX_AMOUNT_MSAT};
+use invreq_core::read::Check;
 use ldk_common::{key, signed, CREATED_AT, NODE, PAYER};
 use lightning::blinded_path::IntroductionNode as LdkIntro;
 use lightning::offers::refund::Refund;

@@ -6,8 +6,9 @@ mod ldk_common;
 use std::time::Duration;
 
 use invreq_core::invoice;
-use invreq_core::invoice_request::{self as ir, Check, SignatureStatus};
+use invreq_core::invoice_request::{self as ir, SignatureStatus};
 use invreq_core::offer;
+use invreq_core::read::Check;
 use ldk_common::{key, FixedEntropy, NODE, PAYER};
 use lightning::bitcoin::Network;
 use lightning::ln::channelmanager::PaymentId;

@@ -188,7 +188,7 @@ fn paths_encode_as_the_reader_reads_them() {
         },
     ];
     let enc = encode_paths(&paths).unwrap();
-    assert_eq!(ir::read_paths("p", &enc, Check::Full).unwrap(), paths);
+    assert_eq!(read_paths("p", &enc, Check::Full).unwrap(), paths);
     let none = BlindedPath { hops: vec![], ..placeholder_path(a) };
     assert!(encode_paths(&[none]).is_err());
 }

@@ -1,6 +1,7 @@
 //! Unit tests of building and reading, against the spec vectors and the seed doc examples.
 
 use super::*;
+use crate::error::Error;
 use secp256k1::{Keypair, SecretKey};
 
 const SIGNATURE_TEST: &str = include_str!("../../../../tests/vectors/bolt12/signature-test.json");
