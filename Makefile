@@ -115,8 +115,14 @@ test: test-rust test-python test-fuzz
 test-rust:
 	cargo test --locked -p invreq-core
 
+# The suite's servers run on the default loop (uvloop where installed, invreq.loops); the
+# tests of the connection limits, the HTTP guard and the SQLite writer's links run once more
+# on asyncio's own loop, so every limit is proven on both.
+BOTH_LOOPS_TESTS := tests/test_limits.py tests/test_hostile.py tests/test_sqlite_writer.py
+
 test-python: $(BUILD_STAMP) $(TEST_DEPS)
 	$(PY) -m pytest $(PYTEST_ARGS)
+	INVREQ_EVENT_LOOP=asyncio $(PY) -m pytest $(PYTEST_ARGS) $(BOTH_LOOPS_TESTS)
 
 lint: $(BUILD_STAMP) $(DEV_DEPS)
 	cargo fmt --all --check

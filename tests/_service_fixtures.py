@@ -106,7 +106,9 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
     def _answers(self) -> bool:
-        if not self.socket_path.exists():
+        # The unix door opens before the HTTP site; the line that says the service is up
+        # comes once both are (a test connecting over HTTP must not race the site's start).
+        if not self.socket_path.exists() or f"invreq {self.network}: " not in self.output():
             return False
         try:
             self.rpc.call("getinfo")

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from _service_fixtures import Server
-from invreq import paging, rpc
+from invreq import loops, paging, rpc
 from invreq.errors import CODE_REPLY_BUDGET
 
 #: docs/limits.md's bound on what one client can add to the server's peak memory.
@@ -210,6 +210,17 @@ def start_with_fd_limit(tmp_path: Path, n: int) -> Server:
     return server.start()
 
 
+def closed_by_peer(s: socket.socket) -> bool:
+    """Whether the server has closed ``s`` (without waiting for it to)."""
+    s.setblocking(False)
+    try:
+        return s.recv(1) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
 def http_call(server: Server, rune: str, method: str, timeout: float = 30) -> Any:
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method}).encode()
     with socket.create_connection(("127.0.0.1", server.http_port), timeout=timeout) as s:
@@ -284,10 +295,16 @@ def test_accept_errors_at_the_fd_limit_are_a_few_lines_not_a_flood(tmp_path: Pat
         out = server.output()
         assert out.count("\n") < 60, out[-3000:]
         assert "Traceback" not in out
+        # The case this test is about did happen. asyncio's loop leaves the connections it
+        # cannot accept in the backlog and says so; uvloop's (libuv) accepts and closes
+        # them at once, with nothing to log.
+        if loops.resolve("auto") == "uvloop":  # the server's loop: same environment
+            assert any(closed_by_peer(s) for s in held)
+        else:
+            assert "cannot accept connections" in out
     finally:
         for s in held:
             s.close()
-    assert "cannot accept connections" in out  # the case this test is about did happen
     # Recovered once those clients are gone (the server notices each close on its own).
     deadline = time.monotonic() + 60
     while True:

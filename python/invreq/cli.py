@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import json
 import logging
@@ -119,6 +118,7 @@ def _serve(args: argparse.Namespace) -> int:
     level = {"warn": "WARNING"}.get(config.log_level, config.log_level.upper())
     from invreq.errors import StartupError
     from invreq.logsetup import setup_logging
+    from invreq.loops import run
     from invreq.server import serve
 
     try:
@@ -127,7 +127,7 @@ def _serve(args: argparse.Namespace) -> int:
             from invreq.workers import run_workers
 
             return run_workers(config, config.workers, reopen_log)
-        asyncio.run(serve(config, on_sighup=reopen_log))
+        run(serve(config, on_sighup=reopen_log), config.event_loop)
     except StartupError as e:
         print(f"invreq serve: {e}", file=sys.stderr)
         return 1

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from invreq.bolt12 import NETWORKS
+from invreq.loops import EVENT_LOOPS
+from invreq.loops import resolve as resolve_loop
 
 __all__ = [
     "APPROVERS",
@@ -172,6 +174,12 @@ class Config:
     workers: int = _option(
         1, "processes serving the same sockets (on SQLite, one more process writes for all)"
     )
+    event_loop: str = _option(
+        "auto",
+        "the event loop: uvloop or asyncio's own; auto: $INVREQ_EVENT_LOOP when set, "
+        "otherwise uvloop where it is installed",
+        EVENT_LOOPS,
+    )
     rpc_file: str = _option(
         SOCKET_NAME,
         "the JSON-RPC unix socket, as lightningd's rpc-file: a relative path is taken from "
@@ -309,6 +317,10 @@ class Config:
                 raise ConfigError(f"{flag}: {path!r} {problem}")
         if self.hwi_timeout <= 0:
             raise ConfigError(f"--hwi-timeout: {self.hwi_timeout} is not a positive number")
+        try:
+            resolve_loop(self.event_loop)
+        except ValueError as e:
+            raise ConfigError(f"--event-loop: {e}") from None
         if not self.rpc_file:
             raise ConfigError("--rpc-file: needs a file name or path")
         # A unix socket path is limited to 107 bytes on Linux (sun_path).

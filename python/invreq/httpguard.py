@@ -17,7 +17,9 @@ module bounds that:
   being sent get ``SHUTDOWN_GRACE`` more seconds.
 
 The guard wraps aiohttp's protocol object rather than subclassing it: it sees a connection
-open, close and deliver bytes through the public ``asyncio.Protocol`` methods only.
+open, close and deliver bytes through the public ``asyncio.Protocol`` methods only, and acts
+on it through the public transport methods only (``write``, ``close``, ``abort``), so it
+works the same on asyncio's loop and on uvloop (:mod:`invreq.loops`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import logging
 import socket
 import ssl
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 from aiohttp import web
 
@@ -71,8 +73,9 @@ class _Connection(asyncio.Protocol):
         self.admitted = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport: asyncio's, or uvloop's, which has the same public methods
+        # without subclassing asyncio.Transport (so no isinstance check here).
+        self.transport = cast(asyncio.Transport, transport)
         if self.guard.admit(self):
             self.admitted = True
             self.inner.connection_made(transport)

@@ -406,6 +406,7 @@ async def serve(
         log.info("payee pages at %s%s", config.page_base, page.page_path("<invreq_id>"))
     if on_sighup is not None:
         loop.add_signal_handler(signal.SIGHUP, on_sighup)
+    log.debug("event loop: %s", type(loop).__module__.partition(".")[0])  # asyncio or uvloop
     if listeners is None:  # with workers, the parent says it once
         announce(config)
     _tune_gc()

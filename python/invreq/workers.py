@@ -37,6 +37,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, NoReturn
 
+from invreq import loops
 from invreq.config import Config, pay_with_path
 from invreq.errors import StartupError, StoppedDuringStartup, listen_error
 from invreq.server import Listeners, announce, prepare_network_dir, serve
@@ -106,15 +107,17 @@ def _name(comm: str) -> None:
 def _run_then_exit(
     main: Callable[[], Coroutine[Any, Any, None]],
     *,
+    event_loop: str,
     failed: str,
     clean: tuple[type[BaseException], ...] = (),
 ) -> NoReturn:
     """A child's end, whatever happens: ``main()`` run to completion (exit 0), stopped by one
     of ``clean`` (exit 0), refused at start-up (its one line on stderr, exit 1) or failed
-    (logged as ``failed``, exit 1). It never returns into the parent's code."""
+    (logged as ``failed``, exit 1), on the loop ``event_loop`` (``--event-loop``). It never
+    returns into the parent's code."""
     code = 0
     try:
-        asyncio.run(main())
+        loops.run(main(), event_loop)
     except clean:
         pass
     except StartupError as e:
@@ -146,6 +149,7 @@ def _child(config: Config, on_sighup: Callable[[], None] | None, listeners: List
     signal.signal(signal.SIGTERM, stop_before_serving)
     _run_then_exit(
         lambda: serve(config, on_sighup=on_sighup, listeners=listeners),
+        event_loop=config.event_loop,
         failed="worker failed",
         clean=(_StoppedEarly, StoppedDuringStartup),
     )
@@ -156,6 +160,7 @@ def _writer_child(
     socks: list[socket.socket],
     ready_fd: int,
     on_sighup: Callable[[], None] | None,
+    event_loop: str,
 ) -> None:
     """The SQLite writer's whole life (see invreq.store.writer); it never returns.
 
@@ -178,11 +183,15 @@ def _writer_child(
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_sighup)
         await serve_writer(path, socks, ready)
 
-    _run_then_exit(main, failed="the SQLite writer failed")
+    _run_then_exit(main, event_loop=event_loop, failed="the SQLite writer failed")
 
 
 def _start_writer(
-    path: Path, workers: int, listeners: Listeners, on_sighup: Callable[[], None] | None
+    path: Path,
+    workers: int,
+    listeners: Listeners,
+    on_sighup: Callable[[], None] | None,
+    event_loop: str,
 ) -> tuple[int, list[socket.socket], bool]:
     """Fork the writer and wait until it has opened (and migrated) the file.
 
@@ -196,7 +205,7 @@ def _start_writer(
         for sock in (listeners.unix, listeners.http, *(worker for _, worker in pairs)):
             if sock is not None:
                 sock.close()
-        _writer_child(path, [writer for writer, _ in pairs], ready_w, on_sighup)
+        _writer_child(path, [writer for writer, _ in pairs], ready_w, on_sighup, event_loop)
     os.close(ready_w)
     for writer, _ in pairs:
         writer.close()  # the writer's ends live in the writer only: its death is their EOF
@@ -236,7 +245,9 @@ def run_workers(config: Config, workers: int, on_sighup: Callable[[], None] | No
     links: list[socket.socket | None] = [None] * workers
     path = sqlite_path(config.db, config.sqlite_path)
     if path is not None:
-        writer_pid, ends, ready = _start_writer(path, workers, listeners, on_sighup)
+        writer_pid, ends, ready = _start_writer(
+            path, workers, listeners, on_sighup, config.event_loop
+        )
         writer.append(writer_pid)
         links = list(ends)
         if not ready:

@@ -41,7 +41,7 @@ import socket
 import struct
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from invreq.errors import DatabaseError, RpcError, StartupError, StoreClosed, StoreError
 from invreq.store.base import (
@@ -115,8 +115,8 @@ class _Link(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # asyncio's or uvloop's stream transport (uvloop's does not subclass asyncio's).
+        self._transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         buf = self._in
