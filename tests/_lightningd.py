@@ -68,6 +68,12 @@ class FakeLightningd:
             return []
         return [json.loads(line)["xpay"] for line in self.log.read_text().splitlines()]
 
+    def xpay_params(self) -> list[dict[str, Any]]:
+        """Every xpay as logged: the invoice (``xpay``), ``retry_for`` and any ``maxfee``."""
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
     def wait_for_xpays(self, n: int, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout
         while len(self.xpays()) < n and time.monotonic() < deadline:

@@ -23,6 +23,8 @@ from bolt11 import Bolt11, MilliSatoshi, TagChar, Tags
 
 #: The wallet's node key (a test key, nobody's funds).
 WALLET_KEY = "66" * 32
+#: The wallet's preimages come after the BOLT 12 payee's (see ``make_invoice``).
+WALLET_N_OFFSET = 5_000
 
 
 def make_invoice(
@@ -36,10 +38,14 @@ def make_invoice(
     description: str = "withdrawal",
     payment_hash: str | None = None,
 ) -> str:
-    """A signed BOLT 11 invoice from the wallet's node (``n`` varies its payment_hash,
-    unless ``payment_hash`` is given)."""
+    """A signed BOLT 11 invoice from the wallet's node (``n`` < 5,000 varies its
+    payment_hash, unless ``payment_hash`` is given). Its preimage is one the lightningd
+    stand-in reveals (tests/fake_lightningd.py knows ``sha256(b"preimage %d" % m)`` for
+    m < 10,000): m = n + 5,000, so no invoice of the BOLT 12 payee (tests/_lightningd.py,
+    m = n) has the same payment_hash by accident."""
+    assert 0 <= n < WALLET_N_OFFSET
     tags = Tags()
-    preimage = hashlib.sha256(b"wallet preimage %d" % n).digest()
+    preimage = hashlib.sha256(b"preimage %d" % (n + WALLET_N_OFFSET)).digest()
     tags.add(TagChar.payment_hash, payment_hash or hashlib.sha256(preimage).hexdigest())
     tags.add(TagChar.payment_secret, hashlib.sha256(b"secret %d" % n).hexdigest())
     tags.add(TagChar.description, description)

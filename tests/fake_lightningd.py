@@ -8,13 +8,18 @@ lightningd does:
 - ``getinfo``: the node's ``id`` (``--node-id``; start another process with another id and
   another ``--state`` to play another node).
 - ``xpay invstring [retry_for]``: ``--mode`` decides the outcome: ``succeed`` (with the
-  preimage), ``fail`` (error 209, as xpay's "Failed after N attempts"), or ``hang`` (the
-  payment stays pending, like an HTLC stuck at a peer, until ``dev-invreq-settle``);
-  after ``--delay`` seconds. A disconnected caller does not stop it (lightningd keeps
-  running a command whose caller went away). Every ``xpay`` is appended to ``--log`` (one
-  JSON line), so tests count the payments actually attempted. It takes BOLT 12 invoices
-  and, as xpay does, BOLT 11 ones (the LNURL-withdraw door's; read with the ``bolt11``
-  library).
+  preimage), ``fail`` (error 209, as xpay's "Failed after N attempts"), ``hang`` (the
+  payment stays pending, like an HTLC stuck at a peer, until ``dev-invreq-settle``), or
+  ``wrong-preimage`` (it completes, and the node answers a preimage that is not the
+  payment_hash's: a bug or a lying node); after ``--delay`` seconds. The preimage is the
+  one the payee would reveal: tests' invoices (tests/_lightningd.py ``invoice_for``) use
+  ``sha256(b"preimage %d" % n)``, which the stand-in knows for n < 10,000; the payment of
+  any other payment_hash fails (no payee here to settle it). A disconnected caller does
+  not stop it (lightningd keeps running a command whose caller went away). Every ``xpay``
+  is appended to ``--log`` (one JSON line), so tests count the payments actually
+  attempted. It takes BOLT 12
+  invoices and, as xpay does, BOLT 11 ones (the LNURL-withdraw door's, read with the
+  ``bolt11`` library; the wallet stand-in, tests/_wallet.py, uses the same preimages).
 - ``listpays [bolt11] [payment_hash] [status]`` and ``listsendpays`` (same filters), with
   CLN's statuses ``pending``/``complete``/``failed`` and its field names (a BOLT 12
   invoice is reported under ``bolt12``, a BOLT 11 one under ``bolt11``; ``preimage`` in
@@ -41,12 +46,19 @@ from typing import Any
 from invreq import bolt12
 
 DEFAULT_NODE_ID = "02" + "ab" * 32
+#: The preimages the stand-in payee reveals, by payment_hash (see the docstring).
+PAYEE_PREIMAGES = {
+    hashlib.sha256(pre).hexdigest(): pre.hex()
+    for pre in (hashlib.sha256(b"preimage %d" % n).digest() for n in range(10_000))
+}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--socket", required=True)
-    ap.add_argument("--mode", choices=("succeed", "fail", "hang"), default="succeed")
+    ap.add_argument(
+        "--mode", choices=("succeed", "fail", "hang", "wrong-preimage"), default="succeed"
+    )
     ap.add_argument("--delay", type=float, default=0.0)
     ap.add_argument("--log", required=True)
     ap.add_argument("--state", required=True)
@@ -74,17 +86,25 @@ class Node:
         pay = self.pays[payment_hash]
         if pay["status"] != "pending":
             return
+        preimage = PAYEE_PREIMAGES.get(payment_hash)
+        if status == "complete" and self.a.mode == "wrong-preimage":
+            preimage = hashlib.sha256(b"not the preimage" + bytes.fromhex(payment_hash)).hexdigest()
+        elif status == "complete" and preimage is None:
+            status = "failed"  # the payee cannot settle an HTLC whose preimage it lacks
         pay["status"] = status
         pay["completed_at"] = int(time.time())
         if status == "complete":
-            pay["preimage"] = hashlib.sha256(_invstring(pay).encode()).hexdigest()
+            pay["preimage"] = preimage
         self.save()
         self.settled.setdefault(payment_hash, asyncio.Event()).set()
 
     async def xpay(self, params: dict[str, Any]) -> Any:
         invoice = params["invstring"]
         with self.log.open("a") as f:
-            f.write(json.dumps({"xpay": invoice, "retry_for": params.get("retry_for")}) + "\n")
+            entry = {"xpay": invoice, "retry_for": params.get("retry_for")}
+            if "maxfee" in params:
+                entry["maxfee"] = params["maxfee"]
+            f.write(json.dumps(entry) + "\n")
         h, destination, amount, kind = _read(invoice)
         old = self.pays.get(h)
         if old is not None and old["status"] != "failed":

@@ -88,7 +88,7 @@ def rig(tmp_path: Path) -> Iterator[Any]:
 
 def invoice_for(bolt12_str: str, *, n: int = 0, created_at: int | None = None) -> bolt12.Invoice:
     req = bolt12.decode_invoice_request(bolt12_str)
-    preimage = hashlib.sha256(b"plugin preimage %d" % n).digest()
+    preimage = hashlib.sha256(b"preimage %d" % n).digest()  # the stand-in payee knows it
     unsigned = bolt12.UnsignedInvoice(
         req.tlv_stream,
         created_at=int(time.time()) if created_at is None else created_at,

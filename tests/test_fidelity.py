@@ -198,8 +198,9 @@ def test_help_as_lightningd_answers_it(srv: Server) -> None:
     assert r["result"] == {
         "help": [
             {
+                # lightningd's shape; invreq's bound parameters after CLN's (issue 23)
                 "command": "invoicerequest amount description [issuer] [label] "
-                "[absolute_expiry] [single_use]"
+                "[absolute_expiry] [single_use] [max_payouts] [payout_window]"
             }
         ],
         "format-hint": "simple",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -323,8 +323,8 @@ def race_both_doors(servers: list[Server], ln: FakeLightningd, requests: int = 6
         for s in servers:
             for _ in range(2):
                 n += 1
-                b12 = invoice_for(r["bolt12"], n=1000 * i + n)
-                b11 = make_invoice(10_000 + i, n=1000 * i + n)
+                b12 = invoice_for(r["bolt12"], n=100 * i + n)
+                b11 = make_invoice(10_000 + i, n=100 * i + n)
                 jobs.append((i, lambda s=s, b12=b12: _bolt12_door(s, b12)))
                 callback = f"http://127.0.0.1:{s.http_port}/lnurl/callback"
                 jobs.append((i, lambda cb=callback, k1=k1, b11=b11: _lnurl_door(cb, k1, b11)))
@@ -389,3 +389,58 @@ def test_doors_race_on_two_instances_on_postgresql(
     finally:
         for s in (x, y):
             assert s.stop() == 0, s.output()
+
+
+# --- approvals (issue 23) apply at this door too ---------------------------------------------
+
+DEVICE = ["--hwi-device-type", "jade", "--hwi-device-path", "tcp:127.0.0.1:30121"]
+
+
+@pytest.fixture
+def liar() -> Iterator[Any]:
+    """The lying device (tests/_lyingdevice.py): the reference device's honest answers
+    unless told to lie, over real hwilib."""
+    from _lyingdevice import LyingDevice
+
+    dev = LyingDevice(bytes(range(32)))
+    yield dev
+    dev.close()
+
+
+def test_approvals_hold_at_the_lnurl_door(tmp_path: Path, liar: Any, lightningd: Any) -> None:
+    """The same claim: a request made without an approval is not paid by a service that
+    requires one, and --payout-approver hwi shows each withdrawal on the device first (a
+    decline is the wallet's ERROR, nothing sent to the node)."""
+    from invreq.refdevice.policy import Policy
+
+    ln = lightningd()
+    s = lnurl_server(tmp_path, ln).start()
+    try:
+        unapproved = s.rpc.call("invoicerequest", [1000, "made without an approver"])
+    finally:
+        assert s.stop() == 0, s.output()
+    s.extra_args += ["--approver", "hwi", "--payout-approver", "hwi", "--hwi-timeout", "5"]
+    s.extra_args += DEVICE
+    s.start()
+    try:
+        res = fetch(unapproved["lnurl"])
+        assert withdraw(res, make_invoice(1000)).startswith(
+            f"ERROR: invoice_request {unapproved['invreq_id']} has no approval"
+        )
+        r = s.rpc.call("invoicerequest", [2000, "approved on the device"])
+        res = fetch(r["lnurl"])
+        pr = make_invoice(2000, n=1)
+        assert withdraw(res, pr) == "OK"
+        wait_until(settled(s), what="paid")
+        [p] = payments(s)
+        assert p["status"] == "paid" and p["door"] == "lnurl"
+        rows = p["payout_approval"]["message"].split("\n")
+        assert "pay: 2000 msat" in rows and rows[-1] == p["payment_hash"]
+        declined = s.rpc.call("invoicerequest", [3000, "declined on the device"])
+        liar.device.policy = Policy("deny")
+        reply = withdraw(fetch(declined["lnurl"]), make_invoice(3000, n=2))
+        assert reply.startswith("ERROR: ") and "declined" in reply, reply
+        assert ln.xpays() == [pr]
+        assert [q["status"] for q in payments(s)] == ["paid", "failed"]
+    finally:
+        assert s.stop() == 0, s.output()

@@ -92,16 +92,20 @@ def test_bind_reports_duplicates_unknown_missing_and_too_many() -> None:
         params.bind(cmd, {"amount": 1, "description": "d", "x": 1})
     with pytest.raises(InvalidParams, match=r"^missing required parameter: description$"):
         params.bind(cmd, [1])
-    with pytest.raises(InvalidParams, match=r"^too many parameters: got 7, expected 6$"):
-        params.bind(cmd, [1, "d", None, None, None, None, None])
+    # CLN's six, then invreq's max_payouts and payout_window (issue 23)
+    with pytest.raises(InvalidParams, match=r"^too many parameters: got 9, expected 8$"):
+        params.bind(cmd, [1, "d", None, None, None, None, None, None, None])
     with pytest.raises(InvalidParams, match=r"^params: should be an object or an array$"):
         params.bind(cmd, "amount=1")
     assert params.bind(cmd, [1, "d", None, "l"]) == {"amount": 1, "description": "d", "label": "l"}
 
 
 def test_usage_line_matches_the_doc_synopsis() -> None:
+    # CLN's synopsis, in CLN's order; invreq's own bound parameters (issue 23) come after,
+    # so a positional call written for CLN means the same here.
     assert params.INVOICEREQUEST.usage == (
         "invoicerequest amount description [issuer] [label] [absolute_expiry] [single_use]"
+        " [max_payouts] [payout_window]"
     )
 
 

@@ -324,3 +324,28 @@ def _age_payments(
         await conn.close()
 
     asyncio.run(run())
+
+
+def test_a_preimage_that_does_not_match_the_hash_leaves_the_payment_pending(
+    tmp_path: Path, lightningd: Any
+) -> None:
+    """The node (the stand-in, --mode wrong-preimage) says the payment completed but answers
+    a preimage whose sha256 is not the invoice's payment_hash: no proof of payment. It is not
+    recorded paid, neither from xpay's answer nor from the node's record when reconciliation
+    asks again; it stays pending with its claim, for the operator to investigate."""
+    ln = lightningd("--mode", "wrong-preimage")
+    s = Server(tmp_path / "data", extra_args=paying(ln)).start()
+    try:
+        r = s.rpc.call("invoicerequest", [1000, "lying node"])
+        inv = invoice_for(r["bolt12"])
+        e = error_of(s, "receiveinvoice", [inv])
+        assert e["code"] == 2109 and "sha256 is not the payment_hash" in e["message"], e
+        assert e["data"]["status"] == "pending"
+        # The node's own record (listpays: complete, same wrong preimage) settles nothing.
+        wait_until(lambda: "reports it paid, but with a preimage" in s.output(), what="log")
+        [p] = s.rpc.call("listpayments", [])["payments"]
+        assert p["status"] == "pending" and "payment_preimage" not in p
+        assert error_of(s, "receiveinvoice", [invoice_for(r["bolt12"], n=1)])["code"] == 2103
+        assert ln.xpays() == [inv]  # and never paid a second time
+    finally:
+        assert s.stop() == 0, s.output()

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from _lightningd import PAYEE as NODE
-from _lightningd import FakeLightningd, error_of, invoice_for
+from _lightningd import FakeLightningd, error_of, invoice_for, payment_hash_of
 from _service_fixtures import Server
 from coincurve import PrivateKey
 from invreq import bolt12
@@ -37,7 +37,8 @@ def test_round_trip_request_invoice_payment(tmp_path: Path, lightningd: Any) -> 
         assert d["type"] == "bolt12 invoice" and d["invoice_amount_msat"] == 50_000
         paid = s.rpc.call("receiveinvoice", [inv])
         assert paid["status"] == "paid" and paid["invreq_id"] == r["invreq_id"]
-        assert paid["payment_preimage"] == hashlib.sha256(inv.encode()).hexdigest()
+        preimage = bytes.fromhex(paid["payment_preimage"])
+        assert hashlib.sha256(preimage).hexdigest() == payment_hash_of(inv)
         listed = s.rpc.call("listinvoicerequests", [r["invreq_id"]])["invoicerequests"][0]
         assert listed["used"] is True and listed["active"] is False  # single-use
         assert ln.xpays() == [inv]

@@ -44,9 +44,7 @@ def walkthrough(text: str) -> list[tuple[str, list[str]]]:
     i = 0
     while i < len(lines):
         if lines[i].strip() == MARK:
-            assert lines[i + 1] == "```console", (
-                f"line {i + 2}: {MARK} before a non-console block"
-            )
+            assert lines[i + 1] == "```console", f"line {i + 2}: {MARK} before a non-console block"
             i += 2
             while lines[i] != "```":
                 if lines[i].startswith("$ "):

@@ -447,9 +447,9 @@ def test_sigkill_a_worker_under_load_the_other_goes_on_and_nothing_acknowledged_
         after = Load(s, load.rune).start()
         after.until_acked(100)
         alone = s.rpc.call("invoicerequest", [5000, "after the kill"])
-        assert alone["invreq_id"] in {x["invreq_id"] for x in s.rpc.call("listinvoicerequests")[
-            "invoicerequests"
-        ]}
+        assert alone["invreq_id"] in {
+            x["invreq_id"] for x in s.rpc.call("listinvoicerequests")["invoicerequests"]
+        }
         load.join()  # the clients still running are served by the survivor to the end
         after.join()
     finally:

@@ -61,6 +61,8 @@ __all__ = [
     "bound_rows_of",
     "escape",
     "invreq_id_of",
+    "payment_hash_of",
+    "payout_text",
     "recover_bip137",
     "verify_approval",
 ]
@@ -165,6 +167,79 @@ def approval_text(
     # Our own lines and escaped fields hold no line break: a failure here is a bug of ours.
     assert invreq_id_of(text) == invreq_id, "approval text layout broken"
     return text
+
+
+PAYOUT_HEADER = "invreq payout v1"
+LABEL_CAP = 64
+#: Introduction nodes shown; an invoice with more paths says how many more.
+PATHS_SHOWN = 4
+
+
+def payout_text(
+    *,
+    network: str,
+    amount_msat: int,
+    fee_limit_msat: int,
+    payee_node_id: str,
+    introductions: list[str],
+    invreq_id: str,
+    label: str | None,
+    payment_hash: str,
+) -> str:
+    """What ``--payout-approver hwi`` shows and has signed before a payment is sent::
+
+        invreq payout v1
+        network: regtest
+        pay: 5000 msat
+        = 5 sat
+        = 0.00000005 BTC
+        fee limit: 5000 msat
+        to node:
+        03ab...                        (the invoice's node id, 66 hex digits)
+        via:
+        02cd...                        (each path's introduction node, or "scid 1x2x3/0")
+        request:
+        3f0c...                        (the invreq_id)
+        label: 5 chars                 (or "label: absent"), then its "> " rows
+        payment_hash:
+        9e9e...                        (64 hex digits, alone on the last row)
+
+    The amount, fee limit, node ids and hashes are ours or checked hex; the label (outside
+    text) is quoted like the approval text's fields. The payment is read back by position:
+    the last row is its payment_hash."""
+    shown = introductions[:PATHS_SHOWN]
+    more = len(introductions) - len(shown)
+    lines = [
+        PAYOUT_HEADER,
+        f"network: {escape(network)}",
+        f"pay: {amount_msat} msat",
+        *amount_rows(amount_msat)[1:],
+        f"fee limit: {fee_limit_msat} msat",
+        "to node:",
+        payee_node_id,
+        "via:",
+        *(shown or ["direct (no blinded path)"]),
+        *([f"and {more} more paths"] if more else []),
+        "request:",
+        invreq_id,
+        *_field("label", label, LABEL_CAP),
+        "payment_hash:",
+        payment_hash,
+    ]
+    text = "\n".join(lines)
+    assert payment_hash_of(text) == payment_hash, "payout text layout broken"
+    return text
+
+
+def payment_hash_of(text: str) -> str | None:
+    """The payment_hash a payout text approves, by position; None if it is not one."""
+    lines = text.split("\n")
+    if len(lines) < 14 or lines[0] != PAYOUT_HEADER or lines[-2] != "payment_hash:":
+        return None
+    last = lines[-1]
+    if len(last) != 64 or any(c not in "0123456789abcdef" for c in last):
+        return None
+    return last
 
 
 def _layout_ok(lines: list[str]) -> bool:

@@ -111,6 +111,17 @@ class Config:
     approver: str = _option(
         "none", "hwi: a hardware device approves (signs a text for) every request", APPROVERS
     )
+    payout_approver: str = _option(
+        "none",
+        "hwi: a hardware device approves (signs a text for) every payment before it is sent, "
+        "with the key at --hwi-approval-path",
+        APPROVERS,
+    )
+    allow_unlimited_payouts: bool = _option(
+        False,
+        "with --approver hwi, accept reusable requests (single_use=false) without max_payouts: "
+        "one approval then pays every invoice, without limit (the approval text says UNLIMITED)",
+    )
     hwi_device_type: str | None = _option(None, "hwilib device type, e.g. jade")
     hwi_device_path: str | None = _option(None, "e.g. tcp:127.0.0.1:30121")
     hwi_fingerprint: str | None = _option(
@@ -250,9 +261,21 @@ class Config:
                 "--approver hwi: the device already signs every request with --signer hwi; "
                 "use one or the other"
             )
+        if self.payout_approver not in APPROVERS:
+            raise ConfigError(f"--payout-approver: {self.payout_approver!r} is not 'none' or 'hwi'")
+        if self.payout_approver == "hwi" and self.signer == "hwi":
+            raise ConfigError(
+                "--payout-approver hwi: the device holds the payer key with --signer hwi and "
+                "serves one connection; use --signer software (with --approver hwi)"
+            )
+        if self.payout_approver == "hwi" and pay_with_path(self.pay_with) is None:
+            raise ConfigError(
+                "--payout-approver hwi: nothing is paid with --pay-with none; give --pay-with "
+                "cln:RPC_PATH"
+            )
         if not 1 <= self.workers <= 64:
             raise ConfigError(f"--workers: {self.workers} is not between 1 and 64")
-        if self.workers > 1 and "hwi" in (self.signer, self.approver):
+        if self.workers > 1 and "hwi" in (self.signer, self.approver, self.payout_approver):
             raise ConfigError("--workers: a hardware device serves one process; use --workers 1")
         if self.workers > 1 and self.metrics_port:
             raise ConfigError(

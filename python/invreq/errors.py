@@ -57,7 +57,10 @@ __all__ = [
     "NotAuthorized",
     "NotPermitted",
     "PaymentError",
+    "PaymentNotApproved",
     "PaymentRefused",
+    "PayoutBoundReached",
+    "PayoutDeclined",
     "ReplyBudgetExceeded",
     "RequestExpired",
     "RequestTooLarge",
@@ -130,6 +133,12 @@ CODE_INVOICE_ALREADY_ATTEMPTED = 2110
 CODE_PAYMENT_LIMITED = 2111
 CODE_PAYMENT_IN_FLIGHT = 2112
 CODE_PAYMENT_NOT_PENDING = 2113
+# Payout authority (issue 23): a reusable request's bound is reached; the request lacks a
+# valid approval where one is needed; the payout was declined (or not answered) on the
+# device that approves each payment.
+CODE_PAYOUT_BOUND_REACHED = 2115
+CODE_PAYMENT_NOT_APPROVED = 2116
+CODE_PAYOUT_DECLINED = 2117
 
 
 class RpcError(Exception):
@@ -399,6 +408,29 @@ class PaymentLimited(InvoiceRefused):
     recorded."""
 
     code = CODE_PAYMENT_LIMITED
+
+
+class PayoutBoundReached(InvoiceRefused):
+    """The request's ``max_payouts`` are all taken (pending or paid), or its
+    ``payout_window`` has ended: counted in the claim's transaction, nothing recorded."""
+
+    code = CODE_PAYOUT_BOUND_REACHED
+
+
+class PaymentNotApproved(InvoiceRefused):
+    """The request needs an approval (it was made under ``--approver hwi``, or this service
+    runs with one) and has none that verifies against the pinned approval key, or the bound
+    it approved is not the stored one: nothing is claimed or paid."""
+
+    code = CODE_PAYMENT_NOT_APPROVED
+
+
+class PayoutDeclined(InvoiceRefused):
+    """``--payout-approver hwi``: the person declined the payment on the device, or the
+    device did not answer in time. The payment is recorded ``failed``; xpay was never
+    called."""
+
+    code = CODE_PAYOUT_DECLINED
 
 
 class PaymentInFlight(RpcError):

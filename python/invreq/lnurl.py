@@ -152,6 +152,11 @@ class Bolt11Invoice:
     payment_hash: str
     amount_msat: int
     expires_at: int
+    #: the payee's node (its ``n`` field, or the key the signature recovers to)
+    payee: bytes
+    #: where a payment enters the payee's route hints (each hint's first node), as a payout
+    #: approval shows them
+    entries: list[str]
 
 
 def check_invoice(pr: str, *, network: str, amount_msat: int, now: int) -> Bolt11Invoice:
@@ -189,6 +194,8 @@ def check_invoice(pr: str, *, network: str, amount_msat: int, now: int) -> Bolt1
         payment_hash=str(inv.payment_hash),
         amount_msat=amount_msat,
         expires_at=expires_at,
+        payee=bytes.fromhex(str(inv.payee)),
+        entries=[hint.routes[0].public_key for hint in inv.route_hints or [] if hint.routes],
     )
 
 

@@ -285,6 +285,19 @@ INVOICEREQUEST = Command(
         _p("label", check_string, "string", "internal name, not encoded"),
         _p("absolute_expiry", check_u64, "u64", "seconds since 1970 UTC"),
         _p("single_use", check_bool, "boolean", "inactive after one payment (default true)"),
+        # Beyond CLN (issue 23): a reusable request's bound (invreq.bound).
+        _p(
+            "max_payouts",
+            check_u32,
+            "u32",
+            "single_use=false only: pay at most this many invoices in all (default: no cap)",
+        ),
+        _p(
+            "payout_window",
+            check_u64,
+            "u64",
+            "single_use=false only: pay invoices only this many seconds after creation",
+        ),
     ),
     "Create an invoice_request (lnr1...) that pays its amount to whoever sends an invoice.",
 )

@@ -30,6 +30,7 @@ from invreq.config import Config
 from invreq.errors import StartupError, StoppedDuringStartup, listen_error
 from invreq.metrics import Metrics, metrics_site
 from invreq.payments import ClnBackend, PaymentBackend, Receiver, open_backend
+from invreq.payments.authority import PayoutAuthority
 from invreq.service import Service
 from invreq.signers.base import Approver, Signer
 from invreq.store.base import PaymentLimits, Store
@@ -67,6 +68,7 @@ METRICS_KEY: web.AppKey[Metrics | None] = web.AppKey("metrics")
 STORE_KEY: web.AppKey[Store] = web.AppKey("store")
 SIGNER_KEY: web.AppKey[Signer] = web.AppKey("signer")
 APPROVER_KEY: web.AppKey[Approver | None] = web.AppKey("approver")
+PAYOUT_APPROVER_KEY: web.AppKey[Approver | None] = web.AppKey("payout_approver")
 RECEIVER_KEY = web.AppKey("receiver", Receiver)
 PATHS_KEY: web.AppKey[PathMaker | None] = web.AppKey("paths")
 SERVICE_KEY = web.AppKey("service", Service)
@@ -129,15 +131,31 @@ async def _signer(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _approver(app: web.Application) -> AsyncIterator[None]:
-    from invreq.signers.factory import open_approver
+    from invreq.signers.factory import open_approver, open_payout_approver
 
     approver = await open_approver(app[CONFIG_KEY])
     app[APPROVER_KEY] = approver
+    payout: Approver | None = None
     try:
+        payout = await open_payout_approver(app[CONFIG_KEY], approver)
+        app[PAYOUT_APPROVER_KEY] = payout
         yield
     finally:
+        if payout is not None and payout is not approver:
+            await payout.close()
         if approver is not None:
             await approver.close()
+
+
+def _authority(app: web.Application) -> PayoutAuthority:
+    """Who may let money leave (invreq.payments.authority): the approval key pinned at
+    start (--approver hwi), and the per-payment approver (--payout-approver hwi)."""
+    approver = app[APPROVER_KEY]
+    return PayoutAuthority(
+        network=app[CONFIG_KEY].network,
+        approval_key=None if approver is None else approver.pubkey,
+        payout_approver=app[PAYOUT_APPROVER_KEY],
+    )
 
 
 async def _payments(app: web.Application) -> AsyncIterator[None]:
@@ -156,6 +174,8 @@ async def _payments(app: web.Application) -> AsyncIterator[None]:
                 per_minute=config.pay_attempts_per_minute,
             ),
             paths=paths,
+            authority=_authority(app),
+            approval_wait=config.hwi_timeout if config.payout_approver == "hwi" else 0.0,
         )
         await receiver.reconciler.reconcile()  # payments a crash left pending
         # ... and those still pending later (the node had not finished, or a crashed
@@ -209,6 +229,7 @@ async def _commands(app: web.Application) -> AsyncIterator[None]:
         signer=app[SIGNER_KEY],
         approver=app[APPROVER_KEY],
         metrics=metrics,
+        allow_unlimited_payouts=config.allow_unlimited_payouts,
     )
     service.paths = app[PATHS_KEY]
     service.lnurl = app[LNURL_KEY]

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from invreq import __version__, bolt12, paging, views
 from invreq.approval import approval_text, verify_approval
+from invreq.bound import PayoutBound
 from invreq.errors import Bolt12Error, InvalidParams, SignatureError, SignerError
 from invreq.store.base import ListQuery, Record, RequestStore
 
@@ -43,6 +44,8 @@ class Service:
     paths: PathMaker | None = None
     #: With --lnurl: single-use requests also carry an LNURL-withdraw link (invreq.lnurl).
     lnurl: Links | None = None
+    #: --allow-unlimited-payouts: with an approver, reusable requests without max_payouts
+    allow_unlimited_payouts: bool = False
     #: With HTTP on: the payee page's address of a request (``page_url`` in the replies).
     page_url: Callable[[str], str] | None = None
 
@@ -54,7 +57,11 @@ class Service:
         label: str | None = None,
         absolute_expiry: int | None = None,
         single_use: bool = True,
+        max_payouts: int | None = None,
+        payout_window: int | None = None,
     ) -> dict[str, Any]:
+        created_at = int(self.clock())
+        bound = self._bound(single_use, max_payouts, payout_window, created_at)
         metadata = os.urandom(METADATA_LEN)  # the OS CSPRNG, as secrets uses, minus two layers
         unsigned = bolt12.UnsignedInvoiceRequest(
             metadata=metadata,
@@ -78,6 +85,7 @@ class Service:
                     issuer=issuer,
                     absolute_expiry=absolute_expiry,
                     invreq_id=invreq_id,
+                    bound=bound,
                 ),
                 invreq_id,
             )
@@ -98,9 +106,14 @@ class Service:
             active=True,
             single_use=single_use,
             used=False,
-            created_at=int(self.clock()),
+            created_at=created_at,
             payer_key=self.signer.key_id,
             approval=approval,
+            max_payouts=bound.max_payouts,
+            payout_until=bound.payout_until,
+            # Decided now and stored: the pay path requires a verifying approval of it
+            # whatever configuration pays it later (invreq.payments.authority).
+            approval_required=self.approver is not None,
             # One withdrawal per link (its k1 is useless once the request is collected):
             # reusable requests keep the BOLT 12 door only.
             lnurl_k1=self.lnurl.new_k1() if self.lnurl is not None and single_use else None,
@@ -120,6 +133,33 @@ class Service:
         if self.page_url is not None:
             out["page_url"] = self.page_url(out["invreq_id"])
         return out
+
+    def _bound(
+        self, single_use: bool, max_payouts: int | None, payout_window: int | None, now: int
+    ) -> PayoutBound:
+        """The payout bound the parameters ask for (rules: :mod:`invreq.bound`)."""
+        for name, value in (("max_payouts", max_payouts), ("payout_window", payout_window)):
+            if value is None:
+                continue
+            if single_use:
+                raise InvalidParams(
+                    f"{name}: only for a reusable request (single_use=false); a single-use "
+                    "request is paid once"
+                )
+            if value == 0:
+                raise InvalidParams(f"{name}: should be at least 1")
+        bound = PayoutBound(
+            single_use=single_use,
+            max_payouts=max_payouts,
+            payout_until=None if payout_window is None else now + payout_window,
+        )
+        if bound.unlimited and self.approver is not None and not self.allow_unlimited_payouts:
+            raise InvalidParams(
+                "max_payouts: a reusable request (single_use=false) without max_payouts would "
+                "be paid for every invoice, without limit, on one approval; give max_payouts, "
+                "or start invreq with --allow-unlimited-payouts"
+            )
+        return bound
 
     async def _approve(self, text: str, invreq_id: str) -> dict[str, Any]:
         """The approver's evidence, accepted only if it is a signature over exactly

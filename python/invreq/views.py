@@ -58,6 +58,13 @@ def listed_json(r: Record, links: dict[str, str] | None = None) -> dict[str, Any
     out = record_json(r, links=links)
     out["created_index"] = r.created_index
     out["created_at"] = r.created_at
+    # Beyond CLN (issue 23): a reusable request's bound, and whether it needs an approval.
+    if r.max_payouts is not None:
+        out["max_payouts"] = r.max_payouts
+    if r.payout_until is not None:
+        out["payout_until"] = r.payout_until
+    if r.approval_required:
+        out["approval_required"] = True
     if r.approval is not None:
         out["approval"] = r.approval
     return out
@@ -86,6 +93,8 @@ def payment_json(p: Payment) -> dict[str, Any]:
         ("resolved_by", p.resolved_by),
         ("evidence", p.evidence),
         ("duplicate_of", p.duplicate_of),
+        # --payout-approver hwi: who approved this payment, with the signed text
+        ("payout_approval", p.payout_approval),
     )
     for key, value in optional:
         if value is not None:

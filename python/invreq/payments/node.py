@@ -13,6 +13,7 @@ them into the RPC answers (``PaymentError``, ``PaymentPending``).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
 import logging
@@ -63,6 +64,19 @@ class Paid:
     preimage: str
 
 
+def proves(preimage: str | None, payment_hash: str) -> bool:
+    """Whether ``preimage`` (hex) proves the payment of ``payment_hash``: its sha256 is the
+    hash. A node's word that a payment completed counts only with this proof; a preimage
+    that does not match (a bug, a lying or confused node) leaves the payment pending, to be
+    investigated (resolvepayment), never paid."""
+    if preimage is None:
+        return False
+    try:
+        return hashlib.sha256(bytes.fromhex(preimage)).hexdigest() == payment_hash
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True)
 class NodeRecord:
     """What the node's own record says of a payment_hash: ``paid`` (with the preimage),
@@ -77,7 +91,7 @@ class PaymentBackend(Protocol):
     #: The node's id (getinfo), recorded with each payment it attempts; None: no node.
     node_id: str | None
 
-    async def pay(self, invoice: str, timeout: float) -> Paid:
+    async def pay(self, invoice: str, timeout: float, maxfee_msat: int | None = None) -> Paid:
         """Pay ``invoice``, giving up after about ``timeout`` seconds. Raise
         ``NodePaymentFailed`` if it certainly did not happen, ``OutcomeUnknown`` if it may
         have."""
@@ -94,7 +108,7 @@ class NoBackend:
     name = "none"
     node_id: str | None = None
 
-    async def pay(self, invoice: str, timeout: float) -> Paid:
+    async def pay(self, invoice: str, timeout: float, maxfee_msat: int | None = None) -> Paid:
         raise AssertionError("NoBackend never pays")
 
     async def status(self, payment_hash: str) -> NodeRecord:
@@ -155,9 +169,12 @@ class ClnBackend:
             raise OSError(str(e)) from None
         return result
 
-    async def pay(self, invoice: str, timeout: float) -> Paid:
+    async def pay(self, invoice: str, timeout: float, maxfee_msat: int | None = None) -> Paid:
         # retry_for: the node stops starting new attempts when we stop waiting for it.
-        params = {"invstring": invoice, "retry_for": max(1, math.ceil(timeout))}
+        params: dict[str, Any] = {"invstring": invoice, "retry_for": max(1, math.ceil(timeout))}
+        if maxfee_msat is not None:
+            # The fee limit a person approved (--payout-approver hwi) is the one applied.
+            params["maxfee"] = maxfee_msat
         try:
             result = await asyncio.wait_for(self._call("xpay", params), reply_wait(timeout))
         except _NotSent as e:

@@ -32,15 +32,19 @@ from invreq.errors import (
     PaymentNotPending,
     PaymentPending,
     PaymentRefused,
+    PayoutDeclined,
     RequestExpired,
     RpcError,
     UnknownInvoiceRequest,
 )
+from invreq.oneline import oneline
+from invreq.payments.authority import PayoutAuthority, fee_limit_msat
 from invreq.payments.node import (
     NoBackend,
     NodePaymentFailed,
     OutcomeUnknown,
     PaymentBackend,
+    proves,
     reply_wait,
 )
 from invreq.payments.reconcile import Reconciler
@@ -84,6 +88,8 @@ class Receiver:
         timeout: float,
         limits: PaymentLimits,
         paths: PathMaker | None = None,
+        authority: PayoutAuthority | None = None,
+        approval_wait: float = 0.0,
     ) -> None:
         # timeout and limits: --pay-timeout and --pay-attempts-* (defaults in Config)
         self.store = store
@@ -100,6 +106,12 @@ class Receiver:
         self.paths = paths
         #: payments of invoices from the plugin, running after their reply left
         self._background: set[asyncio.Task[None]] = set()
+        #: whether money may leave for a request, and the per-payment approval
+        #: (invreq.payments.authority); the default checks approvals only of requests
+        #: that were made needing one (and so refuses them: it has no approval key)
+        self.authority = authority or PayoutAuthority(network="")
+        #: seconds a payout approval may take before xpay starts (--hwi-timeout)
+        self.approval_wait = approval_wait
 
     async def receiveinvoice(self, invoice: str, pathsecret: str | None = None) -> dict[str, Any]:
         try:
@@ -152,9 +164,11 @@ class Receiver:
             resolved_at=now if refused else None,
             error="no payment backend (--pay-with none)" if refused else None,
             node_id=None if refused else self.backend.node_id,
-            attempt_deadline=None if refused else now + math.ceil(reply_wait(self.timeout)),
+            attempt_deadline=None
+            if refused
+            else now + math.ceil(self.approval_wait + reply_wait(self.timeout)),
         )
-        claim = await self._claim(attempt, None if refused else self.limits)
+        claim = await self._claim(record, attempt, None if refused else self.limits)
         claimed = claim.payment
         if not claim.new and not (refused and claimed.status == "refused"):
             return self._answer_earlier(claimed, invoice)
@@ -163,14 +177,25 @@ class Receiver:
                 f"invoice is valid but not paid: invreq serve runs with --pay-with none "
                 f"(recorded as payment {claimed.payment_id})"
             )
+        # Before the reply, also from the plugin: a decline reaches the payee as its
+        # invoice_error.
+        claimed = await self._approve_payout(
+            record, claimed, inv.node_id, [_introduction(p) for p in inv.paths]
+        )
         if pathsecret is not None:
             self._pay_later(claimed)
             return views.payment_json(claimed)
         return await self._pay(claimed)
 
-    async def _claim(self, attempt: Payment, limits: PaymentLimits | None) -> Claim:
-        """The one claim, whichever door the invoice came through: the store's conditional
-        insert decides (single use, active, limits), and its refusals are the doors'."""
+    async def _claim(
+        self, record: Record, attempt: Payment, limits: PaymentLimits | None
+    ) -> Claim:
+        """The one claim, whichever door the invoice came through (BOLT 12 here and from
+        the plugin, BOLT 11 from an LNURL wallet): who may let money leave (a request made
+        needing an approval has a verifying one), then the store's conditional insert
+        decides (single use, active, the payout bound, limits); its refusals are the
+        doors'."""
+        self.authority.check(record)
         try:
             return await self.store.payment_claim(attempt, limits)
         except UnknownInvoiceRequest:
@@ -223,17 +248,53 @@ class Receiver:
             status="pending",
             created_at=now,
             node_id=self.backend.node_id,
-            attempt_deadline=now + math.ceil(reply_wait(self.timeout)),
+            attempt_deadline=now + math.ceil(self.approval_wait + reply_wait(self.timeout)),
             door="lnurl",
         )
-        claim = await self._claim(attempt, self.limits)
+        claim = await self._claim(record, attempt, self.limits)
         if not claim.new:  # the same payment_hash won a race with this one
             raise InvoiceAlreadyAttempted(
                 f"pr: payment_hash {inv.payment_hash} was received before (payment "
                 f"{claim.payment.payment_id}): one payment per payment_hash; make a new invoice"
             )
-        self._pay_later(claim.payment)
-        return claim.payment
+        # Before the answer, as for the plugin's invoices: a decline reaches the wallet.
+        claimed = await self._approve_payout(record, claim.payment, inv.payee, inv.entries)
+        self._pay_later(claimed)
+        return claimed
+
+    async def _approve_payout(
+        self, record: Record, claimed: Payment, payee_node_id: bytes, introductions: list[str]
+    ) -> Payment:
+        """``--payout-approver hwi``: the device's signed yes, stored with the payment,
+        before the node is asked; a decline or timeout settles it failed, unpaid. Shown:
+        the payee's node and where the payment enters its route (the introduction nodes of
+        a BOLT 12 invoice's blinded paths, the first hops of a BOLT 11 one's route hints)."""
+        if self.authority.payout_approver is None:
+            return claimed
+        self._in_flight.add(claimed.payment_id)  # not reconciled while a person decides
+        try:
+            try:
+                evidence = await self.authority.approve_payout(
+                    record,
+                    claimed,
+                    payee_node_id=payee_node_id,
+                    introductions=introductions,
+                    fee_limit=fee_limit_msat(claimed.amount_msat),
+                )
+            except PayoutDeclined as e:
+                await self._finish(claimed, "failed", error=e.message)
+                log.info("payment %d declined: %s", claimed.payment_id, e.message)
+                raise
+            except BaseException:
+                # Cancelled while the device was asked: nothing was sent to the node.
+                await asyncio.shield(
+                    self._finish(claimed, "failed", error="stopped before the payout approval")
+                )
+                raise
+            assert evidence is not None
+            return await self.store.payment_approved(claimed.payment_id, evidence)
+        finally:
+            self._in_flight.discard(claimed.payment_id)
 
     def _owns(self, metadata: bytes | None, pathsecret: str) -> bool:
         return self.paths is not None and self.paths.owns(metadata, bytes.fromhex(pathsecret))
@@ -282,7 +343,10 @@ class Receiver:
     async def _pay(self, claimed: Payment) -> dict[str, Any]:
         self._in_flight.add(claimed.payment_id)
         try:
-            paid = await self.backend.pay(claimed.invoice, self.timeout)
+            maxfee = None
+            if claimed.payout_approval is not None:
+                maxfee = fee_limit_msat(claimed.amount_msat)  # the limit the person saw
+            paid = await self.backend.pay(claimed.invoice, self.timeout, maxfee)
         except NodePaymentFailed as e:
             settled = await self._finish(claimed, "failed", error=str(e))
             if settled.status == "paid":
@@ -298,6 +362,13 @@ class Receiver:
             raise
         finally:
             self._in_flight.discard(claimed.payment_id)
+        if not proves(paid.preimage, claimed.payment_hash):
+            why = (
+                f"the node answered preimage {oneline(paid.preimage, 80)}, whose sha256 is not "
+                "the payment_hash: investigate (resolvepayment settles it, with evidence)"
+            )
+            log.warning("payment %d stays pending: %s", claimed.payment_id, why)
+            raise _pending_error(claimed, why)
         done = await self._finish(claimed, "paid", preimage=paid.preimage)
         return views.payment_json(done)
 
@@ -352,3 +423,11 @@ class Receiver:
             invreq_id, status, start=start, limit=paging.store_limit(limit)
         )
         return {"payments": paging.page(views.payment_json(p) for p in found)}
+
+
+def _introduction(path: bolt12.BlindedPath) -> str:
+    """Where a payment enters one of the payee's blinded paths, as the device shows it."""
+    if path.first_node_id is not None:
+        return path.first_node_id.hex()
+    assert path.first_scid is not None
+    return f"scid {views.scid_text(path.first_scid)}/{path.first_scid_dir}"

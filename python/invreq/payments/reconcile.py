@@ -28,7 +28,7 @@ from invreq.errors import (
     PaymentNotPending,
     RpcError,
 )
-from invreq.payments.node import PaymentBackend
+from invreq.payments.node import PaymentBackend, proves
 from invreq.store.base import Payment, PaymentStore
 
 __all__ = ["Reconciler"]
@@ -119,6 +119,13 @@ class Reconciler:
             return False
         now = int(self.clock())
         attempt_over = p.attempt_deadline is not None and now >= p.attempt_deadline
+        if record.status == "paid" and not proves(record.preimage, p.payment_hash):
+            self._tell(
+                p,
+                f"node {mine} reports it paid, but with a preimage whose sha256 is not the "
+                "payment_hash: investigate (resolvepayment settles it, with evidence)",
+            )
+            return False
         if record.status == "paid":
             status, error = "paid", None
         elif p.node_id is None:

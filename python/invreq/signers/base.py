@@ -34,7 +34,11 @@ class Signer(Protocol):
 
 
 class Approver(Protocol):
-    """Something that must agree to each request before it is signed (``--approver``)."""
+    """Something that must agree to each request before it is signed (``--approver``), or
+    to each payment before it is sent (``--payout-approver``)."""
+
+    #: the approval key (compressed, pinned at start): every approval is checked against it
+    pubkey: bytes
 
     async def approve(self, text: str) -> dict[str, Any]:
         """Return the evidence of approval (stored with the record and listed), or raise

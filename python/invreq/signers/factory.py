@@ -8,7 +8,7 @@ from invreq.config import Config
 from invreq.extras import require
 from invreq.signers.base import Approver, Signer
 
-__all__ = ["open_approver", "open_signer"]
+__all__ = ["open_approver", "open_payout_approver", "open_signer"]
 
 
 def _device_args(config: Config) -> dict[str, Any]:
@@ -32,6 +32,19 @@ async def open_signer(config: Config) -> Signer:
     from invreq.signers.software import SoftwareSigner
 
     return SoftwareSigner.load_or_create(config.network_dir)
+
+
+async def open_payout_approver(config: Config, approver: Approver | None) -> Approver | None:
+    """``--payout-approver hwi``: the request approver's device and key when there is one
+    (one device, one connection), else the device opened for payouts alone."""
+    if config.payout_approver == "none":
+        return None
+    if approver is not None:
+        return approver
+    require("hwilib", "--payout-approver hwi")
+    from invreq.signers.hwi import open_hwi_approver
+
+    return await open_hwi_approver(key_path=config.hwi_approval_path, **_device_args(config))
 
 
 async def open_approver(config: Config) -> Approver | None:

@@ -21,6 +21,8 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from invreq.bound import PayoutBound
+
 __all__ = [
     "BLACKLIST_OFFSET",
     "Claim",
@@ -54,6 +56,16 @@ class Record:
     created_index: int = 0
     # Approval evidence from an approving device (JSON object), or None.
     approval: dict[str, Any] | None = None
+    # Reusable requests only (invreq.bound): most payouts in all, and the end of the
+    # payout window (unix seconds); None: not bounded that way.
+    max_payouts: int | None = None
+    payout_until: int | None = None
+    # Decided at creation (an approver was configured): paid only with a verifying approval.
+    approval_required: bool = False
+
+    @property
+    def bound(self) -> PayoutBound:
+        return PayoutBound(self.single_use, self.max_payouts, self.payout_until)
     # The LNURL-withdraw door's capability (invreq.lnurl), made with the request when
     # --lnurl is on; None: the request has no such door.
     lnurl_k1: str | None = None
@@ -89,6 +101,8 @@ class Payment:
     evidence: str | None = None
     # Rows from before one-payment-per-invoice was enforced: the earlier row of this hash.
     duplicate_of: int | None = None
+    # --payout-approver hwi: the device's signed approval of this payment (JSON object).
+    payout_approval: dict[str, Any] | None = None
     # Which door the invoice came through: "bolt12" (receiveinvoice, the CLN plugin) or
     # "lnurl" (a BOLT 11 invoice from an LNURL-withdraw wallet, invreq.lnurl).
     door: str = "bolt12"
@@ -230,10 +244,13 @@ class PaymentStore(RequestLookup, Protocol):
         the time) becomes this ``pending`` attempt, in the same row.
 
         Otherwise record ``payment`` as ``pending`` if its request may be paid now: it
-        exists, is active, (single-use) has no pending or paid payment, and ``limits`` allow
-        another attempt. Raises ``UnknownInvoiceRequest``, ``NotActive``, ``AlreadyClaimed``
-        or ``PaymentLimited``. A ``refused`` payment is checked the same way (limits aside)
-        and recorded without claiming anything.
+        exists, is active, (single-use) has no pending or paid payment, (reusable) its
+        bound allows another payout (``max_payouts`` pending or paid payments at most,
+        before ``payout_until``: :meth:`invreq.bound.PayoutBound.refusal`), and ``limits``
+        allow another attempt. Raises ``UnknownInvoiceRequest``, ``NotActive``,
+        ``AlreadyClaimed``, ``PayoutBoundReached`` or ``PaymentLimited``. A ``refused``
+        payment is checked the same way (limits aside) and recorded without claiming
+        anything.
         The check and the insert are one transaction; a unique index on payment_hash backs
         it."""
 
@@ -251,6 +268,10 @@ class PaymentStore(RequestLookup, Protocol):
         """Settle a pending payment. ``paid`` also marks its request used (single-use ones
         become inactive; a request disabled meanwhile stays disabled). Raises
         ``PaymentNotPending`` (with the payment as it is) when it was settled already."""
+
+    async def payment_approved(self, payment_id: int, approval: dict[str, Any]) -> Payment:
+        """Store the payout approval of a pending payment (before it is paid). Raises
+        ``PaymentNotPending`` when it is no longer pending."""
 
     async def payment_by_hash(self, payment_hash: str) -> Payment | None:
         """The payment of this invoice (payment_hash), if any."""

@@ -26,6 +26,7 @@ from typing import Any
 
 import asyncpg
 
+from invreq.bound import PayoutBound
 from invreq.errors import (
     AlreadyClaimed,
     CommitFailed,
@@ -39,6 +40,7 @@ from invreq.errors import (
 )
 from invreq.store.base import Claim, ListQuery, Payment, PaymentLimits, Record, StoredRune
 from invreq.store.rows import (
+    BOUND_TAKEN,
     LNURL_MIGRATION,
     PAYMENT_COLUMNS,
     PAYMENT_INSERT,
@@ -49,6 +51,8 @@ from invreq.store.rows import (
     UNSETTLED_ATTEMPTS,
     blacklist_range,
     blacklist_row,
+    bound_migration,
+    check_bound,
     limits_reached_per_minute,
     limits_reached_per_request,
     payment_from_row,
@@ -142,6 +146,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     payment_migration("BIGINT"),
     _DROP_RUNE_STRINGS,
+    bound_migration("BIGINT", "BOOLEAN", "false"),
     LNURL_MIGRATION,
 )
 
@@ -150,7 +155,7 @@ RUNE_STRINGS_DROPPED = MIGRATIONS.index(_DROP_RUNE_STRINGS) + 1
 
 _COLUMNS = (
     "invreq_id, bolt12, label, active, single_use, used, created_at, payer_key, "
-    "created_index, approval, lnurl_k1"
+    "created_index, approval, max_payouts, payout_until, approval_required, lnurl_k1"
 )
 
 
@@ -179,7 +184,10 @@ def _record(row: Any) -> Record:
         payer_key=row[7],
         created_index=row[8],
         approval=None if row[9] is None else json.loads(row[9]),
-        lnurl_k1=row[10],
+        max_payouts=None if row[10] is None else int(row[10]),
+        payout_until=None if row[11] is None else int(row[11]),
+        approval_required=bool(row[12]),
+        lnurl_k1=row[13],
     )
 
 
@@ -290,9 +298,11 @@ class PostgresStore:
             # keeps one bad row (a repeated invreq_id) from failing the others.
             rows = await self._pool.fetch(
                 "INSERT INTO invoice_requests (invreq_id, bolt12, label, active, single_use,"
-                " used, created_at, payer_key, approval, lnurl_k1)"
+                " used, created_at, payer_key, approval, max_payouts, payout_until,"
+                " approval_required, lnurl_k1)"
                 " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[],"
-                " $5::bool[], $6::bool[], $7::bigint[], $8::text[], $9::jsonb[], $10::text[])"
+                " $5::bool[], $6::bool[], $7::bigint[], $8::text[], $9::jsonb[],"
+                " $10::bigint[], $11::bigint[], $12::bool[], $13::text[])"
                 " ON CONFLICT (invreq_id) DO NOTHING RETURNING invreq_id, created_index",
                 [r.invreq_id for r in recs],
                 [r.bolt12 for r in recs],
@@ -303,6 +313,9 @@ class PostgresStore:
                 [r.created_at for r in recs],
                 [r.payer_key for r in recs],
                 [None if r.approval is None else json.dumps(r.approval) for r in recs],
+                [r.max_payouts for r in recs],
+                [r.payout_until for r in recs],
+                [r.approval_required for r in recs],
                 [r.lnurl_k1 for r in recs],
             )
         except Exception as e:  # asyncpg errors, timeouts: the writer must outlive them
@@ -361,8 +374,8 @@ class PostgresStore:
                     # The row lock serialises claims on one request across instances (and so
                     # claims of one invoice: its invreq_id is fixed by its records).
                     row = await conn.fetchrow(
-                        "SELECT active, single_use, used FROM invoice_requests WHERE invreq_id = $1"
-                        " FOR UPDATE",
+                        "SELECT active, single_use, used, max_payouts, payout_until"
+                        " FROM invoice_requests WHERE invreq_id = $1 FOR UPDATE",
                         payment.invreq_id,
                     )
                     existing = await conn.fetchrow(
@@ -378,7 +391,7 @@ class PostgresStore:
                         raise UnknownInvoiceRequest()
                     # Refused attempts (no backend) claim nothing, but are not recorded for
                     # a request that could not be paid anyway.
-                    active, single_use, used = row
+                    active, single_use, used, max_payouts, payout_until = row
                     if not active:
                         raise NotActive()
                     if single_use:
@@ -389,6 +402,15 @@ class PostgresStore:
                         )
                         if taken is not None or used:
                             raise AlreadyClaimed(taken or "paid")
+                    else:
+                        # Under the row lock: another instance's claim on this request
+                        # waits, and counts this one.
+                        count = await conn.fetchval(BOUND_TAKEN.format(p1="$1"), payment.invreq_id)
+                        check_bound(
+                            PayoutBound(False, max_payouts, payout_until),
+                            int(count),
+                            payment.created_at,
+                        )
                     if payment.status == "pending" and limits is not None:
                         await _check_limits(conn, payment, limits)
                     if existing is not None:
@@ -457,6 +479,24 @@ class PostgresStore:
                     " WHERE invreq_id = $1",
                     row[1],
                 )
+        return payment_from_row(row)
+
+    async def payment_approved(self, payment_id: int, approval: dict[str, Any]) -> Payment:
+        async with self._pool_guarded() as pool, pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "UPDATE payments SET payout_approval = $1"
+                f" WHERE payment_id = $2 AND status = 'pending' RETURNING {PAYMENT_COLUMNS}",
+                json.dumps(approval),
+                payment_id,
+            )
+            if row is None:
+                now = await conn.fetchrow(
+                    f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_id = $1",
+                    payment_id,
+                )
+                if now is None:
+                    raise StoreError(f"payment {payment_id} does not exist")
+                raise PaymentNotPending(payment_from_row(now))
         return payment_from_row(row)
 
     async def payment_by_hash(self, payment_hash: str) -> Payment | None:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import json
 from typing import Any
 
-from invreq.errors import PaymentLimited
+from invreq.bound import PayoutBound
+from invreq.errors import PaymentLimited, PayoutBoundReached
 from invreq.store.base import BLACKLIST_OFFSET, Payment, PaymentLimits, StoredRune
 
 __all__ = [
+    "BOUND_TAKEN",
     "COUNT_BY_STATE",
     "LNURL_MIGRATION",
     "PAYMENT_COLUMNS",
@@ -20,6 +23,8 @@ __all__ = [
     "UNSETTLED_ATTEMPTS",
     "blacklist_range",
     "blacklist_row",
+    "bound_migration",
+    "check_bound",
     "limits_reached_per_minute",
     "limits_reached_per_request",
     "payment_from_row",
@@ -49,7 +54,9 @@ PAYMENT_INSERT = (
 )
 #: Columns set by later changes (disable, resolvepayment, the migration), not at insert.
 PAYMENT_COLUMNS = (
-    "payment_id, " + PAYMENT_INSERT + ", request_disabled_at, resolved_by, evidence, duplicate_of"
+    "payment_id, "
+    + PAYMENT_INSERT
+    + ", request_disabled_at, resolved_by, evidence, duplicate_of, payout_approval"
 )
 PAYMENT_INSERT_COUNT = 12
 
@@ -94,7 +101,36 @@ def payment_from_row(row: Any) -> Payment:
         resolved_by=row[14],
         evidence=row[15],
         duplicate_of=_int(row[16]),
+        payout_approval=None if row[17] is None else json.loads(row[17]),
     )
+
+
+def bound_migration(bigint: str, boolean: str, false: str) -> tuple[str, ...]:
+    """Payout authority (issue 23), for both stores: a reusable request's bound, whether it
+    needs an approval (decided at creation: a request stored with an approval did), and the
+    payout approval of a payment."""
+    return (
+        f"ALTER TABLE invoice_requests ADD COLUMN max_payouts {bigint}",
+        f"ALTER TABLE invoice_requests ADD COLUMN payout_until {bigint}",
+        f"ALTER TABLE invoice_requests ADD COLUMN approval_required {boolean} NOT NULL"
+        f" DEFAULT {false}",
+        "UPDATE invoice_requests SET approval_required = (approval IS NOT NULL)",
+        "ALTER TABLE payments ADD COLUMN payout_approval TEXT",
+    )
+
+
+#: Payouts a request has given or is giving (parameter: invreq_id), counted in the claim's
+#: transaction so two workers or instances cannot both take the last one.
+BOUND_TAKEN = (
+    "SELECT count(*) FROM payments WHERE invreq_id = {p1} AND status IN ('pending', 'paid')"
+)
+
+
+def check_bound(bound: PayoutBound, taken: int, now: int) -> None:
+    """Raise ``PayoutBoundReached`` if the request's bound allows no more payouts."""
+    why = bound.refusal(taken, now)
+    if why is not None:
+        raise PayoutBoundReached(f"invoice is not paid: {why}")
 
 
 def payment_migration(bigint: str) -> tuple[str, ...]:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from invreq import secretfile
+from invreq.bound import PayoutBound
 from invreq.errors import (
     AlreadyClaimed,
     CommitFailed,
@@ -47,6 +48,7 @@ from invreq.errors import (
 )
 from invreq.store.base import Claim, ListQuery, Payment, PaymentLimits, Record, StoredRune
 from invreq.store.rows import (
+    BOUND_TAKEN,
     COUNT_BY_STATE,
     LNURL_MIGRATION,
     PAYMENT_COLUMNS,
@@ -58,6 +60,8 @@ from invreq.store.rows import (
     UNSETTLED_ATTEMPTS,
     blacklist_range,
     blacklist_row,
+    bound_migration,
+    check_bound,
     limits_reached_per_minute,
     limits_reached_per_request,
     payment_from_row,
@@ -144,6 +148,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     payment_migration("INTEGER"),
     _DROP_RUNE_STRINGS,
+    bound_migration("INTEGER", "INTEGER", "0"),
     LNURL_MIGRATION,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -152,14 +157,15 @@ RUNE_STRINGS_DROPPED = MIGRATIONS.index(_DROP_RUNE_STRINGS) + 1
 
 _COLUMNS = (
     "invreq_id, bolt12, label, active, single_use, used, created_at, payer_key, "
-    "created_index, approval, lnurl_k1"
+    "created_index, approval, max_payouts, payout_until, approval_required, lnurl_k1"
 )
 
 _INSERT = (
     "INSERT INTO invoice_requests (invreq_id, bolt12, label, active, single_use, used,"
-    " created_at, payer_key, approval, lnurl_k1) VALUES "
+    " created_at, payer_key, approval, max_payouts, payout_until, approval_required,"
+    " lnurl_k1) VALUES "
 )
-_ROW = "(?,?,?,?,?,?,?,?,?,?)"
+_ROW = "(?,?,?,?,?,?,?,?,?,?,?,?,?)"
 
 
 def _values(r: Record) -> tuple[Any, ...]:
@@ -174,6 +180,9 @@ def _values(r: Record) -> tuple[Any, ...]:
         r.created_at,
         r.payer_key,
         approval,
+        r.max_payouts,
+        r.payout_until,
+        int(r.approval_required),
         r.lnurl_k1,
     )
 
@@ -232,7 +241,10 @@ def _record(row: tuple[Any, ...]) -> Record:
         payer_key=row[7],
         created_index=row[8],
         approval=None if row[9] is None else json.loads(row[9]),
-        lnurl_k1=row[10],
+        max_payouts=row[10],
+        payout_until=row[11],
+        approval_required=bool(row[12]),
+        lnurl_k1=row[13],
     )
 
 
@@ -563,14 +575,15 @@ class SQLiteStore:
                 if not (found.status == "refused" and payment.status == "pending"):
                     return Claim(found, new=False)
             row = conn.execute(
-                "SELECT active, single_use, used FROM invoice_requests WHERE invreq_id = ?",
+                "SELECT active, single_use, used, max_payouts, payout_until"
+                " FROM invoice_requests WHERE invreq_id = ?",
                 (payment.invreq_id,),
             ).fetchone()
             if row is None:
                 raise UnknownInvoiceRequest()
             # Refused attempts (no backend) claim nothing, but are not recorded for a
             # request that could not be paid anyway.
-            active, single_use, used = row
+            active, single_use, used, max_payouts, payout_until = row
             if not active:
                 raise NotActive()
             if single_use:
@@ -581,6 +594,13 @@ class SQLiteStore:
                 ).fetchone()
                 if taken is not None or used:
                     raise AlreadyClaimed(taken[0] if taken else "paid")
+            else:
+                # In this transaction (BEGIN IMMEDIATE; --workers: the one writer process):
+                # no other claim can count the same payouts.
+                (count,) = conn.execute(BOUND_TAKEN.format(p1="?"), (payment.invreq_id,)).fetchone()
+                check_bound(
+                    PayoutBound(False, max_payouts, payout_until), count, payment.created_at
+                )
             if payment.status == "pending" and limits is not None:
                 _check_limits(conn, payment, limits)
             if existing is not None:
@@ -643,6 +663,25 @@ class SQLiteStore:
                     " WHERE invreq_id = ?",
                     (row[1],),
                 )
+            return payment_from_row(row)
+
+        result: Payment = await self._write(write)
+        return result
+
+    async def payment_approved(self, payment_id: int, approval: dict[str, Any]) -> Payment:
+        def write(conn: sqlite3.Connection) -> Payment:
+            row = conn.execute(
+                "UPDATE payments SET payout_approval = ?"
+                f" WHERE payment_id = ? AND status = 'pending' RETURNING {PAYMENT_COLUMNS}",
+                (json.dumps(approval), payment_id),
+            ).fetchone()
+            if row is None:
+                now = conn.execute(
+                    f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_id = ?", (payment_id,)
+                ).fetchone()
+                if now is None:
+                    raise StoreError(f"payment {payment_id} does not exist")
+                raise PaymentNotPending(payment_from_row(now))
             return payment_from_row(row)
 
         result: Payment = await self._write(write)

@@ -67,6 +67,7 @@ WRITES = frozenset(
         "disable_noting_payments",
         "payment_claim",
         "payment_finish",
+        "payment_approved",
         "rune_insert",
         "rune_used",
         "rune_blacklist_add",
@@ -464,6 +465,10 @@ class WorkerStore:
             resolved_by=resolved_by,
             evidence=evidence,
         )
+        return result
+
+    async def payment_approved(self, payment_id: int, approval: dict[str, Any]) -> Payment:
+        result: Payment = await self._call("payment_approved", payment_id, approval)
         return result
 
     async def rune_insert(self, restrictions: str, created_at: int) -> int:

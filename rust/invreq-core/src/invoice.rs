@@ -16,9 +16,10 @@ use secp256k1::{PublicKey, XOnlyPublicKey};
 use sha2::{Digest, Sha256};
 
 use crate::blinding::{read_paths, BlindedHop, BlindedPath, IntroductionNode};
-use crate::error::{Result, SemanticError, SignatureError};
+use crate::error::{Result, SemanticError};
 use crate::invoice_request::{self as ir, Fields};
 use crate::read::{invalid, read_point, semantic, Check, Cursor};
+use crate::signature::{verify, Unsigned};
 use crate::{merkle, string, tlv};
 
 pub use crate::blinding::encode_paths;
@@ -47,7 +48,7 @@ pub mod types {
     /// `invoice_node_id`: the key the invoice is signed by.
     pub const INVOICE_NODE_ID: u64 = 176;
     /// `signature`: BIP-340, over the merkle root of every other record.
-    pub const SIGNATURE: u64 = 240;
+    pub const SIGNATURE: u64 = crate::signature::SIGNATURE_TYPE;
 
     /// Every invoice-range type this module knows, ascending.
     pub const KNOWN: [u64; 9] = [
@@ -292,7 +293,7 @@ pub fn parse_with(stream: &[u8], check: Check) -> Result<Invoice> {
             .x_only_public_key()
             .0;
         let root = merkle::merkle_root(stream)?;
-        ir::verify(&merkle::signature_digest("invoice", "signature", &root), &sig, &key)?;
+        verify(&merkle::signature_digest("invoice", "signature", &root), &sig, &key)?;
     }
     Ok(Invoice {
         request,
@@ -385,13 +386,8 @@ pub struct InvoiceBuilder<'a> {
 /// An invoice ready to be signed by `invoice_node_id`.
 #[derive(Debug, Clone)]
 pub struct UnsignedInvoice {
-    bytes: Vec<u8>,
-    node_key: XOnlyPublicKey,
-    merkle_root: [u8; 32],
-    digest: [u8; 32],
+    unsigned: Unsigned,
     invreq_id: [u8; 32],
-    /// Where the signature record goes: before the first experimental record.
-    signature_at: usize,
 }
 
 impl InvoiceBuilder<'_> {
@@ -491,24 +487,23 @@ impl InvoiceBuilder<'_> {
         }
         let invreq_id: [u8; 32] = id.finalize().into();
         debug_assert_eq!(invreq_id, request.invreq_id);
-        let merkle_root = merkle::merkle_root(&bytes)?;
-        let digest = merkle::signature_digest("invoice", "signature", &merkle_root);
-        Ok(UnsignedInvoice { bytes, node_key, merkle_root, digest, invreq_id, signature_at })
+        let unsigned = Unsigned::new("invoice", bytes, node_key, signature_at)?;
+        Ok(UnsignedInvoice { unsigned, invreq_id })
     }
 }
 
 impl UnsignedInvoice {
     /// The unsigned TLV stream.
     pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+        &self.unsigned.bytes
     }
     /// The merkle root of the unsigned records (BOLT 12 "Signature Calculation").
     pub fn merkle_root(&self) -> [u8; 32] {
-        self.merkle_root
+        self.unsigned.merkle_root
     }
     /// `H("lightning" || "invoice" || "signature", merkle_root)`: what the node id signs.
     pub fn digest(&self) -> [u8; 32] {
-        self.digest
+        self.unsigned.digest
     }
     /// The `invreq_id` of the request answered.
     pub fn invreq_id(&self) -> [u8; 32] {
@@ -518,13 +513,7 @@ impl UnsignedInvoice {
     /// Attaches `signature` after checking it against `invoice_node_id`, then reads the
     /// result back with the reader's rules.
     pub fn with_signature(&self, signature: &[u8]) -> Result<Invoice> {
-        let sig: [u8; 64] = signature.try_into().map_err(|_| SignatureError::Malformed)?;
-        ir::verify(&self.digest, &sig, &self.node_key)?;
-        let (low, high) = self.bytes.split_at(self.signature_at);
-        let mut bytes = Vec::with_capacity(self.bytes.len() + 3 + 64);
-        bytes.extend_from_slice(low);
-        tlv::write_record(&mut bytes, types::SIGNATURE, &sig);
-        bytes.extend_from_slice(high);
+        let (_, bytes) = self.unsigned.attach(signature)?;
         parse_with(&bytes, Check::StructureOnly)
     }
 }

@@ -5,14 +5,13 @@
 //! requirement of BOLT 12 to each (REFERENCE §7).
 
 use std::ops::RangeInclusive;
-use std::sync::OnceLock;
 
-use secp256k1::{schnorr, Message, PublicKey, Secp256k1, VerifyOnly, XOnlyPublicKey};
 use sha2::{Digest, Sha256};
 
 use crate::blinding::{read_paths, BlindedPath};
 use crate::error::{Result, SemanticError, SignatureError};
 use crate::read::{invalid, read_point, semantic, Check, Cursor};
+use crate::signature::{verify, xonly_of, Unsigned};
 use crate::{merkle, string, tlv};
 
 /// The human-readable part of an invoice_request string.
@@ -61,7 +60,7 @@ pub mod types {
     /// `invreq_bip_353_name`: the payer's human-readable name (BIP 353).
     pub const INVREQ_BIP_353_NAME: u64 = 91;
     /// `signature`: BIP-340, by `invreq_payer_id`, over the merkle root.
-    pub const SIGNATURE: u64 = 240;
+    pub const SIGNATURE: u64 = crate::signature::SIGNATURE_TYPE;
 
     /// Every type this module knows, ascending.
     pub const KNOWN: [u64; 21] = [
@@ -106,11 +105,6 @@ pub const EXPERIMENTAL_TYPES: RangeInclusive<u64> = 1_000_000_000..=2_999_999_99
 /// Whether `t` is copied into an invoice and hashed into `invreq_id` (REFERENCE §2).
 pub(crate) fn in_invreq_ranges(t: u64) -> bool {
     INVOICE_REQUEST_TYPES.contains(&t) || EXPERIMENTAL_TYPES.contains(&t)
-}
-
-fn secp() -> &'static Secp256k1<VerifyOnly> {
-    static S: OnceLock<Secp256k1<VerifyOnly>> = OnceLock::new();
-    S.get_or_init(Secp256k1::verification_only)
 }
 
 /// Every field of an invoice_request, as read (all optional at this level).
@@ -246,33 +240,8 @@ pub struct Builder<'a> {
 #[derive(Debug, Clone)]
 pub struct UnsignedInvoiceRequest {
     fields: Fields,
-    bytes: Vec<u8>,
-    payer_key: XOnlyPublicKey,
-    merkle_root: [u8; 32],
-    digest: [u8; 32],
+    unsigned: Unsigned,
     invreq_id: [u8; 32],
-    /// Where the signature record goes: before the first experimental record, since types
-    /// must ascend and experimental types (1e9..) are above the signature's 240.
-    signature_at: usize,
-}
-
-/// Parses a compressed point into the x-only key BIP-340 verifies with.
-///
-/// The service signs every request with one key; remembering the last key parsed saves the
-/// square root a parse costs (a few microseconds) on every request.
-fn xonly_of(point: &[u8]) -> Option<XOnlyPublicKey> {
-    thread_local! {
-        static LAST: std::cell::Cell<Option<([u8; 33], XOnlyPublicKey)>> = const { std::cell::Cell::new(None) };
-    }
-    let point: [u8; 33] = point.try_into().ok()?;
-    if let Some((p, k)) = LAST.with(|c| c.get()) {
-        if p == point {
-            return Some(k);
-        }
-    }
-    let key = PublicKey::from_slice(&point).ok()?.x_only_public_key().0;
-    LAST.with(|c| c.set(Some((point, key))));
-    Some(key)
 }
 
 impl Builder<'_> {
@@ -357,8 +326,7 @@ impl Builder<'_> {
             id.update(&bytes[start..]);
         }
         let signature_at = signature_at.unwrap_or(bytes.len());
-        let merkle_root = merkle::merkle_root(&bytes)?;
-        let digest = merkle::signature_digest("invoice_request", "signature", &merkle_root);
+        let unsigned = Unsigned::new("invoice_request", bytes, payer_key, signature_at)?;
         let fields = Fields {
             metadata: Some(self.metadata.to_vec()),
             description: Some(self.description.to_owned()),
@@ -371,30 +339,22 @@ impl Builder<'_> {
             unknown: self.unknown.to_vec(),
             ..Fields::default()
         };
-        Ok(UnsignedInvoiceRequest {
-            fields,
-            bytes,
-            payer_key,
-            merkle_root,
-            digest,
-            invreq_id: id.finalize().into(),
-            signature_at,
-        })
+        Ok(UnsignedInvoiceRequest { fields, unsigned, invreq_id: id.finalize().into() })
     }
 }
 
 impl UnsignedInvoiceRequest {
     /// The unsigned TLV stream.
     pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+        &self.unsigned.bytes
     }
     /// The merkle root of the unsigned records (BOLT 12 "Signature Calculation").
     pub fn merkle_root(&self) -> [u8; 32] {
-        self.merkle_root
+        self.unsigned.merkle_root
     }
     /// `H("lightning" || "invoice_request" || "signature", merkle_root)`: what the signer signs.
     pub fn digest(&self) -> [u8; 32] {
-        self.digest
+        self.unsigned.digest
     }
     /// The request's `invreq_id`, the same signed or not.
     pub fn invreq_id(&self) -> [u8; 32] {
@@ -408,19 +368,13 @@ impl UnsignedInvoiceRequest {
     /// The `lnr1...` string of the unsigned stream: BOLT 12's form of a request answering no
     /// offer (every request this builder makes), what LDK's `Refund` parser reads.
     pub fn to_bolt12(&self) -> String {
-        string::encode(HRP, &self.bytes).expect("lnr is a valid human-readable part")
+        string::encode(HRP, &self.unsigned.bytes).expect("lnr is a valid human-readable part")
     }
 
     /// Attaches `signature` after checking it against `invreq_payer_id`: a signer that
     /// returns garbage can never produce an invoice_request that leaves this function.
     pub fn with_signature(&self, signature: &[u8]) -> Result<InvoiceRequest> {
-        let sig: [u8; 64] = signature.try_into().map_err(|_| SignatureError::Malformed)?;
-        verify(&self.digest, &sig, &self.payer_key)?;
-        let (low, high) = self.bytes.split_at(self.signature_at);
-        let mut bytes = Vec::with_capacity(self.bytes.len() + 3 + 64);
-        bytes.extend_from_slice(low);
-        tlv::write_record(&mut bytes, types::SIGNATURE, &sig);
-        bytes.extend_from_slice(high);
+        let (sig, bytes) = self.unsigned.attach(signature)?;
         Ok(InvoiceRequest {
             fields: self.fields.clone(),
             signature: Some(sig),
@@ -428,22 +382,6 @@ impl UnsignedInvoiceRequest {
             invreq_id: self.invreq_id,
         })
     }
-}
-
-/// BIP-340 verification with the process-wide verification context.
-pub(crate) fn verify(digest: &[u8; 32], sig: &[u8; 64], key: &XOnlyPublicKey) -> Result<()> {
-    let sig = schnorr::Signature::from_slice(sig).map_err(|_| SignatureError::Malformed)?;
-    let msg = Message::from_digest(*digest);
-    secp().verify_schnorr(&sig, &msg, key).map_err(|_| SignatureError::DoesNotVerify.into())
-}
-
-/// Checks that a BIP-340 `signature` of `digest` verifies against the compressed `point`.
-pub fn verify_signature(digest: &[u8], signature: &[u8], point: &[u8]) -> Result<()> {
-    let digest: [u8; 32] = digest.try_into().map_err(|_| invalid("digest", "must be 32 bytes"))?;
-    let sig: [u8; 64] = signature.try_into().map_err(|_| SignatureError::Malformed)?;
-    let key =
-        xonly_of(point).ok_or_else(|| invalid("pubkey", "not a compressed secp256k1 point"))?;
-    verify(&digest, &sig, &key)
 }
 
 // ---- reading ----------------------------------------------------------------------------

@@ -12,6 +12,7 @@
 //! - [`invoice`]: reading an `invoice` (`lni1...`), and building one for tests.
 //! - [`offer`]: reading an offer (`lno1...`), for `decode`.
 //! - [`chain`]: chain hashes of the networks we serve.
+//! - [`signature`]: BIP-340 signatures of the messages: checking one, attaching one.
 //! - [`read`]: the reader kit the messages share ([`read::Check`], points, a cursor).
 //! - [`properties`]: the round-trip properties the fuzzers and the corpus replay check.
 //! - [`error`]: the typed errors of all of the above.
@@ -28,7 +29,11 @@ pub mod offer;
 pub mod onion_message;
 pub mod properties;
 pub mod read;
+pub mod signature;
 pub mod string;
 pub mod tlv;
+
+#[cfg(test)]
+mod testing;
 
 pub use error::{Error, Result};

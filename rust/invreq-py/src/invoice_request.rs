@@ -86,11 +86,6 @@ pyclass_methods! {
 }
 
 #[pyfunction]
-fn verify_signature(digest: &[u8], signature: &[u8], pubkey: &[u8]) -> PyResult<()> {
-    Ok(core(ir::verify_signature(digest, signature, pubkey))?)
-}
-
-#[pyfunction]
 #[pyo3(signature = (s, *, verify=true))]
 fn decode_invoice_request(py: Python<'_>, s: &str, verify: bool) -> PyResult<InvoiceRequest> {
     Ok(InvoiceRequest(read(py, verify, |c| ir::decode(s, c))?))
@@ -119,7 +114,6 @@ fn parse_invoice_request(tlv_stream: &[u8], verify: bool) -> PyResult<InvoiceReq
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(verify_signature, m)?)?;
     m.add_function(wrap_pyfunction!(decode_invoice_request, m)?)?;
     m.add_function(wrap_pyfunction!(parse_invoice_request, m)?)?;
     m.add_function(wrap_pyfunction!(inspect_invoice_request, m)?)?;

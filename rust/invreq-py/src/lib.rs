@@ -21,6 +21,7 @@ mod invoice_request;
 mod merkle;
 mod offer;
 mod onion_message;
+mod signature;
 mod string;
 mod tlv;
 
@@ -32,6 +33,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     string::register(m)?;
     tlv::register(m)?;
     chain::register(m)?;
+    signature::register(m)?;
     invoice_request::register(m)?;
     offer::register(m)?;
     invoice::register(m)?;

@@ -2,20 +2,7 @@
 
 use super::*;
 use crate::error::{Error, SignatureError};
-use secp256k1::{Keypair, Message, Secp256k1, SecretKey};
-
-fn key(byte: u8) -> (Keypair, [u8; 33]) {
-    let secp = Secp256k1::new();
-    let sk = SecretKey::from_slice(&[byte; 32]).unwrap();
-    let kp = Keypair::from_secret_key(&secp, &sk);
-    (kp, PublicKey::from_secret_key(&secp, &sk).serialize())
-}
-
-/// BIP-340 with an all-zero auxiliary random, as CLN signs.
-fn sign(kp: &Keypair, digest: [u8; 32]) -> [u8; 64] {
-    let secp = Secp256k1::new();
-    *secp.sign_schnorr_with_aux_rand(&Message::from_digest(digest), kp, &[0u8; 32]).as_ref()
-}
+use crate::testing::{key, sign, with, without};
 
 const AMOUNT: u64 = 1_000_000;
 const PAYER: u8 = 0x11;
@@ -220,18 +207,6 @@ fn signed_by(signer: u8, records: &[(u64, Vec<u8>)]) -> Vec<u8> {
             .collect::<Vec<_>>(),
     )
     .unwrap()
-}
-
-fn with(mut recs: Vec<(u64, Vec<u8>)>, t: u64, v: Vec<u8>) -> Vec<(u64, Vec<u8>)> {
-    recs.retain(|(u, _)| *u != t);
-    recs.push((t, v));
-    recs.sort_by_key(|(t, _)| *t);
-    recs
-}
-
-fn without(mut recs: Vec<(u64, Vec<u8>)>, t: u64) -> Vec<(u64, Vec<u8>)> {
-    recs.retain(|(u, _)| *u != t);
-    recs
 }
 
 fn err_of(recs: Vec<(u64, Vec<u8>)>) -> String {

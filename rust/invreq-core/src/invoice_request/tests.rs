@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::error::Error;
-use secp256k1::{Keypair, SecretKey};
+use crate::testing::{key, sign, with, without};
 
 const SIGNATURE_TEST: &str = include_str!("../../../../tests/vectors/bolt12/signature-test.json");
 
@@ -17,19 +17,6 @@ const SEED_EXAMPLES: [(&str, &str); 2] = [
         "a621a0e8e8ea9aa97fd47ab9b140e413be7f4ea45377617e693eb7afe5a3dbf9",
     ),
 ];
-
-fn key(byte: u8) -> (Keypair, [u8; 33]) {
-    let secp = Secp256k1::new();
-    let sk = SecretKey::from_slice(&[byte; 32]).unwrap();
-    let kp = Keypair::from_secret_key(&secp, &sk);
-    (kp, PublicKey::from_secret_key(&secp, &sk).serialize())
-}
-
-/// BIP-340 with an all-zero auxiliary random, as CLN signs.
-fn sign(kp: &Keypair, digest: [u8; 32]) -> [u8; 64] {
-    let secp = Secp256k1::new();
-    *secp.sign_schnorr_with_aux_rand(&Message::from_digest(digest), kp, &[0u8; 32]).as_ref()
-}
 
 #[test]
 fn seed_doc_examples_decode_verify_and_give_the_documented_id() {
@@ -132,18 +119,6 @@ fn signed_stream(records: &[(u64, Vec<u8>)]) -> Vec<u8> {
 fn base() -> Vec<(u64, Vec<u8>)> {
     let (_, id) = key(0x11);
     vec![(0, vec![1; 16]), (10, b"d".to_vec()), (82, vec![0x03, 0xe8]), (88, id.to_vec())]
-}
-
-fn with(mut recs: Vec<(u64, Vec<u8>)>, t: u64, v: Vec<u8>) -> Vec<(u64, Vec<u8>)> {
-    recs.retain(|(u, _)| *u != t);
-    recs.push((t, v));
-    recs.sort_by_key(|(t, _)| *t);
-    recs
-}
-
-fn without(mut recs: Vec<(u64, Vec<u8>)>, t: u64) -> Vec<(u64, Vec<u8>)> {
-    recs.retain(|(u, _)| *u != t);
-    recs
 }
 
 fn err_of(recs: Vec<(u64, Vec<u8>)>) -> String {
