@@ -187,9 +187,7 @@ class Receiver:
             return views.payment_json(claimed)
         return await self._pay(claimed)
 
-    async def _claim(
-        self, record: Record, attempt: Payment, limits: PaymentLimits | None
-    ) -> Claim:
+    async def _claim(self, record: Record, attempt: Payment, limits: PaymentLimits | None) -> Claim:
         """The one claim, whichever door the invoice came through (BOLT 12 here and from
         the plugin, BOLT 11 from an LNURL wallet): who may let money leave (a request made
         needing an approval has a verifying one), then the store's conditional insert
