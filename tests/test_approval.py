@@ -308,8 +308,7 @@ def test_bip137_long_messages(n: int) -> None:
 @pytest.mark.parametrize("n", [0, 253, 254, 256, 70_000])
 def test_readme_verifier_handles_long_texts_and_binds_the_request(n: int) -> None:
     verify = readme_verifier()
-    # The README's verifier reads version 1 texts until the docs move (issue 23, docs).
-    message = v1_text(description="d" * n)
+    message = text(description="d" * n, bound=PayoutBound(single_use=False, max_payouts=2))
     sig, pubkey = device_sign(message)
     evidence = {"message": message, "signature": sig, "pubkey": pubkey.hex()}
     assert verify(evidence, ID, pubkey)
@@ -320,6 +319,15 @@ def test_readme_verifier_handles_long_texts_and_binds_the_request(n: int) -> Non
     raw_sig, _ = device_sign(raw)
     assert not verify({"message": raw, "signature": raw_sig}, ID, pubkey)
     assert verify_approval(evidence, invreq_id=ID, pubkey=pubkey) is None
+    # Approvals stored before version 2 still verify.
+    old = v1_text(description="d" * n)
+    old_sig, _ = device_sign(old)
+    assert verify({"message": old, "signature": old_sig}, ID, pubkey)
+    # Only compressed P2PKH headers.
+    raw = base64.b64decode(sig)
+    for base in (27, 35, 39):
+        other = base64.b64encode(bytes([base + raw[0] - 31]) + raw[1:]).decode()
+        assert not verify({"message": message, "signature": other}, ID, pubkey)
 
 
 def test_replayed_foreign_and_malformed_approvals_are_refused() -> None:

@@ -484,3 +484,65 @@ def _any_request() -> str:
         payer_id=key.public_key.format(),
     )
     return unsigned.with_signature(key.sign_schnorr(unsigned.digest, bytes(32))).bolt12
+
+
+# --- a failed payment answers the payee at once ---------------------------------------------
+
+
+def test_a_failed_payment_sends_the_payee_an_invoice_error(rig: Any) -> None:
+    """The invoice is accepted (the hook answers stop), then xpay certainly fails (the
+    stand-in node, --mode fail, as xpay's "Failed after N attempts"): invreq sends the payee
+    the reason over its reply path through the node, so sendinvoice fails now instead of
+    waiting out its timeout. The claim is released, as for any failed payment."""
+    r = rig("--mode", "fail")
+    req = r.server.rpc.call("invoicerequest", [1000, "no route"])
+    inv = invoice_for(req["bolt12"])
+    answer = r.host.hook("onion_message_recv_secret", message(inv, our_path_id(r, req["bolt12"])))
+    assert answer == {"result": "stop"}
+    wait_for(lambda: r.host.injected, "the invoice_error")
+    text = opened_invoice_error(r)
+    assert text.startswith("payment failed: xpay: ") and "no route" in text, text
+    assert r.host.node_id.hex() not in text
+    [p] = r.server.rpc.call("listpayments", [])["payments"]
+    assert p["status"] == "failed"
+    wait_for(lambda: "the payee was told it failed" in r.server.output(), "invreq's log line")
+
+
+def test_a_pending_payment_tells_the_payee_nothing(rig: Any) -> None:
+    r = rig("--mode", "hang")
+    req = r.server.rpc.call("invoicerequest", [1000, "held HTLC"])
+    inv = invoice_for(req["bolt12"])
+    answer = r.host.hook("onion_message_recv_secret", message(inv, our_path_id(r, req["bolt12"])))
+    assert answer == {"result": "stop"}
+    wait_for(lambda: r.xpays(), "the xpay")
+    r.fake.settle(inv.bolt12, "complete")  # the held HTLC resolves: paid
+    wait_for(
+        lambda: [p["status"] for p in r.server.rpc.call("listpayments", [])["payments"]]
+        == ["paid"],
+        "the payment",
+    )
+    assert r.host.injected == []
+
+
+@pytest.mark.parametrize(
+    ("reply_path", "with_secret", "named"),
+    [
+        ({"first_node_id": "02" + "00" * 32}, True, "reply_path: should be an object with"),
+        ({"first_node_id": "x", "first_path_key": "y", "hops": []}, True, "reply_path: should be"),
+        (None, False, "reply_path: only with pathsecret"),
+    ],
+)
+def test_a_bad_reply_path_is_a_clear_error_and_claims_nothing(
+    rig: Any, reply_path: Any, with_secret: bool, named: str
+) -> None:
+    r = rig()
+    req = r.server.rpc.call("invoicerequest", [1000, "bad reply path"])
+    inv = invoice_for(req["bolt12"])
+    good = onion.blinded_path(PAYEE.secret, REPLY_PATH_ID, b"\x19" * 32)
+    params: dict[str, Any] = {"invoice": inv.bolt12, "reply_path": reply_path or good}
+    if with_secret:
+        params["pathsecret"] = our_path_id(r, req["bolt12"]).hex()
+    with pytest.raises(RpcError) as e:
+        r.server.rpc.call("receiveinvoice", params)
+    assert e.value.error["code"] == -32602 and e.value.error["message"].startswith(named)
+    assert r.server.rpc.call("listpayments", [])["payments"] == [] and r.xpays() == []

@@ -10,10 +10,12 @@ hop's ``path_id`` as ``pathsecret``. This plugin, started by lightningd from its
 
 registers that hook **before CLN's ``offers`` plugin** (which would otherwise answer the
 payee with an ``invoice_error`` first) and, for each message carrying an ``invoice`` and a
-``pathsecret``, asks invreq ``receiveinvoice invoice pathsecret``:
+``pathsecret``, asks invreq ``receiveinvoice invoice pathsecret reply_path``:
 
 - a result: the invoice is ours, every check passed and the request is claimed (invreq pays
-  it now, in the background). The hook answers ``stop``: the message is handled, and
+  it now, in the background, and if the payment certainly fails it sends the payee an
+  ``invoice_error`` itself, over the same reply path). The hook answers ``stop``: the
+  message is handled, and
   ``offers`` must not see it (measured: with ``continue`` it replies an error to the payee);
 - error 2101 (the invoice answers no request of ours): ``continue``, untouched, so CLN's own
   offers (``fetchinvoice``, ``invoicerequest``) keep working;
@@ -314,6 +316,9 @@ class InvoiceHandler:
             self.log(f"onion message with an unreadable invoice passed on: {e}", "debug")
             return CONTINUE, None
         params: dict[str, Any] = {"invoice": invoice, "pathsecret": pathsecret}
+        reply = om.get("reply_blindedpath")
+        if isinstance(reply, dict) and "first_node_id" in reply:
+            params["reply_path"] = reply  # invreq tells the payee itself if paying fails
         try:
             result = unix_call(self.rpc_file, "receiveinvoice", params, self.timeout)
         except InvreqUnreachable as e:

@@ -189,6 +189,49 @@ def check_json(name: str, value: Any) -> Any:
     return value
 
 
+_HEX = re.compile(r"(?:[0-9a-fA-F]{2})+")
+_POINT = re.compile(r"0[23][0-9a-fA-F]{64}")
+_REPLY_PATH_KEYS = {"first_node_id", "first_path_key", "hops"}
+
+
+def check_reply_path(name: str, value: Any) -> dict[str, Any]:
+    """A ``reply_blindedpath`` as lightningd's onion-message hook gives it: an object with
+    ``first_node_id`` and ``first_path_key`` (33-byte points, hex) and ``hops``, a non-empty
+    array of ``{blinded_node_id, encrypted_recipient_data}`` (a point and hex bytes). Only
+    the shape is checked here; the point's validity where it is used."""
+    if not isinstance(value, dict) or not _REPLY_PATH_KEYS <= value.keys():
+        raise _bad(name, "should be an object with first_node_id, first_path_key, hops", value)
+    hops = value["hops"]
+    if not (
+        all(
+            isinstance(value[k], str) and _POINT.fullmatch(value[k])
+            for k in _REPLY_PATH_KEYS - {"hops"}
+        )
+        and isinstance(hops, list)
+        and 0 < len(hops) <= 64
+        and all(
+            isinstance(h, dict)
+            and isinstance(h.get("blinded_node_id"), str)
+            and _POINT.fullmatch(h["blinded_node_id"])
+            and isinstance(h.get("encrypted_recipient_data"), str)
+            and _HEX.fullmatch(h["encrypted_recipient_data"])
+            for h in hops
+        )
+    ):
+        raise _bad(name, "should be a blinded path (33-byte hex points, 1 to 64 hops)", value)
+    return {
+        "first_node_id": value["first_node_id"].lower(),
+        "first_path_key": value["first_path_key"].lower(),
+        "hops": [
+            {
+                "blinded_node_id": h["blinded_node_id"].lower(),
+                "encrypted_recipient_data": h["encrypted_recipient_data"].lower(),
+            }
+            for h in hops
+        ],
+    }
+
+
 def check_object_or_array(name: str, value: Any) -> Any:
     if not isinstance(value, (dict, list)):
         raise _bad(name, "should be an object or an array", value)
@@ -354,6 +397,13 @@ RECEIVEINVOICE = Command(
             "hash",
             "the path_id it arrived with over our blinded path (the CLN plugin): the reply "
             "leaves once the request is claimed, and the payment runs in the background",
+        ),
+        _p(
+            "reply_path",
+            check_reply_path,
+            "blindedpath",
+            "the payee's reply_blindedpath (the CLN plugin, with pathsecret): if the payment "
+            "then certainly fails, the node sends the payee an invoice_error saying why",
         ),
     ),
     "Check an invoice that answers one of our invoice_requests and pay it.",

@@ -179,6 +179,7 @@ _SCHEMAS: dict[str, dict[str, Any]] = {
     "hash": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"},
     "array": {"oneOf": [{"type": "string"}, {"type": "array"}]},
     "object": {"oneOf": [{"type": "object"}, {"type": "array"}]},
+    "blindedpath": {"type": "object"},
 }
 
 _ERROR = {

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from invreq import onionreply
 from invreq.config import ConfigError, pay_with_path
 from invreq.errors import RpcError, StartupError
 
@@ -99,6 +100,10 @@ class PaymentBackend(Protocol):
     async def status(self, payment_hash: str) -> NodeRecord:
         """The node's own record of the payment of ``payment_hash``."""
 
+    async def reply_error(self, reply_path: dict[str, Any], text: str) -> None:
+        """Send ``text`` as an invoice_error over a payee's ``reply_blindedpath`` (the
+        shape lightningd's hook gives); raises if it cannot be sent."""
+
     async def close(self) -> None: ...
 
 
@@ -113,6 +118,9 @@ class NoBackend:
 
     async def status(self, payment_hash: str) -> NodeRecord:
         raise AssertionError("NoBackend has no record: it never settles a payment")
+
+    async def reply_error(self, reply_path: dict[str, Any], text: str) -> None:
+        raise AssertionError("NoBackend never pays, so never fails a payment")
 
     async def close(self) -> None:
         return None
@@ -213,6 +221,20 @@ class ClnBackend:
         if pays:
             return NodeRecord("failed")
         return NodeRecord("none")
+
+    async def reply_error(self, reply_path: dict[str, Any], text: str) -> None:
+        """The invoice_error goes through :mod:`invreq.onionreply` (route search in the
+        node's gossip, then injectonionmessage), which is blocking: it runs in a thread and
+        asks the node through this backend's own connection code on the event loop."""
+        if self.node_id is None:
+            raise OSError("the node's id is not known (getinfo)")
+        loop = asyncio.get_running_loop()
+
+        def call(method: str, params: dict[str, Any]) -> Any:
+            ask = asyncio.wait_for(self._call(method, params), STATUS_TIMEOUT)
+            return asyncio.run_coroutine_threadsafe(ask, loop).result()
+
+        await asyncio.to_thread(onionreply.send_invoice_error, call, self.node_id, reply_path, text)
 
     async def close(self) -> None:
         return None

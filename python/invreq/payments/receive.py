@@ -113,7 +113,14 @@ class Receiver:
         #: seconds a payout approval may take before xpay starts (--hwi-timeout)
         self.approval_wait = approval_wait
 
-    async def receiveinvoice(self, invoice: str, pathsecret: str | None = None) -> dict[str, Any]:
+    async def receiveinvoice(
+        self,
+        invoice: str,
+        pathsecret: str | None = None,
+        reply_path: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        if reply_path is not None and pathsecret is None:
+            raise InvalidParams("reply_path: only with pathsecret (an invoice from the plugin)")
         try:
             inv = bolt12.decode_invoice(invoice)
         except Bolt12Error as e:
@@ -183,7 +190,7 @@ class Receiver:
             record, claimed, inv.node_id, [_introduction(p) for p in inv.paths]
         )
         if pathsecret is not None:
-            self._pay_later(claimed)
+            self._pay_later(claimed, reply_path)
             return views.payment_json(claimed)
         return await self._pay(claimed)
 
@@ -201,9 +208,10 @@ class Receiver:
         except NotActive:
             raise InvoiceNotActive() from None
 
-    def _pay_later(self, claimed: Payment) -> None:
-        """Pay ``claimed`` in the background: its door has answered already."""
-        task = asyncio.create_task(self._pay_in_background(claimed))
+    def _pay_later(self, claimed: Payment, reply_path: dict[str, Any] | None = None) -> None:
+        """Pay ``claimed`` in the background: its door has answered already (the plugin's
+        payee is told a certain failure over ``reply_path``; a wallet asks its own node)."""
+        task = asyncio.create_task(self._pay_in_background(claimed, reply_path))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -310,9 +318,18 @@ class Receiver:
             and await self.store.get(loose.invreq_id.hex()) is not None
         )
 
-    async def _pay_in_background(self, claimed: Payment) -> None:
+    async def _pay_in_background(
+        self, claimed: Payment, reply_path: dict[str, Any] | None = None
+    ) -> None:
         try:
             done = await self._pay(claimed)
+        except PaymentError as e:
+            # Certainly not paid: the payee's sendinvoice is still waiting (its timeout, 90 s
+            # by default) and is told why now. A pending outcome (below) tells it nothing:
+            # the payment may still arrive.
+            log.warning("payment %d (%s door): %s", claimed.payment_id, claimed.door, e.message)
+            if reply_path is not None:
+                await self._tell_payee(claimed, reply_path, e.message)
         except RpcError as e:
             log.warning("payment %d (%s door): %s", claimed.payment_id, claimed.door, e.message)
         except asyncio.CancelledError:
@@ -327,6 +344,15 @@ class Receiver:
                 done["invreq_id"],
                 claimed.door,
             )
+
+    async def _tell_payee(self, p: Payment, reply_path: dict[str, Any], why: str) -> None:
+        """Send the payee an invoice_error over its reply path (through the paying node)."""
+        try:
+            await self.backend.reply_error(reply_path, why)
+        except Exception as e:
+            log.warning("payment %d: could not tell the payee it failed: %s", p.payment_id, e)
+        else:
+            log.info("payment %d: the payee was told it failed", p.payment_id)
 
     async def close(self, grace: float = 10.0) -> None:
         """At shutdown: let payments running in the background finish for ``grace``
