@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from blockbuster import BlockBuster, blockbuster_ctx
 
-pytest_plugins = ["_service_fixtures", "_postgres", "_lightningd", "_browser"]
+pytest_plugins = ["_service_fixtures", "_postgres", "_lightningd", "_browser", "_webhook_receiver"]
 
 VECTORS = Path(__file__).parent / "vectors"
 

@@ -517,8 +517,9 @@ def test_a_pending_payment_tells_the_payee_nothing(rig: Any) -> None:
     wait_for(lambda: r.xpays(), "the xpay")
     r.fake.settle(inv.bolt12, "complete")  # the held HTLC resolves: paid
     wait_for(
-        lambda: [p["status"] for p in r.server.rpc.call("listpayments", [])["payments"]]
-        == ["paid"],
+        lambda: (
+            [p["status"] for p in r.server.rpc.call("listpayments", [])["payments"]] == ["paid"]
+        ),
         "the payment",
     )
     assert r.host.injected == []
@@ -546,3 +547,23 @@ def test_a_bad_reply_path_is_a_clear_error_and_claims_nothing(
         r.server.rpc.call("receiveinvoice", params)
     assert e.value.error["code"] == -32602 and e.value.error["message"].startswith(named)
     assert r.server.rpc.call("listpayments", [])["payments"] == [] and r.xpays() == []
+
+
+def test_a_payout_beyond_the_bound_gets_an_invoice_error_naming_it(rig: Any) -> None:
+    # Issue 23: the bound is checked in the claim every door uses; from the plugin the
+    # payee learns why in its invoice_error.
+    r = rig()
+    req = r.server.rpc.call(
+        "invoicerequest",
+        {"amount": 1000, "description": "bounded", "single_use": False, "max_payouts": 1},
+    )
+    assert r.server.rpc.call("receiveinvoice", [invoice_for(req["bolt12"]).bolt12])["status"] == (
+        "paid"
+    )
+    inv = invoice_for(req["bolt12"], n=1)
+    answer = r.host.hook("onion_message_recv_secret", message(inv, our_path_id(r, req["bolt12"])))
+    assert answer == {"result": "stop"}
+    wait_for(lambda: r.host.injected, "the invoice_error")
+    assert "bound is reached: 1 of 1 payouts taken" in opened_invoice_error(r)
+    assert len(r.xpays()) == 1
+    assert "refused by invreq: 2115" in r.host.log_text()

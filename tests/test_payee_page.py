@@ -42,9 +42,7 @@ def no_console_errors(driver: Any) -> None:
     assert errors == [], errors
 
 
-def test_page_shows_the_request_and_its_qr_code_reads_back(
-    tmp_path: Path, browser: Any
-) -> None:
+def test_page_shows_the_request_and_its_qr_code_reads_back(tmp_path: Path, browser: Any) -> None:
     s = serve(tmp_path, None)
     try:
         r = s.rpc.call(

@@ -393,3 +393,41 @@ def test_payout_approver_approve_decline_and_timeout(
         assert s.rpc.call("receiveinvoice", [invoice_for(r["bolt12"], n=3)])["status"] == "paid"
     finally:
         assert s.stop() == 0, s.output()
+
+
+def test_payout_approver_alone_opens_the_device_for_payouts(
+    tmp_path: Path, liar: LyingDevice, lightningd: Any
+) -> None:
+    ln = lightningd()
+    s = serve(tmp_path, ln, "--payout-approver", "hwi", *DEVICE).start()
+    try:
+        r = s.rpc.call("invoicerequest", [2000, "no request approver"])
+        assert "approval" not in listed(s, r["invreq_id"])
+        paid = s.rpc.call("receiveinvoice", [invoice_for(r["bolt12"])])
+        assert paid["status"] == "paid"
+        a = paid["payout_approval"]
+        assert approval.recover_bip137(a["message"], a["signature"]) == approval_key()
+        assert (tmp_path / "data" / "regtest" / "hwi-keys").exists()  # pinned like any device
+    finally:
+        assert s.stop() == 0, s.output()
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"payout_approver": "hwi", "signer": "hwi"}, "--payout-approver hwi: the device holds"),
+        ({"payout_approver": "hwi", "pay_with": "none"}, "nothing is paid with --pay-with none"),
+        ({"payout_approver": "hwi", "workers": 2}, "--workers"),
+        ({"payout_approver": "yes"}, "--payout-approver: 'yes'"),
+        ({"hwi_pubkey": "02ab"}, "--hwi-pubkey: '02ab' is not a compressed public key"),
+        ({"hwi_fingerprint": "xyz"}, "--hwi-fingerprint: 'xyz' is not 8 hex digits"),
+    ],
+)
+def test_options_that_cannot_work_are_refused(
+    tmp_path: Path, changes: dict[str, Any], message: str
+) -> None:
+    from invreq.config import Config, ConfigError
+
+    base: dict[str, Any] = {"data_dir": tmp_path, "network": "regtest", "pay_with": "cln:/x"}
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        Config(**{**base, **changes}).validate()

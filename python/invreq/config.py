@@ -100,6 +100,14 @@ class Config:
         "proxy: page_url in the replies is this plus /r/INVREQ_ID (None: the HTTP door's "
         "own address); with --lnurl, the links wallets fetch start with it too",
     )
+    webhook_url: str | None = _option(
+        None,
+        "POST every event (invoice received, payment pending, paid, failed, request "
+        "disabled or expired) here, signed with the webhook secret (docs/payee-page.md)",
+    )
+    webhook_secret_file: Path | None = _option(  # noqa: RUF009
+        None, "the webhook's HMAC-SHA256 key: a file only its owner can read, >= 16 bytes"
+    )
     db: str | None = _option(
         None, "sqlite:///PATH or postgresql://...; None: SQLite in DATA_DIR/NETWORK/"
     )
@@ -248,6 +256,17 @@ class Config:
                 f"--public-url: {self.public_url!r} is not an http:// or https:// address "
                 "(no query or fragment)"
             )
+        if self.webhook_url is not None:
+            if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s#]*)?", self.webhook_url):
+                raise ConfigError(
+                    f"--webhook-url: {self.webhook_url!r} is not an http:// or https:// address"
+                )
+            if self.webhook_secret_file is None:
+                raise ConfigError(
+                    "--webhook-url: needs --webhook-secret-file (deliveries are signed)"
+                )
+        elif self.webhook_secret_file is not None:
+            raise ConfigError("--webhook-secret-file: only with --webhook-url")
         if not 0 <= self.metrics_port <= 65535:
             raise ConfigError(f"--metrics-port: {self.metrics_port} is not a TCP port (0: off)")
         if self.metrics_port and self.metrics_port == self.http_port:

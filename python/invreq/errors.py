@@ -139,6 +139,8 @@ CODE_PAYMENT_NOT_PENDING = 2113
 CODE_PAYOUT_BOUND_REACHED = 2115
 CODE_PAYMENT_NOT_APPROVED = 2116
 CODE_PAYOUT_DECLINED = 2117
+# `wait` (issue 26): the index did not reach nextvalue within the timeout.
+CODE_WAIT_TIMEOUT = 2200
 
 
 class RpcError(Exception):
@@ -454,6 +456,13 @@ class PaymentNotPending(RpcError):
             data=view,
         )
         self.payment = payment
+
+
+class WaitTimeout(RpcError):
+    """``wait``: the index did not reach ``nextvalue`` within ``timeout`` seconds; the
+    reply's data holds the index as it is, so the caller can wait again from there."""
+
+    code = CODE_WAIT_TIMEOUT
 
 
 # --- start-up ---------------------------------------------------------------------------

@@ -498,6 +498,51 @@ CHECKRUNE = Command(
     "security",
 )
 
+
+def check_subsystem(name: str, value: Any) -> str:
+    if value not in ("invoicerequests", "payments"):
+        raise _bad(name, "should be 'invoicerequests' or 'payments'", value)
+    return str(value)
+
+
+def check_indexname(name: str, value: Any) -> str:
+    if value not in ("created", "updated"):
+        raise _bad(name, "should be 'created' or 'updated'", value)
+    return str(value)
+
+
+#: Longest `wait` in seconds (a client waiting longer calls again).
+MAX_WAIT = 3600
+
+
+def check_wait_timeout(name: str, value: Any) -> int:
+    n = check_u32(name, value)
+    if not 1 <= n <= MAX_WAIT:
+        raise _bad(name, f"should be between 1 and {MAX_WAIT} seconds", value)
+    return n
+
+
+WAIT = Command(
+    "wait",
+    (
+        _p("subsystem", check_subsystem, "string", "invoicerequests | payments", True),
+        _p("indexname", check_indexname, "string", "created | updated", True),
+        _p("nextvalue", check_u64, "u64", "return once the index reaches this", True),
+        _p("timeout", check_wait_timeout, "u32", f"seconds (default 60, at most {MAX_WAIT})"),
+    ),
+    "Wait until an index of invoicerequests or payments reaches nextvalue (lightningd's wait).",
+)
+
+LISTEVENTS = Command(
+    "listevents",
+    (
+        _p("invreq_id", check_sha256, "hash", "only the events of this invoice_request"),
+        _p("start", check_u64, "u64", "first event_id to list"),
+        _p("limit", check_u32, "u32", "at most this many"),
+    ),
+    "List events (webhook deliveries) in order, with their delivery state.",
+)
+
 COMMANDS: Sequence[Command] = (
     INVOICEREQUEST,
     LISTINVOICEREQUESTS,
@@ -513,4 +558,6 @@ COMMANDS: Sequence[Command] = (
     SHOWRUNES,
     BLACKLISTRUNE,
     CHECKRUNE,
+    WAIT,
+    LISTEVENTS,
 )

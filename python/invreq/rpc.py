@@ -33,6 +33,7 @@ from invreq.params import DuplicateNames, UEscaped
 
 if TYPE_CHECKING:
     from invreq.auth import RuneAuthority
+    from invreq.events import Events
     from invreq.metrics import Metrics
     from invreq.payments import Receiver
     from invreq.service import Service
@@ -405,6 +406,7 @@ def build_dispatcher(
     metrics: Metrics | None = None,
     auth: RuneAuthority | None = None,
     receiver: Receiver | None = None,
+    events: Events | None = None,
 ) -> Dispatcher:
     methods: dict[str, tuple[params.Command, Handler]] = {
         params.INVOICEREQUEST.name: (params.INVOICEREQUEST, service.invoicerequest),
@@ -424,6 +426,9 @@ def build_dispatcher(
             params.RESOLVEPAYMENT,
             receiver.reconciler.resolvepayment,
         )
+    if events is not None:
+        methods[params.WAIT.name] = (params.WAIT, events.wait)
+        methods[params.LISTEVENTS.name] = (params.LISTEVENTS, events.listevents)
     if auth is not None:
         methods[params.CREATERUNE.name] = (params.CREATERUNE, auth.createrune)
         methods[params.SHOWRUNES.name] = (params.SHOWRUNES, auth.showrunes)

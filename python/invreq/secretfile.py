@@ -18,7 +18,7 @@ from pathlib import Path
 
 from invreq.errors import StartupError
 
-__all__ = ["SECRET_BYTES", "load_or_create", "owner_only"]
+__all__ = ["SECRET_BYTES", "load_or_create", "owner_only", "read_given"]
 
 SECRET_BYTES = 32
 
@@ -60,7 +60,28 @@ def owner_only(path: Path, *, create: bool = True) -> bool:
         os.close(fd)
 
 
-def _read(path: Path, role: str) -> bytes:
+#: Fewest bytes of a secret the operator gives (``--webhook-secret-file``).
+MIN_GIVEN_BYTES = 16
+
+
+def read_given(path: Path, *, role: str) -> bytes:
+    """A secret the operator wrote (e.g. ``openssl rand -hex 32 > FILE``): the file's bytes
+    without trailing whitespace, from a regular file only its owner can read, at least
+    ``MIN_GIVEN_BYTES`` long. Refusals are ``StartupError`` naming the fix."""
+    try:
+        data = _read(path, role, exact=False)
+    except FileNotFoundError:
+        raise StartupError(f"{path}: no such file; it {role}") from None
+    secret = data.rstrip()
+    if len(secret) < MIN_GIVEN_BYTES:
+        raise StartupError(
+            f"{path}: {len(secret)} bytes; it {role} and needs at least {MIN_GIVEN_BYTES} "
+            "(e.g. `openssl rand -hex 32`)"
+        )
+    return secret
+
+
+def _read(path: Path, role: str, *, exact: bool = True) -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError as e:
@@ -79,10 +100,10 @@ def _read(path: Path, role: str) -> bytes:
                 f"{path} is readable by group or others (mode {stat.S_IMODE(mode):04o}); "
                 f"it {role}: run `chmod 600 {path}` and start again"
             )
-        data = os.read(fd, 2 * SECRET_BYTES)
+        data = os.read(fd, 2 * SECRET_BYTES if exact else 4096)
     finally:
         os.close(fd)
-    if len(data) != SECRET_BYTES:
+    if exact and len(data) != SECRET_BYTES:
         raise StartupError(
             f"{path}: expected {SECRET_BYTES} bytes, found {len(data)}; it is not the file "
             f"that {role}"

@@ -28,6 +28,7 @@ from invreq.blindpaths import PathMaker, load_or_create_path_secret
 from invreq.changes import ChangeFeed, NotifyingStore
 from invreq.config import Config
 from invreq.errors import StartupError, StoppedDuringStartup, listen_error
+from invreq.events import Events
 from invreq.metrics import Metrics, metrics_site
 from invreq.payments import ClnBackend, PaymentBackend, Receiver, open_backend
 from invreq.payments.authority import PayoutAuthority
@@ -237,7 +238,10 @@ async def _commands(app: web.Application) -> AsyncIterator[None]:
     if base is not None:
         service.page_url = lambda invreq_id: base + page.page_path(invreq_id)
     app[SERVICE_KEY] = service
-    app[DISPATCHER_KEY] = rpc.build_dispatcher(service, metrics, app[AUTH_KEY], app[RECEIVER_KEY])
+    events = Events(app[STORE_KEY], app[FEED_KEY], webhook=config.webhook_url is not None)
+    app[DISPATCHER_KEY] = rpc.build_dispatcher(
+        service, metrics, app[AUTH_KEY], app[RECEIVER_KEY], events
+    )
     yield
 
 
@@ -246,6 +250,30 @@ async def _pages(app: web.Application) -> AsyncIterator[None]:
     static = await asyncio.to_thread(page.load_static)
     app[page.PAGES_KEY] = page.Pages(app[STORE_KEY], app[FEED_KEY], static)
     yield
+
+
+async def _webhooks(app: web.Application) -> AsyncIterator[None]:
+    """The events' sender (invreq.webhooks): delivers to --webhook-url, and notes expired
+    requests either way; stopped before the store closes."""
+    from invreq import secretfile
+    from invreq.webhooks import Sender
+
+    config = app[CONFIG_KEY]
+    secret = None
+    if config.webhook_secret_file is not None:
+        secret = await asyncio.to_thread(
+            secretfile.read_given,
+            config.webhook_secret_file.expanduser(),
+            role="signs the webhook's deliveries (--webhook-secret-file)",
+        )
+    sender = Sender(app[STORE_KEY], app[FEED_KEY], config.webhook_url, secret)
+    task = asyncio.create_task(sender.run(), name="invreq-webhooks")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _stop_streams(app: web.Application) -> None:
@@ -300,7 +328,9 @@ def create_app(
     app[LISTENERS_KEY] = listeners
     app[METRICS_KEY] = metrics
     app[rest.BODY_READERS] = set()
-    app.cleanup_ctx.extend([_store, _signer, _approver, _auth, _payments, _commands, _pages])
+    app.cleanup_ctx.extend(
+        [_store, _signer, _approver, _auth, _payments, _commands, _pages, _webhooks]
+    )
     app.on_shutdown.append(_stop_streams)
     if unix_socket:
         app.cleanup_ctx.append(_unix)

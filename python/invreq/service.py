@@ -114,6 +114,7 @@ class Service:
             # Decided now and stored: the pay path requires a verifying approval of it
             # whatever configuration pays it later (invreq.payments.authority).
             approval_required=self.approver is not None,
+            absolute_expiry=absolute_expiry,
             # One withdrawal per link (its k1 is useless once the request is collected):
             # reusable requests keep the BOLT 12 door only.
             lnurl_k1=self.lnurl.new_k1() if self.lnurl is not None and single_use else None,

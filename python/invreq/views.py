@@ -13,13 +13,15 @@ from typing import Any
 
 from invreq import bolt12
 from invreq.bolt12 import BlindedPath, BlindedPayInfo
-from invreq.store.base import Payment, Record
+from invreq.store.base import Event, Payment, Record
 
 __all__ = [
     "blindedpay_json",
     "decode_invoice_json",
     "decode_json",
     "decode_offer_json",
+    "event_json",
+    "event_listed_json",
     "listed_json",
     "paths_json",
     "payment_json",
@@ -99,6 +101,48 @@ def payment_json(p: Payment) -> dict[str, Any]:
     for key, value in optional:
         if value is not None:
             out[key] = value
+    return out
+
+
+def event_json(e: Event) -> dict[str, Any]:
+    """An event as the webhook delivers it (docs/payee-page.md): the fields always present,
+    then those that are set."""
+    out: dict[str, Any] = {
+        "event_id": e.event_id,
+        "type": e.type,
+        "created_at": e.created_at,
+        "invreq_id": e.invreq_id,
+    }
+    optional = (
+        ("label", e.label),
+        ("payment_id", e.payment_id),
+        ("amount_msat", e.amount_msat),
+        ("detail", e.detail),
+    )
+    for key, value in optional:
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def event_listed_json(e: Event, webhook: bool) -> dict[str, Any]:
+    """One entry of listevents: the event, and where its delivery is (``webhook``: whether
+    this instance has a webhook configured)."""
+    out = event_json(e)
+    if e.delivered_at is not None:
+        state = "delivered"
+    elif not webhook:
+        state = "no_webhook"
+    else:
+        state = "retrying" if e.attempts else "pending"
+    delivery: dict[str, Any] = {"state": state, "attempts": e.attempts}
+    if e.delivered_at is not None:
+        delivery["delivered_at"] = e.delivered_at
+    else:
+        delivery["next_attempt_at"] = e.next_attempt_at
+    if e.last_error is not None:
+        delivery["last_error"] = e.last_error
+    out["delivery"] = delivery
     return out
 
 

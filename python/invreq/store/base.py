@@ -26,6 +26,8 @@ from invreq.bound import PayoutBound
 __all__ = [
     "BLACKLIST_OFFSET",
     "Claim",
+    "Event",
+    "EventStore",
     "ListQuery",
     "Payment",
     "PaymentLimits",
@@ -62,6 +64,9 @@ class Record:
     payout_until: int | None = None
     # Decided at creation (an approver was configured): paid only with a verifying approval.
     approval_required: bool = False
+    # The request's absolute_expiry (unix seconds), kept beside the string so expiry can be
+    # found by the database (request_expired events); None: none, or made before it was kept.
+    absolute_expiry: int | None = None
 
     @property
     def bound(self) -> PayoutBound:
@@ -131,6 +136,26 @@ class Claim:
 PAYMENT_STATES = ("pending", "paid", "failed", "refused")
 #: The doors an invoice comes through (``Payment.door``).
 PAYMENT_DOORS = ("bolt12", "lnurl")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Event:
+    """One event of the outbox (:mod:`invreq.store.outbox`): what changed, and whether the
+    webhook has it yet."""
+
+    event_id: int
+    type: str
+    invreq_id: str
+    label: str | None
+    payment_id: int | None
+    amount_msat: int | None
+    created_at: int
+    #: what the operator's systems may want to know (a failure's error), or None
+    detail: str | None
+    delivered_at: int | None
+    attempts: int
+    next_attempt_at: int
+    last_error: str | None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -288,7 +313,37 @@ class PaymentStore(RequestLookup, Protocol):
         ``limit`` of them, or all (the read stops in the database, not after loading)."""
 
 
-class Store(RequestStore, RuneStore, PaymentStore, Protocol):
+class EventStore(Protocol):
+    """The events outbox and the change indexes (:mod:`invreq.store.outbox`). Events are
+    written by the changes themselves (``payment_claim``, ``payment_finish``,
+    ``disable_noting_payments``), in their transactions."""
+
+    async def indexes(self) -> dict[str, dict[str, int]]:
+        """``{"invoicerequests": {"created": n, "updated": m}, "payments": {...}}``."""
+
+    async def events(
+        self, *, invreq_id: str | None = None, start: int | None = None, limit: int | None = None
+    ) -> builtins.list[Event]:
+        """Events in order, from event_id ``start`` on, the first ``limit`` of them."""
+
+    async def events_lease(
+        self, now: int, owner: str, limit: int, lease_seconds: int
+    ) -> builtins.list[Event]:
+        """Lease the events due now (each the oldest undelivered of its request) for
+        ``lease_seconds``: no other owner gets them meanwhile."""
+
+    async def event_delivered(self, event_id: int, owner: str, at: int) -> bool:
+        """Mark delivered, if ``owner`` still holds its lease."""
+
+    async def event_retry(self, event_id: int, owner: str, next_at: int, error: str) -> bool:
+        """Count a failed attempt and release the lease until ``next_at``."""
+
+    async def note_expired(self, now: int) -> int:
+        """Add a request_expired event for every active unused request whose absolute
+        expiry has passed and was not told yet; returns how many."""
+
+
+class Store(RequestStore, RuneStore, PaymentStore, EventStore, Protocol):
     """One database holding all three. Every method raises ``StoreError`` (2002) when the
     database fails or the store is closed (``StoreClosed``, ``DatabaseError``)."""
 

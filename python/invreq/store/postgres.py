@@ -38,7 +38,16 @@ from invreq.errors import (
     StoreError,
     UnknownInvoiceRequest,
 )
-from invreq.store.base import Claim, ListQuery, Payment, PaymentLimits, Record, StoredRune
+from invreq.store import outbox
+from invreq.store.base import (
+    Claim,
+    Event,
+    ListQuery,
+    Payment,
+    PaymentLimits,
+    Record,
+    StoredRune,
+)
 from invreq.store.rows import (
     BOUND_TAKEN,
     LNURL_MIGRATION,
@@ -147,6 +156,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     payment_migration("BIGINT"),
     _DROP_RUNE_STRINGS,
     bound_migration("BIGINT", "BOOLEAN", "false"),
+    outbox.events_migration("BIGINT", "BIGSERIAL"),
     LNURL_MIGRATION,
 )
 
@@ -155,8 +165,46 @@ RUNE_STRINGS_DROPPED = MIGRATIONS.index(_DROP_RUNE_STRINGS) + 1
 
 _COLUMNS = (
     "invreq_id, bolt12, label, active, single_use, used, created_at, payer_key, "
-    "created_index, approval, max_payouts, payout_until, approval_required, lnurl_k1"
+    "created_index, approval, max_payouts, payout_until, approval_required, absolute_expiry,"
+    " lnurl_k1"
 )
+
+
+def _sql(text: str, **more: str) -> str:
+    """Shared SQL (invreq.store.outbox) with asyncpg's numbered parameters."""
+    return text.format(**{f"p{i}": f"${i}" for i in range(1, 10)}, **more)
+
+
+async def _emit(
+    conn: Any,
+    kind: str,
+    invreq_id: str,
+    at: int,
+    *,
+    payment_id: int | None = None,
+    amount: int | None = None,
+    detail: str | None = None,
+) -> None:
+    """One event, in the changing transaction (invreq.store.outbox)."""
+    await conn.execute(_sql(outbox.EVENT_INSERT), kind, payment_id, amount, at, detail, invreq_id)
+
+
+async def _bump(conn: Any, subsystem: str, key: Any) -> None:
+    """The subsystem's updated index + 1 (its row lock orders the transactions that change
+    the subsystem), stamped on the changed row."""
+    n = await conn.fetchval(_sql(outbox.BUMP), subsystem)
+    table, column = outbox.SUBSYSTEMS[subsystem]
+    if column == "created_index":
+        column = "invreq_id"  # requests are found by their id
+    await conn.execute(f"UPDATE {table} SET updated_index = $1 WHERE {column} = $2", n, key)
+
+
+async def _disabled(conn: Any, row: Any, at: int) -> None:
+    record = _record(row)
+    await _bump(conn, "invoicerequests", record.invreq_id)
+    await _emit(
+        conn, "request_disabled", record.invreq_id, at, amount=outbox.request_amount(record.bolt12)
+    )
 
 
 async def _check_limits(conn: Any, payment: Payment, limits: PaymentLimits) -> None:
@@ -187,7 +235,8 @@ def _record(row: Any) -> Record:
         max_payouts=None if row[10] is None else int(row[10]),
         payout_until=None if row[11] is None else int(row[11]),
         approval_required=bool(row[12]),
-        lnurl_k1=row[13],
+        absolute_expiry=row[13],
+        lnurl_k1=row[14],
     )
 
 
@@ -299,10 +348,10 @@ class PostgresStore:
             rows = await self._pool.fetch(
                 "INSERT INTO invoice_requests (invreq_id, bolt12, label, active, single_use,"
                 " used, created_at, payer_key, approval, max_payouts, payout_until,"
-                " approval_required, lnurl_k1)"
+                " approval_required, absolute_expiry, lnurl_k1)"
                 " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[],"
                 " $5::bool[], $6::bool[], $7::bigint[], $8::text[], $9::jsonb[],"
-                " $10::bigint[], $11::bigint[], $12::bool[], $13::text[])"
+                " $10::bigint[], $11::bigint[], $12::bool[], $13::bigint[], $14::text[])"
                 " ON CONFLICT (invreq_id) DO NOTHING RETURNING invreq_id, created_index",
                 [r.invreq_id for r in recs],
                 [r.bolt12 for r in recs],
@@ -316,6 +365,7 @@ class PostgresStore:
                 [r.max_payouts for r in recs],
                 [r.payout_until for r in recs],
                 [r.approval_required for r in recs],
+                [r.absolute_expiry for r in recs],
                 [r.lnurl_k1 for r in recs],
             )
         except Exception as e:  # asyncpg errors, timeouts: the writer must outlive them
@@ -337,12 +387,18 @@ class PostgresStore:
             else:
                 fut.set_exception(StoreError(f"invreq_id {rec.invreq_id} already exists"))
 
-    async def _update(self, sql: str, invreq_id: str, refused: type[Exception]) -> Record:
-        async with self._pool_guarded() as pool:
-            row = await pool.fetchrow(sql, invreq_id)
+    async def _update(
+        self, sql: str, invreq_id: str, refused: type[Exception], *, disabling: bool = False
+    ) -> Record:
+        async with self._pool_guarded() as pool, pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(sql, invreq_id)
             if row is not None:
+                if disabling:
+                    await _disabled(conn, row, int(time.time()))
+                else:
+                    await _bump(conn, "invoicerequests", invreq_id)
                 return _record(row)
-            exists = await pool.fetchval(
+            exists = await conn.fetchval(
                 "SELECT 1 FROM invoice_requests WHERE invreq_id = $1", invreq_id
             )
         raise refused() if exists else UnknownInvoiceRequest()
@@ -353,6 +409,7 @@ class PostgresStore:
             f" RETURNING {_COLUMNS}",
             invreq_id,
             NotActive,
+            disabling=True,
         )
 
     async def mark_used(self, invreq_id: str) -> Record:
@@ -425,20 +482,33 @@ class PostgresStore:
                             payment.attempt_deadline,
                             existing[0],
                         )
-                        return Claim(payment_from_row(updated), new=True)
-                    placeholders = ",".join(f"${i}" for i in range(1, PAYMENT_INSERT_COUNT + 1))
-                    payment_id = await conn.fetchval(
-                        f"INSERT INTO payments ({PAYMENT_INSERT}) VALUES ({placeholders})"
-                        " RETURNING payment_id",
-                        *payment_values(payment),
-                    )
+                        claimed = payment_from_row(updated)
+                        await _bump(conn, "payments", claimed.payment_id)
+                    else:
+                        placeholders = ",".join(f"${i}" for i in range(1, PAYMENT_INSERT_COUNT + 1))
+                        payment_id = await conn.fetchval(
+                            f"INSERT INTO payments ({PAYMENT_INSERT}) VALUES ({placeholders})"
+                            " RETURNING payment_id",
+                            *payment_values(payment),
+                        )
+                        claimed = dataclasses.replace(payment, payment_id=int(payment_id))
+                    for kind, detail in outbox.claim_events(claimed.status):
+                        await _emit(
+                            conn,
+                            kind,
+                            claimed.invreq_id,
+                            claimed.created_at,
+                            payment_id=claimed.payment_id,
+                            amount=claimed.amount_msat,
+                            detail=detail,
+                        )
             except asyncpg.UniqueViolationError:
                 # Another invoice with this payment_hash (for another request) won a race.
                 found_now = await self.payment_by_hash(payment.payment_hash)
                 if found_now is None:
                     raise StoreError("database error: payment_hash conflict") from None
                 return Claim(found_now, new=False)
-        return Claim(dataclasses.replace(payment, payment_id=int(payment_id)), new=True)
+        return Claim(claimed, new=True)
 
     async def payment_finish(
         self,
@@ -472,6 +542,8 @@ class PostgresStore:
                 if now is None:
                     raise StoreError(f"payment {payment_id} does not exist")
                 raise PaymentNotPending(payment_from_row(now))
+            done = payment_from_row(row)
+            await _bump(conn, "payments", payment_id)
             if status == "paid":
                 await conn.execute(
                     "UPDATE invoice_requests SET used = true,"
@@ -479,7 +551,17 @@ class PostgresStore:
                     " WHERE invreq_id = $1",
                     row[1],
                 )
-        return payment_from_row(row)
+                await _bump(conn, "invoicerequests", done.invreq_id)
+            await _emit(
+                conn,
+                "paid" if status == "paid" else "failed",
+                done.invreq_id,
+                resolved_at,
+                payment_id=payment_id,
+                amount=done.amount_msat,
+                detail=error,
+            )
+        return done
 
     async def payment_approved(self, payment_id: int, approval: dict[str, Any]) -> Payment:
         async with self._pool_guarded() as pool, pool.acquire() as conn, conn.transaction():
@@ -522,12 +604,15 @@ class PostgresStore:
                     "SELECT 1 FROM invoice_requests WHERE invreq_id = $1", invreq_id
                 )
                 raise NotActive() if exists else UnknownInvoiceRequest()
+            await _disabled(conn, row, at)
             pending = await conn.fetch(
                 "UPDATE payments SET request_disabled_at = $1 WHERE invreq_id = $2"
                 f" AND status = 'pending' RETURNING {PAYMENT_COLUMNS}",
                 at,
                 invreq_id,
             )
+            for p in pending:
+                await _bump(conn, "payments", p[0])
         payments = sorted((payment_from_row(p) for p in pending), key=lambda p: p.payment_id)
         return _record(row), payments
 
@@ -619,6 +704,68 @@ class PostgresStore:
                 "SELECT first_offset, last_offset FROM rune_blacklist_u64 ORDER BY 1, 2"
             )
         return [blacklist_range(r) for r in rows]
+
+    # --- events and indexes (see invreq.store.outbox) ----------------------------------------
+
+    async def indexes(self) -> dict[str, dict[str, int]]:
+        async with self._pool_guarded() as pool, pool.acquire() as conn:
+            updated = {
+                r[0]: int(r[1])
+                for r in await conn.fetch("SELECT subsystem, updated FROM invreq_indexes")
+            }
+            out = {}
+            for subsystem, (table, column) in outbox.SUBSYSTEMS.items():
+                created = await conn.fetchval(f"SELECT coalesce(max({column}), 0) FROM {table}")
+                out[subsystem] = {"created": int(created), "updated": updated[subsystem]}
+        return out
+
+    async def events(
+        self, *, invreq_id: str | None = None, start: int | None = None, limit: int | None = None
+    ) -> builtins.list[Event]:
+        args: builtins.list[Any] = [min(start or 0, 2**63 - 1)]
+        sql = f"SELECT {outbox.EVENT_COLUMNS} FROM events WHERE event_id >= $1"
+        if invreq_id is not None:
+            args.append(invreq_id)
+            sql += " AND invreq_id = $2"
+        sql += " ORDER BY event_id" + ("" if limit is None else f" LIMIT {int(limit)}")
+        async with self._pool_guarded() as pool:
+            rows = await pool.fetch(sql, *args)
+        return [outbox.event_from_row(r) for r in rows]
+
+    async def events_lease(
+        self, now: int, owner: str, limit: int, lease_seconds: int
+    ) -> builtins.list[Event]:
+        async with self._pool_guarded() as pool, pool.acquire() as conn, conn.transaction():
+            # SKIP LOCKED: events another instance is leasing right now are left to it.
+            due = await conn.fetch(_sql(outbox.DUE) + " FOR UPDATE OF e SKIP LOCKED", now, limit)
+            if not due:
+                return []
+            marks = ",".join(str(int(r[0])) for r in due)
+            rows = await conn.fetch(_sql(outbox.LEASE, ids=marks), now + lease_seconds, owner)
+        return sorted((outbox.event_from_row(r) for r in rows), key=lambda e: e.event_id)
+
+    async def event_delivered(self, event_id: int, owner: str, at: int) -> bool:
+        async with self._pool_guarded() as pool:
+            status = await pool.execute(_sql(outbox.DELIVERED), at, event_id, owner)
+        return bool(status == "UPDATE 1")
+
+    async def event_retry(self, event_id: int, owner: str, next_at: int, error: str) -> bool:
+        async with self._pool_guarded() as pool:
+            status = await pool.execute(_sql(outbox.RETRY), next_at, error, event_id, owner)
+        return bool(status == "UPDATE 1")
+
+    async def note_expired(self, now: int) -> int:
+        async with self._pool_guarded() as pool, pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(_sql(outbox.EXPIRED, active="active", used="used"), now)
+            for r in rows:
+                await _emit(
+                    conn,
+                    "request_expired",
+                    r[0],
+                    now,
+                    amount=outbox.request_amount(r[1]),
+                )
+        return len(rows)
 
     # --- reads --------------------------------------------------------------------------
 

@@ -46,7 +46,16 @@ from invreq.errors import (
     StoreError,
     UnknownInvoiceRequest,
 )
-from invreq.store.base import Claim, ListQuery, Payment, PaymentLimits, Record, StoredRune
+from invreq.store import outbox
+from invreq.store.base import (
+    Claim,
+    Event,
+    ListQuery,
+    Payment,
+    PaymentLimits,
+    Record,
+    StoredRune,
+)
 from invreq.store.rows import (
     BOUND_TAKEN,
     COUNT_BY_STATE,
@@ -149,6 +158,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     payment_migration("INTEGER"),
     _DROP_RUNE_STRINGS,
     bound_migration("INTEGER", "INTEGER", "0"),
+    outbox.events_migration("INTEGER", "INTEGER"),
     LNURL_MIGRATION,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -157,15 +167,16 @@ RUNE_STRINGS_DROPPED = MIGRATIONS.index(_DROP_RUNE_STRINGS) + 1
 
 _COLUMNS = (
     "invreq_id, bolt12, label, active, single_use, used, created_at, payer_key, "
-    "created_index, approval, max_payouts, payout_until, approval_required, lnurl_k1"
+    "created_index, approval, max_payouts, payout_until, approval_required, absolute_expiry,"
+    " lnurl_k1"
 )
 
 _INSERT = (
     "INSERT INTO invoice_requests (invreq_id, bolt12, label, active, single_use, used,"
     " created_at, payer_key, approval, max_payouts, payout_until, approval_required,"
-    " lnurl_k1) VALUES "
+    " absolute_expiry, lnurl_k1) VALUES "
 )
-_ROW = "(?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_ROW = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 
 
 def _values(r: Record) -> tuple[Any, ...]:
@@ -183,6 +194,7 @@ def _values(r: Record) -> tuple[Any, ...]:
         r.max_payouts,
         r.payout_until,
         int(r.approval_required),
+        r.absolute_expiry,
         r.lnurl_k1,
     )
 
@@ -244,7 +256,48 @@ def _record(row: tuple[Any, ...]) -> Record:
         max_payouts=row[10],
         payout_until=row[11],
         approval_required=bool(row[12]),
-        lnurl_k1=row[13],
+        absolute_expiry=row[13],
+        lnurl_k1=row[14],
+    )
+
+
+def _sql(text: str, **more: str) -> str:
+    """Shared SQL (invreq.store.outbox) with SQLite's numbered parameters."""
+    return text.format(**{f"p{i}": f"?{i}" for i in range(1, 10)}, **more)
+
+
+def _emit(
+    conn: sqlite3.Connection,
+    kind: str,
+    invreq_id: str,
+    at: int,
+    *,
+    payment_id: int | None = None,
+    amount: int | None = None,
+    detail: str | None = None,
+) -> None:
+    """One event, in the changing transaction (invreq.store.outbox)."""
+    conn.execute(_sql(outbox.EVENT_INSERT), (kind, payment_id, amount, at, detail, invreq_id))
+
+
+def _bump(conn: sqlite3.Connection, subsystem: str, key: Any) -> None:
+    """The subsystem's updated index + 1, stamped on the changed row."""
+    (n,) = conn.execute(_sql(outbox.BUMP), (subsystem,)).fetchone()
+    table, column = outbox.SUBSYSTEMS[subsystem]
+    if column == "created_index":
+        column = "invreq_id"  # requests are found by their id
+    conn.execute(f"UPDATE {table} SET updated_index = ?1 WHERE {column} = ?2", (n, key))
+
+
+def _disabled(conn: sqlite3.Connection, row: Any, at: int) -> None:
+    record = _record(row)
+    _bump(conn, "invoicerequests", record.invreq_id)
+    _emit(
+        conn,
+        "request_disabled",
+        record.invreq_id,
+        at,
+        amount=outbox.request_amount(record.bolt12),
     )
 
 
@@ -527,7 +580,9 @@ class SQLiteStore:
         task per write (the writer process of ``--workers``, invreq.store.writer)."""
         return self._write(record)
 
-    async def _update_state(self, set_sql: str, condition: str, invreq_id: str) -> Record:
+    async def _update_state(
+        self, set_sql: str, condition: str, invreq_id: str, *, disabling: bool = False
+    ) -> Record:
         """One conditional UPDATE: the new record, or ``NotActive`` when the condition is
         false for an existing request, ``UnknownInvoiceRequest`` when there is none."""
 
@@ -538,6 +593,10 @@ class SQLiteStore:
                 (invreq_id,),
             ).fetchone()
             if row is not None:
+                if disabling:
+                    _disabled(conn, row, int(time.time()))
+                else:
+                    _bump(conn, "invoicerequests", invreq_id)
                 return _record(row)
             exists = conn.execute(
                 "SELECT 1 FROM invoice_requests WHERE invreq_id = ?", (invreq_id,)
@@ -548,7 +607,7 @@ class SQLiteStore:
         return result
 
     async def disable(self, invreq_id: str) -> Record:
-        return await self._update_state("active = 0", "active = 1", invreq_id)
+        return await self._update_state("active = 0", "active = 1", invreq_id, disabling=True)
 
     async def mark_used(self, invreq_id: str) -> Record:
         """An invoice for this request was paid: ``used``, and inactive if single-use.
@@ -617,14 +676,27 @@ class SQLiteStore:
                         existing[0],
                     ),
                 ).fetchone()
-                return Claim(payment_from_row(updated), new=True)
-            cur = conn.execute(
-                f"INSERT INTO payments ({PAYMENT_INSERT}) VALUES"
-                f" ({','.join('?' * PAYMENT_INSERT_COUNT)})",
-                payment_values(payment),
-            )
-            assert cur.lastrowid is not None
-            return Claim(dataclasses.replace(payment, payment_id=cur.lastrowid), new=True)
+                claimed = payment_from_row(updated)
+                _bump(conn, "payments", claimed.payment_id)
+            else:
+                cur = conn.execute(
+                    f"INSERT INTO payments ({PAYMENT_INSERT}) VALUES"
+                    f" ({','.join('?' * PAYMENT_INSERT_COUNT)})",
+                    payment_values(payment),
+                )
+                assert cur.lastrowid is not None
+                claimed = dataclasses.replace(payment, payment_id=cur.lastrowid)
+            for kind, detail in outbox.claim_events(claimed.status):
+                _emit(
+                    conn,
+                    kind,
+                    claimed.invreq_id,
+                    claimed.created_at,
+                    payment_id=claimed.payment_id,
+                    amount=claimed.amount_msat,
+                    detail=detail,
+                )
+            return Claim(claimed, new=True)
 
         result: Claim = await self._write(write)
         return result
@@ -654,6 +726,8 @@ class SQLiteStore:
                 if now is None:
                     raise StoreError(f"payment {payment_id} does not exist")
                 raise PaymentNotPending(payment_from_row(now))
+            done = payment_from_row(row)
+            _bump(conn, "payments", payment_id)
             if status == "paid":
                 # Used whatever its state: a request disabled while its payment was in
                 # flight stays disabled, and a single-use one is now inactive for good.
@@ -663,7 +737,17 @@ class SQLiteStore:
                     " WHERE invreq_id = ?",
                     (row[1],),
                 )
-            return payment_from_row(row)
+                _bump(conn, "invoicerequests", done.invreq_id)
+            _emit(
+                conn,
+                "paid" if status == "paid" else "failed",
+                done.invreq_id,
+                resolved_at,
+                payment_id=payment_id,
+                amount=done.amount_msat,
+                detail=error,
+            )
+            return done
 
         result: Payment = await self._write(write)
         return result
@@ -707,11 +791,14 @@ class SQLiteStore:
                     "SELECT 1 FROM invoice_requests WHERE invreq_id = ?", (invreq_id,)
                 ).fetchone()
                 raise NotActive() if exists else UnknownInvoiceRequest()
+            _disabled(conn, row, at)
             pending = conn.execute(
                 "UPDATE payments SET request_disabled_at = ? WHERE invreq_id = ?"
                 f" AND status = 'pending' RETURNING {PAYMENT_COLUMNS}",
                 (at, invreq_id),
             ).fetchall()
+            for p in pending:
+                _bump(conn, "payments", p[0])
             return _record(row), sorted(
                 (payment_from_row(p) for p in pending), key=lambda p: p.payment_id
             )
@@ -824,6 +911,86 @@ class SQLiteStore:
             return [blacklist_range(r) for r in conn.execute(sql).fetchall()]
 
         return await self._reading(run)
+
+    # --- events and indexes (see invreq.store.outbox) ----------------------------------------
+
+    async def indexes(self) -> dict[str, dict[str, int]]:
+        def run(conn: sqlite3.Connection) -> dict[str, dict[str, int]]:
+            updated = dict(conn.execute("SELECT subsystem, updated FROM invreq_indexes"))
+            out = {}
+            for subsystem, (table, column) in outbox.SUBSYSTEMS.items():
+                (created,) = conn.execute(
+                    f"SELECT coalesce(max({column}), 0) FROM {table}"
+                ).fetchone()
+                out[subsystem] = {"created": int(created), "updated": int(updated[subsystem])}
+            return out
+
+        return await self._reading(run)
+
+    async def events(
+        self, *, invreq_id: str | None = None, start: int | None = None, limit: int | None = None
+    ) -> builtins.list[Event]:
+        where: builtins.list[str] = ["event_id >= ?"]
+        args: builtins.list[Any] = [min(start or 0, 2**63 - 1)]
+        if invreq_id is not None:
+            where.append("invreq_id = ?")
+            args.append(invreq_id)
+        sql = f"SELECT {outbox.EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)}"
+        sql += " ORDER BY event_id" + ("" if limit is None else f" LIMIT {int(limit)}")
+
+        def run(conn: sqlite3.Connection) -> builtins.list[Event]:
+            return [outbox.event_from_row(r) for r in conn.execute(sql, args).fetchall()]
+
+        return await self._reading(run)
+
+    async def events_lease(
+        self, now: int, owner: str, limit: int, lease_seconds: int
+    ) -> builtins.list[Event]:
+        def write(conn: sqlite3.Connection) -> builtins.list[Event]:
+            ids = [r[0] for r in conn.execute(_sql(outbox.DUE), (now, limit)).fetchall()]
+            if not ids:
+                return []
+            marks = ",".join(str(int(i)) for i in ids)
+            rows = conn.execute(
+                _sql(outbox.LEASE, ids=marks), (now + lease_seconds, owner)
+            ).fetchall()
+            return sorted((outbox.event_from_row(r) for r in rows), key=lambda e: e.event_id)
+
+        result: builtins.list[Event] = await self._write(write)
+        return result
+
+    async def event_delivered(self, event_id: int, owner: str, at: int) -> bool:
+        def write(conn: sqlite3.Connection) -> bool:
+            return conn.execute(_sql(outbox.DELIVERED), (at, event_id, owner)).rowcount == 1
+
+        result: bool = await self._write(write)
+        return result
+
+    async def event_retry(self, event_id: int, owner: str, next_at: int, error: str) -> bool:
+        def write(conn: sqlite3.Connection) -> bool:
+            cur = conn.execute(_sql(outbox.RETRY), (next_at, error, event_id, owner))
+            return cur.rowcount == 1
+
+        result: bool = await self._write(write)
+        return result
+
+    async def note_expired(self, now: int) -> int:
+        def write(conn: sqlite3.Connection) -> int:
+            rows = conn.execute(
+                _sql(outbox.EXPIRED, active="active = 1", used="used = 1"), (now,)
+            ).fetchall()
+            for invreq_id, bolt12_string in rows:
+                _emit(
+                    conn,
+                    "request_expired",
+                    invreq_id,
+                    now,
+                    amount=outbox.request_amount(bolt12_string),
+                )
+            return len(rows)
+
+        result: int = await self._write(write)
+        return result
 
     # --- reads --------------------------------------------------------------------------
 

@@ -46,6 +46,7 @@ from typing import Any, cast
 from invreq.errors import DatabaseError, RpcError, StartupError, StoreClosed, StoreError
 from invreq.store.base import (
     Claim,
+    Event,
     ListQuery,
     Payment,
     PaymentLimits,
@@ -71,6 +72,10 @@ WRITES = frozenset(
         "rune_insert",
         "rune_used",
         "rune_blacklist_add",
+        "events_lease",
+        "event_delivered",
+        "event_retry",
+        "note_expired",
     }
 )
 
@@ -86,7 +91,7 @@ class _Pickler(pickle.Pickler):
     request with a record, round trip, against 10 us so)."""
 
     dispatch_table = copyreg.dispatch_table | {
-        cls: _by_fields(cls) for cls in (Record, Payment, Claim, PaymentLimits, StoredRune)
+        cls: _by_fields(cls) for cls in (Record, Payment, Claim, PaymentLimits, StoredRune, Event)
     }
 
 
@@ -482,7 +487,35 @@ class WorkerStore:
     async def rune_blacklist_add(self, first: int, last: int) -> None:
         await self._call("rune_blacklist_add", first, last)
 
+    async def events_lease(
+        self, now: int, owner: str, limit: int, lease_seconds: int
+    ) -> builtins.list[Event]:
+        result: builtins.list[Event] = await self._call(
+            "events_lease", now, owner, limit, lease_seconds
+        )
+        return result
+
+    async def event_delivered(self, event_id: int, owner: str, at: int) -> bool:
+        result: bool = await self._call("event_delivered", event_id, owner, at)
+        return result
+
+    async def event_retry(self, event_id: int, owner: str, next_at: int, error: str) -> bool:
+        result: bool = await self._call("event_retry", event_id, owner, next_at, error)
+        return result
+
+    async def note_expired(self, now: int) -> int:
+        result: int = await self._call("note_expired", now)
+        return result
+
     # --- reads: here ----------------------------------------------------------------------
+
+    async def indexes(self) -> dict[str, dict[str, int]]:
+        return await self._reader().indexes()
+
+    async def events(
+        self, *, invreq_id: str | None = None, start: int | None = None, limit: int | None = None
+    ) -> builtins.list[Event]:
+        return await self._reader().events(invreq_id=invreq_id, start=start, limit=limit)
 
     async def get(self, invreq_id: str) -> Record | None:
         return await self._reader().get(invreq_id)

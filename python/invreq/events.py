@@ -1,0 +1,60 @@
+"""``wait`` (lightningd's, for our subsystems) and ``listevents`` (the outbox).
+
+``wait subsystem indexname nextvalue [timeout]`` returns once the index reaches
+``nextvalue``, as lightningd's does: ``created`` counts the objects made (a request's
+``created_index``, a payment's ``payment_id``), ``updated`` their changes (a request
+disabled or used; a payment claimed again, settled, or its request disabled meanwhile).
+The indexes are read from the store, never from memory: a change made by another worker or
+instance counts too. This process's own changes wake the waiter at once
+(:mod:`invreq.changes`), others' within ``RECHECK`` seconds. After ``timeout`` seconds it
+fails with 2200, the index as it is in the error's data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+from invreq import paging, views
+from invreq.changes import RECHECK, ChangeFeed
+from invreq.errors import WaitTimeout
+from invreq.store.base import EventStore
+
+__all__ = ["DEFAULT_WAIT", "Events"]
+
+#: Seconds ``wait`` waits when the caller gives no timeout.
+DEFAULT_WAIT = 60
+
+
+@dataclasses.dataclass
+class Events:
+    store: EventStore
+    feed: ChangeFeed
+    #: whether this instance delivers events to a webhook (listevents' delivery state)
+    webhook: bool = False
+
+    async def wait(
+        self, subsystem: str, indexname: str, nextvalue: int, timeout: int = DEFAULT_WAIT
+    ) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            value = (await self.store.indexes())[subsystem][indexname]
+            if value >= nextvalue:
+                return {"subsystem": subsystem, indexname: value}
+            left = deadline - loop.time()
+            if left <= 0:
+                raise WaitTimeout(
+                    f"wait: {subsystem} {indexname} is {value}, not {nextvalue}, after {timeout} s",
+                    data={"subsystem": subsystem, indexname: value},
+                )
+            await self.feed.wait(min(RECHECK, left))
+
+    async def listevents(
+        self, invreq_id: str | None = None, start: int | None = None, limit: int | None = None
+    ) -> dict[str, Any]:
+        found = await self.store.events(
+            invreq_id=invreq_id, start=start, limit=paging.store_limit(limit)
+        )
+        return {"events": paging.page(views.event_listed_json(e, self.webhook) for e in found)}

@@ -1,0 +1,138 @@
+"""Delivering the outbox's events to ``--webhook-url``, signed, retried, in order.
+
+Every event (:mod:`invreq.store.outbox`) is POSTed as JSON (:func:`invreq.views.event_json`)
+with two headers (docs/payee-page.md shows how to check them)::
+
+    Invreq-Event-Id: 42
+    Invreq-Signature: t=1767225600,v1=<hex HMAC-SHA256(secret, "1767225600." + body)>
+
+A ``2xx`` answer delivers it; anything else (or no answer within ``TIMEOUT``) is retried
+after 1, 2, 4 ... up to 600 seconds, for ever: an event is never dropped. The receiver must
+therefore accept an event twice (a crash between its ``2xx`` and our record of it) and
+de-duplicate by ``event_id``; it never gets a request's later event before an earlier one.
+
+The sender leases what it delivers (``events_lease``): every worker and instance on one
+database runs one, and each event is delivered by one of them at a time. The same loop
+notes expired requests (``note_expired``), webhook or not, so ``listevents`` has them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+
+import aiohttp
+
+from invreq import views
+from invreq.changes import RECHECK, ChangeFeed
+from invreq.errors import RpcError
+from invreq.oneline import oneline
+from invreq.store import outbox
+from invreq.store.base import Event, EventStore
+
+__all__ = ["SIGNATURE_HEADER", "Sender", "sign"]
+
+log = logging.getLogger("invreq.webhooks")
+
+SIGNATURE_HEADER = "Invreq-Signature"
+EVENT_ID_HEADER = "Invreq-Event-Id"
+#: Seconds one delivery may take.
+TIMEOUT = 10.0
+#: Events leased at once.
+BATCH = 20
+#: Seconds between looks for expired requests.
+EXPIRY_EVERY = 5.0
+
+
+def sign(secret: bytes, timestamp: int, body: bytes) -> str:
+    """The ``Invreq-Signature`` header's value for ``body`` sent at ``timestamp``."""
+    mac = hmac.new(secret, str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+class Sender:
+    def __init__(
+        self,
+        store: EventStore,
+        feed: ChangeFeed,
+        url: str | None,
+        secret: bytes | None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.feed = feed
+        self.url = url
+        self.secret = secret
+        self.clock = clock
+        #: who holds the leases this sender takes
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"
+        self._session: aiohttp.ClientSession | None = None
+
+    async def run(self) -> None:
+        """Until cancelled: note expired requests, deliver what is due, wait for more."""
+        next_expiry = 0.0
+        if self.url is not None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=TIMEOUT),
+                headers={"User-Agent": "invreq-webhook"},
+            )
+        try:
+            while True:
+                busy = False
+                try:
+                    now = self.clock()
+                    if now >= next_expiry:
+                        next_expiry = now + EXPIRY_EVERY
+                        await self.store.note_expired(int(now))
+                    if self.url is not None:
+                        busy = await self._deliver_due()
+                except RpcError as e:
+                    log.warning("webhook: the store failed (%s); trying again", e.message)
+                except Exception:
+                    log.exception("webhook sender failed; trying again")
+                if not busy:
+                    await self.feed.wait(RECHECK)
+        finally:
+            if self._session is not None:
+                await self._session.close()
+
+    async def _deliver_due(self) -> bool:
+        """Deliver the events due now; True when there were some (look again at once)."""
+        events = await self.store.events_lease(
+            int(self.clock()), self.owner, BATCH, outbox.LEASE_SECONDS
+        )
+        for e in events:
+            await self._deliver(e)
+        return bool(events)
+
+    async def _deliver(self, e: Event) -> None:
+        assert self._session is not None and self.url is not None and self.secret is not None
+        body = json.dumps(views.event_json(e), separators=(",", ":")).encode()
+        timestamp = int(self.clock())
+        headers = {
+            "Content-Type": "application/json",
+            EVENT_ID_HEADER: str(e.event_id),
+            SIGNATURE_HEADER: sign(self.secret, timestamp, body),
+        }
+        error: str | None
+        try:
+            async with self._session.post(
+                self.url, data=body, headers=headers, allow_redirects=False
+            ) as resp:
+                await resp.read()
+                error = None if 200 <= resp.status < 300 else f"HTTP {resp.status}"
+        except (aiohttp.ClientError, TimeoutError, OSError) as ex:
+            error = oneline(f"{type(ex).__name__}: {ex}") or type(ex).__name__
+        now = int(self.clock())
+        if error is None:
+            await self.store.event_delivered(e.event_id, self.owner, now)
+            return
+        wait = outbox.backoff(e.attempts + 1)
+        log.info("webhook: event %d not delivered (%s); again in %d s", e.event_id, error, wait)
+        await self.store.event_retry(e.event_id, self.owner, now + wait, error)
