@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from invreq.refdevice.server import DEFAULT_PORT
+from invreq.refdevice.listener import DEFAULT_PORT
 
 START_TIMEOUT = 30.0
 

@@ -119,6 +119,7 @@ def test_human_readable_top_level(server: Server, capsys: pytest.CaptureFixture[
         "bolt12",
         "bolt12_unsigned",
         "used",
+        "page_url",  # the fixture's server has HTTP on: each request's payee page
     ]
     assert fields["bolt12"].startswith("lnr1")
     assert fields["active"] == "true" and fields["used"] == "false"

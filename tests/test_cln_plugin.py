@@ -163,6 +163,8 @@ def test_manifest_registers_the_hook_before_offers(rig: Any) -> None:
     r = rig()
     hooks = {h["name"]: h for h in r.manifest["hooks"]}
     assert hooks["onion_message_recv_secret"]["before"] == ["offers"]
+    # Started with lightningd only: a `plugin start` at run time ran the hook after offers.
+    assert r.manifest["dynamic"] is False
     assert {o["name"] for o in r.manifest["options"]} >= {"invreq-rpc-file", "invreq-timeout"}
     assert r.init == {}  # not disabled
     assert "handing invoices on our paths to invreq" in r.host.log_text()

@@ -33,7 +33,7 @@ from hwilib.errors import ActionCanceledError
 from invreq import bolt12
 from invreq.refdevice.__main__ import load_or_create_seed
 from invreq.refdevice.bip32 import ExtendedPrivateKey, format_path, hash160, parse_path
-from invreq.refdevice.server import DEFAULT_PORT
+from invreq.refdevice.listener import DEFAULT_PORT
 from invreq.signers.software import SoftwareSigner
 
 # hwilib 3.2.0's JadeClient calls semver.parse_version_info, deprecated in semver 3; under

@@ -32,22 +32,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from invreq import bolt12
+from invreq import bolt12, clnrpc
 from invreq.conffile import ConfFileError, Setting, read_settings
 from invreq.config import DEFAULT_DATA_DIR, Config
 
 __all__ = ["main", "parse_param"]
 
 PROG = "invreq call"
-
-
-class _NoReply(Exception):
-    """The server could not be reached or did not answer with a JSON-RPC reply."""
 
 
 def _refuse_constant(name: str) -> Any:
@@ -192,38 +187,6 @@ def _params(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Any:
     return out
 
 
-def _call(path: Path, request: dict[str, Any]) -> dict[str, Any]:
-    """Send one request on a fresh connection; the reply ends with a blank line."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        try:
-            s.connect(str(path))
-        except OSError as e:
-            raise _NoReply(
-                f"cannot connect to {path}: {e.strerror or e}; is `invreq serve` running?"
-            ) from e
-        # No timeout: a hardware signer may wait for a person to confirm on the device.
-        buf = b""
-        try:
-            s.sendall(json.dumps(request, ensure_ascii=False).encode())
-            while b"\n\n" not in buf:
-                data = s.recv(65536)
-                if not data:
-                    break
-                buf += data
-        except OSError as e:  # a reset or broken pipe here is the server's side, not stdout
-            raise _NoReply(f"{path}: the connection failed: {e.strerror or e}") from e
-        if b"\n\n" not in buf:
-            raise _NoReply(f"{path}: the server closed the connection before answering")
-    raw = buf.split(b"\n\n", 1)[0]
-    try:
-        reply = json.loads(raw)
-    except ValueError as e:
-        raise _NoReply(f"{path}: the reply is not JSON: {e}") from e
-    if not isinstance(reply, dict) or ("result" not in reply and "error" not in reply):
-        raise _NoReply(f"{path}: the reply has neither result nor error")
-    return reply
-
-
 def _human(value: Any, key: str, out: TextIO) -> None:
     """``key=value`` lines for ``value``; see the module docstring for the rules."""
     if isinstance(value, dict) and value:
@@ -256,29 +219,36 @@ def _main(argv: list[str]) -> int:
     except (ConfFileError, FileNotFoundError) as e:
         print(f"{PROG}: {e}", file=sys.stderr)
         return 2
-    request: dict[str, Any] = {
-        "jsonrpc": "2.0",
-        "id": f"invreq-call:{args.method}#{os.getpid()}",
-        "method": args.method,
-        "params": params,
-    }
+    filter_ = None
     if args.filter is not None:
         # Sent as it is, as lightning-cli does: the server says what is wrong with it.
         try:
-            request["filter"] = json.loads(args.filter)
+            filter_ = json.loads(args.filter)
         except ValueError as e:
             parser.error(f"-l/--filter: not JSON: {e}")
     try:
-        reply = _call(path, request)
-    except _NoReply as e:
+        # No timeout: a hardware signer may wait for a person to confirm on the device.
+        result = clnrpc.call(
+            path,
+            args.method,
+            params,
+            request_id=f"invreq-call:{args.method}#{os.getpid()}",
+            filter=filter_,
+        )
+    except clnrpc.ClnRpcError as e:
+        # As lightning-cli: the error object as it came, on stdout.
+        print(json.dumps(e.error, indent=2, ensure_ascii=False), flush=True)
+        return 1
+    except clnrpc.NotSent as e:
+        print(f"{PROG}: {e}; is `invreq serve` running?", file=sys.stderr)
+        return 2
+    except (OSError, clnrpc.BadReply) as e:
+        # a reset or broken pipe here is the server's side, not stdout
         print(f"{PROG}: {e}", file=sys.stderr)
         return 2
-    if "error" in reply:
-        print(json.dumps(reply["error"], indent=2, ensure_ascii=False), flush=True)
-        return 1
     if args.human_readable:
-        _human(reply["result"], "", sys.stdout)
+        _human(result, "", sys.stdout)
     else:
-        print(json.dumps(reply["result"], indent=2, ensure_ascii=False))
+        print(json.dumps(result, indent=2, ensure_ascii=False))
     sys.stdout.flush()  # a closed pipe shows here, inside main, not at interpreter exit
     return 0

@@ -30,12 +30,14 @@ payee with an ``invoice_error`` first) and, for each message carrying an ``invoi
 
 **The plugin cannot stop the node.** lightningd exits when a plugin named in its config dies
 before answering ``getmanifest`` (it then reads ``invreq-rpc-file=`` as an unknown option).
-So this module imports only the standard library (and the package's ``__init__`` loads
-nothing), speaks lightningd's plugin protocol itself (no pyln-client, whose pyln-proto pins a
-coincurve fork that clashes with invreq's coincurve), and imports the working parts (the
-native core, :mod:`invreq.onionreply`) inside a guard. If they fail, or anything else is
-broken, the plugin still answers ``getmanifest`` with its options, logs one line saying what
-is wrong, and answers every hook ``continue``: the node runs as if the plugin were absent.
+So this module imports only the standard library and two modules of invreq that import
+nothing else (:mod:`invreq.clnrpc`, the socket framing, and :mod:`invreq.oneline`); the
+package's ``__init__`` loads nothing. It speaks lightningd's plugin protocol itself (no
+pyln-client, whose pyln-proto pins a coincurve fork that clashes with invreq's coincurve),
+and imports the working parts (the native core, :mod:`invreq.onionreply`) inside a guard. If
+they fail, or anything else is broken, the plugin still answers ``getmanifest`` with its
+options, logs one line saying what is wrong, and answers every hook ``continue``: the node
+runs as if the plugin were absent.
 
 Why ask invreq rather than check ``pathsecret`` here: the path_id is an HMAC of the
 request's metadata under invreq's path secret. Knowing it here would mean copying that
@@ -51,16 +53,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, BinaryIO
 
+from invreq import clnrpc
 from invreq.oneline import oneline
 
-__all__ = ["InvreqUnreachable", "Plugin", "main", "unix_call"]
+__all__ = ["UNREACHABLE", "Plugin", "main", "unix_call"]
 
 #: Seconds invreq may take to check and claim an invoice before the message is passed on.
 DEFAULT_TIMEOUT = 5.0
@@ -92,62 +93,17 @@ OPTIONS = [
 ]
 
 
-class InvreqUnreachable(Exception):
-    """The socket is missing, refused the connection or did not answer in time."""
-
-
-class CallError(Exception):
-    """The other side answered the call with a JSON-RPC error."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(f"{message} (code {code})")
-        self.code, self.message = code, message
+#: The other side could not say: its socket missing, refusing, closing, not answering in
+#: time, or answering something that is not a JSON-RPC reply.
+UNREACHABLE = (OSError, clnrpc.BadReply)
 
 
 def unix_call(path: str, method: str, params: dict[str, Any], timeout: float) -> Any:
     """One JSON-RPC call on a unix socket in lightningd's framing (invreq's and lightningd's
-    own), answered within ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    request = {
-        "jsonrpc": "2.0",
-        "id": f"invreq-cln-plugin:{method}",
-        "method": method,
-        "params": params,
-    }
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            while True:
-                s.settimeout(max(deadline - time.monotonic(), 0.001))
-                try:
-                    s.connect(path)
-                    break
-                except BlockingIOError:
-                    # The server's backlog is full (EAGAIN on a unix socket): it is busy,
-                    # not gone; try again until the deadline.
-                    if time.monotonic() >= deadline:
-                        raise TimeoutError(f"backlog full for {timeout} s") from None
-                    time.sleep(0.01)
-            s.sendall(json.dumps(request).encode())
-            buf = b""
-            while not buf.rstrip(b" \t\r").endswith(b"\n\n"):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"no answer within {timeout} s")
-                s.settimeout(remaining)
-                chunk = s.recv(65536)
-                if not chunk:
-                    raise ConnectionError("closed the connection without answering")
-                buf += chunk
-    except OSError as e:  # ConnectionError and TimeoutError included
-        raise InvreqUnreachable(f"{path}: {e}") from None
-    try:
-        reply = json.loads(buf)
-    except ValueError as e:
-        raise InvreqUnreachable(f"{path}: answered something that is not JSON ({e})") from None
-    if "error" in reply:
-        err = reply["error"]
-        raise CallError(int(err.get("code", -1)), oneline(err.get("message", "")))
-    return reply.get("result")
+    own), answered within ``timeout`` seconds: :func:`invreq.clnrpc.call`."""
+    return clnrpc.call(
+        path, method, params, timeout=timeout, request_id=f"invreq-cln-plugin:{method}"
+    )
 
 
 class Plugin:
@@ -259,7 +215,9 @@ def manifest() -> dict[str, Any]:
         "rpcmethods": [],
         "subscriptions": [],
         "hooks": [{"name": HOOK, "before": ["offers"]}],
-        "dynamic": True,
+        # Not startable at run time: measured on v26.06, a `plugin start` defers the hook
+        # and runs it AFTER offers (the payee got offers' error and was paid anyway).
+        "dynamic": False,
         "nonnumericids": True,
     }
 
@@ -289,7 +247,7 @@ class InvoiceHandler:
                 f"handing invoices on our paths to invreq at {self.rpc_file} "
                 f"(payer id {info.get('id')}, network {info.get('network')})"
             )
-        except (InvreqUnreachable, CallError) as e:
+        except (*UNREACHABLE, clnrpc.ClnRpcError) as e:
             # Usual on a node's first start, when invreq (which needs the node) is started
             # after it: nothing is lost, messages pass on until invreq answers.
             self.log(
@@ -321,18 +279,19 @@ class InvoiceHandler:
             params["reply_path"] = reply  # invreq tells the payee itself if paying fails
         try:
             result = unix_call(self.rpc_file, "receiveinvoice", params, self.timeout)
-        except InvreqUnreachable as e:
+        except UNREACHABLE as e:
             self.log(
                 f"invreq unreachable ({e}); invoice passed on to the next plugin, "
                 "the payee gets its invoice_error",
                 "warn",
             )
             return CONTINUE, None
-        except CallError as e:
+        except clnrpc.ClnRpcError as e:
             if e.code == CODE_INVOICE_UNKNOWN_REQUEST:
                 return CONTINUE, None
-            self.log(f"invoice on our path refused by invreq: {e.code} {e.message}", "info")
-            return STOP, e.message
+            message = oneline(e.message)
+            self.log(f"invoice on our path refused by invreq: {e.code} {message}", "info")
+            return STOP, message
         self.log(
             f"invoice for invreq {result.get('invreq_id')} accepted: payment "
             f"{result.get('payment_id')} of {result.get('amount_msat')} msat is being paid",

@@ -1,4 +1,14 @@
-"""Every exception invreq raises, and the one place JSON-RPC error objects are made.
+"""Every error invreq answers a caller with, and the one place JSON-RPC error objects are made.
+
+Here: each JSON-RPC code's class (``RpcError`` and its subclasses), the byte layer's
+errors, and ``StartupError``. Errors that never reach a caller as they are live beside the
+code that raises and translates them: ``config.ConfigError`` and ``conffile.ConfFileError``
+(become a usage error or ``StartupError``), the device transport's ``TransportError``
+family in ``signers/jade_transport.py`` (becomes ``SignerError``), the payment node's
+``NodePaymentFailed``, ``OutcomeUnknown`` and ``NodeUnavailable`` in ``payments/node.py``
+(become ``PaymentError``, ``PaymentPending`` or a payment left pending), the client-side
+errors of another server's reply in ``clnrpc.py``, and the reference device's own in
+``refdevice/`` (a separate program).
 
 Byte-layer errors (``Bolt12Error`` and subclasses) are raised by the native core
 ``invreq._core``; the binding maps its typed Rust errors onto these classes, so Python
@@ -119,6 +129,9 @@ CODE_REPLY_BUDGET = 2003
 CODE_INVOICE_UNKNOWN_REQUEST = 2101
 CODE_INVOICE_NOT_ACTIVE = 2102
 CODE_INVOICE_ALREADY_CLAIMED = 2103
+# 2104: a BOLT 11 invoice (the LNURL door) whose amount is not the request's. A BOLT 12
+# invoice_amount that differs from invreq_amount is refused by the core's reader first, so
+# receiveinvoice answers -32602 naming invoice_amount.
 CODE_INVOICE_AMOUNT = 2104
 CODE_INVOICE_EXPIRED = 2105
 CODE_REQUEST_EXPIRED = 2106

@@ -149,10 +149,6 @@ class ConnectionGuard:
 
         return make
 
-    @property
-    def open_connections(self) -> int:
-        return len(self._open)
-
     @contextlib.contextmanager
     def sending(self, transport: asyncio.Transport | None) -> Iterator[None]:
         """The block that sends one response on ``transport``: if it is still sending

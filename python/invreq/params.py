@@ -35,7 +35,6 @@ __all__ = [
 #: 21 million BTC in msat: no amount can be larger (REFERENCE §4).
 MAX_MSAT = 21_000_000 * 100_000_000 * 1000
 U64_MAX = 2**64 - 1
-U32_MAX = 2**32 - 1
 
 
 class UEscaped(str):

@@ -56,11 +56,10 @@ from invreq.payments.node import (
     PaymentBackend,
     open_backend,
 )
-from invreq.payments.receive import DEFAULT_RELATIVE_EXPIRY, Receiver
+from invreq.payments.receive import Receiver
 from invreq.payments.reconcile import Reconciler
 
 __all__ = [
-    "DEFAULT_RELATIVE_EXPIRY",
     "ClnBackend",
     "NoBackend",
     "NodePaymentFailed",

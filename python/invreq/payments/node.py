@@ -15,22 +15,22 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
-import json
 import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from invreq import onionreply
+from invreq import clnrpc, onionreply
 from invreq.config import ConfigError, pay_with_path
-from invreq.errors import RpcError, StartupError
+from invreq.errors import StartupError
 
 __all__ = [
     "ClnBackend",
     "NoBackend",
     "NodePaymentFailed",
     "NodeRecord",
+    "NodeUnavailable",
     "OutcomeUnknown",
     "Paid",
     "PaymentBackend",
@@ -43,8 +43,8 @@ log = logging.getLogger("invreq.payments")
 #: Beyond the timeout (which the node also gets as xpay's retry_for), how long we wait
 #: for xpay's own answer, at most: the node finishes its last attempt, then replies.
 REPLY_GRACE = 5.0
-#: Seconds a question about the node's record may take (TimeoutError is an OSError: the
-#: payment stays pending and is asked about again later).
+#: Seconds a question to the node (getinfo, its record of a payment) may take; past it the
+#: node is unavailable: at start-up invreq stops, a pending payment is asked about later.
 STATUS_TIMEOUT = 30.0
 #: CLN's PAY_IN_PROGRESS: an answer that does not tell the outcome.
 _IN_PROGRESS_CODES = frozenset({200})
@@ -58,6 +58,11 @@ class NodePaymentFailed(Exception):
 
 class OutcomeUnknown(Exception):
     """The payment may or may not have happened (no answer in time, connection lost)."""
+
+
+class NodeUnavailable(Exception):
+    """The node could not say (unreachable, no answer in time, an error or an unreadable
+    reply): whatever was asked is asked again later."""
 
 
 @dataclass(frozen=True)
@@ -98,7 +103,8 @@ class PaymentBackend(Protocol):
         have."""
 
     async def status(self, payment_hash: str) -> NodeRecord:
-        """The node's own record of the payment of ``payment_hash``."""
+        """The node's own record of the payment of ``payment_hash``; raises
+        ``NodeUnavailable`` if the node cannot say."""
 
     async def reply_error(self, reply_path: dict[str, Any], text: str) -> None:
         """Send ``text`` as an invoice_error over a payee's ``reply_blindedpath`` (the
@@ -126,10 +132,6 @@ class NoBackend:
         return None
 
 
-class _NotSent(Exception):
-    """The connection to the node could not be opened: the request never left."""
-
-
 def reply_wait(timeout: float) -> float:
     """How long we wait for xpay's answer when the node was given ``timeout``."""
     return timeout + min(REPLY_GRACE, timeout)
@@ -138,8 +140,8 @@ def reply_wait(timeout: float) -> float:
 class ClnBackend:
     """``--pay-with cln:RPC_PATH``: pay through a Core Lightning node's JSON-RPC (``xpay``).
 
-    CLN's framing: JSON requests on its unix socket, each reply ends with a blank line. A
-    connection per call, as pyln-client does."""
+    Each call is one :mod:`invreq.clnrpc` call (CLN's framing, a connection per call) with
+    its own deadline."""
 
     name = "cln"
 
@@ -148,33 +150,21 @@ class ClnBackend:
         self.node_id = node_id
         self._ids = itertools.count(1)
 
-    async def _call(self, method: str, params: dict[str, Any]) -> Any:
-        try:
-            reader, writer = await asyncio.open_unix_connection(str(self.rpc_path), limit=1 << 24)
-        except OSError as e:
-            raise _NotSent(str(e)) from None
-        try:
-            req = {
-                "jsonrpc": "2.0",
-                "id": f"invreq:{method}#{next(self._ids)}",
-                "method": method,
-                "params": params,
-            }
-            writer.write(json.dumps(req).encode())
-            await writer.drain()
-            raw = await reader.readuntil(b"\n\n")
-        finally:
-            writer.close()
-        reply = json.loads(raw)
-        if "error" in reply:
-            raise RpcError(str(reply["error"].get("message")), code=reply["error"].get("code"))
-        return reply["result"]
+    async def _call(self, method: str, params: dict[str, Any], timeout: float) -> Any:
+        return await clnrpc.acall(
+            self.rpc_path,
+            method,
+            params,
+            timeout=timeout,
+            request_id=f"invreq:{method}#{next(self._ids)}",
+        )
 
     async def getinfo(self) -> dict[str, Any]:
+        """The node's getinfo; raises :class:`NodeUnavailable` if it cannot say."""
         try:
-            result: dict[str, Any] = await self._call("getinfo", {})
-        except _NotSent as e:
-            raise OSError(str(e)) from None
+            result: dict[str, Any] = await self._call("getinfo", {}, STATUS_TIMEOUT)
+        except (OSError, ValueError, clnrpc.ClnRpcError) as e:
+            raise NodeUnavailable(str(e)) from None
         return result
 
     async def pay(self, invoice: str, timeout: float, maxfee_msat: int | None = None) -> Paid:
@@ -184,16 +174,17 @@ class ClnBackend:
             # The fee limit a person approved (--payout-approver hwi) is the one applied.
             params["maxfee"] = maxfee_msat
         try:
-            result = await asyncio.wait_for(self._call("xpay", params), reply_wait(timeout))
-        except _NotSent as e:
+            result = await self._call("xpay", params, reply_wait(timeout))
+        except clnrpc.NotSent as e:
             raise NodePaymentFailed(f"xpay not sent: cannot reach the node ({e})") from None
         except TimeoutError:
             raise OutcomeUnknown(f"xpay did not answer within {reply_wait(timeout):g} s") from None
-        except RpcError as e:
+        except clnrpc.ClnRpcError as e:
             if e.code in _IN_PROGRESS_CODES:
                 raise OutcomeUnknown(f"xpay: {e.message} (code {e.code})") from None
             raise NodePaymentFailed(f"xpay: {e.message} (code {e.code})") from None
-        except (OSError, EOFError, ValueError) as e:
+        except (OSError, ValueError) as e:
+            # ConnectionLost, BadReply: the request left; what the node did is unknown.
             raise OutcomeUnknown(f"connection to the node lost during xpay: {e}") from None
         preimage = result.get("payment_preimage") if isinstance(result, dict) else None
         if not isinstance(preimage, str):
@@ -206,11 +197,9 @@ class ClnBackend:
         each); any ``complete`` one means paid, any ``pending`` one pending, all ``failed``
         failed, none: the node never started a payment of this hash."""
         try:
-            result = await asyncio.wait_for(
-                self._call("listpays", {"payment_hash": payment_hash}), STATUS_TIMEOUT
-            )
-        except _NotSent as e:
-            raise OSError(str(e)) from None
+            result = await self._call("listpays", {"payment_hash": payment_hash}, STATUS_TIMEOUT)
+        except (OSError, ValueError, clnrpc.ClnRpcError) as e:
+            raise NodeUnavailable(str(e)) from None
         pays = [p for p in result.get("pays", []) if p.get("payment_hash") in (None, payment_hash)]
         for p in pays:
             if p.get("status") == "complete":
@@ -224,15 +213,19 @@ class ClnBackend:
 
     async def reply_error(self, reply_path: dict[str, Any], text: str) -> None:
         """The invoice_error goes through :mod:`invreq.onionreply` (route search in the
-        node's gossip, then injectonionmessage), which is blocking: it runs in a thread and
-        asks the node through this backend's own connection code on the event loop."""
+        node's gossip, then injectonionmessage), which asks the node with blocking calls: it
+        runs in a thread, with :mod:`invreq.clnrpc`'s sync client, each call bounded."""
         if self.node_id is None:
             raise OSError("the node's id is not known (getinfo)")
-        loop = asyncio.get_running_loop()
 
         def call(method: str, params: dict[str, Any]) -> Any:
-            ask = asyncio.wait_for(self._call(method, params), STATUS_TIMEOUT)
-            return asyncio.run_coroutine_threadsafe(ask, loop).result()
+            return clnrpc.call(
+                self.rpc_path,
+                method,
+                params,
+                timeout=STATUS_TIMEOUT,
+                request_id=f"invreq:{method}#{next(self._ids)}",
+            )
 
         await asyncio.to_thread(onionreply.send_invoice_error, call, self.node_id, reply_path, text)
 
@@ -251,7 +244,7 @@ async def open_backend(spec: str) -> PaymentBackend:
     backend = ClnBackend(path)
     try:
         info = await backend.getinfo()
-    except (OSError, EOFError, ValueError, RpcError) as e:
+    except NodeUnavailable as e:
         raise StartupError(f"--pay-with: cannot reach Core Lightning at {path}: {e}") from None
     node_id = info.get("id") if isinstance(info, dict) else None
     if not isinstance(node_id, str) or not node_id:

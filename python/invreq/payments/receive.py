@@ -53,12 +53,9 @@ from invreq.store.base import Claim, Payment, PaymentLimits, PaymentStore, Recor
 if TYPE_CHECKING:
     from invreq.blindpaths import PathMaker
 
-__all__ = ["DEFAULT_RELATIVE_EXPIRY", "Receiver"]
+__all__ = ["Receiver"]
 
 log = logging.getLogger("invreq.payments")
-
-#: BOLT 12: an invoice without invoice_relative_expiry expires 7200 s after creation.
-DEFAULT_RELATIVE_EXPIRY = 7200
 
 
 def _pending_error(p: Payment, why: str) -> PaymentPending:

@@ -28,7 +28,7 @@ from invreq.errors import (
     PaymentNotPending,
     RpcError,
 )
-from invreq.payments.node import PaymentBackend, proves
+from invreq.payments.node import NodeUnavailable, PaymentBackend, proves
 from invreq.store.base import Payment, PaymentStore
 
 __all__ = ["Reconciler"]
@@ -114,7 +114,7 @@ class Reconciler:
             return False
         try:
             record = await self.backend.status(p.payment_hash)
-        except (OSError, EOFError, ValueError, RpcError) as e:
+        except NodeUnavailable as e:
             self._tell(p, f"the record of node {mine} is unavailable ({e}); checked again later")
             return False
         now = int(self.clock())
@@ -196,7 +196,7 @@ class Reconciler:
         if status == "failed" and p.node_id is not None and p.node_id == self.backend.node_id:
             try:
                 record = await self.backend.status(payment_hash)
-            except (OSError, EOFError, ValueError, RpcError):
+            except NodeUnavailable:
                 record = None  # the node cannot say: the operator's evidence decides
             if record is not None and record.status in ("paid", "pending"):
                 raise PaymentInFlight(

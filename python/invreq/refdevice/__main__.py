@@ -21,8 +21,8 @@ from types import FrameType
 
 from invreq.refdevice.bip32 import ExtendedPrivateKey
 from invreq.refdevice.device import Device
+from invreq.refdevice.listener import DEFAULT_PORT, DeviceServer
 from invreq.refdevice.policy import Policy
-from invreq.refdevice.server import DEFAULT_PORT, DeviceServer
 
 __all__ = ["load_or_create_seed", "main"]
 

@@ -25,8 +25,7 @@ from invreq import bolt12
 from invreq.approval import bitcoin_message_digest
 from invreq.errors import DecodeError
 from invreq.refdevice.bip32 import ExtendedPrivateKey, InvalidKeyError, format_path
-from invreq.refdevice.policy import Policy
-from invreq.refdevice.rpc import (
+from invreq.refdevice.jade_rpc import (
     BAD_PARAMETERS,
     INTERNAL_ERROR,
     INVALID_REQUEST,
@@ -37,6 +36,7 @@ from invreq.refdevice.rpc import (
     error_reply,
     result_reply,
 )
+from invreq.refdevice.policy import Policy
 from invreq.refdevice.summary import InvoiceRequestSummary, printable
 
 __all__ = ["PROBE_PAIR", "SIGNED_PAIR", "Device", "bitcoin_message_digest"]

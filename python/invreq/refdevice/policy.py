@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, TextIO
 
-from invreq.refdevice.rpc import USER_CANCELLED, RpcFailure
+from invreq.refdevice.jade_rpc import USER_CANCELLED, RpcFailure
 
 __all__ = ["Policy"]
 

@@ -133,11 +133,6 @@ class Claim:
     new: bool
 
 
-PAYMENT_STATES = ("pending", "paid", "failed", "refused")
-#: The doors an invoice comes through (``Payment.door``).
-PAYMENT_DOORS = ("bolt12", "lnurl")
-
-
 @dataclasses.dataclass(frozen=True, slots=True)
 class Event:
     """One event of the outbox (:mod:`invreq.store.outbox`): what changed, and whether the

@@ -14,7 +14,7 @@ import threading
 import cbor2
 
 from invreq.refdevice.device import Device
-from invreq.refdevice.rpc import INVALID_REQUEST, NO_ID, error_reply
+from invreq.refdevice.jade_rpc import INVALID_REQUEST, NO_ID, error_reply
 
 __all__ = ["DEFAULT_PORT", "DeviceServer"]
 
