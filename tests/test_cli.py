@@ -113,7 +113,11 @@ def test_serve_help_shows_every_option_of_config_with_its_default() -> None:
     out = invreq("serve", "--help").stdout
     text = " ".join(out[out.index("options:") :].split())
     options = ["--" + f.name.replace("_", "-") + " " for f in dataclasses.fields(Config)]
-    starts = [text.index(o) for o in options] + [text.index("--conf ")]
+    # Each option is looked for after the one before it: a help text may name an option
+    # listed later (--payout-approver's names --hwi-approval-path).
+    starts: list[int] = []
+    for o in [*options, "--conf "]:
+        starts.append(text.index(o, starts[-1] + 1 if starts else 0))
     for start, end in itertools.pairwise(starts):
         assert "(default: " in text[start:end], text[start:end]
     hwi_key_path = text[starts[options.index("--hwi-key-path ")] :]

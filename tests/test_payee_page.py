@@ -240,6 +240,10 @@ def test_public_url_sets_page_url(tmp_path: Path) -> None:
     try:
         r = s.rpc.call("invoicerequest", {"amount": 1000, "description": "p"})
         assert r["page_url"] == "https://pay.example.com/invreq/r/" + r["invreq_id"]
+        # What `make run` prints at start: where the pages and the dashboard are.
+        out = s.output()
+        assert "payee pages at https://pay.example.com/invreq/r/<invreq_id>" in out
+        assert "operator dashboard at https://pay.example.com/invreq/dashboard" in out
     finally:
         assert s.stop() == 0, s.output()
     bad = Server(tmp_path / "bad", extra_args=["--public-url", "ftp://x"])

@@ -292,7 +292,10 @@ def test_resolvepayment_by_hand_with_evidence(
             done = json.loads(reply.read())
         assert done["status"] == "failed" and done["evidence"] == evidence
         assert done["resolved_by"] == "rune #0" and done["resolved_at"] >= done["created_at"]
-        assert error_of(s, "resolvepayment", [h, "paid", "again"])["code"] == 2113
+        again = error_of(s, "resolvepayment", [h, "paid", "again"])
+        # 2113 carries the payment as it is now (errors.PaymentNotPending: listpayments' view)
+        assert again["code"] == 2113 and again["data"]["payment_hash"] == h
+        assert again["data"]["status"] == "failed" and again["data"]["evidence"] == evidence
         assert "resolved by hand as failed" in s.output()
         # The claim is released: the request can be paid with a new invoice, once.
         assert s.rpc.call("receiveinvoice", [b])["status"] == "paid"

@@ -171,6 +171,8 @@ def test_list_methods_and_swagger(srv: Server) -> None:
         "label",
         "absolute_expiry",
         "single_use",
+        "max_payouts",
+        "payout_window",
     }
 
 

@@ -36,7 +36,7 @@ from invreq.service import Service
 from invreq.signers.base import Approver, Signer
 from invreq.store.base import PaymentLimits, Store
 from invreq.unixsock import MAX_UNIX_CONNECTIONS, unix_door
-from invreq.web import page
+from invreq.web import dashboard, page
 
 __all__ = [
     "CONFIG_KEY",
@@ -344,6 +344,7 @@ def create_app(
 
         app.router.add_routes(lnurldoor.routes(STORE_KEY, RECEIVER_KEY, app[LNURL_KEY]))
     app.router.add_routes(page.routes())
+    app.router.add_routes(dashboard.routes())
     return app
 
 
@@ -455,6 +456,7 @@ async def serve(
         log.info("listening on %s://%s:%d/rpc", scheme, config.http_host, config.http_port)
         # Where payees' pages are (each request's JSON has its page_url).
         log.info("payee pages at %s%s", config.page_base, page.page_path("<invreq_id>"))
+        log.info("operator dashboard at %s/dashboard (log in with a rune)", config.page_base)
     if on_sighup is not None:
         loop.add_signal_handler(signal.SIGHUP, on_sighup)
     log.debug("event loop: %s", type(loop).__module__.partition(".")[0])  # asyncio or uvloop

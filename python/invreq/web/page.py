@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime
+import functools
 import html
 import json
 import re
@@ -52,6 +53,7 @@ __all__ = [
     "format_msat",
     "load_static",
     "page_path",
+    "qr_svg",
     "routes",
 ]
 
@@ -135,7 +137,16 @@ def _time(unix: int, element_id: str) -> str:
     return f'<time id="{element_id}" datetime="{_iso(unix)}" data-unix="{unix}">{_utc(unix)}</time>'
 
 
-def _qr_svg(text: str) -> str:
+#: QR codes kept rendered, by string (a request's code never changes; the page without
+#: JavaScript reloads itself): at most this many, ~8 KiB each.
+QR_CACHE = 256
+
+
+@functools.lru_cache(maxsize=QR_CACHE)
+def qr_svg(text: str) -> str:
+    """The QR code of ``text`` as inline SVG. Pure Python and slow (tens of ms, most of it
+    choosing the mask that reads best): the pages call it off the event loop and keep the
+    result (:data:`QR_CACHE`)."""
     # Upper case: BOLT 12 strings are case-insensitive bech32, and upper case fits QR's
     # alphanumeric mode (a smaller code than byte mode for the same string).
     qr = segno.make(text.upper(), error="m")
@@ -159,7 +170,7 @@ _HEAD = """<!doctype html>
 """
 
 
-def _page(state: PayeeState, record: Record, expiry: int | None) -> str:
+def _page(state: PayeeState, record: Record, expiry: int | None, qr: str) -> str:
     inv = bolt12.decode_invoice_request(record.bolt12, verify=False)
     amount = inv.amount_msat or 0
     esc = html.escape
@@ -188,7 +199,7 @@ def _page(state: PayeeState, record: Record, expiry: int | None) -> str:
 <h1 id="amount">{format_msat(amount)}</h1>
 <p id="description" class="description">{esc(inv.description or "")}</p>
 {_state_html(state)}
-<figure class="qr" id="qr">{_qr_svg(record.bolt12)}</figure>
+<figure class="qr" id="qr">{qr}</figure>
 <p class="actions"><a id="open" class="button" href="lightning:{string}">Open in wallet</a>
 <button id="copy" class="button" type="button" hidden>Copy</button></p>
 <p><textarea id="bolt12" readonly rows="4" aria-label="The request">{string}</textarea></p>
@@ -237,7 +248,8 @@ def routes() -> list[web.RouteDef]:
         if record is None:
             return _not_found()
         state, expiry = await pages.state_of(record)
-        resp = web.Response(text=_page(state, record, expiry), content_type="text/html")
+        qr = await asyncio.to_thread(qr_svg, record.bolt12)
+        resp = web.Response(text=_page(state, record, expiry, qr), content_type="text/html")
         secure(resp.headers)
         return resp
 
