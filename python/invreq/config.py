@@ -121,8 +121,8 @@ class Config:
     )
     payout_approver: str = _option(
         "none",
-        "hwi: a hardware device approves (signs a text for) every payment before it is sent "
-        "(with the key of --hwi-approval-path)",
+        "hwi: a hardware device approves (signs a text for) every payment before it is sent, "
+        "with the key at --hwi-approval-path",
         APPROVERS,
     )
     allow_unlimited_payouts: bool = _option(
