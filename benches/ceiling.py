@@ -9,10 +9,12 @@ invreq) and on a unix socket (asyncio streams, CLN framing), in two modes:
   what invreq does beyond this is parameters, records, rune checks, futures and the store.
 
 ``--loop uvloop`` and ``--codec orjson`` measure the same servers on the faster loop and
-JSON codec, so a ratio is always taken against the ceiling of the same loop and codec.
+JSON codec, so a ratio is always taken against the ceiling of the same loop and codec;
+``--codec invreq`` is invreq's own (``invreq.rpc.parse`` and ``invreq.rpc.dumps``: the
+standard library's parser with CLN's hooks, orjson for replies).
 
 Usage: python benches/ceiling.py --port PORT --socket PATH [--mode bare|stripped]
-       [--loop asyncio|uvloop] [--codec json|orjson]
+       [--loop asyncio|uvloop] [--codec json|orjson|invreq]
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ BARE_REPLY = b'{"jsonrpc":"2.0","id":1,"result":{"ok":true}}'
 
 
 def codec(name: str) -> tuple[Callable[[bytes], Any], Callable[[Any], bytes]]:
+    if name == "invreq":  # invreq's own: the standard library's parser with its hooks, orjson out
+        from invreq import rpc
+
+        return rpc.parse, rpc.dumps
     if name == "orjson":
         import orjson
 
@@ -126,7 +132,7 @@ if __name__ == "__main__":
     ap.add_argument("--socket", required=True)
     ap.add_argument("--mode", choices=("bare", "stripped"), default="bare")
     ap.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
-    ap.add_argument("--codec", choices=("json", "orjson"), default="json")
+    ap.add_argument("--codec", choices=("json", "orjson", "invreq"), default="json")
     a = ap.parse_args()
     answer = answerer(a.mode, *codec(a.codec))
     if a.loop == "uvloop":

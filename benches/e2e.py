@@ -2,11 +2,14 @@
 
 The ceilings (benches/ceiling.py) are the bare handler (parse, constant reply) and the
 stripped handler (the one-process limit of invoicerequest: parse, build, sign, verify,
-reply), each on asyncio+json and on uvloop+orjson. Beside the throughput rows: JSON-RPC
+reply), each on asyncio+json, on uvloop+orjson and on invreq's own stack (its default loop,
+its codec). Beside the throughput rows: JSON-RPC
 batches of 10 and 50 ``invoicerequest`` (counted in items), open-loop latency at 25%, 50%
 and 80% of invreq's own maximum (timed from when each request was due), sequential
 pyln-client latency against its floor measured in the same run, the store's group sizes
-(from the server's metrics) and ``--workers 2`` on SQLite and PostgreSQL.
+(from the server's metrics), ``--workers 2`` on SQLite and PostgreSQL, and Core
+Lightning's own ``invoicerequest`` as the peer row where a lightningd can be started (see
+:func:`start_cln`; skipped with a note otherwise).
 
 Every server is a real process started here (temporary data directory, defaults otherwise:
 SQLite, software signer, durable commits); the load comes from benches/loadgen (Rust, closed
@@ -46,15 +49,17 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from invreq import loops  # noqa: E402  (after the path; the default loop names the stack)
+
 LOADGEN = ROOT / "target" / "release" / "invreq-loadgen"
 PY = sys.executable
 CONCURRENCY = (1, 16, 64, 256)
 WARMUP = 1  # seconds of load before each row is measured
 METHODS = ("invoicerequest", "listinvoicerequests", "decode")
-#: The loop and codec `invreq serve` runs on (asyncio's loop; the standard library's JSON,
-#: whose hooks keep the parser's source facts): ratios are taken against the bare ceiling
-#: of this stack.
-INVREQ_STACK = "asyncio+json"
+#: The loop and codec `invreq serve` runs on by default (uvloop where installed, see
+#: invreq.loops; its own codec: the standard library's parser with CLN's hooks, orjson for
+#: replies): ratios are taken against the bare ceiling of this stack.
+INVREQ_STACK = f"{loops.resolve('auto')}+invreq"
 #: Row names of the ceilings by (mode, loop+codec) (benches/ceiling.py --mode, --loop,
 #: --codec). "ceiling" is the name older runs used; the uvloop stacks are for scale: what
 #: a faster loop, and a faster codec, would give the same handlers.
@@ -64,6 +69,9 @@ CEILINGS = {
     ("bare", "uvloop+orjson"): "ceiling uvloop+orjson",
     ("stripped", "asyncio+json"): "stripped handler",
     ("stripped", "uvloop+orjson"): "stripped handler uvloop+orjson",
+    # invreq's own stack (INVREQ_STACK): what the ratios and targets are taken against.
+    ("bare", INVREQ_STACK): f"ceiling {INVREQ_STACK}",
+    ("stripped", INVREQ_STACK): f"stripped handler {INVREQ_STACK}",
 }
 
 
@@ -574,6 +582,7 @@ def run(plan: Plan) -> tuple[list[Row], list[Sequential], list[Groups], list[Ope
                         )
         if plan.postgres:
             run_postgres(rows, work, plan)
+        run_cln(rows, seq, work, plan)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return rows, seq, groups, opened
@@ -680,6 +689,97 @@ def group_delta(method: str, transport: str, c: int, before: dict[str, float], p
     g = Groups(method, transport, c, commits, round(mean, 2), largest)
     print(f"groups {transport} c={c}: {commits} commits, mean {g.mean} writes", flush=True)
     return g
+
+
+#: Why the CLN peer row is missing from this run, if it is (the report says so).
+CLN_SKIPPED: list[str] = []
+#: The peer's server name in the rows.
+CLN_PEER = "lightningd (CLN peer)"
+
+
+def start_cln(work: Path) -> Proc | None:
+    """A regtest lightningd of its own (temporary directory), or None with the reason in
+    ``CLN_SKIPPED``. lightningd is ``$LIGHTNINGD`` or the one on PATH; it needs a Bitcoin
+    backend, and the harness starts no bitcoind: ``$INVREQ_BENCH_CLN_BACKEND`` names a
+    backend plugin that replaces bcli (e.g. a regtest chain simulator), and
+    ``$INVREQ_BENCH_CLN_ARGS`` adds lightningd options, ``{work}`` standing for a directory
+    of this run (e.g. ``--fake-chain-dir={work}/chain``). Plugins run with this venv's
+    ``python3`` first on PATH (it has pyln-client)."""
+    import shlex
+
+    lightningd = os.environ.get("LIGHTNINGD") or shutil.which("lightningd")
+    backend = os.environ.get("INVREQ_BENCH_CLN_BACKEND")
+    if lightningd is None:
+        CLN_SKIPPED.append("no lightningd (set LIGHTNINGD, or put it on PATH)")
+        return None
+    if backend is None:
+        CLN_SKIPPED.append(
+            f"{lightningd} found, but no Bitcoin backend for it: set INVREQ_BENCH_CLN_BACKEND"
+        )
+        return None
+    home = work / "cln"
+    home.mkdir()
+    extra = [
+        a.replace("{work}", str(work))
+        for a in shlex.split(os.environ.get("INVREQ_BENCH_CLN_ARGS", ""))
+    ]
+    argv = [
+        lightningd,
+        "--network=regtest",
+        f"--lightning-dir={home}",
+        "--developer",
+        "--disable-plugin=bcli",
+        f"--plugin={backend}",
+        "--log-level=unusual",
+        f"--log-file={home}/log",
+        *extra,
+    ]
+    env = {**os.environ, "PATH": f"{Path(PY).parent}:{os.environ.get('PATH', '')}"}
+    sock = home / "regtest" / "lightning-rpc"
+    log = work / "cln.log"
+    with open(log, "ab") as f:
+        p = subprocess.Popen(argv, stdout=f, stderr=subprocess.STDOUT, env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if p.poll() is not None:
+            CLN_SKIPPED.append(f"lightningd exited with {p.returncode}: {log.read_text()[-300:]}")
+            return None
+        if sock.exists():
+            with contextlib.suppress(Exception):
+                rpc(sock, "getinfo", {})
+                proc = Proc.__new__(Proc)
+                proc.http_port, proc.sock, proc.log, proc.p = 0, sock, log, p
+                return proc
+        time.sleep(0.2)
+    p.kill()
+    p.wait()
+    CLN_SKIPPED.append("lightningd did not answer getinfo within 60 s")
+    return None
+
+
+def run_cln(rows: list[Row], seq: list[Sequential], work: Path, plan: Plan) -> None:
+    """Core Lightning's own ``invoicerequest`` on its unix socket: the same pyln-client
+    sequence as invreq's sequential row, and the same load generator."""
+    cln = start_cln(work)
+    if cln is None:
+        print(f"CLN peer row skipped: {CLN_SKIPPED[-1]}", file=sys.stderr)
+        return
+    with running(cln):
+        seq.append(sequential(CLN_PEER, cln, work, plan.sequential))
+        body = work / "cln-invoicerequest.json"
+        body.write_text(json.dumps(CREATION))
+        for c in plan.concurrency:
+            measure(
+                rows,
+                CLN_PEER,
+                "invoicerequest",
+                "unix",
+                [f"unix:{cln.sock}"],
+                body,
+                c,
+                plan.duration,
+                pid=cln.p.pid,
+            )
 
 
 def run_postgres(rows: list[Row], work: Path, plan: Plan) -> None:
@@ -806,6 +906,8 @@ def targets(rows: list[Row], seq: list[Sequential], opened: list[OpenLoop], c: i
                 o.p99_ms <= 5 and not o.errors,
             )
     for s in seq:
+        if s.server != "invreq":
+            continue
         _target(
             lines,
             "sequential invoicerequest median ≤ 1.3 x (getinfo + one commit)",
@@ -908,6 +1010,8 @@ def report(
             f"{g.largest_bucket} |"
         )
     lines.append("")
+    for why in CLN_SKIPPED:
+        lines += [f"CLN peer row (`{CLN_PEER}`) skipped: {why}.", ""]
     for c in sorted({64} & set(plan.concurrency)) or [max(plan.concurrency)]:
         lines += targets(rows, seq, opened, c)
     text = "\n".join(lines) + "\n"

@@ -6,6 +6,11 @@ oracle from tests/oracle, in the same run (issue: native core, deliverable 6).
     attached without verification);
 (b) decode + validate an lnr string, signature verification excluded.
 
+And the JSON-RPC codec, each change alone: a reply encoded by ``rpc.dumps`` (orjson,
+invreq.jsoncodec) against the standard library's path it replaced; and a request parsed by
+orjson with the checks CLN's rules would need (not adopted: this measures why) against
+``rpc.parse`` (the standard library with its hooks).
+
 Usage: python benches/micro.py [--out benches/results/micro.md]
 """
 
@@ -13,15 +18,18 @@ from __future__ import annotations
 
 import argparse
 import platform
+import re
 import sys
 import timeit
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 import oracle
+import orjson
 from coincurve import PrivateKey
-from invreq import bolt12
+from invreq import bolt12, rpc
 
 KEY = PrivateKey(b"\x42" * 32)
 PAYER = KEY.public_key.format()
@@ -50,6 +58,81 @@ def oracle_build() -> str:
 def best_us(fn: object, number: int, repeat: int = 7) -> float:
     t = timeit.Timer(fn)  # type: ignore[arg-type]
     return min(t.repeat(repeat=repeat, number=number)) / number * 1e6
+
+
+REQUEST = (
+    b'{"jsonrpc":"2.0","id":1,"method":"invoicerequest",'
+    b'"params":{"amount":1000,"description":"bench 12345"}}'
+)
+
+
+#: The end of a member name: a quote, optional whitespace, a colon (every name ends so; a
+#: string value holding an escaped quote and a colon can only make the count larger).
+_NAME_END = re.compile(rb'"[ \t\r\n]*:')
+_SLOW = object()
+
+
+def orjson_checked(raw: bytes) -> Any:
+    """The candidate fast parse: orjson where it reads as the standard library does, i.e. no
+    ``\\u`` escape (those strings must be marked), no float (orjson reads an integer beyond
+    64 bits as one) and no repeated member name (names in the text = members kept)."""
+    if b"\\u" in raw:
+        return _SLOW
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return _SLOW
+    members, todo = 0, [value]
+    while todo:
+        x = todo.pop()
+        if type(x) is dict:
+            members += len(x)
+            todo.extend(x.values())
+        elif type(x) is list:
+            todo.extend(x)
+        elif type(x) is float:
+            return _SLOW
+    return value if members == len(_NAME_END.findall(raw)) else _SLOW
+
+
+def codec_rows() -> list[str]:
+    """The codec's two changes, each timed alone against the path it replaced."""
+    unsigned = bolt12.UnsignedInvoiceRequest(**FIELDS)  # type: ignore[arg-type]
+    signed = unsigned.with_signature(KEY.sign_schnorr(unsigned.digest, bytes(32)))
+    result = {
+        "invreq_id": unsigned.invreq_id.hex(),
+        "active": True,
+        "single_use": True,
+        "bolt12": signed.bolt12,
+        "bolt12_unsigned": signed.bolt12_unsigned,
+        "used": False,
+        "created_at": 1765000000,
+    }
+    reply = {"jsonrpc": "2.0", "id": 1, "result": result}
+    batch = b"[" + b",".join([REQUEST] * 50) + b"]"
+    assert rpc.dumps(reply) == rpc._dumps_stdlib(reply)
+    assert orjson_checked(REQUEST) == rpc.parse(REQUEST)
+    cases = [
+        ("encode an invoicerequest reply (adopted)", rpc._dumps_stdlib, rpc.dumps, reply, 20_000),
+        (
+            "parse an invoicerequest request (not adopted)",
+            rpc.parse,
+            orjson_checked,
+            REQUEST,
+            20_000,
+        ),
+        ("parse a batch of 50 of them (not adopted)", rpc.parse, orjson_checked, batch, 2_000),
+    ]
+    lines = [
+        "JSON-RPC codec: orjson against the standard library, each change alone.",
+        "",
+        "| operation | standard library µs/call | orjson µs/call | speed-up |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, old, new, arg, n in cases:
+        a, b = best_us(lambda: old(arg), n), best_us(lambda: new(arg), n)  # noqa: B023
+        lines.append(f"| {name} | {a:.2f} | {b:.2f} | {a / b:.1f}x |")
+    return lines
 
 
 def main() -> int:
@@ -85,6 +168,7 @@ def main() -> int:
     for name, n, o, target in rows:
         lines.append(f"| {name} | {n:.2f} | {o:.1f} | {o / n:.0f}x | {target} |")
     lines.append(f"| decode with BIP-340 verification (for scale) | {full:.2f} | | | |")
+    lines += ["", *codec_rows()]
     table = "\n".join(lines)
     print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -105,14 +105,18 @@ def classify(raw: Path) -> tuple[collections.Counter[str], int]:
     return counts, total
 
 
-def profile(seconds: float, connections: int, transport: str) -> tuple[str, float, float]:
-    """Runs the server under load with py-spy attached; returns the raw samples' text,
-    req/s, and the server's CPU µs per request."""
+def profile(
+    seconds: float, connections: int, transport: str, batch: int = 1
+) -> tuple[str, float, float]:
+    """Runs the server under load with py-spy attached (single requests, or JSON-RPC batches
+    of ``batch``); returns the raw samples' text, requests/s (batch items) and the server's
+    CPU µs per request (per item)."""
     with tempfile.TemporaryDirectory(prefix="invreq-profile-") as tmp:
         work = Path(tmp)
         proc = e2e.start_invreq(work, "invreq")
         with e2e.running(proc):
-            body = e2e.bodies(work, proc)["invoicerequest"]
+            made = e2e.bodies(work, proc)
+            body = made["invoicerequest"] if batch == 1 else made[f"batch {batch}"]
             rune = proc.rune() if transport == "http" else None
             e2e.load([proc.targets[transport]], body, connections, 2.0, rune)  # warm-up
             raw = work / "samples.txt"
@@ -139,8 +143,11 @@ def profile(seconds: float, connections: int, transport: str) -> tuple[str, floa
             cpu0, wall0 = e2e.cpu_seconds(proc.p.pid), time.monotonic()
             # The load generator warms up for a second of the window, uncounted: the CPU
             # per request divides by req/s over the whole window instead.
-            rps = float(
-                e2e.load([proc.targets[transport]], body, connections, seconds - 1, rune)["rps"]
+            rps = (
+                float(
+                    e2e.load([proc.targets[transport]], body, connections, seconds - 1, rune)["rps"]
+                )
+                * batch
             )
             cpu = e2e.cpu_seconds(proc.p.pid) - cpu0
             wall = time.monotonic() - wall0
@@ -154,12 +161,18 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--transport", choices=("http", "unix"), default="http")
+    ap.add_argument(
+        "--batch", type=int, choices=(1, *e2e.BATCHES), default=1, help="requests per batch"
+    )
+    ap.add_argument("--raw", type=Path, help="also keep py-spy's raw samples here")
     ap.add_argument("--out", type=Path, default=ROOT / "benches" / "results" / "profile.md")
     a = ap.parse_args()
     if not PY_SPY.exists():
         print("py-spy is missing: make bench-profile installs it (bench extra)", file=sys.stderr)
         return 2
-    text, rps, cpu_us = profile(a.seconds, a.connections, a.transport)
+    text, rps, cpu_us = profile(a.seconds, a.connections, a.transport, a.batch)
+    if a.raw is not None:
+        a.raw.write_text(text)
     with tempfile.NamedTemporaryFile("w", suffix=".txt") as f:
         f.write(text)
         f.flush()
@@ -169,7 +182,9 @@ def main() -> int:
         "",
         f"Command: `make bench-profile` (`benches/profile.py`): py-spy at 250 Hz on `invreq serve`"
         f" (SQLite, software signer), every thread, {a.seconds:g} s of {a.transport.upper()} "
-        f"`invoicerequest` at {a.connections} connections from benches/loadgen. "
+        f"`invoicerequest` at {a.connections} connections from benches/loadgen"
+        + (f", in JSON-RPC batches of {a.batch}" if a.batch > 1 else "")
+        + ". "
         f"{rps:.0f} req/s, {cpu_us:.0f} µs of server CPU per request while sampled "
         f"(py-spy slows the server a little). {total} samples; a native call is counted at "
         "the Python line that made it.",

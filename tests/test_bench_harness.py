@@ -72,8 +72,9 @@ def test_the_open_loop_sends_every_request_due_in_the_window(
 
 
 def test_open_loop_rows_and_targets_are_reported(ceiling: e2e.Proc, body: Path) -> None:
+    bare = e2e.CEILINGS[("bare", e2e.INVREQ_STACK)]  # the ratios' reference: invreq's stack
     rows = [
-        e2e.Row("ceiling", "constant reply", "http", 64, 1000.0, 1.0, 2.0, 0, 1000),
+        e2e.Row(bare, "constant reply", "http", 64, 1000.0, 1.0, 2.0, 0, 1000),
         e2e.Row("invreq", "invoicerequest", "http", 64, 500.0, 1.0, 2.0, 0, 500),
         e2e.Row("invreq batch 50", "invoicerequest", "http", 64, 900.0, 1.0, 2.0, 0, 900, None, 50),
     ]
@@ -95,3 +96,12 @@ def test_open_loop_rows_and_targets_are_reported(ceiling: e2e.Proc, body: Path) 
     assert "0.50 x (500 / 1000 req/s)" in text
     assert "0.90 x (900 / 1000)" in text
     assert "open loop at 50% of invreq's maximum" in text
+
+
+def test_without_lightningd_the_cln_peer_row_is_skipped_with_a_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("LIGHTNINGD", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no lightningd on it
+    assert e2e.start_cln(tmp_path) is None
+    assert e2e.CLN_SKIPPED[-1] == "no lightningd (set LIGHTNINGD, or put it on PATH)"

@@ -444,3 +444,29 @@ def test_approvals_hold_at_the_lnurl_door(tmp_path: Path, liar: Any, lightningd:
         assert [q["status"] for q in payments(s)] == ["paid", "failed"]
     finally:
         assert s.stop() == 0, s.output()
+
+
+def test_a_batch_of_requests_carries_links_too(tmp_path: Path, lightningd: Any) -> None:
+    """invoicerequest calls in one JSON-RPC batch take the batched path: each single-use
+    request still gets its own link, and each link withdraws its own request."""
+    import json
+
+    from _service_fixtures import raw_exchange
+
+    ln = lightningd()
+    s = lnurl_server(tmp_path, ln).start()
+    try:
+        batch = [
+            {"jsonrpc": "2.0", "id": i, "method": "invoicerequest", "params": [1000 + i, f"b{i}"]}
+            for i in range(3)
+        ]
+        [replies] = raw_exchange(s.socket_path, [json.dumps(batch).encode()], 1)
+        made = [r["result"] for r in sorted(replies, key=lambda r: r["id"])]
+        assert len({m["lnurl"] for m in made}) == 3
+        for i, m in enumerate(made):
+            assert fetch(m["lnurlw"]).maxWithdrawable == 1000 + i
+        assert withdraw(fetch(made[1]["lnurl"]), make_invoice(1001)) == "OK"
+        wait_until(settled(s), what="paid")
+        assert [p["invreq_id"] for p in payments(s)] == [made[1]["invreq_id"]]
+    finally:
+        assert s.stop() == 0, s.output()

@@ -43,6 +43,7 @@ __all__ = [
     "signature_digest",
     "tagged_hash",
     "verify_signature",
+    "with_signatures",
 ]
 
 def merkle_root(tlv_stream: bytes) -> bytes:
@@ -66,6 +67,12 @@ def parse_tlv_stream(stream: bytes) -> list[tuple[int, bytes]]:
 
 def encode_tlv_stream(records: Sequence[tuple[int, bytes]]) -> bytes:
     """Encodes records; types must strictly increase."""
+
+def with_signatures(
+    unsigned: list[UnsignedInvoiceRequest], signatures: list[bytes]
+) -> list[tuple[str, str | None] | None]:
+    """Each request with its signature, verified and attached, in one call: its (bolt12,
+    bolt12_unsigned) strings, or None where the signature does not verify."""
 
 def verify_signature(digest: bytes, signature: bytes, pubkey: bytes) -> None:
     """Raises SignatureError unless the BIP-340 signature of digest verifies for pubkey

@@ -85,6 +85,7 @@ from invreq._core import (
     signature_digest,
     tagged_hash,
     verify_signature,
+    with_signatures,
 )
 from invreq.errors import InvalidFieldError
 
@@ -132,6 +133,7 @@ __all__ = [
     "signature_digest",
     "tagged_hash",
     "verify_signature",
+    "with_signatures",
 ]
 
 INVOICE_REQUEST_HRP = "lnr"

@@ -10,6 +10,7 @@ when the call failed, the typed failure it carries. The doors (:mod:`invreq.unix
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import json
 import json.scanner
@@ -20,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from invreq import jsonfilter, params
+from invreq import jsoncodec, jsonfilter, params
 from invreq.errors import (
     HelpUnknownCommand,
     InternalError,
@@ -211,9 +212,15 @@ class RawJSON(bytes):
 
 
 def dumps(obj: Any) -> bytes:
-    """Compact JSON as UTF-8: what every door writes."""
+    """Compact JSON as UTF-8: what every door writes (orjson where its bytes are the
+    standard library's, see :mod:`invreq.jsoncodec`)."""
     if isinstance(obj, RawJSON):
         return bytes(obj)
+    fast = jsoncodec.dumps(obj)
+    return fast if fast is not jsoncodec.SLOW else _dumps_stdlib(obj)
+
+
+def _dumps_stdlib(obj: Any) -> bytes:
     try:
         return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
     except UnicodeEncodeError:
@@ -363,7 +370,7 @@ class Dispatcher:
         while done < len(msgs) and used < MAX_REPLY_BYTES:
             group = _next_group(msgs, done)
             # gather keeps the order; a group is one read, or up to BATCH_GROUP writes.
-            answers = await asyncio.gather(*(self.answer(m, authorize) for m in group))
+            answers = await _answer_group(self, group, authorize)
             for a in answers:
                 if a.reply is not None:
                     parts.append(dumps(a.reply))
@@ -380,6 +387,100 @@ class Dispatcher:
         if not parts:
             return None
         return RawJSON(b"[" + b",".join(parts) + b"]")
+
+
+# --- the batch lane -------------------------------------------------------------------
+
+#: A method's many-at-once form: the bound parameters of several calls -> each call's
+#: result, or the exception that call alone failed with, in order.
+Many = Callable[[list[dict[str, Any]]], Awaitable[list[Any]]]
+
+
+class _Lane:
+    """The calls of one group of a batch that have a many-at-once form, run together.
+
+    Every element of the group is answered by :meth:`Dispatcher.answer` as a single request
+    would be (envelope, rune, parameters, filter, metrics, its own error), except that its
+    handler, instead of running the call alone, leaves the bound parameters here and waits.
+    Once every element has either done so or finished without reaching its handler (an
+    error, another method), the waiting calls run as one call of their many-at-once form:
+    for ``invoicerequest``, one crossing into the core for every signature and one commit.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.open = size  # elements neither waiting here nor finished
+        self.waiting: dict[Many, list[tuple[dict[str, Any], asyncio.Future[Any]]]] = {}
+        self.entered: set[asyncio.Task[Any] | None] = set()
+        self.runs: set[asyncio.Task[None]] = set()
+
+    async def element(self, answering: Awaitable[Answer]) -> Answer:
+        try:
+            return await answering
+        finally:
+            if asyncio.current_task() not in self.entered:
+                self._arrived()
+
+    async def call(self, many: Many, kwargs: dict[str, Any]) -> Any:
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.waiting.setdefault(many, []).append((kwargs, fut))
+        self.entered.add(asyncio.current_task())
+        self._arrived()
+        return await fut
+
+    def _arrived(self) -> None:
+        self.open -= 1
+        if self.open:
+            return
+        for many, calls in self.waiting.items():
+            task = asyncio.get_running_loop().create_task(self._run(many, calls))
+            self.runs.add(task)
+            task.add_done_callback(self.runs.discard)
+        self.waiting = {}
+
+    @staticmethod
+    async def _run(many: Many, calls: list[tuple[dict[str, Any], asyncio.Future[Any]]]) -> None:
+        try:
+            outcomes = await many([kwargs for kwargs, _ in calls])
+        except Exception as e:  # a bug in the many-at-once form: every call gets it
+            outcomes = [e] * len(calls)
+        for (_, fut), outcome in zip(calls, outcomes, strict=True):
+            if fut.done():
+                continue
+            if isinstance(outcome, BaseException):
+                fut.set_exception(outcome)
+            else:
+                fut.set_result(outcome)
+
+
+#: The lane of the batch group being answered (None outside a batch: calls run alone).
+_LANE: contextvars.ContextVar[_Lane | None] = contextvars.ContextVar("invreq_lane", default=None)
+
+
+def laned(one: Handler, many: Many) -> Handler:
+    """A handler that runs alone, or, inside a batch's group, in that group's lane."""
+
+    async def handler(**kwargs: Any) -> Any:
+        lane = _LANE.get()
+        if lane is None:
+            return await one(**kwargs)
+        return await lane.call(many, kwargs)
+
+    return handler
+
+
+async def _answer_group(
+    dispatcher: Dispatcher, group: list[Any], authorize: Authorize | None
+) -> list[Answer]:
+    """A batch's group, in order: a lone element as a single request, several through a
+    lane (every element's task copies the context that holds it)."""
+    if len(group) == 1:
+        return [await dispatcher.answer(group[0], authorize)]
+    lane = _Lane(len(group))
+    token = _LANE.set(lane)
+    try:
+        return await asyncio.gather(*(lane.element(dispatcher.answer(m, authorize)) for m in group))
+    finally:
+        _LANE.reset(token)
 
 
 def _next_group(msgs: list[Any], first: int) -> list[Any]:
@@ -409,7 +510,10 @@ def build_dispatcher(
     events: Events | None = None,
 ) -> Dispatcher:
     methods: dict[str, tuple[params.Command, Handler]] = {
-        params.INVOICEREQUEST.name: (params.INVOICEREQUEST, service.invoicerequest),
+        params.INVOICEREQUEST.name: (
+            params.INVOICEREQUEST,
+            laned(service.invoicerequest, service.invoicerequests),
+        ),
         params.LISTINVOICEREQUESTS.name: (params.LISTINVOICEREQUESTS, service.listinvoicerequests),
         params.DISABLEINVOICEREQUEST.name: (
             params.DISABLEINVOICEREQUEST,

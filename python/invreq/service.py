@@ -9,10 +9,11 @@ attached -> durable in the store -> reply. A failure at any step stores nothing.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from invreq import __version__, bolt12, paging, views
@@ -28,6 +29,15 @@ if TYPE_CHECKING:
     from invreq.signers.base import Approver, Signer
 
 __all__ = ["Service"]
+
+
+async def _outcome(call: Awaitable[Any]) -> Any:
+    """The call's answer, or the exception it failed with."""
+    try:
+        return await call
+    except Exception as e:
+        return e
+
 
 METADATA_LEN = 16  # bytes of CSPRNG per request (REFERENCE §1), as CLN writes
 
@@ -62,18 +72,7 @@ class Service:
     ) -> dict[str, Any]:
         created_at = int(self.clock())
         bound = self._bound(single_use, max_payouts, payout_window, created_at)
-        metadata = os.urandom(METADATA_LEN)  # the OS CSPRNG, as secrets uses, minus two layers
-        unsigned = bolt12.UnsignedInvoiceRequest(
-            metadata=metadata,
-            # Inside the signed records: invreq_id and the signature cover the path.
-            paths=[] if self.paths is None else self.paths.paths(metadata),
-            description=description,
-            amount_msat=amount,
-            payer_id=self.signer.payer_id,
-            absolute_expiry=absolute_expiry,
-            issuer=issuer,
-            chain=bolt12.chain_for_network(self.network),
-        )
+        unsigned = self._build(amount, description, issuer, absolute_expiry)
         invreq_id = unsigned.invreq_id.hex()
         approval = None
         if self.approver is not None:
@@ -99,12 +98,31 @@ class Service:
             # A signer that answers with a wrong signature is broken or hostile: nothing is
             # stored, and the caller learns that the signer, not its input, failed.
             raise SignerError(f"signer returned an invalid signature: {e}") from e
-        record = Record(
+        record = self._record(
+            invreq_id, signed.bolt12, label, created_at, bound, approval, absolute_expiry
+        )
+        await self.store.insert(record)
+        return self._with_page(
+            views.record_json(record, unsigned=signed.bolt12_unsigned, links=self._links(record))
+        )
+
+    def _record(
+        self,
+        invreq_id: str,
+        signed: str,
+        label: str | None,
+        created_at: int,
+        bound: PayoutBound,
+        approval: dict[str, Any] | None,
+        absolute_expiry: int | None,
+    ) -> Record:
+        """A new request's record, signed string and all."""
+        return Record(
             invreq_id=invreq_id,
-            bolt12=signed.bolt12,
+            bolt12=signed,
             label=label,
             active=True,
-            single_use=single_use,
+            single_use=bound.single_use,
             used=False,
             created_at=created_at,
             payer_key=self.signer.key_id,
@@ -117,11 +135,7 @@ class Service:
             absolute_expiry=absolute_expiry,
             # One withdrawal per link (its k1 is useless once the request is collected):
             # reusable requests keep the BOLT 12 door only.
-            lnurl_k1=self.lnurl.new_k1() if self.lnurl is not None and single_use else None,
-        )
-        await self.store.insert(record)
-        return self._with_page(
-            views.record_json(record, unsigned=signed.bolt12_unsigned, links=self._links(record))
+            lnurl_k1=self.lnurl.new_k1() if self.lnurl is not None and bound.single_use else None,
         )
 
     def _links(self, record: Record) -> dict[str, str] | None:
@@ -129,6 +143,92 @@ class Service:
         if self.lnurl is None or record.lnurl_k1 is None:
             return None
         return self.lnurl.links_json(record.lnurl_k1)
+
+    def _build(
+        self, amount: int, description: str, issuer: str | None, absolute_expiry: int | None
+    ) -> bolt12.UnsignedInvoiceRequest:
+        """A new request's unsigned form (one crossing into the native core)."""
+        metadata = os.urandom(METADATA_LEN)  # the OS CSPRNG, as secrets uses, minus two layers
+        return bolt12.UnsignedInvoiceRequest(
+            metadata=metadata,
+            # Inside the signed records: invreq_id and the signature cover the path.
+            paths=[] if self.paths is None else self.paths.paths(metadata),
+            description=description,
+            amount_msat=amount,
+            payer_id=self.signer.payer_id,
+            absolute_expiry=absolute_expiry,
+            issuer=issuer,
+            chain=bolt12.chain_for_network(self.network),
+        )
+
+    async def invoicerequests(self, calls: list[dict[str, Any]]) -> list[Any]:
+        """Many ``invoicerequest`` calls (a batch's run of them, parameters bound) as one:
+        each built, then signed, then every signature verified and attached in one crossing
+        into the native core (without the GIL), every record handed to the store in the
+        same turn (one commit for all), answered in order. Each answer is the call's reply
+        or the exception that call alone failed with; a failure stores nothing of that call.
+
+        With an approver, each request waits for the device in turn: the calls run one by
+        one as ``invoicerequest``."""
+        if self.approver is not None:
+            return [await _outcome(self.invoicerequest(**call)) for call in calls]
+        out: list[Any] = [None] * len(calls)
+        ready: list[tuple[int, bolt12.UnsignedInvoiceRequest, bytes, PayoutBound]] = []
+        now = int(self.clock())
+        for i, call in enumerate(calls):
+            try:
+                bound = self._bound(
+                    call.get("single_use", True),
+                    call.get("max_payouts"),
+                    call.get("payout_window"),
+                    now,
+                )
+                unsigned = self._build(
+                    call["amount"],
+                    call["description"],
+                    call.get("issuer"),
+                    call.get("absolute_expiry"),
+                )
+                started = time.perf_counter()
+                signature = await self.signer.sign_invoice_request(
+                    unsigned.tlv_stream, unsigned.digest
+                )
+                if self.metrics is not None:
+                    self.metrics.signer.observe(time.perf_counter() - started)
+            except Exception as e:  # this call's failure, answered as invoicerequest would
+                out[i] = e
+                continue
+            ready.append((i, unsigned, signature, bound))
+        strings = bolt12.with_signatures([r[1] for r in ready], [r[2] for r in ready])
+        records: list[tuple[int, Record, str | None]] = []
+        for (i, unsigned, _, bound), signed in zip(ready, strings, strict=True):
+            if signed is None:
+                out[i] = SignerError("signer returned an invalid signature")
+                continue
+            invreq_id = unsigned.invreq_id.hex()
+            call = calls[i]
+            record = self._record(
+                invreq_id,
+                signed[0],
+                call.get("label"),
+                now,
+                bound,
+                None,
+                call.get("absolute_expiry"),
+            )
+            records.append((i, record, signed[1]))
+        stored = await asyncio.gather(
+            *(self.store.insert(r) for _, r, _ in records), return_exceptions=True
+        )
+        for (i, record, unsigned_string), result in zip(records, stored, strict=True):
+            out[i] = (
+                result
+                if isinstance(result, BaseException)
+                else self._with_page(
+                    views.record_json(record, unsigned=unsigned_string, links=self._links(record))
+                )
+            )
+        return out
 
     def _with_page(self, out: dict[str, Any]) -> dict[str, Any]:
         if self.page_url is not None:

@@ -85,6 +85,38 @@ pyclass_methods! {
     }
 }
 
+/// A signed request's `(bolt12, bolt12_unsigned)` strings.
+type SignedStrings = (String, Option<String>);
+
+/// A batch's signatures in one crossing: each request with its signature, verified and
+/// attached (all of them without the GIL), answered as its `(bolt12, bolt12_unsigned)`
+/// strings, or `None` where the signature does not verify (that request alone fails).
+#[pyfunction]
+fn with_signatures(
+    py: Python<'_>,
+    unsigned: Vec<PyRef<'_, UnsignedInvoiceRequest>>,
+    signatures: Vec<Vec<u8>>,
+) -> PyResult<Vec<Option<SignedStrings>>> {
+    if unsigned.len() != signatures.len() {
+        return Err(pyo3::exceptions::PyValueError::new_err(format!(
+            "{} requests and {} signatures",
+            unsigned.len(),
+            signatures.len()
+        )));
+    }
+    let requests: Vec<&ir::UnsignedInvoiceRequest> = unsigned.iter().map(|u| &u.0).collect();
+    Ok(py.allow_threads(|| {
+        requests
+            .iter()
+            .zip(&signatures)
+            .map(|(u, sig)| {
+                let signed = u.with_signature(sig).ok()?;
+                Some((signed.to_bolt12(), signed.to_bolt12_unsigned()))
+            })
+            .collect()
+    }))
+}
+
 #[pyfunction]
 #[pyo3(signature = (s, *, verify=true))]
 fn decode_invoice_request(py: Python<'_>, s: &str, verify: bool) -> PyResult<InvoiceRequest> {
@@ -114,6 +146,7 @@ fn parse_invoice_request(tlv_stream: &[u8], verify: bool) -> PyResult<InvoiceReq
 }
 
 pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(with_signatures, m)?)?;
     m.add_function(wrap_pyfunction!(decode_invoice_request, m)?)?;
     m.add_function(wrap_pyfunction!(parse_invoice_request, m)?)?;
     m.add_function(wrap_pyfunction!(inspect_invoice_request, m)?)?;
