@@ -76,7 +76,7 @@ def test_open_loop_rows_and_targets_are_reported(ceiling: e2e.Proc, body: Path) 
     rows = [
         e2e.Row(bare, "constant reply", "http", 64, 1000.0, 1.0, 2.0, 0, 1000),
         e2e.Row("invreq", "invoicerequest", "http", 64, 500.0, 1.0, 2.0, 0, 500),
-        e2e.Row("invreq batch 50", "invoicerequest", "http", 64, 900.0, 1.0, 2.0, 0, 900, None, 50),
+        e2e.Row("invreq batch 50", "invoicerequest", "http", 4, 900.0, 1.0, 2.0, 0, 900, None, 50),
     ]
     opened: list[e2e.OpenLoop] = []
     e2e.measure_open(
@@ -94,7 +94,7 @@ def test_open_loop_rows_and_targets_are_reported(ceiling: e2e.Proc, body: Path) 
     opened[0] = e2e.OpenLoop(**{**vars(opened[0]), "method": "invoicerequest"})
     text = "\n".join(e2e.targets(rows, [], opened, 64))
     assert "0.50 x (500 / 1000 req/s)" in text
-    assert "0.90 x (900 / 1000)" in text
+    assert "0.90 x (900 at 4 connections / 1000)" in text
     assert "open loop at 50% of invreq's maximum" in text
 
 

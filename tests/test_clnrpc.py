@@ -202,3 +202,68 @@ async def test_async_not_sent_lost_bad_and_timeout(
         await clnrpc.acall(node(b"{nope\n\n").path, "getinfo")
     with pytest.raises(TimeoutError, match=r"no answer within 0\.2 s"):
         await clnrpc.acall(node(None).path, "xpay", {}, timeout=0.2)
+
+
+# --- a busy server: its listen backlog full ---------------------------------------------
+
+
+class BusyServer:
+    """A unix socket whose listen backlog is full (a backlog of 0 holds one connection,
+    here a filler nobody has accepted yet), as a server that is too busy to accept. With a
+    deadline a connect then fails with EAGAIN at once; the server is busy, not gone.
+    ``serve_after`` starts accepting later (the filler first, then the call, answered)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(path))
+        self.sock.listen(0)
+        self.filler = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.filler.connect(str(path))
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        probe.setblocking(False)
+        with probe, pytest.raises(BlockingIOError):
+            probe.connect(str(path))  # the backlog is full: what the client meets first
+
+    def serve_after(self, seconds: float) -> threading.Thread:
+        def serve() -> None:
+            threading.Event().wait(seconds)  # ordering only: let the client meet EAGAIN
+            first, _ = self.sock.accept()
+            first.close()  # the filler
+            conn, _ = self.sock.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(reply({"jsonrpc": "2.0", "id": 1, "result": {"busy": False}}))
+
+        t = threading.Thread(target=serve, daemon=True)
+        t.start()
+        return t
+
+    def close(self) -> None:
+        self.filler.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def busy(tmp_path: Path) -> Iterator[BusyServer]:
+    b = BusyServer(tmp_path / "busy")
+    yield b
+    b.close()
+
+
+def test_a_full_backlog_is_waited_for_until_the_server_accepts(busy: BusyServer) -> None:
+    busy.serve_after(0.3)
+    assert clnrpc.call(busy.path, "getinfo", timeout=30) == {"busy": False}
+
+
+def test_a_backlog_full_until_the_deadline_is_not_sent(busy: BusyServer) -> None:
+    # Nothing left: the caller may treat it as certainly not done (xpay: failed, not pending).
+    with pytest.raises(clnrpc.NotSent, match="backlog stayed full"):
+        clnrpc.call(busy.path, "xpay", {}, timeout=0.2)
+
+
+async def test_async_waits_for_a_full_backlog_too(busy: BusyServer) -> None:
+    with pytest.raises(clnrpc.NotSent, match="backlog stayed full"):
+        await clnrpc.acall(busy.path, "xpay", {}, timeout=0.2)
+    busy.serve_after(0.3)
+    assert await clnrpc.acall(busy.path, "getinfo", timeout=30) == {"busy": False}

@@ -431,3 +431,38 @@ def test_options_that_cannot_work_are_refused(
     base: dict[str, Any] = {"data_dir": tmp_path, "network": "regtest", "pay_with": "cln:/x"}
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         Config(**{**base, **changes}).validate()
+
+
+async def test_the_migration_marks_requests_stored_with_an_approval_as_needing_one(
+    tmp_path: Path,
+) -> None:
+    # A database from before the bound: a request with an approval needs one from now on,
+    # one without does not (it was made without an approver).
+    from invreq.store.rows import bound_migration
+    from invreq.store.sqlite import MIGRATIONS
+
+    before = MIGRATIONS.index(bound_migration("INTEGER", "INTEGER", "0"))
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.create_function("invreq_rune_restrictions", 1, lambda r: r)
+    for statements in MIGRATIONS[:before]:
+        for statement in statements:
+            conn.execute(statement)
+    conn.execute(f"PRAGMA user_version={before}")
+    for i, evidence in ((1, '{"message": "invreq approval v1"}'), (2, None)):
+        conn.execute(
+            "INSERT INTO invoice_requests (invreq_id, bolt12, label, active, single_use, used,"
+            " created_at, payer_key, approval) VALUES (?, 'lnr1x', NULL, 1, 1, 0, 0, 's', ?)",
+            (f"{i:064x}", evidence),
+        )
+    conn.commit()
+    conn.close()
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        approved, plain = await store.get(f"{1:064x}"), await store.get(f"{2:064x}")
+        assert approved is not None and approved.approval_required
+        assert plain is not None and not plain.approval_required
+        assert plain.max_payouts is None and plain.payout_until is None
+    finally:
+        await store.close()

@@ -36,13 +36,31 @@ def test_wait_returns_when_the_index_reaches_nextvalue(server: Server) -> None:
     }
     t, out = waiting(server, "invoicerequests", "created", 2, 120)
     r = server.rpc.call("invoicerequest", {"amount": 1000, "description": "a"})
-    server.rpc.call("invoicerequest", {"amount": 1000, "description": "b"})
+    second = server.rpc.call("invoicerequest", {"amount": 1000, "description": "b", "label": "b"})
     t.join(60)
-    assert out == [{"subsystem": "invoicerequests", "created": 2}]
+    # As lightningd's: with what is at that index.
+    assert out == [
+        {
+            "subsystem": "invoicerequests",
+            "created": 2,
+            "invoicerequests": {
+                "invreq_id": second["invreq_id"],
+                "label": "b",
+                "active": True,
+                "used": False,
+            },
+        }
+    ]
     t, out = waiting(server, "invoicerequests", "updated", 1, 120)
     server.rpc.call("disableinvoicerequest", [r["invreq_id"]])
     t.join(60)
-    assert out == [{"subsystem": "invoicerequests", "updated": 1}]
+    assert out == [
+        {
+            "subsystem": "invoicerequests",
+            "updated": 1,
+            "invoicerequests": {"invreq_id": r["invreq_id"], "active": False, "used": False},
+        }
+    ]
 
 
 def test_wait_for_a_payment_and_its_outcome(tmp_path: Path, lightningd: Any) -> None:
@@ -55,12 +73,21 @@ def test_wait_for_a_payment_and_its_outcome(tmp_path: Path, lightningd: Any) -> 
         assert s.rpc.call("receiveinvoice", [invoice_for(r["bolt12"])])["status"] == "paid"
         created.join(60)
         updated.join(60)
-        assert c_out == [{"subsystem": "payments", "created": 1}]
-        assert u_out == [{"subsystem": "payments", "updated": 1}]  # settled: paid
+        (created,) = c_out
+        assert created["created"] == 1 and created["payments"]["payment_id"] == 1
+        assert created["payments"]["status"] in ("pending", "paid")  # read when it answered
+        assert u_out == [
+            {
+                "subsystem": "payments",
+                "updated": 1,  # settled: paid
+                "payments": {"payment_id": 1, "invreq_id": r["invreq_id"], "status": "paid"},
+            }
+        ]
         # The request became used: its updated index moved too.
         assert s.rpc.call("wait", ["invoicerequests", "updated", 1]) == {
             "subsystem": "invoicerequests",
             "updated": 1,
+            "invoicerequests": {"invreq_id": r["invreq_id"], "active": False, "used": True},
         }
     finally:
         assert s.stop() == 0, s.output()

@@ -11,7 +11,9 @@ Each way a call can end has its own exception, because callers act on the differ
 payment backend: a request that never left certainly paid nothing; one that left and got
 no answer may have):
 
-- :class:`NotSent` (an ``OSError``): the connection could not be opened; nothing was sent;
+- :class:`NotSent` (an ``OSError``): the connection could not be opened (no socket,
+  refused, or its listen backlog full until the deadline: a busy server is waited for);
+  nothing was sent;
 - ``TimeoutError``: no complete reply before the deadline (the request may have been acted
   on);
 - :class:`ConnectionLost` (a ``ConnectionError``): the connection failed or was closed
@@ -49,6 +51,8 @@ __all__ = [
 #: invreq.rpc.MAX_REPLY_BYTES, 8 MiB) or what the payment backend asks lightningd for.
 MAX_REPLY_BYTES = 64 * 1024 * 1024
 _END = b"\n\n"
+#: Seconds between attempts to connect while the server's listen backlog is full.
+_BUSY_RETRY = 0.01
 _ids = itertools.count(1)
 
 
@@ -115,6 +119,10 @@ def _closed(path: str) -> ConnectionLost:
     return ConnectionLost(f"{path}: the server closed the connection before answering")
 
 
+def _busy(path: str, timeout: float) -> NotSent:
+    return NotSent(f"cannot connect to {path}: its backlog stayed full for {timeout:g} s")
+
+
 def _timed_out(path: str, timeout: float) -> TimeoutError:
     return TimeoutError(f"{path}: no answer within {timeout:g} s")
 
@@ -153,9 +161,9 @@ def call(
                 except BlockingIOError:
                     # The server's backlog is full (EAGAIN on a unix socket with a
                     # deadline): it is busy, not gone; try again until the deadline.
-                    time.sleep(0.01)
+                    time.sleep(_BUSY_RETRY)
         except TimeoutError:
-            raise _timed_out(path, timeout or 0) from None
+            raise _busy(path, timeout or 0) from None
         except OSError as e:
             raise NotSent(f"cannot connect to {path}: {e.strerror or e}") from e
         buf = bytearray()
@@ -190,12 +198,24 @@ async def acall(
     """:func:`call` for the event loop: the same framing, deadline and exceptions."""
     path = os.fspath(path)
     payload = _request(method, {} if params is None else params, request_id, None)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    connected = False
+    writer: asyncio.StreamWriter | None = None
     try:
         async with asyncio.timeout(timeout):
-            try:
-                reader, writer = await asyncio.open_unix_connection(path, limit=MAX_REPLY_BYTES)
-            except OSError as e:
-                raise NotSent(f"cannot connect to {path}: {e.strerror or e}") from e
+            # Connected here rather than by asyncio: on a unix socket a full backlog is
+            # EAGAIN, which asyncio would take for a connection in progress.
+            while True:
+                try:
+                    sock.connect(path)
+                    break
+                except BlockingIOError:
+                    await asyncio.sleep(_BUSY_RETRY)  # busy, not gone (as in call)
+                except OSError as e:
+                    raise NotSent(f"cannot connect to {path}: {e.strerror or e}") from e
+            connected = True
+            reader, writer = await asyncio.open_unix_connection(sock=sock, limit=MAX_REPLY_BYTES)
             try:
                 writer.write(payload)
                 await writer.drain()
@@ -209,5 +229,10 @@ async def acall(
             finally:
                 writer.close()
     except TimeoutError:
+        if not connected:
+            raise _busy(path, timeout or 0) from None
         raise _timed_out(path, timeout or 0) from None
+    finally:
+        if writer is None:
+            sock.close()  # else the transport owns it, and writer.close() closed it
     return _result(path, method, raw[: -len(_END)])

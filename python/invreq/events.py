@@ -42,7 +42,12 @@ class Events:
         while True:
             value = (await self.store.indexes())[subsystem][indexname]
             if value >= nextvalue:
-                return {"subsystem": subsystem, indexname: value}
+                out: dict[str, Any] = {"subsystem": subsystem, indexname: value}
+                # As lightningd's: what is at that index, when it is still there.
+                details = await self.store.index_details(subsystem, indexname, value)
+                if details is not None:
+                    out[subsystem] = details
+                return out
             left = deadline - loop.time()
             if left <= 0:
                 raise WaitTimeout(

@@ -181,14 +181,14 @@ class Receiver:
                 f"invoice is valid but not paid: invreq serve runs with --pay-with none "
                 f"(recorded as payment {claimed.payment_id})"
             )
-        # Before the reply, also from the plugin: a decline reaches the payee as its
-        # invoice_error.
-        claimed = await self._approve_payout(
-            record, claimed, inv.node_id, [_introduction(p) for p in inv.paths]
-        )
+        entries = (inv.node_id, [_introduction(p) for p in inv.paths])
         if pathsecret is not None:
-            self._pay_later(claimed, reply_path)
+            # From the plugin the hook is answered now; the payout approval (a person, up
+            # to --hwi-timeout) and the payment run here, and a decline reaches the payee
+            # as an invoice_error over its reply path, like a failed payment.
+            self._pay_later(claimed, reply_path, approve=(record, *entries))
             return views.payment_json(claimed)
+        claimed = await self._approve_payout(record, claimed, *entries)
         return await self._pay(claimed)
 
     async def _claim(self, record: Record, attempt: Payment, limits: PaymentLimits | None) -> Claim:
@@ -205,10 +205,17 @@ class Receiver:
         except NotActive:
             raise InvoiceNotActive() from None
 
-    def _pay_later(self, claimed: Payment, reply_path: dict[str, Any] | None = None) -> None:
+    def _pay_later(
+        self,
+        claimed: Payment,
+        reply_path: dict[str, Any] | None = None,
+        approve: tuple[Record, bytes, list[str]] | None = None,
+    ) -> None:
         """Pay ``claimed`` in the background: its door has answered already (the plugin's
-        payee is told a certain failure over ``reply_path``; a wallet asks its own node)."""
-        task = asyncio.create_task(self._pay_in_background(claimed, reply_path))
+        payee is told a certain failure over ``reply_path``; a wallet asks its own node).
+        ``approve``: the payout approval to ask for first (the request, the payee's node,
+        where the payment enters its route)."""
+        task = asyncio.create_task(self._pay_in_background(claimed, reply_path, approve))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -316,11 +323,16 @@ class Receiver:
         )
 
     async def _pay_in_background(
-        self, claimed: Payment, reply_path: dict[str, Any] | None = None
+        self,
+        claimed: Payment,
+        reply_path: dict[str, Any] | None = None,
+        approve: tuple[Record, bytes, list[str]] | None = None,
     ) -> None:
         try:
+            if approve is not None:
+                claimed = await self._approve_payout(approve[0], claimed, approve[1], approve[2])
             done = await self._pay(claimed)
-        except PaymentError as e:
+        except (PaymentError, PayoutDeclined) as e:
             # Certainly not paid: the payee's sendinvoice is still waiting (its timeout, 90 s
             # by default) and is told why now. A pending outcome (below) tells it nothing:
             # the payment may still arrive.

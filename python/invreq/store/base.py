@@ -316,6 +316,11 @@ class EventStore(Protocol):
     async def indexes(self) -> dict[str, dict[str, int]]:
         """``{"invoicerequests": {"created": n, "updated": m}, "payments": {...}}``."""
 
+    async def index_details(
+        self, subsystem: str, indexname: str, value: int
+    ) -> dict[str, Any] | None:
+        """What `wait` tells of the object at that index (None: none, or changed since)."""
+
     async def events(
         self, *, invreq_id: str | None = None, start: int | None = None, limit: int | None = None
     ) -> builtins.list[Event]:

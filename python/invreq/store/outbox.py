@@ -48,6 +48,12 @@ SUBSYSTEMS = {
     "invoicerequests": ("invoice_requests", "created_index"),
     "payments": ("payments", "payment_id"),
 }
+#: What `wait` tells of the object at an index: (table, columns), found by its created
+#: column or its updated_index.
+DETAILS = {
+    "invoicerequests": ("invoice_requests", ("invreq_id", "label", "active", "used")),
+    "payments": ("payments", ("payment_id", "invreq_id", "status")),
+}
 #: Seconds a sender holds a lease on the events it is delivering (more than a delivery's
 #: timeout): a sender that dies leaves them to another after this.
 LEASE_SECONDS = 60
@@ -160,6 +166,24 @@ EXPIRED = (
     " AND absolute_expiry <= {p1} AND expired_noted IS NULL AND {active} AND NOT {used}"
     " RETURNING invreq_id, bolt12"
 )
+
+
+def details_sql(subsystem: str, indexname: str, param: str) -> str:
+    """The object of ``subsystem`` whose ``indexname`` index is ``param``."""
+    table, columns = DETAILS[subsystem]
+    column = SUBSYSTEMS[subsystem][1] if indexname == "created" else "updated_index"
+    return f"SELECT {', '.join(columns)} FROM {table} WHERE {column} = {param}"
+
+
+def details_json(subsystem: str, row: Any) -> dict[str, Any]:
+    """The object as `wait` shows it (booleans as JSON booleans; no null label)."""
+    _, columns = DETAILS[subsystem]
+    out: dict[str, Any] = {}
+    for name, value in zip(columns, row, strict=True):
+        if value is None:
+            continue
+        out[name] = bool(value) if name in ("active", "used") else value
+    return out
 
 
 def request_amount(bolt12_string: str) -> int | None:

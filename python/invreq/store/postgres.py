@@ -719,6 +719,15 @@ class PostgresStore:
                 out[subsystem] = {"created": int(created), "updated": updated[subsystem]}
         return out
 
+    async def index_details(
+        self, subsystem: str, indexname: str, value: int
+    ) -> dict[str, Any] | None:
+        async with self._pool_guarded() as pool:
+            row = await pool.fetchrow(
+                outbox.details_sql(subsystem, indexname, "$1"), min(value, 2**63 - 1)
+            )
+        return None if row is None else outbox.details_json(subsystem, tuple(row))
+
     async def events(
         self, *, invreq_id: str | None = None, start: int | None = None, limit: int | None = None
     ) -> builtins.list[Event]:

@@ -927,6 +927,17 @@ class SQLiteStore:
 
         return await self._reading(run)
 
+    async def index_details(
+        self, subsystem: str, indexname: str, value: int
+    ) -> dict[str, Any] | None:
+        sql = outbox.details_sql(subsystem, indexname, "?")
+
+        def run(conn: sqlite3.Connection) -> dict[str, Any] | None:
+            row = conn.execute(sql, (min(value, 2**63 - 1),)).fetchone()
+            return None if row is None else outbox.details_json(subsystem, row)
+
+        return await self._reading(run)
+
     async def events(
         self, *, invreq_id: str | None = None, start: int | None = None, limit: int | None = None
     ) -> builtins.list[Event]:

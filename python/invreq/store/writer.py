@@ -512,6 +512,11 @@ class WorkerStore:
     async def indexes(self) -> dict[str, dict[str, int]]:
         return await self._reader().indexes()
 
+    async def index_details(
+        self, subsystem: str, indexname: str, value: int
+    ) -> dict[str, Any] | None:
+        return await self._reader().index_details(subsystem, indexname, value)
+
     async def events(
         self, *, invreq_id: str | None = None, start: int | None = None, limit: int | None = None
     ) -> builtins.list[Event]:
