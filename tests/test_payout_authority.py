@@ -56,6 +56,7 @@ def listed(s: Server, invreq_id: str) -> dict[str, Any]:
 # --- 1. reusable requests carry a bound -------------------------------------------------
 
 
+@pytest.mark.hwilib
 def test_a_bound_of_2_pays_2_of_5_invoices_and_refuses_3_with_a_reason(
     tmp_path: Path, liar: LyingDevice, lightningd: Any
 ) -> None:
@@ -114,6 +115,7 @@ def test_a_payout_window_ends_payouts(tmp_path: Path, lightningd: Any) -> None:
         assert s.stop() == 0, s.output()
 
 
+@pytest.mark.hwilib
 def test_an_unbounded_reusable_request_needs_the_opt_in_under_approver_hwi(
     tmp_path: Path, liar: LyingDevice, lightningd: Any
 ) -> None:
@@ -263,6 +265,7 @@ def test_the_bound_holds_across_two_instances_on_postgresql(
 # --- 2. the pay path checks the approval --------------------------------------------------
 
 
+@pytest.mark.hwilib
 def test_a_request_made_under_approver_none_is_refused_after_a_restart_with_approver_hwi(
     tmp_path: Path, liar: LyingDevice, lightningd: Any
 ) -> None:
@@ -283,6 +286,7 @@ def test_a_request_made_under_approver_none_is_refused_after_a_restart_with_appr
         assert s.stop() == 0, s.output()
 
 
+@pytest.mark.hwilib
 def test_a_request_made_under_approver_hwi_is_not_paid_without_the_approval_key(
     tmp_path: Path, liar: LyingDevice, lightningd: Any
 ) -> None:
@@ -301,6 +305,7 @@ def test_a_request_made_under_approver_hwi_is_not_paid_without_the_approval_key(
         assert s.stop() == 0, s.output()
 
 
+@pytest.mark.hwilib
 def test_a_bound_or_approval_changed_in_the_database_is_refused(
     tmp_path: Path, liar: LyingDevice, lightningd: Any
 ) -> None:
@@ -343,6 +348,7 @@ def test_a_bound_or_approval_changed_in_the_database_is_refused(
 # --- 3. --payout-approver hwi --------------------------------------------------------------
 
 
+@pytest.mark.hwilib
 def test_payout_approver_approve_decline_and_timeout(
     tmp_path: Path, liar: LyingDevice, lightningd: Any
 ) -> None:
@@ -395,6 +401,7 @@ def test_payout_approver_approve_decline_and_timeout(
         assert s.stop() == 0, s.output()
 
 
+@pytest.mark.hwilib
 def test_payout_approver_alone_opens_the_device_for_payouts(
     tmp_path: Path, liar: LyingDevice, lightningd: Any
 ) -> None:

@@ -305,13 +305,21 @@ def _sidecar(path: Path, suffix: str) -> Path:
     return path.with_name(path.name + suffix)
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path, *, query_only: bool = False) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    _enter_wal(conn)
-    # FULL: in WAL mode every commit is fsync'd, so an acknowledged write survives a
-    # power loss, not only a crash of the process.
-    conn.execute("PRAGMA synchronous=FULL")
+    try:
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        _enter_wal(conn)
+        # FULL: in WAL mode every commit is fsync'd, so an acknowledged write survives a
+        # power loss, not only a crash of the process.
+        conn.execute("PRAGMA synchronous=FULL")
+        if query_only:
+            conn.execute("PRAGMA query_only=1")
+    except BaseException:
+        # Closed now, not left to the garbage collector: it would keep the file open until
+        # then (and Python 3.13 warns of a connection never closed, ResourceWarning).
+        conn.close()
+        raise
     return conn
 
 
@@ -374,10 +382,14 @@ class SQLiteStore:
         try:
             self._owner_only()
             conn = _connect(self.path)
-            # Deleted rows are overwritten with zeros: the migration that drops the rune
-            # strings leaves none behind in free pages.
-            conn.execute("PRAGMA secure_delete=ON")
-            self._migrate(conn)
+            try:
+                # Deleted rows are overwritten with zeros: the migration that drops the rune
+                # strings leaves none behind in free pages.
+                conn.execute("PRAGMA secure_delete=ON")
+                self._migrate(conn)
+            except BaseException:  # a database from a newer invreq, a failed migration
+                conn.close()
+                raise
         except StartupError:
             raise
         except Exception as e:
@@ -1008,15 +1020,13 @@ class SQLiteStore:
     def _read_connection(self) -> sqlite3.Connection:
         """The reader thread's connection (only that thread uses it)."""
         if self._read_conn is None:
-            self._read_conn = _connect(self.path)
-            self._read_conn.execute("PRAGMA query_only=1")
+            self._read_conn = _connect(self.path, query_only=True)
         return self._read_conn
 
     def _point_connection(self) -> sqlite3.Connection:
         """The event loop's own connection, for point lookups."""
         if self._point_conn is None:
-            self._point_conn = _connect(self.path)
-            self._point_conn.execute("PRAGMA query_only=1")
+            self._point_conn = _connect(self.path, query_only=True)
         return self._point_conn
 
     async def _reading(self, fn: Callable[[sqlite3.Connection], T], *, point: bool = False) -> T:
