@@ -59,6 +59,7 @@ from invreq.store.base import (
 from invreq.store.rows import (
     BOUND_TAKEN,
     COUNT_BY_STATE,
+    LNURL_MIGRATION,
     PAYMENT_COLUMNS,
     PAYMENT_INSERT,
     PAYMENT_INSERT_COUNT,
@@ -159,6 +160,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     _DROP_RUNE_STRINGS,
     bound_migration("INTEGER", "INTEGER", "0"),
     outbox.events_migration("INTEGER", "INTEGER"),
+    LNURL_MIGRATION,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: The first schema version without rune strings.
@@ -166,15 +168,16 @@ RUNE_STRINGS_DROPPED = MIGRATIONS.index(_DROP_RUNE_STRINGS) + 1
 
 _COLUMNS = (
     "invreq_id, bolt12, label, active, single_use, used, created_at, payer_key, "
-    "created_index, approval, max_payouts, payout_until, approval_required, absolute_expiry"
+    "created_index, approval, max_payouts, payout_until, approval_required, absolute_expiry,"
+    " lnurl_k1"
 )
 
 _INSERT = (
     "INSERT INTO invoice_requests (invreq_id, bolt12, label, active, single_use, used,"
     " created_at, payer_key, approval, max_payouts, payout_until, approval_required,"
-    " absolute_expiry) VALUES "
+    " absolute_expiry, lnurl_k1) VALUES "
 )
-_ROW = "(?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_ROW = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 
 
 def _values(r: Record) -> tuple[Any, ...]:
@@ -193,6 +196,7 @@ def _values(r: Record) -> tuple[Any, ...]:
         r.payout_until,
         int(r.approval_required),
         r.absolute_expiry,
+        r.lnurl_k1,
     )
 
 
@@ -254,6 +258,7 @@ def _record(row: tuple[Any, ...]) -> Record:
         payout_until=row[11],
         approval_required=bool(row[12]),
         absolute_expiry=row[13],
+        lnurl_k1=row[14],
     )
 
 
@@ -981,11 +986,14 @@ class SQLiteStore:
             where.append("invreq_id = ?")
             args.append(invreq_id)
         sql = f"SELECT {outbox.EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)}"
-        sql += " ORDER BY event_id" + ("" if limit is None else f" LIMIT {int(limit)}")
+        # Without start: the newest ones (read backwards, returned in order).
+        newest = start is None
+        sql += " ORDER BY event_id" + (" DESC" if newest else "")
+        sql += "" if limit is None else f" LIMIT {int(limit)}"
 
         def run(conn: sqlite3.Connection) -> builtins.list[Event]:
             rows = within_bytes(conn.execute(sql, args), max_bytes)
-            return [outbox.event_from_row(r) for r in rows]
+            return [outbox.event_from_row(r) for r in (reversed(rows) if newest else rows)]
 
         return await self._reading(run)
 
@@ -1093,6 +1101,12 @@ class SQLiteStore:
     async def get(self, invreq_id: str) -> Record | None:
         rows = await self._records(
             f"SELECT {_COLUMNS} FROM invoice_requests WHERE invreq_id = ?", (invreq_id,), point=True
+        )
+        return rows[0] if rows else None
+
+    async def get_by_k1(self, k1: str) -> Record | None:
+        rows = await self._records(
+            f"SELECT {_COLUMNS} FROM invoice_requests WHERE lnurl_k1 = ?", (k1,), point=True
         )
         return rows[0] if rows else None
 
