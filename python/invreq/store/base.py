@@ -324,7 +324,8 @@ class EventStore(Protocol):
     async def events(
         self, *, invreq_id: str | None = None, start: int | None = None, limit: int | None = None
     ) -> builtins.list[Event]:
-        """Events in order, from event_id ``start`` on, the first ``limit`` of them."""
+        """Events in order: from event_id ``start`` on, the first ``limit`` of them; without
+        ``start``, the newest ``limit`` (the most recent)."""
 
     async def events_lease(
         self, now: int, owner: str, limit: int, lease_seconds: int

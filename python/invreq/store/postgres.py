@@ -736,10 +736,13 @@ class PostgresStore:
         if invreq_id is not None:
             args.append(invreq_id)
             sql += " AND invreq_id = $2"
-        sql += " ORDER BY event_id" + ("" if limit is None else f" LIMIT {int(limit)}")
+        # Without start: the newest ones (read backwards, returned in order).
+        newest = start is None
+        sql += " ORDER BY event_id" + (" DESC" if newest else "")
+        sql += "" if limit is None else f" LIMIT {int(limit)}"
         async with self._pool_guarded() as pool:
             rows = await pool.fetch(sql, *args)
-        return [outbox.event_from_row(r) for r in rows]
+        return [outbox.event_from_row(r) for r in (reversed(rows) if newest else rows)]
 
     async def events_lease(
         self, now: int, owner: str, limit: int, lease_seconds: int

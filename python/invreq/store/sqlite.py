@@ -959,10 +959,14 @@ class SQLiteStore:
             where.append("invreq_id = ?")
             args.append(invreq_id)
         sql = f"SELECT {outbox.EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)}"
-        sql += " ORDER BY event_id" + ("" if limit is None else f" LIMIT {int(limit)}")
+        # Without start: the newest ones (read backwards, returned in order).
+        newest = start is None
+        sql += " ORDER BY event_id" + (" DESC" if newest else "")
+        sql += "" if limit is None else f" LIMIT {int(limit)}"
 
         def run(conn: sqlite3.Connection) -> builtins.list[Event]:
-            return [outbox.event_from_row(r) for r in conn.execute(sql, args).fetchall()]
+            rows = conn.execute(sql, args).fetchall()
+            return [outbox.event_from_row(r) for r in (reversed(rows) if newest else rows)]
 
         return await self._reading(run)
 
