@@ -140,6 +140,9 @@ def test_a_wallet_collects_a_request_through_its_link(tmp_path: Path, lightningd
             "bolt12_unsigned",
             "lnurl",
         ]
+        page = _page(r["page_url"])  # the payee page shows both doors
+        assert f'href="lightning:{r["lnurl"]}"' in page and 'id="qr-lnurl"' in page
+        assert f'href="lightning:{r["bolt12"]}"' in page
         res = fetch(r["lnurl"])  # the wallet scans the bech32 form
         assert (res.minWithdrawable, res.maxWithdrawable) == (50_000, 50_000)
         assert res.defaultDescription == "ATM withdrawal" and len(res.k1) == 64
@@ -157,12 +160,21 @@ def test_a_wallet_collects_a_request_through_its_link(tmp_path: Path, lightningd
         # The k1 is useless now, and the link says so.
         assert is_error(raw_get(str(res.callback).replace("callback", f"withdraw/{res.k1}")))
         assert withdraw(res, make_invoice(50_000, n=1)).startswith("ERROR: invoice_request is not")
+        # The payee page offers the link only while the request can be collected.
+        assert r["lnurl"] not in _page(r["page_url"])
         # Reusable requests keep the BOLT 12 door only: one withdrawal per link.
         multi = s.rpc.call("invoicerequest", {"amount": 1, "description": "m", "single_use": False})
         assert "lnurl" not in multi and "lnurlw" not in multi
         assert ln.xpays() == [pr]
     finally:
         assert s.stop() == 0, s.output()
+
+
+def _page(url: str) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=30) as reply:
+        return str(reply.read().decode())
 
 
 def test_refusals_each_in_lud03_shape(tmp_path: Path, lightningd: Any) -> None:

@@ -249,6 +249,11 @@ async def _pages(app: web.Application) -> AsyncIterator[None]:
     """The payee pages: their static files, read once here (off the event loop)."""
     static = await asyncio.to_thread(page.load_static)
     app[page.PAGES_KEY] = page.Pages(app[STORE_KEY], app[FEED_KEY], static)
+    links = app[LNURL_KEY]
+    if links is not None:  # --lnurl: the page shows the link too
+        app[page.PAGES_KEY].links = lambda r: (
+            None if r.lnurl_k1 is None else links.links_json(r.lnurl_k1)
+        )
     yield
 
 
