@@ -18,11 +18,12 @@ BENCH_DEPS := $(VENV)/.deps-bench
 BUILD_STAMP := $(VENV)/.build-stamp
 RUST_SOURCES := $(shell find rust -name '*.rs' -o -name Cargo.toml 2>/dev/null) Cargo.toml Cargo.lock
 # Running needs pyproject's dependencies and its optional runtime paths: hwi (--signer hwi,
-# --approver hwi; installs on 3.11 and 3.12 only) and postgres (--db postgresql://...).
-RUN_EXTRAS := hwi,postgres
+# --approver hwi; installs on 3.11 and 3.12 only), postgres (--db postgresql://...) and lnurl
+# (--lnurl; lnurl and bip32 themselves go in with --no-deps: see pyproject.toml).
+RUN_EXTRAS := hwi,postgres,lnurl
 PIP := $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt
 
-.PHONY: all run test test-rust test-python test-fuzz lint fuzz bench bench-micro bench-profile clean FORCE
+.PHONY: all run test test-rust test-python test-pythons test-fuzz lint fuzz bench bench-micro bench-profile clean FORCE
 
 # cargo-fuzz, installed from crates.io into .tools/ (not the user's ~/.cargo).
 CARGO_FUZZ_VERSION := 0.13.2
@@ -68,6 +69,7 @@ $(RUN_DEPS): pyproject.toml constraints.txt contrib/requirements.py $(INTERPRETE
 	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
 	@$(PY) contrib/requirements.py run $(RUN_EXTRAS) > $(VENV)/requirements-run.txt
 	@$(PIP) maturin -r $(VENV)/requirements-run.txt
+	@$(PIP) --no-deps lnurl bip32
 	@touch $@
 
 # pyln-client is installed with --no-deps: its pyln-proto wants coincurve-cp314-fix, a fork
@@ -108,7 +110,7 @@ run: $(BUILD_STAMP)
 	@echo "==> starting: $(VENV)/bin/invreq serve $(ARGS)"
 	@$(VENV)/bin/invreq serve $(ARGS)
 
-test: test-rust test-python test-fuzz
+test: test-rust test-python test-pythons test-fuzz
 
 test-rust:
 	cargo test --locked -p invreq-core
@@ -118,9 +120,41 @@ test-rust:
 # on asyncio's own loop, so every limit is proven on both.
 BOTH_LOOPS_TESTS := tests/test_limits.py tests/test_hostile.py tests/test_sqlite_writer.py
 
+# TESTS: the test files to run (all when empty); PYTEST_ARGS: pytest's options.
 test-python: $(BUILD_STAMP) $(TEST_DEPS)
-	$(PY) -m pytest $(PYTEST_ARGS)
-	INVREQ_EVENT_LOOP=asyncio $(PY) -m pytest $(PYTEST_ARGS) $(BOTH_LOOPS_TESTS)
+	$(PY) -m pytest $(PYTEST_ARGS) $(TESTS)
+	$(if $(BOTH_LOOPS_TESTS),INVREQ_EVENT_LOOP=asyncio $(PY) -m pytest $(PYTEST_ARGS) $(BOTH_LOOPS_TESTS))
+
+# The suite on every other supported Python, each in a venv of its own (.venv-3.X, made by
+# the rules above with PYTHON and VENV set): whole on FULL_SUITE_PYTHONS, the oldest and the
+# newest, where behaviour differs if it differs anywhere; on the others (3.12) the files
+# below, which keeps `make test` within CI's time (docs/testing.md): the hardware path (hwi
+# installs on 3.11 and 3.12 only), request parsing and its limits, the SQLite store, the
+# walkthrough and the packaging checks. Each interpreter is python3.X on PATH, else pyenv's
+# newest 3.X; one missing is a warning, or an error with INVREQ_REQUIRE_PYTHONS=1 (.ci/run).
+FULL_SUITE_PYTHONS ?= 3.11 3.13
+SUBSET_TESTS := tests/test_hwi.py tests/test_hwi_hostile.py tests/test_refdevice.py \
+  tests/test_approval.py tests/test_params.py tests/test_hostile.py tests/test_jsonfilter.py \
+  tests/test_store_sqlite.py tests/test_sqlite_writer.py tests/test_cli.py \
+  tests/test_payout_authority.py tests/test_readme.py tests/test_packaging.py
+PYTHON_VERSION = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+
+test-pythons:
+	@set -e; for v in $(filter-out $(PYTHON_VERSION),$(SUPPORTED_PYTHONS)); do \
+	  py=$$(python$$v -c 'import sys; print(sys.executable)' 2>/dev/null) || \
+	  py=$$(ls -d "$${PYENV_ROOT:-$$(pyenv root 2>/dev/null || echo ~/.pyenv)}"/versions/$$v.*/bin/python$$v 2>/dev/null | sort -V | tail -n 1); \
+	  if [ -z "$$py" ]; then \
+	    msg="the Python suite was not run on $$v: no python$$v on PATH nor in pyenv's versions/$$v.*"; \
+	    if [ "$${INVREQ_REQUIRE_PYTHONS:-}" = 1 ]; then echo "error: $$msg (INVREQ_REQUIRE_PYTHONS=1)" >&2; exit 1; fi; \
+	    echo "WARNING: $$msg" >&2; continue; \
+	  fi; \
+	  case " $(FULL_SUITE_PYTHONS) " in \
+	    *" $$v "*) echo "==> the Python suite on $$v ($$py, .venv-$$v)"; \
+	      $(MAKE) --no-print-directory test-python PYTHON="$$py" VENV=.venv-$$v TESTS= ;; \
+	    *) echo "==> part of the Python suite on $$v ($$py, .venv-$$v): $(SUBSET_TESTS)"; \
+	      $(MAKE) --no-print-directory test-python PYTHON="$$py" VENV=.venv-$$v TESTS="$(SUBSET_TESTS)" BOTH_LOOPS_TESTS= ;; \
+	  esac; \
+	done
 
 lint: $(BUILD_STAMP) $(DEV_DEPS)
 	cargo fmt --all --check
@@ -179,4 +213,4 @@ fuzz: $(CARGO_FUZZ)
 	done
 
 clean:
-	rm -rf $(VENV) target fuzz/target .tools
+	rm -rf $(VENV) .venv-3.* target fuzz/target .tools

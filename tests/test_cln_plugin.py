@@ -43,14 +43,16 @@ PLUGIN = shutil.which("invreq-cln-plugin", path=str(Path(sys.executable).parent)
 class Rig:
     """fake lightningd (xpay) <- plugin host (lightningd's socket + the plugin) <- invreq."""
 
-    def __init__(self, tmp: Path, *ln_args: str, timeout: float = 5.0) -> None:
+    def __init__(
+        self, tmp: Path, *ln_args: str, timeout: float = 5.0, server_args: tuple[str, ...] = ()
+    ) -> None:
         self.tmp = tmp
         (tmp / "ln").mkdir()
         node_id = PrivateKey(NODE_SECRET).public_key.format().hex()
         self.fake = FakeLightningd(tmp / "ln", *ln_args, node_id=node_id)
         self.host = PluginHost(tmp / "lightning", NODE_SECRET, forward=self.fake.socket)
         self.server = Server(
-            tmp / "data", extra_args=["--pay-with", f"cln:{self.host.rpc_path}"]
+            tmp / "data", extra_args=["--pay-with", f"cln:{self.host.rpc_path}", *server_args]
         ).start()
         assert PLUGIN is not None, "the invreq-cln-plugin console script is not installed"
         self.manifest, self.init = self.host.start(
@@ -76,8 +78,8 @@ class Rig:
 def rig(tmp_path: Path) -> Iterator[Any]:
     made: list[Rig] = []
 
-    def make(*args: str, timeout: float = 5.0) -> Rig:
-        r = Rig(tmp_path, *args, timeout=timeout)
+    def make(*args: str, timeout: float = 5.0, server_args: tuple[str, ...] = ()) -> Rig:
+        r = Rig(tmp_path, *args, timeout=timeout, server_args=server_args)
         made.append(r)
         return r
 
@@ -569,3 +571,31 @@ def test_a_payout_beyond_the_bound_gets_an_invoice_error_naming_it(rig: Any) -> 
     assert "bound is reached: 1 of 1 payouts taken" in opened_invoice_error(r)
     assert len(r.xpays()) == 1
     assert "refused by invreq: 2115" in r.host.log_text()
+
+
+def test_a_payout_declined_on_the_device_gets_an_invoice_error_and_no_xpay(rig: Any) -> None:
+    # Issue 23: --payout-approver hwi from the plugin. The hook is answered at once (the
+    # person may take up to --hwi-timeout); the decline reaches the payee as its
+    # invoice_error over the reply path, and the node is never asked to pay.
+    from _lyingdevice import LyingDevice
+    from invreq.refdevice.policy import Policy
+
+    dev = LyingDevice(bytes(range(32)))
+    try:
+        device = ("--hwi-device-type", "jade", "--hwi-device-path", "tcp:127.0.0.1:30121")
+        r = rig(server_args=("--payout-approver", "hwi", *device))
+        req = r.server.rpc.call("invoicerequest", [1000, "declined payout"])
+        dev.device.policy = Policy("deny")
+        inv = invoice_for(req["bolt12"])
+        answer = r.host.hook(
+            "onion_message_recv_secret", message(inv, our_path_id(r, req["bolt12"]))
+        )
+        assert answer == {"result": "stop"}
+        wait_for(lambda: r.host.injected, "the invoice_error")
+        text = opened_invoice_error(r)
+        assert "not approved on the device" in text and "declined" in text, text
+        assert r.xpays() == []
+        (p,) = r.server.rpc.call("listpayments")["payments"]
+        assert p["status"] == "failed" and "payout_approval" not in p
+    finally:
+        dev.close()

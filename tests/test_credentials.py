@@ -5,6 +5,7 @@ with one line, and only canonical rune strings authenticate."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import signal
 import socket
@@ -249,7 +250,7 @@ def test_database_and_log_are_owner_only_wherever_they_are(tmp_path: Path) -> No
         recipe = f'(umask 077 && sqlite3 {db} ".backup {backup}")'
         subprocess.run(["sh", "-c", recipe], check=True)
         assert mode(backup) == 0o600
-        with sqlite3.connect(backup) as conn:
+        with contextlib.closing(sqlite3.connect(backup)) as conn, conn:
             assert conn.execute("SELECT count(*) FROM invoice_requests").fetchone() == (2,)
     finally:
         assert s.stop() == 0, s.output()

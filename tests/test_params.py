@@ -168,6 +168,76 @@ def test_splitter_limit() -> None:
         s.feed(b"x" * 20)
 
 
+# --- nesting: an explicit limit, the same on every Python ----------------------------------
+
+
+def _depth(value: object) -> int:
+    """Levels of arrays and objects, read from the parsed value (an independent count)."""
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    return 0
+
+
+# Strings full of the characters the scan must see past: brackets, quotes, backslashes.
+_tricky = st.text(alphabet='[]{}"\\ab\u00e9', max_size=6)
+_json_values = st.recursive(
+    st.none() | st.integers() | _tricky,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_tricky, inner, max_size=3),
+    max_leaves=30,
+)
+
+
+@given(_json_values, st.booleans())
+def test_nesting_counts_levels_never_brackets_inside_strings(value: object, ascii_: bool) -> None:
+    raw = json.dumps(value, ensure_ascii=ascii_).encode()
+    assert rpc.nesting(raw) == _depth(value)
+
+
+@pytest.mark.parametrize("levels", [1, rpc.MAX_NESTING - 1, rpc.MAX_NESTING])
+def test_nesting_up_to_the_limit_is_parsed(levels: int) -> None:
+    raw = b'{"a":' * levels + b"1" + b"}" * levels
+    assert rpc.parse(raw) is not None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * (rpc.MAX_NESTING + 1) + b"]" * (rpc.MAX_NESTING + 1),
+        b'{"a":' * 8000 + b"1" + b"}" * 8000,
+        # The pure-Python scanner (a backslash-u anywhere) is refused the same way.
+        b'["\\u0041",' + b"[" * 5000 + b"]" * 5000 + b"]",
+        # Cut off: never closes, still refused for its depth.
+        b'{"a":"x",' + b"[" * 200,
+    ],
+    ids=["one-over", "8000-objects", "u-escape", "never-closed"],
+)
+def test_deeper_than_the_limit_is_refused_before_parsing(raw: bytes) -> None:
+    with pytest.raises(InvalidRequest, match=f"nested deeper than {rpc.MAX_NESTING} levels"):
+        rpc.parse(raw)
+
+
+def test_brackets_inside_a_string_are_text_however_many() -> None:
+    raw = b'{"a":"' + b"[" * 5000 + b'"}'
+    assert rpc.nesting(raw) == 1
+    assert rpc.parse(raw) == {"a": "[" * 5000}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    # An unterminated string, or one ending in a lone backslash, is text to the end: its
+    # brackets are not levels (and the scan stays linear); the parser refuses the request.
+    [b'["' + b'\\"[' * 3000, b'["' + b"{" * 3000 + b"\\"],
+    ids=["unterminated-string", "lone-backslash-at-the-end"],
+)
+def test_an_unterminated_string_is_malformed_not_deep(raw: bytes) -> None:
+    assert rpc.nesting(raw) == 1
+    with pytest.raises(InvalidRequest, match="malformed request") as e:
+        rpc.parse(raw)
+    assert "nested deeper" not in str(e.value)
+
+
 # --- the amount grammar, written out (REFERENCE §4), against the parser ------------------
 #
 #   amount = digits [ "msat" | "sat" | "." 3DIGIT "sat" | "btc" | "." 1*11DIGIT "btc" ]

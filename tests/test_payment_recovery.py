@@ -10,6 +10,7 @@ the node that attempted it says what happened (or an operator resolves it, on ev
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import urllib.request
@@ -314,7 +315,8 @@ def _age_payments(
     if kind == "sqlite":
         import sqlite3
 
-        with sqlite3.connect(tmp_path / "data" / "regtest" / "invreq.sqlite3") as conn:
+        path = tmp_path / "data" / "regtest" / "invreq.sqlite3"
+        with contextlib.closing(sqlite3.connect(path)) as conn, conn:
             conn.execute(sql)
         return
     import asyncio

@@ -56,6 +56,7 @@ def listed(s: Server, invreq_id: str) -> dict[str, Any]:
 # --- 1. reusable requests carry a bound -------------------------------------------------
 
 
+@pytest.mark.hwilib
 def test_a_bound_of_2_pays_2_of_5_invoices_and_refuses_3_with_a_reason(
     tmp_path: Path, liar: LyingDevice, lightningd: Any
 ) -> None:
@@ -114,6 +115,7 @@ def test_a_payout_window_ends_payouts(tmp_path: Path, lightningd: Any) -> None:
         assert s.stop() == 0, s.output()
 
 
+@pytest.mark.hwilib
 def test_an_unbounded_reusable_request_needs_the_opt_in_under_approver_hwi(
     tmp_path: Path, liar: LyingDevice, lightningd: Any
 ) -> None:
@@ -263,6 +265,7 @@ def test_the_bound_holds_across_two_instances_on_postgresql(
 # --- 2. the pay path checks the approval --------------------------------------------------
 
 
+@pytest.mark.hwilib
 def test_a_request_made_under_approver_none_is_refused_after_a_restart_with_approver_hwi(
     tmp_path: Path, liar: LyingDevice, lightningd: Any
 ) -> None:
@@ -283,6 +286,7 @@ def test_a_request_made_under_approver_none_is_refused_after_a_restart_with_appr
         assert s.stop() == 0, s.output()
 
 
+@pytest.mark.hwilib
 def test_a_request_made_under_approver_hwi_is_not_paid_without_the_approval_key(
     tmp_path: Path, liar: LyingDevice, lightningd: Any
 ) -> None:
@@ -301,6 +305,7 @@ def test_a_request_made_under_approver_hwi_is_not_paid_without_the_approval_key(
         assert s.stop() == 0, s.output()
 
 
+@pytest.mark.hwilib
 def test_a_bound_or_approval_changed_in_the_database_is_refused(
     tmp_path: Path, liar: LyingDevice, lightningd: Any
 ) -> None:
@@ -343,6 +348,7 @@ def test_a_bound_or_approval_changed_in_the_database_is_refused(
 # --- 3. --payout-approver hwi --------------------------------------------------------------
 
 
+@pytest.mark.hwilib
 def test_payout_approver_approve_decline_and_timeout(
     tmp_path: Path, liar: LyingDevice, lightningd: Any
 ) -> None:
@@ -395,6 +401,7 @@ def test_payout_approver_approve_decline_and_timeout(
         assert s.stop() == 0, s.output()
 
 
+@pytest.mark.hwilib
 def test_payout_approver_alone_opens_the_device_for_payouts(
     tmp_path: Path, liar: LyingDevice, lightningd: Any
 ) -> None:
@@ -431,3 +438,63 @@ def test_options_that_cannot_work_are_refused(
     base: dict[str, Any] = {"data_dir": tmp_path, "network": "regtest", "pay_with": "cln:/x"}
     with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
         Config(**{**base, **changes}).validate()
+
+
+async def test_the_migration_marks_requests_stored_with_an_approval_as_needing_one(
+    tmp_path: Path,
+) -> None:
+    # A database from before the bound: a request with an approval needs one from now on,
+    # one without does not (it was made without an approver).
+    from invreq.store.rows import bound_migration
+    from invreq.store.sqlite import MIGRATIONS
+
+    before = MIGRATIONS.index(bound_migration("INTEGER", "INTEGER", "0"))
+    path = tmp_path / "old.sqlite3"
+    conn = sqlite3.connect(path)
+    conn.create_function("invreq_rune_restrictions", 1, lambda r: r)
+    for statements in MIGRATIONS[:before]:
+        for statement in statements:
+            conn.execute(statement)
+    conn.execute(f"PRAGMA user_version={before}")
+    for i, evidence in ((1, '{"message": "invreq approval v1"}'), (2, None)):
+        conn.execute(
+            "INSERT INTO invoice_requests (invreq_id, bolt12, label, active, single_use, used,"
+            " created_at, payer_key, approval) VALUES (?, 'lnr1x', NULL, 1, 1, 0, 0, 's', ?)",
+            (f"{i:064x}", evidence),
+        )
+    conn.commit()
+    conn.close()
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        approved, plain = await store.get(f"{1:064x}"), await store.get(f"{2:064x}")
+        assert approved is not None and approved.approval_required
+        assert plain is not None and not plain.approval_required
+        assert plain.max_payouts is None and plain.payout_until is None
+    finally:
+        await store.close()
+
+
+def test_another_instance_with_approver_hwi_refuses_a_request_made_without_one(
+    tmp_path: Path, liar: LyingDevice, lightningd: Any, pg_dsn: str
+) -> None:
+    # Two instances on one PostgreSQL database: one without an approver makes a request,
+    # the one with --approver hwi refuses to pay it; the one without pays only requests
+    # that need no approval.
+    ln = lightningd()
+    plain = serve(tmp_path / "plain", ln, db=pg_dsn).start()
+    guarded = serve(tmp_path / "guarded", ln, "--approver", "hwi", *DEVICE, db=pg_dsn).start()
+    try:
+        unapproved = plain.rpc.call("invoicerequest", [1000, "no approver here"])
+        e = error_of(guarded, "receiveinvoice", [invoice_for(unapproved["bolt12"])])
+        assert e["code"] == NOT_APPROVED and "has no approval" in e["message"], e
+        approved = guarded.rpc.call("invoicerequest", [2000, "approved there"])
+        e = error_of(plain, "receiveinvoice", [invoice_for(approved["bolt12"])])
+        assert e["code"] == NOT_APPROVED and "without --approver hwi" in e["message"], e
+        assert guarded.rpc.call("receiveinvoice", [invoice_for(approved["bolt12"])])["status"] == (
+            "paid"
+        )
+        assert len(ln.xpays()) == 1
+    finally:
+        assert plain.stop() == 0, plain.output()
+        assert guarded.stop() == 0, guarded.output()

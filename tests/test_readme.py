@@ -5,13 +5,13 @@ walkthrough, in the README (the first steps) and in every page of ``docs/`` and
 ``benches/README.md`` (each page that marks blocks is a walkthrough of its own). One
 document's ``$ `` lines run in order in one bash, from the checkout, with ``HOME`` a fresh
 temporary directory (so ``~/.invreq`` is new); the other lines are the output each command
-must print. Two things differ from a reader's machine and are substituted, nothing else: the
-HTTP port (the README's 3014 becomes a free port in the commands, as tests must not take a
-fixed one) and
-the home directory (shown as ``/home/you``). Outputs are compared line by line after
-ids, ``lnr1`` strings, runes and timestamps, which differ on every run, are replaced by
-placeholders. The server is the real ``invreq serve`` the walkthrough starts (SQLite,
-software key); no hardware, no PostgreSQL.
+must print. Three things differ from a reader's machine and are substituted, nothing else:
+the HTTP port (the README's 3014 becomes a free port in the commands, as tests must not take
+a fixed one), the home directory (shown as ``/home/you``) and the venv (``.venv/`` in a
+command is the venv the suite runs in, so each supported Python runs the walkthrough).
+Outputs are compared line by line after ids, ``lnr1`` strings, runes and timestamps, which
+differ on every run, are replaced by placeholders. The server is the real ``invreq serve``
+the walkthrough starts (SQLite, software key); no hardware, no PostgreSQL.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,13 @@ DOCUMENTS = [README, *sorted((ROOT / "docs").glob("*.md")), ROOT / "benches" / "
 WALKTHROUGH_COMMANDS = 13
 MARK = "<!-- walkthrough -->"
 README_PORT = "3014"
-TIMEOUT = 120
+#: Below pytest's own 120 s, so a walkthrough that hangs shows the output it got to.
+TIMEOUT = 100
+#: The reader's `.venv` is, here, the venv the suite runs in: make's VENV, such as
+#: .venv-3.13 when `make test-pythons` runs the suite on each supported Python, so the
+#: walkthrough runs on the interpreter under test (the checkout's .venv when not in a venv).
+VENV = Path(sys.prefix) if sys.prefix != sys.base_prefix else ROOT / ".venv"
+_VENV_PATH = re.compile(r"(?<![\w./-])\.venv/")
 
 
 def walkthrough(text: str) -> list[tuple[str, list[str]]]:
@@ -85,7 +92,23 @@ def test_the_walkthroughs_are_all_there() -> None:
     assert total >= WALKTHROUGH_COMMANDS
 
 
-@pytest.mark.parametrize("doc", _marked(), ids=lambda doc: str(doc.relative_to(ROOT)))
+def _needs_a_device(doc: Path) -> bool:
+    """A walkthrough that starts the service with a device needs hwilib (the hwi extra,
+    Python 3.11 and 3.12 only): marked ``hwilib``, it is reported not run without it."""
+    return any(_DEVICE_OPTION.search(command) for command, _ in walkthrough(doc.read_text()))
+
+
+_DEVICE_OPTION = re.compile(r"--[a-z-]*(signer|approver) hwi\b")
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        pytest.param(doc, marks=[pytest.mark.hwilib] if _needs_a_device(doc) else [])
+        for doc in _marked()
+    ],
+    ids=lambda doc: str(doc.relative_to(ROOT)),
+)
 def test_the_readme_walkthrough_runs_verbatim_and_prints_what_it_shows(
     doc: Path, tmp_path: Path
 ) -> None:
@@ -97,11 +120,11 @@ def test_the_readme_walkthrough_runs_verbatim_and_prints_what_it_shows(
     script = ["exec 2>&1"]
     for n, (command, _) in enumerate(steps):
         script.append(f"printf '\\n@@step {n}@@\\n'")
-        script.append(re.sub(rf"\b{README_PORT}\b", port, command))
+        command = re.sub(rf"\b{README_PORT}\b", port, command)
+        script.append(_VENV_PATH.sub(f"{VENV}/", command))
     script.append("printf '\\n@@end@@\\n'")
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
     env["HOME"] = str(home)
-    # The checkout's .venv is what `source .venv/bin/activate` gives the reader.
     proc = subprocess.Popen(
         ["bash", "-c", "\n".join(script)],
         cwd=ROOT,
@@ -111,14 +134,19 @@ def test_the_readme_walkthrough_runs_verbatim_and_prints_what_it_shows(
         start_new_session=True,
         text=True,
     )
-    try:
-        out, _ = proc.communicate(timeout=TIMEOUT)
-    finally:
-        # Whatever the walkthrough left running (it stops its server itself).
+    with proc:  # the pipe is closed whatever happens (a leaked one fails a later test)
         try:
+            out, _ = proc.communicate(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+            out, _ = proc.communicate()
+            pytest.fail(f"{name}: the walkthrough did not finish in {TIMEOUT} s:\n{out}")
+        finally:
+            # Whatever the walkthrough left running (it stops its server itself).
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
     assert "@@end@@" in out, f"the walkthrough stopped early:\n{out}"
     chunks = re.split(r"\n@@step (\d+)@@\n", out.split("\n@@end@@")[0])
     got = {int(chunks[i]): chunks[i + 1] for i in range(1, len(chunks), 2)}

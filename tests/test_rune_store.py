@@ -5,6 +5,7 @@ strings. The clock is injected: ``rate`` is about time, and tests never wait for
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -193,7 +194,7 @@ OLD_RUNES = [
 
 
 async def _old_sqlite(path: Path) -> None:
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
         for statements in sq.MIGRATIONS[: sq.RUNE_STRINGS_DROPPED - 1]:
             for statement in statements:
                 conn.execute(statement)

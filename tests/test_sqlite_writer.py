@@ -199,7 +199,7 @@ async def test_concurrent_writes_through_the_writer_are_grouped_and_durable(
     indexes = await asyncio.gather(*(store.insert(rec(i)) for i in range(1, 301)))
     assert sorted(indexes) == list(range(1, 301))
     # Acknowledged means committed: another connection sees them all, without the writer.
-    with sqlite3.connect(tmp_path / "shared.sqlite3") as conn:
+    with contextlib.closing(sqlite3.connect(tmp_path / "shared.sqlite3")) as conn, conn:
         (n,) = conn.execute("SELECT count(*) FROM invoice_requests").fetchone()
         commits = conn.execute("PRAGMA user_version").fetchone()
     assert n == 300 and commits == (SCHEMA_VERSION,)
@@ -229,7 +229,7 @@ async def test_a_dead_writer_fails_writes_with_2002_and_reads_go_on(
 def test_every_write_method_of_the_store_goes_to_the_writer() -> None:
     """WRITES is the list of the store's writes: a new write in store/base.py must be added
     there (and to WorkerStore), or a worker would not have it."""
-    reads = {"get", "list", "count_by_state", "payment_by_hash", "payments"}
+    reads = {"get", "get_by_k1", "list", "count_by_state", "payment_by_hash", "payments"}
     reads |= {"runes", "rune", "rune_blacklist", "indexes", "events", "index_details"}
     lifecycle = {"open", "close"}
     methods = {
@@ -418,7 +418,7 @@ def test_a_writer_that_cannot_open_the_file_stops_the_start_with_one_line(
 ) -> None:
     path = tmp_path / "data" / "regtest" / "invreq.sqlite3"
     path.parent.mkdir(parents=True, mode=0o700)
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
         conn.execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
     os.chmod(path, 0o600)
     s = Server(tmp_path / "data", extra_args=["--workers", "2"])

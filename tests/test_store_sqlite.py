@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -120,7 +121,7 @@ async def test_list_filters_and_pages(store: SQLiteStore) -> None:
 
 async def test_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "db.sqlite3"
-    with sqlite3.connect(path) as c:
+    with contextlib.closing(sqlite3.connect(path)) as c, c:
         c.execute("PRAGMA user_version=99")
     with pytest.raises(StartupError, match="newer invreq"):
         await SQLiteStore(path).open()
@@ -140,7 +141,7 @@ async def test_writes_after_close_are_refused(tmp_path: Path) -> None:
 
 
 async def test_durability_settings(store: SQLiteStore) -> None:
-    with sqlite3.connect(store.path) as c:
+    with contextlib.closing(sqlite3.connect(store.path)) as c, c:
         assert c.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
@@ -169,7 +170,7 @@ async def test_every_call_after_close_is_refused_as_store_closed(tmp_path: Path)
 async def test_a_database_failure_on_any_read_is_a_store_error(store: SQLiteStore) -> None:
     """Tables another process dropped: every read answers 2002 "database error: ...", not a
     bare driver exception (which the dispatcher would answer as -1 internal error)."""
-    with sqlite3.connect(store.path) as c:
+    with contextlib.closing(sqlite3.connect(store.path)) as c, c:
         for table in ("payments", "runes", "rune_blacklist_u64", "invoice_requests"):
             c.execute(f"DROP TABLE {table}")
     reads = (store.payments(), store.runes(), store.rune(0), store.rune_blacklist())

@@ -30,6 +30,7 @@ __all__ = [
     "CODE_INVALID_PARAMS",
     "CODE_INVALID_REQUEST",
     "CODE_INVOICE_ALREADY_CLAIMED",
+    "CODE_INVOICE_AMOUNT",
     "CODE_INVOICE_EXPIRED",
     "CODE_INVOICE_NOT_ACTIVE",
     "CODE_INVOICE_UNKNOWN_REQUEST",
@@ -54,6 +55,7 @@ __all__ = [
     "InvalidFieldError",
     "InvalidParams",
     "InvalidRequest",
+    "InvoiceAmount",
     "InvoiceExpired",
     "InvoiceNotActive",
     "InvoiceRefused",
@@ -127,8 +129,10 @@ CODE_REPLY_BUDGET = 2003
 CODE_INVOICE_UNKNOWN_REQUEST = 2101
 CODE_INVOICE_NOT_ACTIVE = 2102
 CODE_INVOICE_ALREADY_CLAIMED = 2103
-# 2104 is not used: an invoice_amount that differs from invreq_amount is refused by the
-# core's reader (BOLT 12), so receiveinvoice answers -32602 naming invoice_amount. Not reused.
+# 2104: a BOLT 11 invoice (the LNURL door) whose amount is not the request's. A BOLT 12
+# invoice_amount that differs from invreq_amount is refused by the core's reader first, so
+# receiveinvoice answers -32602 naming invoice_amount.
+CODE_INVOICE_AMOUNT = 2104
 CODE_INVOICE_EXPIRED = 2105
 CODE_REQUEST_EXPIRED = 2106
 CODE_PAYMENT_REFUSED = 2107
@@ -357,6 +361,15 @@ class InvoiceWrongPath(InvoiceRefused):
 
     def __init__(self) -> None:
         super().__init__("invoice did not arrive on the blinded path of its invoice_request")
+
+
+class InvoiceAmount(InvoiceRefused):
+    """The invoice's amount is not the request's. Raised by the LNURL door for a BOLT 11
+    invoice (:func:`invreq.lnurl.check_invoice`); for a BOLT 12 invoice the core's reader
+    refuses it first, so ``receiveinvoice`` answers an invalid ``invoice`` parameter
+    (-32602) naming ``invoice_amount``."""
+
+    code = CODE_INVOICE_AMOUNT
 
 
 class InvoiceExpired(InvoiceRefused):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import dataclasses
+import itertools
 import json
 import json.scanner
 import logging
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from invreq.service import Service
 
 __all__ = [
+    "MAX_NESTING",
     "MAX_REPLY_BYTES",
     "MAX_REQUEST_BYTES",
     "Answer",
@@ -48,6 +50,7 @@ __all__ = [
     "build_dispatcher",
     "dumps",
     "error_object",
+    "nesting",
     "parse",
 ]
 
@@ -59,6 +62,13 @@ log = logging.getLogger("invreq.rpc")
 #: (\\u0001) as JSON is 360 KB, a batch of 1000 ordinary calls about 200 KB. Measured cost:
 #: docs/limits.md (held per connection while it arrives).
 MAX_REQUEST_BYTES = 1024 * 1024
+#: The deepest a request may nest arrays and objects (the request itself is level 1). No
+#: CLN call comes near it (params and filter templates nest a few levels). It is explicit
+#: so the answer never depends on the interpreter: CPython 3.11's json parser raises
+#: RecursionError near 1000 levels, 3.12 and later parse far deeper, and what reads the
+#: value afterwards (parameter checks, the quoted token, filters, the pure-Python scanner
+#: at two frames a level) must stay well inside Python's recursion limit on every version.
+MAX_NESTING = 100
 #: The most requests one batch may hold (the reply must stay proportionate to the request).
 MAX_BATCH = 1000
 #: The reply budget of one batch: once its replies reach this many bytes of JSON, the
@@ -119,12 +129,31 @@ _MARKING.parse_string = _scanstring_marking  # type: ignore[attr-defined]
 _MARKING.scan_once = json.scanner.py_make_scanner(_MARKING)  # type: ignore[attr-defined]
 
 
+# A JSON string, or an unterminated one up to the end: every match attempt consumes what it
+# tried, so removing the strings from a request is linear in its size, malformed or not.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.S)
+_NOT_A_BRACKET = bytes(c for c in range(256) if c not in b"[]{}")
+_DEPTH_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+
+
+def nesting(raw: bytes) -> int:
+    """How deep a JSON text nests arrays and objects, brackets inside strings aside (UTF-8
+    puts no ASCII byte inside a multi-byte character). A malformed text gets some number;
+    the parser refuses it anyway."""
+    brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_A_BRACKET)
+    return max(itertools.accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0)
+
+
 def parse(raw: bytes) -> Any:
-    """Strict UTF-8, strict JSON; raises ``InvalidRequest`` saying which."""
+    """Strict UTF-8, strict JSON, at most ``MAX_NESTING`` levels deep; raises
+    ``InvalidRequest`` saying which."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise InvalidRequest(f"malformed request: invalid UTF-8 at byte {e.start}") from None
+    # Cheap for ordinary requests: only one with more openers than the limit is scanned.
+    if raw.count(b"[") + raw.count(b"{") > MAX_NESTING and nesting(raw) > MAX_NESTING:
+        raise InvalidRequest(f"malformed request: nested deeper than {MAX_NESTING} levels")
     decoder = _MARKING if "\\u" in text else _FAST
     try:
         return decoder.decode(text)

@@ -75,6 +75,8 @@ PATHS_KEY: web.AppKey[PathMaker | None] = web.AppKey("paths")
 SERVICE_KEY = web.AppKey("service", Service)
 AUTH_KEY = web.AppKey("auth", RuneAuthority)
 DISPATCHER_KEY = web.AppKey("dispatcher", rpc.Dispatcher)
+#: The LNURL-withdraw door's links (invreq.lnurl), with --lnurl.
+LNURL_KEY: web.AppKey[Any] = web.AppKey("lnurl")
 FEED_KEY = web.AppKey("feed", ChangeFeed)
 
 #: Seconds shutdown waits for HTTP requests in flight (a person confirming on a hardware
@@ -231,6 +233,7 @@ async def _commands(app: web.Application) -> AsyncIterator[None]:
         allow_unlimited_payouts=config.allow_unlimited_payouts,
     )
     service.paths = app[PATHS_KEY]
+    service.lnurl = app[LNURL_KEY]
     base = config.page_base
     if base is not None:
         service.page_url = lambda invreq_id: base + page.page_path(invreq_id)
@@ -246,6 +249,11 @@ async def _pages(app: web.Application) -> AsyncIterator[None]:
     """The payee pages: their static files, read once here (off the event loop)."""
     static = await asyncio.to_thread(page.load_static)
     app[page.PAGES_KEY] = page.Pages(app[STORE_KEY], app[FEED_KEY], static)
+    links = app[LNURL_KEY]
+    if links is not None:  # --lnurl: the page shows the link too
+        app[page.PAGES_KEY].links = lambda r: (
+            None if r.lnurl_k1 is None else links.links_json(r.lnurl_k1)
+        )
     yield
 
 
@@ -334,9 +342,27 @@ def create_app(
     if metrics is not None:
         app.cleanup_ctx.append(_metrics)
     app.router.add_routes(rest.routes(AUTH_KEY, DISPATCHER_KEY))
+    app[LNURL_KEY] = None
+    if config.lnurl:
+        app[LNURL_KEY] = _lnurl_links(config)
+        from invreq import lnurldoor
+
+        app.router.add_routes(lnurldoor.routes(STORE_KEY, RECEIVER_KEY, app[LNURL_KEY]))
     app.router.add_routes(page.routes())
     app.router.add_routes(dashboard.routes())
     return app
+
+
+def _lnurl_links(config: Config) -> Any:
+    """``--lnurl``: its libraries are an optional extra, named in one line when missing."""
+    from invreq.extras import require
+
+    for module in ("lnurl", "bolt11"):
+        require(module, "--lnurl")
+    from invreq.lnurl import Links
+
+    assert config.public_url is not None  # Config.validate
+    return Links.open(config.public_url)
 
 
 #: File descriptors kept for everything but client connections (store, log, signer,

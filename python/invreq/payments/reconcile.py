@@ -229,6 +229,11 @@ class Reconciler:
 
 def _expired(p: Payment, now: int) -> bool:
     """The invoice can no longer be paid by anyone (its payee refuses it after expiry)."""
+    if p.door == "lnurl":
+        from invreq import lnurl  # a BOLT 11 invoice: only ever written with --lnurl
+
+        expires_at = lnurl.invoice_expires_at(p.invoice)
+        return expires_at is not None and expires_at <= now
     try:
         return bolt12.decode_invoice(p.invoice).expires_at <= now
     except Bolt12Error:

@@ -71,6 +71,9 @@ class Record:
     @property
     def bound(self) -> PayoutBound:
         return PayoutBound(self.single_use, self.max_payouts, self.payout_until)
+    # The LNURL-withdraw door's capability (invreq.lnurl), made with the request when
+    # --lnurl is on; None: the request has no such door.
+    lnurl_k1: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -105,6 +108,9 @@ class Payment:
     duplicate_of: int | None = None
     # --payout-approver hwi: the device's signed approval of this payment (JSON object).
     payout_approval: dict[str, Any] | None = None
+    # Which door the invoice came through: "bolt12" (receiveinvoice, the CLN plugin) or
+    # "lnurl" (a BOLT 11 invoice from an LNURL-withdraw wallet, invreq.lnurl).
+    door: str = "bolt12"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -180,6 +186,9 @@ class ListQuery:
 class RequestLookup(Protocol):
     async def get(self, invreq_id: str) -> Record | None:
         """The record of ``invreq_id``, or None."""
+
+    async def get_by_k1(self, k1: str) -> Record | None:
+        """The record whose LNURL-withdraw ``k1`` this is, or None."""
 
 
 class RequestStore(RequestLookup, Protocol):
@@ -315,7 +324,8 @@ class EventStore(Protocol):
     async def events(
         self, *, invreq_id: str | None = None, start: int | None = None, limit: int | None = None
     ) -> builtins.list[Event]:
-        """Events in order, from event_id ``start`` on, the first ``limit`` of them."""
+        """Events in order: from event_id ``start`` on, the first ``limit`` of them; without
+        ``start``, the newest ``limit`` (the most recent)."""
 
     async def events_lease(
         self, now: int, owner: str, limit: int, lease_seconds: int

@@ -50,6 +50,7 @@ from invreq.store.base import (
 )
 from invreq.store.rows import (
     BOUND_TAKEN,
+    LNURL_MIGRATION,
     PAYMENT_COLUMNS,
     PAYMENT_INSERT,
     PAYMENT_INSERT_COUNT,
@@ -156,6 +157,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     _DROP_RUNE_STRINGS,
     bound_migration("BIGINT", "BOOLEAN", "false"),
     outbox.events_migration("BIGINT", "BIGSERIAL"),
+    LNURL_MIGRATION,
 )
 
 #: The first schema version without rune strings.
@@ -163,7 +165,8 @@ RUNE_STRINGS_DROPPED = MIGRATIONS.index(_DROP_RUNE_STRINGS) + 1
 
 _COLUMNS = (
     "invreq_id, bolt12, label, active, single_use, used, created_at, payer_key, "
-    "created_index, approval, max_payouts, payout_until, approval_required, absolute_expiry"
+    "created_index, approval, max_payouts, payout_until, approval_required, absolute_expiry,"
+    " lnurl_k1"
 )
 
 
@@ -233,6 +236,7 @@ def _record(row: Any) -> Record:
         payout_until=None if row[11] is None else int(row[11]),
         approval_required=bool(row[12]),
         absolute_expiry=row[13],
+        lnurl_k1=row[14],
     )
 
 
@@ -344,10 +348,10 @@ class PostgresStore:
             rows = await self._pool.fetch(
                 "INSERT INTO invoice_requests (invreq_id, bolt12, label, active, single_use,"
                 " used, created_at, payer_key, approval, max_payouts, payout_until,"
-                " approval_required, absolute_expiry)"
+                " approval_required, absolute_expiry, lnurl_k1)"
                 " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[],"
                 " $5::bool[], $6::bool[], $7::bigint[], $8::text[], $9::jsonb[],"
-                " $10::bigint[], $11::bigint[], $12::bool[], $13::bigint[])"
+                " $10::bigint[], $11::bigint[], $12::bool[], $13::bigint[], $14::text[])"
                 " ON CONFLICT (invreq_id) DO NOTHING RETURNING invreq_id, created_index",
                 [r.invreq_id for r in recs],
                 [r.bolt12 for r in recs],
@@ -362,6 +366,7 @@ class PostgresStore:
                 [r.payout_until for r in recs],
                 [r.approval_required for r in recs],
                 [r.absolute_expiry for r in recs],
+                [r.lnurl_k1 for r in recs],
             )
         except Exception as e:  # asyncpg errors, timeouts: the writer must outlive them
             err = CommitFailed(e)
@@ -731,10 +736,13 @@ class PostgresStore:
         if invreq_id is not None:
             args.append(invreq_id)
             sql += " AND invreq_id = $2"
-        sql += " ORDER BY event_id" + ("" if limit is None else f" LIMIT {int(limit)}")
+        # Without start: the newest ones (read backwards, returned in order).
+        newest = start is None
+        sql += " ORDER BY event_id" + (" DESC" if newest else "")
+        sql += "" if limit is None else f" LIMIT {int(limit)}"
         async with self._pool_guarded() as pool:
             rows = await pool.fetch(sql, *args)
-        return [outbox.event_from_row(r) for r in rows]
+        return [outbox.event_from_row(r) for r in (reversed(rows) if newest else rows)]
 
     async def events_lease(
         self, now: int, owner: str, limit: int, lease_seconds: int
@@ -788,6 +796,12 @@ class PostgresStore:
     async def get(self, invreq_id: str) -> Record | None:
         rows = await self._records(
             f"SELECT {_COLUMNS} FROM invoice_requests WHERE invreq_id = $1", invreq_id
+        )
+        return rows[0] if rows else None
+
+    async def get_by_k1(self, k1: str) -> Record | None:
+        rows = await self._records(
+            f"SELECT {_COLUMNS} FROM invoice_requests WHERE lnurl_k1 = $1", k1
         )
         return rows[0] if rows else None
 

@@ -13,6 +13,7 @@ from invreq.store.base import BLACKLIST_OFFSET, Payment, PaymentLimits, StoredRu
 __all__ = [
     "BOUND_TAKEN",
     "COUNT_BY_STATE",
+    "LNURL_MIGRATION",
     "PAYMENT_COLUMNS",
     "PAYMENT_INSERT",
     "PAYMENT_INSERT_COUNT",
@@ -49,7 +50,7 @@ def states(rows: list[Any]) -> dict[str, int]:
 
 PAYMENT_INSERT = (
     "invreq_id, invoice, amount_msat, payment_hash, status, created_at, resolved_at,"
-    " preimage, error, node_id, attempt_deadline"
+    " preimage, error, node_id, attempt_deadline, door"
 )
 #: Columns set by later changes (disable, resolvepayment, the migration), not at insert.
 PAYMENT_COLUMNS = (
@@ -57,7 +58,7 @@ PAYMENT_COLUMNS = (
     + PAYMENT_INSERT
     + ", request_disabled_at, resolved_by, evidence, duplicate_of, payout_approval"
 )
-PAYMENT_INSERT_COUNT = 11
+PAYMENT_INSERT_COUNT = 12
 
 
 def payment_values(p: Payment) -> tuple[Any, ...]:
@@ -73,6 +74,7 @@ def payment_values(p: Payment) -> tuple[Any, ...]:
         p.error,
         p.node_id,
         p.attempt_deadline,
+        p.door,
     )
 
 
@@ -94,11 +96,12 @@ def payment_from_row(row: Any) -> Payment:
         error=row[9],
         node_id=row[10],
         attempt_deadline=_int(row[11]),
-        request_disabled_at=_int(row[12]),
-        resolved_by=row[13],
-        evidence=row[14],
-        duplicate_of=_int(row[15]),
-        payout_approval=None if row[16] is None else json.loads(row[16]),
+        door=row[12],
+        request_disabled_at=_int(row[13]),
+        resolved_by=row[14],
+        evidence=row[15],
+        duplicate_of=_int(row[16]),
+        payout_approval=None if row[17] is None else json.loads(row[17]),
     )
 
 
@@ -150,6 +153,17 @@ def payment_migration(bigint: str) -> tuple[str, ...]:
         " WHERE duplicate_of IS NULL",
         "CREATE INDEX payments_pending ON payments(status) WHERE status = 'pending'",
     )
+
+
+#: The LNURL-withdraw door (invreq.lnurl), for both stores: a request's k1 (unique: the
+#: callback finds the request by it), and which door each payment came through (the rows
+#: before it all came through BOLT 12's).
+LNURL_MIGRATION = (
+    "ALTER TABLE invoice_requests ADD COLUMN lnurl_k1 TEXT",
+    "CREATE UNIQUE INDEX invoice_requests_lnurl_k1 ON invoice_requests(lnurl_k1)"
+    " WHERE lnurl_k1 IS NOT NULL",
+    "ALTER TABLE payments ADD COLUMN door TEXT NOT NULL DEFAULT 'bolt12'",
+)
 
 
 # Limits (invreq.store.base.PaymentLimits), counted in the claim's transaction.

@@ -59,6 +59,7 @@ from invreq.store.base import (
 from invreq.store.rows import (
     BOUND_TAKEN,
     COUNT_BY_STATE,
+    LNURL_MIGRATION,
     PAYMENT_COLUMNS,
     PAYMENT_INSERT,
     PAYMENT_INSERT_COUNT,
@@ -158,6 +159,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     _DROP_RUNE_STRINGS,
     bound_migration("INTEGER", "INTEGER", "0"),
     outbox.events_migration("INTEGER", "INTEGER"),
+    LNURL_MIGRATION,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: The first schema version without rune strings.
@@ -165,15 +167,16 @@ RUNE_STRINGS_DROPPED = MIGRATIONS.index(_DROP_RUNE_STRINGS) + 1
 
 _COLUMNS = (
     "invreq_id, bolt12, label, active, single_use, used, created_at, payer_key, "
-    "created_index, approval, max_payouts, payout_until, approval_required, absolute_expiry"
+    "created_index, approval, max_payouts, payout_until, approval_required, absolute_expiry,"
+    " lnurl_k1"
 )
 
 _INSERT = (
     "INSERT INTO invoice_requests (invreq_id, bolt12, label, active, single_use, used,"
     " created_at, payer_key, approval, max_payouts, payout_until, approval_required,"
-    " absolute_expiry) VALUES "
+    " absolute_expiry, lnurl_k1) VALUES "
 )
-_ROW = "(?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_ROW = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 
 
 def _values(r: Record) -> tuple[Any, ...]:
@@ -192,6 +195,7 @@ def _values(r: Record) -> tuple[Any, ...]:
         r.payout_until,
         int(r.approval_required),
         r.absolute_expiry,
+        r.lnurl_k1,
     )
 
 
@@ -253,6 +257,7 @@ def _record(row: tuple[Any, ...]) -> Record:
         payout_until=row[11],
         approval_required=bool(row[12]),
         absolute_expiry=row[13],
+        lnurl_k1=row[14],
     )
 
 
@@ -300,13 +305,21 @@ def _sidecar(path: Path, suffix: str) -> Path:
     return path.with_name(path.name + suffix)
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path, *, query_only: bool = False) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    _enter_wal(conn)
-    # FULL: in WAL mode every commit is fsync'd, so an acknowledged write survives a
-    # power loss, not only a crash of the process.
-    conn.execute("PRAGMA synchronous=FULL")
+    try:
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        _enter_wal(conn)
+        # FULL: in WAL mode every commit is fsync'd, so an acknowledged write survives a
+        # power loss, not only a crash of the process.
+        conn.execute("PRAGMA synchronous=FULL")
+        if query_only:
+            conn.execute("PRAGMA query_only=1")
+    except BaseException:
+        # Closed now, not left to the garbage collector: it would keep the file open until
+        # then (and Python 3.13 warns of a connection never closed, ResourceWarning).
+        conn.close()
+        raise
     return conn
 
 
@@ -369,10 +382,14 @@ class SQLiteStore:
         try:
             self._owner_only()
             conn = _connect(self.path)
-            # Deleted rows are overwritten with zeros: the migration that drops the rune
-            # strings leaves none behind in free pages.
-            conn.execute("PRAGMA secure_delete=ON")
-            self._migrate(conn)
+            try:
+                # Deleted rows are overwritten with zeros: the migration that drops the rune
+                # strings leaves none behind in free pages.
+                conn.execute("PRAGMA secure_delete=ON")
+                self._migrate(conn)
+            except BaseException:  # a database from a newer invreq, a failed migration
+                conn.close()
+                raise
         except StartupError:
             raise
         except Exception as e:
@@ -942,10 +959,14 @@ class SQLiteStore:
             where.append("invreq_id = ?")
             args.append(invreq_id)
         sql = f"SELECT {outbox.EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)}"
-        sql += " ORDER BY event_id" + ("" if limit is None else f" LIMIT {int(limit)}")
+        # Without start: the newest ones (read backwards, returned in order).
+        newest = start is None
+        sql += " ORDER BY event_id" + (" DESC" if newest else "")
+        sql += "" if limit is None else f" LIMIT {int(limit)}"
 
         def run(conn: sqlite3.Connection) -> builtins.list[Event]:
-            return [outbox.event_from_row(r) for r in conn.execute(sql, args).fetchall()]
+            rows = conn.execute(sql, args).fetchall()
+            return [outbox.event_from_row(r) for r in (reversed(rows) if newest else rows)]
 
         return await self._reading(run)
 
@@ -1003,15 +1024,13 @@ class SQLiteStore:
     def _read_connection(self) -> sqlite3.Connection:
         """The reader thread's connection (only that thread uses it)."""
         if self._read_conn is None:
-            self._read_conn = _connect(self.path)
-            self._read_conn.execute("PRAGMA query_only=1")
+            self._read_conn = _connect(self.path, query_only=True)
         return self._read_conn
 
     def _point_connection(self) -> sqlite3.Connection:
         """The event loop's own connection, for point lookups."""
         if self._point_conn is None:
-            self._point_conn = _connect(self.path)
-            self._point_conn.execute("PRAGMA query_only=1")
+            self._point_conn = _connect(self.path, query_only=True)
         return self._point_conn
 
     async def _reading(self, fn: Callable[[sqlite3.Connection], T], *, point: bool = False) -> T:
@@ -1050,6 +1069,12 @@ class SQLiteStore:
     async def get(self, invreq_id: str) -> Record | None:
         rows = await self._records(
             f"SELECT {_COLUMNS} FROM invoice_requests WHERE invreq_id = ?", (invreq_id,), point=True
+        )
+        return rows[0] if rows else None
+
+    async def get_by_k1(self, k1: str) -> Record | None:
+        rows = await self._records(
+            f"SELECT {_COLUMNS} FROM invoice_requests WHERE lnurl_k1 = ?", (k1,), point=True
         )
         return rows[0] if rows else None
 

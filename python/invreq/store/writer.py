@@ -525,6 +525,9 @@ class WorkerStore:
     async def get(self, invreq_id: str) -> Record | None:
         return await self._reader().get(invreq_id)
 
+    async def get_by_k1(self, k1: str) -> Record | None:
+        return await self._reader().get_by_k1(k1)
+
     async def list(self, query: ListQuery) -> builtins.list[Record]:
         return await self._reader().list(query)
 
