@@ -18,8 +18,9 @@ BENCH_DEPS := $(VENV)/.deps-bench
 BUILD_STAMP := $(VENV)/.build-stamp
 RUST_SOURCES := $(shell find rust -name '*.rs' -o -name Cargo.toml 2>/dev/null) Cargo.toml Cargo.lock
 # Running needs pyproject's dependencies and its optional runtime paths: hwi (--signer hwi,
-# --approver hwi; installs on 3.11 and 3.12 only) and postgres (--db postgresql://...).
-RUN_EXTRAS := hwi,postgres
+# --approver hwi; installs on 3.11 and 3.12 only), postgres (--db postgresql://...) and lnurl
+# (--lnurl; lnurl and bip32 themselves go in with --no-deps: see pyproject.toml).
+RUN_EXTRAS := hwi,postgres,lnurl
 PIP := $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt
 
 .PHONY: all run test test-rust test-python test-pythons test-fuzz lint fuzz bench bench-micro bench-profile clean FORCE
@@ -68,6 +69,7 @@ $(RUN_DEPS): pyproject.toml constraints.txt contrib/requirements.py $(INTERPRETE
 	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
 	@$(PY) contrib/requirements.py run $(RUN_EXTRAS) > $(VENV)/requirements-run.txt
 	@$(PIP) maturin -r $(VENV)/requirements-run.txt
+	@$(PIP) --no-deps lnurl bip32
 	@touch $@
 
 # pyln-client is installed with --no-deps: its pyln-proto wants coincurve-cp314-fix, a fork

@@ -82,7 +82,7 @@ class FakeLightningd:
 
     def settle(self, invoice: str, status: str) -> None:
         """The node's pending payment of ``invoice`` completes (or fails) now."""
-        h = bolt12.decode_invoice(invoice).payment_hash.hex()
+        h = payment_hash_of(invoice)
         self.rpc.call("dev-invreq-settle", {"payment_hash": h, "status": status})
 
     def restart(self, *args: str, node_id: str | None = None) -> None:
@@ -145,6 +145,11 @@ def invoice_for(
 
 
 def payment_hash_of(invoice: str) -> str:
+    """Of a BOLT 12 invoice, or of a BOLT 11 one (the LNURL door's)."""
+    if not invoice.lower().startswith("lni1"):
+        import bolt11
+
+        return str(bolt11.decode(invoice).payment_hash)
     return bolt12.decode_invoice(invoice).payment_hash.hex()
 
 

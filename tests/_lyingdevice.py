@@ -101,10 +101,12 @@ class LyingDevice:
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             self.listener.bind(("127.0.0.1", self.port))
-            self.listener.listen(8)
-        except OSError:  # the port is taken: closed now, not left to warn in a later test
+        except OSError:
+            # The port is taken (another test run on this machine): fail this test only,
+            # without a leaked socket that a later test would report as unraisable.
             self.listener.close()
             raise
+        self.listener.listen(8)
         self.port = self.listener.getsockname()[1]
         self._stop = threading.Event()
         threading.Thread(target=self._accept, daemon=True).start()

@@ -17,11 +17,13 @@ lightningd does:
   any other payment_hash fails (no payee here to settle it). A disconnected caller does
   not stop it (lightningd keeps running a command whose caller went away). Every ``xpay``
   is appended to ``--log`` (one JSON line), so tests count the payments actually
-  attempted.
+  attempted. It takes BOLT 12
+  invoices and, as xpay does, BOLT 11 ones (the LNURL-withdraw door's, read with the
+  ``bolt11`` library; the wallet stand-in, tests/_wallet.py, uses the same preimages).
 - ``listpays [bolt11] [payment_hash] [status]`` and ``listsendpays`` (same filters), with
   CLN's statuses ``pending``/``complete``/``failed`` and its field names (a BOLT 12
-  invoice is reported under ``bolt12``; ``preimage`` in listpays, ``payment_preimage`` in
-  listsendpays; only for complete payments).
+  invoice is reported under ``bolt12``, a BOLT 11 one under ``bolt11``; ``preimage`` in
+  listpays, ``payment_preimage`` in listsendpays; only for complete payments).
 - ``dev-invreq-settle payment_hash status`` (test control, not a CLN command): the pending
   payment completes or fails now, as a stuck HTLC eventually does.
 
@@ -103,18 +105,17 @@ class Node:
             if "maxfee" in params:
                 entry["maxfee"] = params["maxfee"]
             f.write(json.dumps(entry) + "\n")
-        inv = bolt12.decode_invoice(invoice)
-        h = inv.payment_hash.hex()
+        h, destination, amount, kind = _read(invoice)
         old = self.pays.get(h)
         if old is not None and old["status"] != "failed":
             # lightningd refuses to start a second payment of one payment_hash.
             raise _Error(200, "Already have payment in progress or complete")
         self.pays[h] = {
             "payment_hash": h,
-            "bolt12": invoice,
-            "destination": inv.node_id.hex(),
-            "amount_msat": inv.amount_msat,
-            "amount_sent_msat": inv.amount_msat,
+            kind: invoice,
+            "destination": destination,
+            "amount_msat": amount,
+            "amount_sent_msat": amount,
             "created_at": int(time.time()),
             "groupid": 1 + (old["groupid"] if old else 0),
             "created_index": len(self.pays) + 1,
@@ -142,7 +143,7 @@ class Node:
     def select(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         out = list(self.pays.values())
         if params.get("bolt11") is not None:
-            out = [p for p in out if p["bolt12"] == params["bolt11"]]
+            out = [p for p in out if _invstring(p) == params["bolt11"]]
         if params.get("payment_hash") is not None:
             out = [p for p in out if p["payment_hash"] == params["payment_hash"]]
         if params.get("status") is not None:
@@ -154,7 +155,7 @@ class Node:
         for p in self.select(params):
             one = {
                 k: p[k]
-                for k in ("payment_hash", "status", "destination", "created_at", "bolt12")
+                for k in ("payment_hash", "status", "destination", "created_at", "bolt11", "bolt12")
                 if k in p
             }
             if p["status"] != "pending":
@@ -181,8 +182,9 @@ class Node:
                 "destination": p["destination"],
                 "created_at": p["created_at"],
                 "amount_sent_msat": p["amount_sent_msat"],
-                "bolt12": p["bolt12"],
             }
+            kind = "bolt12" if "bolt12" in p else "bolt11"
+            one[kind] = p[kind]
             if p["status"] != "pending":
                 one["completed_at"] = p["completed_at"]
             if p["status"] == "complete":
@@ -266,6 +268,21 @@ async def serve(a: argparse.Namespace) -> None:
     print("fake-lightningd ready", flush=True)
     await stop.wait()
     server.close()
+
+
+def _invstring(pay: dict[str, Any]) -> str:
+    return str(pay.get("bolt12") or pay["bolt11"])
+
+
+def _read(invoice: str) -> tuple[str, str, int, str]:
+    """(payment_hash, destination, amount_msat, kind) of a BOLT 12 or BOLT 11 invoice."""
+    if invoice.lower().startswith(bolt12.INVOICE_HRP + "1"):
+        inv = bolt12.decode_invoice(invoice)
+        return inv.payment_hash.hex(), inv.node_id.hex(), inv.amount_msat, "bolt12"
+    import bolt11
+
+    b11 = bolt11.decode(invoice)
+    return b11.payment_hash, str(b11.payee), int(b11.amount_msat or 0), "bolt11"
 
 
 class _Error(Exception):

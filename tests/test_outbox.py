@@ -92,6 +92,8 @@ async def test_changes_write_their_events_and_bump_the_indexes(two: tuple[Store,
     }
     assert [e.type for e in await store.events(invreq_id=f"{2:064x}")] == ["request_disabled"]
     assert [e.event_id for e in await store.events(start=3, limit=1)] == [3]
+    # Without start: the most recent, in order.
+    assert [e.event_id for e in await store.events(limit=2)] == [3, 4]
 
 
 async def test_a_refused_attempt_and_a_failure(two: tuple[Store, Store]) -> None:

@@ -473,3 +473,28 @@ async def test_the_migration_marks_requests_stored_with_an_approval_as_needing_o
         assert plain.max_payouts is None and plain.payout_until is None
     finally:
         await store.close()
+
+
+def test_another_instance_with_approver_hwi_refuses_a_request_made_without_one(
+    tmp_path: Path, liar: LyingDevice, lightningd: Any, pg_dsn: str
+) -> None:
+    # Two instances on one PostgreSQL database: one without an approver makes a request,
+    # the one with --approver hwi refuses to pay it; the one without pays only requests
+    # that need no approval.
+    ln = lightningd()
+    plain = serve(tmp_path / "plain", ln, db=pg_dsn).start()
+    guarded = serve(tmp_path / "guarded", ln, "--approver", "hwi", *DEVICE, db=pg_dsn).start()
+    try:
+        unapproved = plain.rpc.call("invoicerequest", [1000, "no approver here"])
+        e = error_of(guarded, "receiveinvoice", [invoice_for(unapproved["bolt12"])])
+        assert e["code"] == NOT_APPROVED and "has no approval" in e["message"], e
+        approved = guarded.rpc.call("invoicerequest", [2000, "approved there"])
+        e = error_of(plain, "receiveinvoice", [invoice_for(approved["bolt12"])])
+        assert e["code"] == NOT_APPROVED and "without --approver hwi" in e["message"], e
+        assert guarded.rpc.call("receiveinvoice", [invoice_for(approved["bolt12"])])["status"] == (
+            "paid"
+        )
+        assert len(ln.xpays()) == 1
+    finally:
+        assert plain.stop() == 0, plain.output()
+        assert guarded.stop() == 0, guarded.output()

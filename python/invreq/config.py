@@ -11,6 +11,7 @@ import dataclasses
 import ipaddress
 import os
 import re
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "pay_with_path",
+    "public_url_problem",
 ]
 
 DEFAULT_DATA_DIR = Path("~/.invreq")
@@ -96,7 +98,7 @@ class Config:
         None,
         "the address payees reach the HTTP door at, e.g. https://pay.example.com behind a "
         "proxy: page_url in the replies is this plus /r/INVREQ_ID (None: the HTTP door's "
-        "own address)",
+        "own address); with --lnurl, the links wallets fetch start with it too",
     )
     webhook_url: str | None = _option(
         None,
@@ -176,6 +178,12 @@ class Config:
     )
     pay_attempts_per_minute: int = _option(
         30, "payment attempts on all invoice_requests per minute (error 2111 beyond)"
+    )
+    lnurl: bool = _option(
+        False,
+        "LNURL-withdraw (LUD-03): each single-use request made while on also carries a link "
+        "(lnurl, lnurlw) any LNURL wallet collects it through, paid through --pay-with; needs "
+        "HTTP and --public-url",
     )
     log_level: str = _option("info", "the least important messages logged", LOG_LEVELS)
     log_file: Path | None = _option(  # noqa: RUF009
@@ -320,6 +328,19 @@ class Config:
         ):
             if not 1 <= value <= 1_000_000:
                 raise ConfigError(f"{flag}: {value} is not between 1 and 1000000")
+        if self.lnurl and self.public_url is not None:
+            public_url_problem(self.public_url)
+        if self.lnurl and not self.http_port:
+            raise ConfigError("--lnurl: wallets reach the link over HTTP; give --http-port")
+        if self.lnurl and pay_with_path(self.pay_with) is None:
+            raise ConfigError(
+                "--lnurl: a withdrawal link promises a payment; give --pay-with cln:RPC_PATH"
+            )
+        if self.lnurl and self.public_url is None:
+            raise ConfigError(
+                "--lnurl: give --public-url, the base URL wallets reach this service's HTTP door "
+                "at (https://..., or http://... for an onion service)"
+            )
         if self.hwi_fingerprint is not None and not _HEX_FINGERPRINT.fullmatch(
             self.hwi_fingerprint
         ):
@@ -390,6 +411,23 @@ def pay_with_path(spec: str) -> Path | None:
     if spec.startswith(PAY_WITH_CLN):
         return Path(spec.removeprefix(PAY_WITH_CLN)).expanduser()
     raise ConfigError(f"--pay-with: {spec!r} is not 'none' or 'cln:RPC_PATH'")
+
+
+def public_url_problem(url: str) -> None:
+    """``--public-url``'s shape: wallets fetch LNURLs over https, http only for an onion
+    service (LUD-01); loopback http is allowed for testing on one machine. Raises
+    ``ConfigError``."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    secure = parts.scheme == "https" or (
+        parts.scheme == "http" and (host.endswith(".onion") or _is_loopback(host))
+    )
+    if not host or not secure or parts.query or parts.fragment:
+        raise ConfigError(
+            f"--public-url: {url!r} is not a base URL LNURL wallets accept (--lnurl): give "
+            "https://HOST[:PORT][/PATH] (http:// only for an onion service, or loopback for "
+            "testing), without query or fragment"
+        )
 
 
 def _is_loopback(host: str) -> bool:

@@ -1,6 +1,6 @@
 """The optional runtime paths and what to install for them (pyproject's runtime extras).
 
-The service starts on its defaults with ``[project] dependencies`` alone. Two options need
+The service starts on its defaults with ``[project] dependencies`` alone. Some options need
 more, and only those options import it (lazily), so a missing extra stops the start with
 one line saying what to install rather than an ``ImportError`` traceback (or a failure to
 start at all on a Python the extra does not install on).
@@ -22,6 +22,13 @@ OPTIONAL_IMPORTS: dict[str, tuple[str, str]] = {
     # pyserial: the Jade USB transport (signers/jade_transport.py); hwi depends on it too.
     "serial": ("hwi", " on Python 3.11 or 3.12 (hwi 3.2.0 does not install on newer ones)"),
     "asyncpg": ("postgres", ""),
+    # --lnurl. bolt11 is in the lnurl extra; lnurl itself cannot be (it requires bip32>=5,
+    # which requires a coincurve older than ours), so it is installed --no-deps after it.
+    "bolt11": ("lnurl", ""),
+    "lnurl": (
+        "",
+        "pip install 'invreq[lnurl]' && pip install --no-deps lnurl==2.0.2 bip32==5.0.0",
+    ),
 }
 
 

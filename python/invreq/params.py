@@ -536,7 +536,7 @@ LISTEVENTS = Command(
     "listevents",
     (
         _p("invreq_id", check_sha256, "hash", "only the events of this invoice_request"),
-        _p("start", check_u64, "u64", "first event_id to list"),
+        _p("start", check_u64, "u64", "first event_id to list (default: the most recent)"),
         _p("limit", check_u32, "u32", "at most this many"),
     ),
     "List events (webhook deliveries) in order, with their delivery state.",

@@ -75,6 +75,8 @@ PATHS_KEY: web.AppKey[PathMaker | None] = web.AppKey("paths")
 SERVICE_KEY = web.AppKey("service", Service)
 AUTH_KEY = web.AppKey("auth", RuneAuthority)
 DISPATCHER_KEY = web.AppKey("dispatcher", rpc.Dispatcher)
+#: The LNURL-withdraw door's links (invreq.lnurl), with --lnurl.
+LNURL_KEY: web.AppKey[Any] = web.AppKey("lnurl")
 FEED_KEY = web.AppKey("feed", ChangeFeed)
 
 #: Seconds shutdown waits for HTTP requests in flight (a person confirming on a hardware
@@ -231,6 +233,7 @@ async def _commands(app: web.Application) -> AsyncIterator[None]:
         allow_unlimited_payouts=config.allow_unlimited_payouts,
     )
     service.paths = app[PATHS_KEY]
+    service.lnurl = app[LNURL_KEY]
     base = config.page_base
     if base is not None:
         service.page_url = lambda invreq_id: base + page.page_path(invreq_id)
@@ -246,6 +249,11 @@ async def _pages(app: web.Application) -> AsyncIterator[None]:
     """The payee pages: their static files, read once here (off the event loop)."""
     static = await asyncio.to_thread(page.load_static)
     app[page.PAGES_KEY] = page.Pages(app[STORE_KEY], app[FEED_KEY], static)
+    links = app[LNURL_KEY]
+    if links is not None:  # --lnurl: the page shows the link too
+        app[page.PAGES_KEY].links = lambda r: (
+            None if r.lnurl_k1 is None else links.links_json(r.lnurl_k1)
+        )
     yield
 
 
@@ -287,6 +295,7 @@ async def _unix(app: web.Application) -> AsyncIterator[None]:
         sock=listeners.unix if listeners is not None else None,
         metrics=app[METRICS_KEY],
         max_connections=connection_caps()[0],
+        backlog=ACCEPT_BURST,
     ):
         yield
 
@@ -334,9 +343,27 @@ def create_app(
     if metrics is not None:
         app.cleanup_ctx.append(_metrics)
     app.router.add_routes(rest.routes(AUTH_KEY, DISPATCHER_KEY))
+    app[LNURL_KEY] = None
+    if config.lnurl:
+        app[LNURL_KEY] = _lnurl_links(config)
+        from invreq import lnurldoor
+
+        app.router.add_routes(lnurldoor.routes(STORE_KEY, RECEIVER_KEY, app[LNURL_KEY]))
     app.router.add_routes(page.routes())
     app.router.add_routes(dashboard.routes())
     return app
+
+
+def _lnurl_links(config: Config) -> Any:
+    """``--lnurl``: its libraries are an optional extra, named in one line when missing."""
+    from invreq.extras import require
+
+    for module in ("lnurl", "bolt11"):
+        require(module, "--lnurl")
+    from invreq.lnurl import Links
+
+    assert config.public_url is not None  # Config.validate
+    return Links.open(config.public_url)
 
 
 #: File descriptors kept for everything but client connections (store, log, signer,
@@ -344,18 +371,24 @@ def create_app(
 RESERVED_FDS = 64
 #: Per door, the least connections served however low the fd limit.
 MIN_CONNECTIONS = 8
+#: Connections a listening socket queues in the kernel, and so the most asyncio accepts at
+#: once (one readiness event) before the guard can close any: each door keeps this many
+#: descriptors free above its cap, so an accept burst at the cap never meets EMFILE.
+ACCEPT_BURST = 32
 
 
 def connection_caps() -> tuple[int, int]:
     """(unix, HTTP) connection caps: each door gets half of the file descriptors left
-    after ``RESERVED_FDS``, up to ``MAX_UNIX_CONNECTIONS``, so both caps are reached before
-    the process runs out of descriptors (and no accepted client waits on one)."""
+    after ``RESERVED_FDS`` and an ``ACCEPT_BURST`` of headroom per door, up to
+    ``MAX_UNIX_CONNECTIONS``, so both caps are reached before the process runs out of
+    descriptors (and no accepted client waits on one, even during an accept burst)."""
     import resource
 
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return MAX_UNIX_CONNECTIONS, MAX_UNIX_CONNECTIONS
-    per_door = max(MIN_CONNECTIONS, min(MAX_UNIX_CONNECTIONS, (soft - RESERVED_FDS) // 2))
+    left = soft - RESERVED_FDS - 2 * ACCEPT_BURST
+    per_door = max(MIN_CONNECTIONS, min(MAX_UNIX_CONNECTIONS, left // 2))
     return per_door, per_door
 
 
@@ -420,11 +453,16 @@ async def serve(
         site: web.BaseSite
         if listeners is not None and listeners.http is not None:
             site = httpguard.GuardedSite(
-                runner, guard, sock=listeners.http, ssl_context=ssl_context
+                runner, guard, sock=listeners.http, ssl_context=ssl_context, backlog=ACCEPT_BURST
             )
         else:
             site = httpguard.GuardedSite(
-                runner, guard, host=config.http_host, port=config.http_port, ssl_context=ssl_context
+                runner,
+                guard,
+                host=config.http_host,
+                port=config.http_port,
+                ssl_context=ssl_context,
+                backlog=ACCEPT_BURST,
             )
         try:
             await site.start()

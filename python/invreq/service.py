@@ -24,6 +24,7 @@ from invreq.store.base import ListQuery, Record, RequestStore
 
 if TYPE_CHECKING:
     from invreq.blindpaths import PathMaker
+    from invreq.lnurl import Links
     from invreq.metrics import Metrics
     from invreq.signers.base import Approver, Signer
 
@@ -51,6 +52,8 @@ class Service:
     metrics: Metrics | None = None
     #: With a CLN backend: every request carries a blinded path to the paying node.
     paths: PathMaker | None = None
+    #: With --lnurl: single-use requests also carry an LNURL-withdraw link (invreq.lnurl).
+    lnurl: Links | None = None
     #: --allow-unlimited-payouts: with an approver, reusable requests without max_payouts
     allow_unlimited_payouts: bool = False
     #: With HTTP on: the payee page's address of a request (``page_url`` in the replies).
@@ -99,7 +102,9 @@ class Service:
             invreq_id, signed.bolt12, label, created_at, bound, approval, absolute_expiry
         )
         await self.store.insert(record)
-        return self._with_page(views.record_json(record, unsigned=signed.bolt12_unsigned))
+        return self._with_page(
+            views.record_json(record, unsigned=signed.bolt12_unsigned, links=self._links(record))
+        )
 
     def _record(
         self,
@@ -128,7 +133,16 @@ class Service:
             # whatever configuration pays it later (invreq.payments.authority).
             approval_required=self.approver is not None,
             absolute_expiry=absolute_expiry,
+            # One withdrawal per link (its k1 is useless once the request is collected):
+            # reusable requests keep the BOLT 12 door only.
+            lnurl_k1=self.lnurl.new_k1() if self.lnurl is not None and bound.single_use else None,
         )
+
+    def _links(self, record: Record) -> dict[str, str] | None:
+        """The request's LNURL (both forms) while this service serves that door."""
+        if self.lnurl is None or record.lnurl_k1 is None:
+            return None
+        return self.lnurl.links_json(record.lnurl_k1)
 
     def _build(
         self, amount: int, description: str, issuer: str | None, absolute_expiry: int | None
@@ -210,7 +224,9 @@ class Service:
             out[i] = (
                 result
                 if isinstance(result, BaseException)
-                else self._with_page(views.record_json(record, unsigned=unsigned_string))
+                else self._with_page(
+                    views.record_json(record, unsigned=unsigned_string, links=self._links(record))
+                )
             )
         return out
 
@@ -269,23 +285,24 @@ class Service:
         start: int | None = None,
         limit: int | None = None,
         label: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> paging.Listing[Record]:
         if (start is not None or limit is not None) and index is None:
             # CLN's list commands: `start` and `limit` only make sense along an index.
             raise InvalidParams("index: required when start or limit is given")
-        records = await self.store.list(
-            ListQuery(
-                invreq_id=invreq_id,
-                active_only=active_only,
-                label=label,
-                start=start,
-                limit=paging.store_limit(limit),
-            )
+        query = ListQuery(
+            invreq_id=invreq_id, active_only=active_only, label=label, max_bytes=paging.CHUNK_BYTES
         )
-        # One page at most, even without `limit` (see invreq.paging).
-        return {
-            "invoicerequests": paging.page(self._with_page(views.listed_json(r)) for r in records)
-        }
+
+        async def read(first: int | None, n: int) -> list[Record]:
+            return await self.store.list(dataclasses.replace(query, start=first, limit=n))
+
+        # Every matching record (as lightningd), read and sent a chunk at a time.
+        rows = paging.chunks(read, lambda r: r.created_index, start, limit)
+        return paging.Listing(
+            "invoicerequests",
+            rows,
+            lambda r: self._with_page(views.listed_json(r, links=self._links(r))),
+        )
 
     async def disableinvoicerequest(self, invreq_id: str) -> dict[str, Any]:
         """CLN's answer; when payments of this request are still pending (they may yet

@@ -32,27 +32,32 @@ __all__ = [
 # --- our records --------------------------------------------------------------------------
 
 
-def record_json(r: Record, unsigned: str | None = None) -> dict[str, Any]:
+def record_json(
+    r: Record, unsigned: str | None = None, links: dict[str, str] | None = None
+) -> dict[str, Any]:
     """The CLN object of invoicerequest and disableinvoicerequest (REFERENCE §5 key order),
     with ``bolt12_unsigned`` beside the signed string (what LDK-based wallets read).
     ``unsigned``: that string when the caller has it (a request just made), which saves
-    reading the signed one again."""
+    reading the signed one again. ``links``: the request's other door (``lnurl`` and
+    ``lnurlw``, :mod:`invreq.lnurl`), beside its ``bolt12``, when it has one."""
     out: dict[str, Any] = {
         "invreq_id": r.invreq_id,
         "active": r.active,
         "single_use": r.single_use,
         "bolt12": r.bolt12,
         "bolt12_unsigned": unsigned or bolt12.bolt12_unsigned(r.bolt12),
-        "used": r.used,
     }
+    if links:
+        out.update(links)
+    out["used"] = r.used
     if r.label is not None:
         out["label"] = r.label
     return out
 
 
-def listed_json(r: Record) -> dict[str, Any]:
+def listed_json(r: Record, links: dict[str, str] | None = None) -> dict[str, Any]:
     """One entry of listinvoicerequests: the record, then where and when it was made."""
-    out = record_json(r)
+    out = record_json(r, links=links)
     out["created_index"] = r.created_index
     out["created_at"] = r.created_at
     # Beyond CLN (issue 23): a reusable request's bound, and whether it needs an approval.
@@ -77,6 +82,7 @@ def payment_json(p: Payment) -> dict[str, Any]:
         "amount_msat": p.amount_msat,
         "payment_hash": p.payment_hash,
         "invoice": p.invoice,
+        "door": p.door,
         "created_at": p.created_at,
     }
     optional = (

@@ -48,7 +48,7 @@ from invreq.payments.node import (
     reply_wait,
 )
 from invreq.payments.reconcile import Reconciler
-from invreq.store.base import Payment, PaymentLimits, PaymentStore, Record
+from invreq.store.base import Claim, Payment, PaymentLimits, PaymentStore, Record
 
 if TYPE_CHECKING:
     from invreq.blindpaths import PathMaker
@@ -64,6 +64,11 @@ def _pending_error(p: Payment, why: str) -> PaymentPending:
         f"{p.node_id or '(not recorded)'} reports the outcome (listpayments shows it)",
         data=views.payment_json(p),
     )
+
+
+#: Refused invoices (``--pay-with none``) recorded per request; later ones are answered
+#: 2107 all the same, and not recorded.
+MAX_REFUSALS_RECORDED = 16
 
 
 class Receiver:
@@ -155,10 +160,18 @@ class Receiver:
             raise InvoiceExpired(inv.expires_at, now)
         if inv.offer_absolute_expiry is not None and inv.offer_absolute_expiry <= now:
             raise RequestExpired(inv.offer_absolute_expiry, now)
-        # Who may let money leave: a request needing an approval has a verifying one.
-        self.authority.check(record)
-        # Without a backend the attempt is recorded as refused at once, and claims nothing.
+        # Without a backend the attempt is recorded as refused at once, and claims nothing;
+        # at most MAX_REFUSALS_RECORDED of them per request (anyone holding a payee key can
+        # mint invoices without end: 38 MiB of them were stored in 1.6 s, issue 25).
         refused = isinstance(self.backend, NoBackend)
+        if refused and earlier is None:
+            recorded = await self.store.payment_count(invreq_id, "refused")
+            if recorded >= MAX_REFUSALS_RECORDED:
+                raise PaymentRefused(
+                    "invoice is valid but not paid: invreq serve runs with --pay-with none "
+                    f"(not recorded: this request has {recorded} refused invoices recorded "
+                    "already)"
+                )
         attempt = Payment(
             payment_id=0,
             invreq_id=invreq_id,
@@ -174,12 +187,7 @@ class Receiver:
             if refused
             else now + math.ceil(self.approval_wait + reply_wait(self.timeout)),
         )
-        try:
-            claim = await self.store.payment_claim(attempt, None if refused else self.limits)
-        except UnknownInvoiceRequest:
-            raise InvoiceUnknownRequest("invoice answers no invoice_request of ours") from None
-        except NotActive:
-            raise InvoiceNotActive() from None
+        claim = await self._claim(record, attempt, None if refused else self.limits)
         claimed = claim.payment
         if not claim.new and not (refused and claimed.status == "refused"):
             return self._answer_earlier(claimed, invoice)
@@ -188,24 +196,104 @@ class Receiver:
                 f"invoice is valid but not paid: invreq serve runs with --pay-with none "
                 f"(recorded as payment {claimed.payment_id})"
             )
+        entries = (inv.node_id, [_introduction(p) for p in inv.paths])
         if pathsecret is not None:
             # From the plugin the hook is answered now; the payout approval (a person, up
             # to --hwi-timeout) and the payment run here, and a decline reaches the payee
             # as an invoice_error over its reply path, like a failed payment.
-            task = asyncio.create_task(
-                self._pay_in_background(claimed, reply_path, approve=(record, inv))
-            )
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._pay_later(claimed, reply_path, approve=(record, *entries))
             return views.payment_json(claimed)
-        claimed = await self._approve_payout(record, claimed, inv)
+        claimed = await self._approve_payout(record, claimed, *entries)
         return await self._pay(claimed)
 
+    async def _claim(self, record: Record, attempt: Payment, limits: PaymentLimits | None) -> Claim:
+        """The one claim, whichever door the invoice came through (BOLT 12 here and from
+        the plugin, BOLT 11 from an LNURL wallet): who may let money leave (a request made
+        needing an approval has a verifying one), then the store's conditional insert
+        decides (single use, active, the payout bound, limits); its refusals are the
+        doors'."""
+        self.authority.check(record)
+        try:
+            return await self.store.payment_claim(attempt, limits)
+        except UnknownInvoiceRequest:
+            raise InvoiceUnknownRequest("invoice answers no invoice_request of ours") from None
+        except NotActive:
+            raise InvoiceNotActive() from None
+
+    def _pay_later(
+        self,
+        claimed: Payment,
+        reply_path: dict[str, Any] | None = None,
+        approve: tuple[Record, bytes, list[str]] | None = None,
+    ) -> None:
+        """Pay ``claimed`` in the background: its door has answered already (the plugin's
+        payee is told a certain failure over ``reply_path``; a wallet asks its own node).
+        ``approve``: the payout approval to ask for first (the request, the payee's node,
+        where the payment enters its route)."""
+        task = asyncio.create_task(self._pay_in_background(claimed, reply_path, approve))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def receive_withdrawal(self, record: Record, pr: str) -> Payment:
+        """The LNURL-withdraw door (:mod:`invreq.lnurl`): a wallet's BOLT 11 invoice ``pr``
+        for ``record``, the request its k1 named. Checked completely (BOLT 11 rules, the
+        request's network and exact amount, expiry, a payment_hash never seen before on
+        either door), then the request is claimed by the same claim as a BOLT 12 invoice's
+        (so a request collected through one door is refused at the other, and two racing
+        doors pay once), and paid in the background: LUD-03 answers the wallet once the
+        claim is taken. Returns the claimed payment; refusals raise as ``receiveinvoice``'s
+        do."""
+        from invreq import lnurl  # only with --lnurl (an optional extra)
+
+        if isinstance(self.backend, NoBackend):
+            raise PaymentRefused("this service does not pay (--pay-with none)")
+        req = bolt12.decode_invoice_request(record.bolt12)
+        if req.amount_msat is None:
+            raise InvoiceUnknownRequest("invoice_request has no amount to withdraw")
+        network = bolt12.network_for_chain(req.chain)
+        assert network is not None  # a request of ours names a chain we know
+        now = int(self.clock())
+        inv = lnurl.check_invoice(pr, network=network, amount_msat=req.amount_msat, now=now)
+        earlier = await self.store.payment_by_hash(inv.payment_hash)
+        if earlier is not None:
+            raise InvoiceAlreadyAttempted(
+                f"pr: payment_hash {inv.payment_hash} was received before (payment "
+                f"{earlier.payment_id}): one payment per payment_hash; make a new invoice"
+            )
+        if not record.active:
+            raise InvoiceNotActive()
+        if req.absolute_expiry is not None and req.absolute_expiry <= now:
+            raise RequestExpired(req.absolute_expiry, now)
+        attempt = Payment(
+            payment_id=0,
+            invreq_id=record.invreq_id,
+            invoice=inv.invoice,
+            amount_msat=inv.amount_msat,
+            payment_hash=inv.payment_hash,
+            status="pending",
+            created_at=now,
+            node_id=self.backend.node_id,
+            attempt_deadline=now + math.ceil(self.approval_wait + reply_wait(self.timeout)),
+            door="lnurl",
+        )
+        claim = await self._claim(record, attempt, self.limits)
+        if not claim.new:  # the same payment_hash won a race with this one
+            raise InvoiceAlreadyAttempted(
+                f"pr: payment_hash {inv.payment_hash} was received before (payment "
+                f"{claim.payment.payment_id}): one payment per payment_hash; make a new invoice"
+            )
+        # Before the answer, as for the plugin's invoices: a decline reaches the wallet.
+        claimed = await self._approve_payout(record, claim.payment, inv.payee, inv.entries)
+        self._pay_later(claimed)
+        return claimed
+
     async def _approve_payout(
-        self, record: Record, claimed: Payment, inv: bolt12.Invoice
+        self, record: Record, claimed: Payment, payee_node_id: bytes, introductions: list[str]
     ) -> Payment:
         """``--payout-approver hwi``: the device's signed yes, stored with the payment,
-        before the node is asked; a decline or timeout settles it failed, unpaid."""
+        before the node is asked; a decline or timeout settles it failed, unpaid. Shown:
+        the payee's node and where the payment enters its route (the introduction nodes of
+        a BOLT 12 invoice's blinded paths, the first hops of a BOLT 11 one's route hints)."""
         if self.authority.payout_approver is None:
             return claimed
         self._in_flight.add(claimed.payment_id)  # not reconciled while a person decides
@@ -214,13 +302,13 @@ class Receiver:
                 evidence = await self.authority.approve_payout(
                     record,
                     claimed,
-                    payee_node_id=inv.node_id,
-                    introductions=[_introduction(p) for p in inv.paths],
+                    payee_node_id=payee_node_id,
+                    introductions=introductions,
                     fee_limit=fee_limit_msat(claimed.amount_msat),
                 )
             except PayoutDeclined as e:
                 await self._finish(claimed, "failed", error=e.message)
-                log.info("payment %d declined: %s", claimed.payment_id, e.message)
+                log.info("payment %d declined: %s", claimed.payment_id, oneline(e.message))
                 raise
             except BaseException:
                 # Cancelled while the device was asked: nothing was sent to the node.
@@ -253,31 +341,33 @@ class Receiver:
         self,
         claimed: Payment,
         reply_path: dict[str, Any] | None = None,
-        approve: tuple[Record, bolt12.Invoice] | None = None,
+        approve: tuple[Record, bytes, list[str]] | None = None,
     ) -> None:
         try:
             if approve is not None:
-                claimed = await self._approve_payout(approve[0], claimed, approve[1])
+                claimed = await self._approve_payout(approve[0], claimed, approve[1], approve[2])
             done = await self._pay(claimed)
         except (PaymentError, PayoutDeclined) as e:
             # Certainly not paid: the payee's sendinvoice is still waiting (its timeout, 90 s
             # by default) and is told why now. A pending outcome (below) tells it nothing:
             # the payment may still arrive.
-            log.warning("payment %d (invoice from the plugin): %s", claimed.payment_id, e.message)
+            log.warning("payment %d (%s door): %s", claimed.payment_id, claimed.door, e.message)
             if reply_path is not None:
                 await self._tell_payee(claimed, reply_path, e.message)
         except RpcError as e:
-            log.warning("payment %d (invoice from the plugin): %s", claimed.payment_id, e.message)
+            msg = oneline(e.message)
+            log.warning("payment %d (%s door): %s", claimed.payment_id, claimed.door, msg)
         except asyncio.CancelledError:
             pass  # shutdown: left pending, settled by reconciliation
         except Exception:
-            log.exception("payment %d (invoice from the plugin) failed", claimed.payment_id)
+            log.exception("payment %d (%s door) failed", claimed.payment_id, claimed.door)
         else:
             log.info(
-                "payment %d paid %d msat for invreq %s (invoice from the plugin)",
+                "payment %d paid %d msat for invreq %s (%s door)",
                 done["payment_id"],
                 done["amount_msat"],
                 done["invreq_id"],
+                claimed.door,
             )
 
     async def _tell_payee(self, p: Payment, reply_path: dict[str, Any], why: str) -> None:
@@ -374,14 +464,18 @@ class Receiver:
         index: str | None = None,
         start: int | None = None,
         limit: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> paging.Listing[Payment]:
         if (start is not None or limit is not None) and index is None:
             raise InvalidParams("index: required when start or limit is given")
-        # One page at most, even without `limit` (see invreq.paging), read as such.
-        found = await self.store.payments(
-            invreq_id, status, start=start, limit=paging.store_limit(limit)
-        )
-        return {"payments": paging.page(views.payment_json(p) for p in found)}
+
+        async def read(first: int | None, n: int) -> list[Payment]:
+            return await self.store.payments(
+                invreq_id, status, start=first, limit=n, max_bytes=paging.CHUNK_BYTES
+            )
+
+        # Every matching payment (as lightningd), read and sent a chunk at a time.
+        rows = paging.chunks(read, lambda p: p.payment_id, start, limit)
+        return paging.Listing("payments", rows, views.payment_json)
 
 
 def _introduction(path: bolt12.BlindedPath) -> str:

@@ -28,6 +28,7 @@ from invreq.errors import (
     PaymentNotPending,
     RpcError,
 )
+from invreq.oneline import oneline
 from invreq.payments.node import NodeUnavailable, PaymentBackend, proves
 from invreq.store.base import Payment, PaymentStore
 
@@ -222,13 +223,18 @@ class Reconciler:
             done.payment_id,
             status,
             done.resolved_by,
-            evidence[:200],
+            oneline(evidence),
         )
         return views.payment_json(done)
 
 
 def _expired(p: Payment, now: int) -> bool:
     """The invoice can no longer be paid by anyone (its payee refuses it after expiry)."""
+    if p.door == "lnurl":
+        from invreq import lnurl  # a BOLT 11 invoice: only ever written with --lnurl
+
+        expires_at = lnurl.invoice_expires_at(p.invoice)
+        return expires_at is not None and expires_at <= now
     try:
         return bolt12.decode_invoice(p.invoice).expires_at <= now
     except Bolt12Error:

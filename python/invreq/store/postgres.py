@@ -50,6 +50,7 @@ from invreq.store.base import (
 )
 from invreq.store.rows import (
     BOUND_TAKEN,
+    LNURL_MIGRATION,
     PAYMENT_COLUMNS,
     PAYMENT_INSERT,
     PAYMENT_INSERT_COUNT,
@@ -60,6 +61,7 @@ from invreq.store.rows import (
     blacklist_range,
     blacklist_row,
     bound_migration,
+    bounded_select,
     check_bound,
     limits_reached_per_minute,
     limits_reached_per_request,
@@ -156,6 +158,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     _DROP_RUNE_STRINGS,
     bound_migration("BIGINT", "BOOLEAN", "false"),
     outbox.events_migration("BIGINT", "BIGSERIAL"),
+    LNURL_MIGRATION,
 )
 
 #: The first schema version without rune strings.
@@ -163,7 +166,8 @@ RUNE_STRINGS_DROPPED = MIGRATIONS.index(_DROP_RUNE_STRINGS) + 1
 
 _COLUMNS = (
     "invreq_id, bolt12, label, active, single_use, used, created_at, payer_key, "
-    "created_index, approval, max_payouts, payout_until, approval_required, absolute_expiry"
+    "created_index, approval, max_payouts, payout_until, approval_required, absolute_expiry,"
+    " lnurl_k1"
 )
 
 
@@ -217,6 +221,24 @@ async def _check_limits(conn: Any, payment: Payment, limits: PaymentLimits) -> N
         raise limits_reached_per_minute(recent, limits)
 
 
+#: A row's size for bounded reads (see rows.bounded_select): octet_length of a TOASTed
+#: value is its stored length, read without fetching the value.
+_RECORD_SIZE = (
+    "octet_length(bolt12) + coalesce(octet_length(label), 0)"
+    " + coalesce(pg_column_size(approval), 0)"
+)
+_PAYMENT_SIZE = (
+    "octet_length(invoice) + coalesce(octet_length(error), 0)"
+    " + coalesce(octet_length(evidence), 0) + coalesce(octet_length(resolved_by), 0)"
+)
+
+
+_EVENT_SIZE = (
+    "coalesce(octet_length(label), 0) + coalesce(octet_length(detail), 0)"
+    " + coalesce(octet_length(last_error), 0) + 100"
+)
+
+
 def _record(row: Any) -> Record:
     return Record(
         invreq_id=row[0],
@@ -233,6 +255,7 @@ def _record(row: Any) -> Record:
         payout_until=None if row[11] is None else int(row[11]),
         approval_required=bool(row[12]),
         absolute_expiry=row[13],
+        lnurl_k1=row[14],
     )
 
 
@@ -344,10 +367,10 @@ class PostgresStore:
             rows = await self._pool.fetch(
                 "INSERT INTO invoice_requests (invreq_id, bolt12, label, active, single_use,"
                 " used, created_at, payer_key, approval, max_payouts, payout_until,"
-                " approval_required, absolute_expiry)"
+                " approval_required, absolute_expiry, lnurl_k1)"
                 " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[],"
                 " $5::bool[], $6::bool[], $7::bigint[], $8::text[], $9::jsonb[],"
-                " $10::bigint[], $11::bigint[], $12::bool[], $13::bigint[])"
+                " $10::bigint[], $11::bigint[], $12::bool[], $13::bigint[], $14::text[])"
                 " ON CONFLICT (invreq_id) DO NOTHING RETURNING invreq_id, created_index",
                 [r.invreq_id for r in recs],
                 [r.bolt12 for r in recs],
@@ -362,6 +385,7 @@ class PostgresStore:
                 [r.payout_until for r in recs],
                 [r.approval_required for r in recs],
                 [r.absolute_expiry for r in recs],
+                [r.lnurl_k1 for r in recs],
             )
         except Exception as e:  # asyncpg errors, timeouts: the writer must outlive them
             err = CommitFailed(e)
@@ -576,6 +600,15 @@ class PostgresStore:
                 raise PaymentNotPending(payment_from_row(now))
         return payment_from_row(row)
 
+    async def payment_count(self, invreq_id: str, status: str) -> int:
+        async with self._pool_guarded() as pool:
+            count = await pool.fetchval(
+                "SELECT count(*) FROM payments WHERE invreq_id = $1 AND status = $2",
+                invreq_id,
+                status,
+            )
+        return int(count)
+
     async def payment_by_hash(self, payment_hash: str) -> Payment | None:
         async with self._pool_guarded() as pool:
             row = await pool.fetchrow(
@@ -618,6 +651,7 @@ class PostgresStore:
         *,
         start: int | None = None,
         limit: int | None = None,
+        max_bytes: int | None = None,
     ) -> builtins.list[Payment]:
         where: builtins.list[str] = []
         args: builtins.list[Any] = []
@@ -630,12 +664,19 @@ class PostgresStore:
         if start is not None:
             args.append(min(start, 2**63 - 1))  # beyond BIGINT: none
             where.append(f"payment_id >= ${len(args)}")
-        sql = f"SELECT {PAYMENT_COLUMNS} FROM payments"
+        rest = "FROM payments"
         if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY payment_id"
+            rest += " WHERE " + " AND ".join(where)
+        rest += " ORDER BY payment_id"
         if limit is not None:
-            sql += f" LIMIT {int(limit)}"
+            rest += f" LIMIT {int(limit)}"
+        if max_bytes is None:
+            sql = f"SELECT {PAYMENT_COLUMNS} {rest}"
+        else:
+            args.append(max_bytes)
+            sql = bounded_select(
+                PAYMENT_COLUMNS, _PAYMENT_SIZE, rest, "payment_id", f"${len(args)}"
+            )
         async with self._pool_guarded() as pool:
             rows = await pool.fetch(sql, *args)
         return [payment_from_row(r) for r in rows]
@@ -658,12 +699,29 @@ class PostgresStore:
             )
         return unique_id
 
-    async def runes(self, limit: int | None = None) -> builtins.list[StoredRune]:
-        sql = f"SELECT {RUNE_COLUMNS} FROM runes ORDER BY unique_id"
+    async def runes(
+        self,
+        limit: int | None = None,
+        *,
+        start: int | None = None,
+        max_bytes: int | None = None,
+    ) -> builtins.list[StoredRune]:
+        args: builtins.list[Any] = []
+        rest = "FROM runes"
+        if start is not None:
+            args.append(min(start, 2**63 - 1))
+            rest += " WHERE unique_id >= $1"
+        rest += " ORDER BY unique_id"
         if limit is not None:
-            sql += f" LIMIT {int(limit)}"
+            rest += f" LIMIT {int(limit)}"
+        if max_bytes is None:
+            sql = f"SELECT {RUNE_COLUMNS} {rest}"
+        else:
+            args.append(max_bytes)
+            size = "octet_length(restrictions)"
+            sql = bounded_select(RUNE_COLUMNS, size, rest, "unique_id", f"${len(args)}")
         async with self._pool_guarded() as pool:
-            rows = await pool.fetch(sql)
+            rows = await pool.fetch(sql, *args)
         return [stored_rune(r) for r in rows]
 
     async def rune(self, unique_id: int) -> StoredRune | None:
@@ -724,17 +782,31 @@ class PostgresStore:
         return None if row is None else outbox.details_json(subsystem, tuple(row))
 
     async def events(
-        self, *, invreq_id: str | None = None, start: int | None = None, limit: int | None = None
+        self,
+        *,
+        invreq_id: str | None = None,
+        start: int | None = None,
+        limit: int | None = None,
+        max_bytes: int | None = None,
     ) -> builtins.list[Event]:
         args: builtins.list[Any] = [min(start or 0, 2**63 - 1)]
-        sql = f"SELECT {outbox.EVENT_COLUMNS} FROM events WHERE event_id >= $1"
+        rest = "FROM events WHERE event_id >= $1"
         if invreq_id is not None:
             args.append(invreq_id)
-            sql += " AND invreq_id = $2"
-        sql += " ORDER BY event_id" + ("" if limit is None else f" LIMIT {int(limit)}")
+            rest += " AND invreq_id = $2"
+        # Without start: the newest ones (read backwards, returned in order).
+        newest = start is None
+        rest += " ORDER BY event_id" + (" DESC" if newest else "")
+        rest += "" if limit is None else f" LIMIT {int(limit)}"
+        sql = f"SELECT {outbox.EVENT_COLUMNS} {rest}"
+        if max_bytes is not None and not newest:
+            args.append(max_bytes)
+            sql = bounded_select(
+                outbox.EVENT_COLUMNS, _EVENT_SIZE, rest, "event_id", f"${len(args)}"
+            )
         async with self._pool_guarded() as pool:
             rows = await pool.fetch(sql, *args)
-        return [outbox.event_from_row(r) for r in rows]
+        return [outbox.event_from_row(r) for r in (reversed(rows) if newest else rows)]
 
     async def events_lease(
         self, now: int, owner: str, limit: int, lease_seconds: int
@@ -791,6 +863,12 @@ class PostgresStore:
         )
         return rows[0] if rows else None
 
+    async def get_by_k1(self, k1: str) -> Record | None:
+        rows = await self._records(
+            f"SELECT {_COLUMNS} FROM invoice_requests WHERE lnurl_k1 = $1", k1
+        )
+        return rows[0] if rows else None
+
     async def list(self, query: ListQuery) -> builtins.list[Record]:
         where: builtins.list[str] = []
         args: builtins.list[Any] = []
@@ -808,10 +886,15 @@ class PostgresStore:
         if query.start is not None:
             # BIGINT is signed 64-bit; anything above holds no record anyway.
             where.append(f"created_index >= {arg(min(query.start, 2**63 - 1))}")
-        sql = f"SELECT {_COLUMNS} FROM invoice_requests"
+        rest = "FROM invoice_requests"
         if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_index"
+            rest += " WHERE " + " AND ".join(where)
+        rest += " ORDER BY created_index"
         if query.limit is not None:
-            sql += f" LIMIT {arg(query.limit)}"
-        return await self._records(sql, *args)
+            rest += f" LIMIT {arg(query.limit)}"
+        if query.max_bytes is None:
+            return await self._records(f"SELECT {_COLUMNS} {rest}", *args)
+        bound = arg(query.max_bytes)
+        return await self._records(
+            bounded_select(_COLUMNS, _RECORD_SIZE, rest, "created_index", bound), *args
+        )

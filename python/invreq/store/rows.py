@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from invreq.bound import PayoutBound
@@ -13,6 +14,7 @@ from invreq.store.base import BLACKLIST_OFFSET, Payment, PaymentLimits, StoredRu
 __all__ = [
     "BOUND_TAKEN",
     "COUNT_BY_STATE",
+    "LNURL_MIGRATION",
     "PAYMENT_COLUMNS",
     "PAYMENT_INSERT",
     "PAYMENT_INSERT_COUNT",
@@ -23,6 +25,7 @@ __all__ = [
     "blacklist_range",
     "blacklist_row",
     "bound_migration",
+    "bounded_select",
     "check_bound",
     "limits_reached_per_minute",
     "limits_reached_per_request",
@@ -30,9 +33,44 @@ __all__ = [
     "payment_migration",
     "payment_values",
     "restrictions_of_rune",
+    "row_bytes",
     "states",
     "stored_rune",
+    "within_bytes",
 ]
+
+# --- reads in bounded chunks (see invreq.paging) ------------------------------------------
+
+
+def row_bytes(row: Any) -> int:
+    """A row's size as read: its text and bytes columns (the rest is a few bytes each)."""
+    return sum(len(v) for v in row if isinstance(v, (str, bytes)))
+
+
+def within_bytes(rows: Iterable[Any], max_bytes: int | None) -> list[Any]:
+    """The rows, in order, until they hold ``max_bytes`` (the row that crosses it is the
+    last; at least one row). Iterated from a cursor, no row after that one is read."""
+    out: list[Any] = []
+    size = 0
+    for row in rows:
+        out.append(row)
+        size += row_bytes(row)
+        if max_bytes is not None and size >= max_bytes:
+            break
+    return out
+
+
+def bounded_select(columns: str, size: str, rest: str, key: str, max_bytes: str) -> str:
+    """A query (PostgreSQL) that returns the rows of ``SELECT columns rest`` (ordered by
+    ``key``, limited) until they hold ``max_bytes``, judged in the database by ``size`` (an
+    expression over the row: ``octet_length`` of a TOASTed text reads its header, not the
+    value): a chunk of huge rows is never fetched whole into the process."""
+    return (
+        f"SELECT * FROM (SELECT {columns}, sum({size}) OVER (ORDER BY {key} ROWS UNBOUNDED"
+        f" PRECEDING) - ({size}) AS bytes_before {rest}) chunk"
+        f" WHERE bytes_before < {max_bytes} ORDER BY {key}"
+    )
+
 
 COUNT_BY_STATE = (
     "SELECT active <> 0, used <> 0, count(*) FROM invoice_requests GROUP BY active <> 0, used <> 0"
@@ -49,7 +87,7 @@ def states(rows: list[Any]) -> dict[str, int]:
 
 PAYMENT_INSERT = (
     "invreq_id, invoice, amount_msat, payment_hash, status, created_at, resolved_at,"
-    " preimage, error, node_id, attempt_deadline"
+    " preimage, error, node_id, attempt_deadline, door"
 )
 #: Columns set by later changes (disable, resolvepayment, the migration), not at insert.
 PAYMENT_COLUMNS = (
@@ -57,7 +95,7 @@ PAYMENT_COLUMNS = (
     + PAYMENT_INSERT
     + ", request_disabled_at, resolved_by, evidence, duplicate_of, payout_approval"
 )
-PAYMENT_INSERT_COUNT = 11
+PAYMENT_INSERT_COUNT = 12
 
 
 def payment_values(p: Payment) -> tuple[Any, ...]:
@@ -73,6 +111,7 @@ def payment_values(p: Payment) -> tuple[Any, ...]:
         p.error,
         p.node_id,
         p.attempt_deadline,
+        p.door,
     )
 
 
@@ -94,11 +133,12 @@ def payment_from_row(row: Any) -> Payment:
         error=row[9],
         node_id=row[10],
         attempt_deadline=_int(row[11]),
-        request_disabled_at=_int(row[12]),
-        resolved_by=row[13],
-        evidence=row[14],
-        duplicate_of=_int(row[15]),
-        payout_approval=None if row[16] is None else json.loads(row[16]),
+        door=row[12],
+        request_disabled_at=_int(row[13]),
+        resolved_by=row[14],
+        evidence=row[15],
+        duplicate_of=_int(row[16]),
+        payout_approval=None if row[17] is None else json.loads(row[17]),
     )
 
 
@@ -150,6 +190,17 @@ def payment_migration(bigint: str) -> tuple[str, ...]:
         " WHERE duplicate_of IS NULL",
         "CREATE INDEX payments_pending ON payments(status) WHERE status = 'pending'",
     )
+
+
+#: The LNURL-withdraw door (invreq.lnurl), for both stores: a request's k1 (unique: the
+#: callback finds the request by it), and which door each payment came through (the rows
+#: before it all came through BOLT 12's).
+LNURL_MIGRATION = (
+    "ALTER TABLE invoice_requests ADD COLUMN lnurl_k1 TEXT",
+    "CREATE UNIQUE INDEX invoice_requests_lnurl_k1 ON invoice_requests(lnurl_k1)"
+    " WHERE lnurl_k1 IS NOT NULL",
+    "ALTER TABLE payments ADD COLUMN door TEXT NOT NULL DEFAULT 'bolt12'",
+)
 
 
 # Limits (invreq.store.base.PaymentLimits), counted in the claim's transaction.

@@ -59,6 +59,7 @@ from invreq.store.base import (
 from invreq.store.rows import (
     BOUND_TAKEN,
     COUNT_BY_STATE,
+    LNURL_MIGRATION,
     PAYMENT_COLUMNS,
     PAYMENT_INSERT,
     PAYMENT_INSERT_COUNT,
@@ -78,6 +79,7 @@ from invreq.store.rows import (
     restrictions_of_rune,
     states,
     stored_rune,
+    within_bytes,
 )
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
@@ -158,6 +160,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     _DROP_RUNE_STRINGS,
     bound_migration("INTEGER", "INTEGER", "0"),
     outbox.events_migration("INTEGER", "INTEGER"),
+    LNURL_MIGRATION,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: The first schema version without rune strings.
@@ -165,15 +168,16 @@ RUNE_STRINGS_DROPPED = MIGRATIONS.index(_DROP_RUNE_STRINGS) + 1
 
 _COLUMNS = (
     "invreq_id, bolt12, label, active, single_use, used, created_at, payer_key, "
-    "created_index, approval, max_payouts, payout_until, approval_required, absolute_expiry"
+    "created_index, approval, max_payouts, payout_until, approval_required, absolute_expiry,"
+    " lnurl_k1"
 )
 
 _INSERT = (
     "INSERT INTO invoice_requests (invreq_id, bolt12, label, active, single_use, used,"
     " created_at, payer_key, approval, max_payouts, payout_until, approval_required,"
-    " absolute_expiry) VALUES "
+    " absolute_expiry, lnurl_k1) VALUES "
 )
-_ROW = "(?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_ROW = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 
 
 def _values(r: Record) -> tuple[Any, ...]:
@@ -192,6 +196,7 @@ def _values(r: Record) -> tuple[Any, ...]:
         r.payout_until,
         int(r.approval_required),
         r.absolute_expiry,
+        r.lnurl_k1,
     )
 
 
@@ -253,6 +258,7 @@ def _record(row: tuple[Any, ...]) -> Record:
         payout_until=row[11],
         approval_required=bool(row[12]),
         absolute_expiry=row[13],
+        lnurl_k1=row[14],
     )
 
 
@@ -785,6 +791,13 @@ class SQLiteStore:
         result: Payment = await self._write(write)
         return result
 
+    async def payment_count(self, invreq_id: str, status: str) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            sql = "SELECT count(*) FROM payments WHERE invreq_id = ? AND status = ?"
+            return int(conn.execute(sql, (invreq_id, status)).fetchone()[0])
+
+        return await self._reading(run)
+
     async def payment_by_hash(self, payment_hash: str) -> Payment | None:
         found = await self._payments_where(
             "payment_hash = ? AND duplicate_of IS NULL", [payment_hash]
@@ -835,6 +848,7 @@ class SQLiteStore:
         *,
         start: int | None = None,
         limit: int | None = None,
+        max_bytes: int | None = None,
     ) -> builtins.list[Payment]:
         where: builtins.list[str] = []
         args: builtins.list[Any] = []
@@ -855,7 +869,8 @@ class SQLiteStore:
             sql += f" LIMIT {int(limit)}"
 
         def run(conn: sqlite3.Connection) -> builtins.list[Payment]:
-            return [payment_from_row(r) for r in conn.execute(sql, args).fetchall()]
+            rows = within_bytes(conn.execute(sql, args), max_bytes)
+            return [payment_from_row(r) for r in rows]
 
         return await self._reading(run)
 
@@ -877,13 +892,25 @@ class SQLiteStore:
         result: int = await self._write(write)
         return result
 
-    async def runes(self, limit: int | None = None) -> builtins.list[StoredRune]:
-        sql = f"SELECT {RUNE_COLUMNS} FROM runes ORDER BY unique_id"
+    async def runes(
+        self,
+        limit: int | None = None,
+        *,
+        start: int | None = None,
+        max_bytes: int | None = None,
+    ) -> builtins.list[StoredRune]:
+        sql = f"SELECT {RUNE_COLUMNS} FROM runes"
+        args: builtins.list[Any] = []
+        if start is not None:
+            sql += " WHERE unique_id >= ?"
+            args.append(min(start, 2**63 - 1))
+        sql += " ORDER BY unique_id"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
 
         def run(conn: sqlite3.Connection) -> builtins.list[StoredRune]:
-            return [stored_rune(r) for r in conn.execute(sql).fetchall()]
+            rows = within_bytes(conn.execute(sql, args), max_bytes)
+            return [stored_rune(r) for r in rows]
 
         return await self._reading(run)
 
@@ -953,7 +980,12 @@ class SQLiteStore:
         return await self._reading(run)
 
     async def events(
-        self, *, invreq_id: str | None = None, start: int | None = None, limit: int | None = None
+        self,
+        *,
+        invreq_id: str | None = None,
+        start: int | None = None,
+        limit: int | None = None,
+        max_bytes: int | None = None,
     ) -> builtins.list[Event]:
         where: builtins.list[str] = ["event_id >= ?"]
         args: builtins.list[Any] = [min(start or 0, 2**63 - 1)]
@@ -961,10 +993,14 @@ class SQLiteStore:
             where.append("invreq_id = ?")
             args.append(invreq_id)
         sql = f"SELECT {outbox.EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)}"
-        sql += " ORDER BY event_id" + ("" if limit is None else f" LIMIT {int(limit)}")
+        # Without start: the newest ones (read backwards, returned in order).
+        newest = start is None
+        sql += " ORDER BY event_id" + (" DESC" if newest else "")
+        sql += "" if limit is None else f" LIMIT {int(limit)}"
 
         def run(conn: sqlite3.Connection) -> builtins.list[Event]:
-            return [outbox.event_from_row(r) for r in conn.execute(sql, args).fetchall()]
+            rows = within_bytes(conn.execute(sql, args), max_bytes)
+            return [outbox.event_from_row(r) for r in (reversed(rows) if newest else rows)]
 
         return await self._reading(run)
 
@@ -1051,10 +1087,15 @@ class SQLiteStore:
         return _guarded(fn, self._point_connection)
 
     async def _records(
-        self, sql: str, args: tuple[Any, ...], *, point: bool = False
+        self,
+        sql: str,
+        args: tuple[Any, ...],
+        *,
+        point: bool = False,
+        max_bytes: int | None = None,
     ) -> builtins.list[Record]:
         def run(conn: sqlite3.Connection) -> builtins.list[Record]:
-            return [_record(r) for r in conn.execute(sql, args).fetchall()]
+            return [_record(r) for r in within_bytes(conn.execute(sql, args), max_bytes)]
 
         return await self._reading(run, point=point)
 
@@ -1067,6 +1108,12 @@ class SQLiteStore:
     async def get(self, invreq_id: str) -> Record | None:
         rows = await self._records(
             f"SELECT {_COLUMNS} FROM invoice_requests WHERE invreq_id = ?", (invreq_id,), point=True
+        )
+        return rows[0] if rows else None
+
+    async def get_by_k1(self, k1: str) -> Record | None:
+        rows = await self._records(
+            f"SELECT {_COLUMNS} FROM invoice_requests WHERE lnurl_k1 = ?", (k1,), point=True
         )
         return rows[0] if rows else None
 
@@ -1092,7 +1139,9 @@ class SQLiteStore:
         if query.limit is not None:
             sql += " LIMIT ?"
             args.append(query.limit)
-        return await self._records(sql, tuple(args), point=query.invreq_id is not None)
+        return await self._records(
+            sql, tuple(args), point=query.invreq_id is not None, max_bytes=query.max_bytes
+        )
 
 
 def _guarded(

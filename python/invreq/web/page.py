@@ -101,6 +101,9 @@ class Pages:
     #: set at shutdown: event streams end
     stopping: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
     streams: int = 0
+    #: --lnurl: a request's LNURL-withdraw link (``lnurl``, ``lnurlw``; invreq.lnurl), or
+    #: None when it has none
+    links: Callable[[Record], dict[str, str] | None] | None = None
 
     async def state_of(self, record: Record) -> tuple[PayeeState, int | None]:
         payments = await self.store.payments(record.invreq_id)
@@ -170,7 +173,14 @@ _HEAD = """<!doctype html>
 """
 
 
-def _page(state: PayeeState, record: Record, expiry: int | None, qr: str) -> str:
+def _page(
+    state: PayeeState,
+    record: Record,
+    expiry: int | None,
+    qr: str,
+    lnurl: tuple[str, str] | None = None,
+) -> str:
+    """``lnurl``: the request's LNURL and its QR code, shown as a second way to collect."""
     inv = bolt12.decode_invoice_request(record.bolt12, verify=False)
     amount = inv.amount_msat or 0
     esc = html.escape
@@ -207,12 +217,29 @@ def _page(state: PayeeState, record: Record, expiry: int | None, qr: str) -> str
 <p class="help">Scan the code, or open or paste it in a wallet that reads BOLT 12
 invoice requests (<code>lnr1...</code>): it sends an invoice for this amount, and this
 service pays it.</p>
-</main>
+{_lnurl_html(lnurl)}</main>
 <div id="stream" data-events="{record.invreq_id}/events" hidden></div>
 </body>
 </html>
 """
     )
+
+
+def _lnurl_html(lnurl: tuple[str, str] | None) -> str:
+    """The LNURL-withdraw door (docs/lnurl.md), for wallets that read no BOLT 12: the same
+    request, collected once whichever code is scanned."""
+    if lnurl is None:
+        return ""
+    link = html.escape(lnurl[0])
+    return f"""<section id="lnurl-door" class="lnurl">
+<h2>Or with an LNURL wallet</h2>
+<figure class="qr" id="qr-lnurl">{lnurl[1]}</figure>
+<p class="actions"><a id="open-lnurl" class="button" href="lightning:{link}">Open in wallet</a></p>
+<p><textarea id="lnurl" readonly rows="3" aria-label="The LNURL">{link}</textarea></p>
+<p class="help">Phoenix and most phone wallets: scan this code instead; the wallet makes
+the invoice (LNURL-withdraw) and this service pays it.</p>
+</section>
+"""
 
 
 def _state_html(state: PayeeState) -> str:
@@ -249,7 +276,11 @@ def routes() -> list[web.RouteDef]:
             return _not_found()
         state, expiry = await pages.state_of(record)
         qr = await asyncio.to_thread(qr_svg, record.bolt12)
-        resp = web.Response(text=_page(state, record, expiry, qr), content_type="text/html")
+        links = pages.links(record) if pages.links is not None and record.active else None
+        lnurl = None
+        if links is not None:
+            lnurl = (links["lnurl"], await asyncio.to_thread(qr_svg, links["lnurl"]))
+        resp = web.Response(text=_page(state, record, expiry, qr, lnurl), content_type="text/html")
         secure(resp.headers)
         return resp
 
