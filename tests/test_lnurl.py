@@ -454,6 +454,13 @@ def test_approvals_hold_at_the_lnurl_door(tmp_path: Path, liar: Any, lightningd:
         assert reply.startswith("ERROR: ") and "declined" in reply, reply
         assert ln.xpays() == [pr]
         assert [q["status"] for q in payments(s)] == ["paid", "failed"]
+        # The wallet (anyone holding the link) is not told the device's own text: its
+        # name and address, the device's error. The operator has it in the payment.
+        from invreq.errors import PayoutDeclined
+
+        assert reply == f"ERROR: {PayoutDeclined.public}", reply
+        error = payments(s)[1]["error"]
+        assert "declined on the device:" in error and error not in reply, error
     finally:
         assert s.stop() == 0, s.output()
 

@@ -26,6 +26,7 @@ from invreq.errors import (
     InvoiceNotActive,
     InvoiceRefused,
     NotActive,
+    PayoutDeclined,
     RequestExpired,
     RpcError,
 )
@@ -53,7 +54,10 @@ def _answer(obj: dict[str, Any]) -> web.Response:
 
 def _reason(e: RpcError) -> str:
     """What the wallet's user reads: the refusal of the invoice or the request as is (our
-    own texts, outside text already on one line), anything else generic."""
+    own texts, outside text already on one line), anything else generic. A payout declined
+    on the device is told without the device's own text (logged when it was declined)."""
+    if isinstance(e, PayoutDeclined):
+        return e.public
     if isinstance(e, InvoiceRefused | InvalidParams | NotActive):
         return e.message
     log.warning("lnurl callback: %s (code %d)", oneline(e.message), e.code)
