@@ -412,17 +412,30 @@ async def test_a_pending_lnurl_payment_does_not_stop_reconciliation_without_the_
         for i in (1, 2):
             await store.insert(
                 Record(
-                    invreq_id=f"{i:064x}", bolt12=f"lnr1test{i}", label=None, active=True,
-                    single_use=True, used=False, created_at=1000, payer_key="software:x",
-                )  # fmt: skip
+                    invreq_id=f"{i:064x}",
+                    bolt12=f"lnr1test{i}",
+                    label=None,
+                    active=True,
+                    single_use=True,
+                    used=False,
+                    created_at=1000,
+                    payer_key="software:x",
+                )
             )
         for i, h, door in ((1, "aa" * 32, "lnurl"), (2, paid_hash, "bolt12")):
             await store.payment_claim(
                 Payment(
-                    payment_id=0, invreq_id=f"{i:064x}", invoice=f"ln-test-{i}",
-                    amount_msat=1000, payment_hash=h, status="pending", created_at=1000,
-                    node_id=node, attempt_deadline=1010, door=door,
-                )  # fmt: skip
+                    payment_id=0,
+                    invreq_id=f"{i:064x}",
+                    invoice=f"ln-test-{i}",
+                    amount_msat=1000,
+                    payment_hash=h,
+                    status="pending",
+                    created_at=1000,
+                    node_id=node,
+                    attempt_deadline=1010,
+                    door=door,
+                )
             )
         import invreq
 

@@ -71,6 +71,7 @@ class Record:
     @property
     def bound(self) -> PayoutBound:
         return PayoutBound(self.single_use, self.max_payouts, self.payout_until)
+
     # The LNURL-withdraw door's capability (invreq.lnurl), made with the request when
     # --lnurl is on; None: the request has no such door.
     lnurl_k1: str | None = None
