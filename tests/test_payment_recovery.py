@@ -281,7 +281,9 @@ def test_resolvepayment_by_hand_with_evidence(
     _age_payments(request, kind, tmp_path, db, 120)
     s.start()
     try:
-        evidence = "node A's disk died; its channels force-closed, the HTLC timed out on chain"
+        # With a line feed that would forge a log line: the log shows it escaped, one line.
+        forged = "2026-01-01T00:00:00.000Z INFO  invreq.server: forged"
+        evidence = "node A's disk died; its channels force-closed, the HTLC timed out\n" + forged
         rune = s.rpc.call("createrune", {"restrictions": [["method=resolvepayment"]]})["rune"]
         req = urllib.request.Request(
             f"http://127.0.0.1:{s.http_port}/v1/resolvepayment",
@@ -298,6 +300,8 @@ def test_resolvepayment_by_hand_with_evidence(
         assert again["code"] == 2113 and again["data"]["payment_hash"] == h
         assert again["data"]["status"] == "failed" and again["data"]["evidence"] == evidence
         assert "resolved by hand as failed" in s.output()
+        assert "timed out\\u{a}" + forged in s.output()
+        assert not any(line.startswith(forged) for line in s.output().splitlines())
         # The claim is released: the request can be paid with a new invoice, once.
         assert s.rpc.call("receiveinvoice", [b])["status"] == "paid"
         assert ln.xpays() == [a, b]

@@ -28,6 +28,7 @@ from invreq.errors import (
     PaymentNotPending,
     RpcError,
 )
+from invreq.oneline import oneline
 from invreq.payments.node import NodeUnavailable, PaymentBackend, proves
 from invreq.store.base import Payment, PaymentStore
 
@@ -222,7 +223,7 @@ class Reconciler:
             done.payment_id,
             status,
             done.resolved_by,
-            evidence[:200],
+            oneline(evidence),
         )
         return views.payment_json(done)
 

@@ -79,6 +79,7 @@ from invreq.store.rows import (
     restrictions_of_rune,
     states,
     stored_rune,
+    within_bytes,
 )
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
@@ -787,6 +788,13 @@ class SQLiteStore:
         result: Payment = await self._write(write)
         return result
 
+    async def payment_count(self, invreq_id: str, status: str) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            sql = "SELECT count(*) FROM payments WHERE invreq_id = ? AND status = ?"
+            return int(conn.execute(sql, (invreq_id, status)).fetchone()[0])
+
+        return await self._reading(run)
+
     async def payment_by_hash(self, payment_hash: str) -> Payment | None:
         found = await self._payments_where(
             "payment_hash = ? AND duplicate_of IS NULL", [payment_hash]
@@ -837,6 +845,7 @@ class SQLiteStore:
         *,
         start: int | None = None,
         limit: int | None = None,
+        max_bytes: int | None = None,
     ) -> builtins.list[Payment]:
         where: builtins.list[str] = []
         args: builtins.list[Any] = []
@@ -857,7 +866,8 @@ class SQLiteStore:
             sql += f" LIMIT {int(limit)}"
 
         def run(conn: sqlite3.Connection) -> builtins.list[Payment]:
-            return [payment_from_row(r) for r in conn.execute(sql, args).fetchall()]
+            rows = within_bytes(conn.execute(sql, args), max_bytes)
+            return [payment_from_row(r) for r in rows]
 
         return await self._reading(run)
 
@@ -879,13 +889,25 @@ class SQLiteStore:
         result: int = await self._write(write)
         return result
 
-    async def runes(self, limit: int | None = None) -> builtins.list[StoredRune]:
-        sql = f"SELECT {RUNE_COLUMNS} FROM runes ORDER BY unique_id"
+    async def runes(
+        self,
+        limit: int | None = None,
+        *,
+        start: int | None = None,
+        max_bytes: int | None = None,
+    ) -> builtins.list[StoredRune]:
+        sql = f"SELECT {RUNE_COLUMNS} FROM runes"
+        args: builtins.list[Any] = []
+        if start is not None:
+            sql += " WHERE unique_id >= ?"
+            args.append(min(start, 2**63 - 1))
+        sql += " ORDER BY unique_id"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
 
         def run(conn: sqlite3.Connection) -> builtins.list[StoredRune]:
-            return [stored_rune(r) for r in conn.execute(sql).fetchall()]
+            rows = within_bytes(conn.execute(sql, args), max_bytes)
+            return [stored_rune(r) for r in rows]
 
         return await self._reading(run)
 
@@ -955,7 +977,12 @@ class SQLiteStore:
         return await self._reading(run)
 
     async def events(
-        self, *, invreq_id: str | None = None, start: int | None = None, limit: int | None = None
+        self,
+        *,
+        invreq_id: str | None = None,
+        start: int | None = None,
+        limit: int | None = None,
+        max_bytes: int | None = None,
     ) -> builtins.list[Event]:
         where: builtins.list[str] = ["event_id >= ?"]
         args: builtins.list[Any] = [min(start or 0, 2**63 - 1)]
@@ -969,7 +996,7 @@ class SQLiteStore:
         sql += "" if limit is None else f" LIMIT {int(limit)}"
 
         def run(conn: sqlite3.Connection) -> builtins.list[Event]:
-            rows = conn.execute(sql, args).fetchall()
+            rows = within_bytes(conn.execute(sql, args), max_bytes)
             return [outbox.event_from_row(r) for r in (reversed(rows) if newest else rows)]
 
         return await self._reading(run)
@@ -1057,10 +1084,15 @@ class SQLiteStore:
         return _guarded(fn, self._point_connection)
 
     async def _records(
-        self, sql: str, args: tuple[Any, ...], *, point: bool = False
+        self,
+        sql: str,
+        args: tuple[Any, ...],
+        *,
+        point: bool = False,
+        max_bytes: int | None = None,
     ) -> builtins.list[Record]:
         def run(conn: sqlite3.Connection) -> builtins.list[Record]:
-            return [_record(r) for r in conn.execute(sql, args).fetchall()]
+            return [_record(r) for r in within_bytes(conn.execute(sql, args), max_bytes)]
 
         return await self._reading(run, point=point)
 
@@ -1104,7 +1136,9 @@ class SQLiteStore:
         if query.limit is not None:
             sql += " LIMIT ?"
             args.append(query.limit)
-        return await self._records(sql, tuple(args), point=query.invreq_id is not None)
+        return await self._records(
+            sql, tuple(args), point=query.invreq_id is not None, max_bytes=query.max_bytes
+        )
 
 
 def _guarded(
