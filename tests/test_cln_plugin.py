@@ -573,6 +573,7 @@ def test_a_payout_beyond_the_bound_gets_an_invoice_error_naming_it(rig: Any) -> 
     assert "refused by invreq: 2115" in r.host.log_text()
 
 
+@pytest.mark.hwilib
 def test_a_payout_declined_on_the_device_gets_an_invoice_error_and_no_xpay(rig: Any) -> None:
     # Issue 23: --payout-approver hwi from the plugin. The hook is answered at once (the
     # person may take up to --hwi-timeout); the decline reaches the payee as its

@@ -419,6 +419,7 @@ def liar() -> Iterator[Any]:
     dev.close()
 
 
+@pytest.mark.hwilib
 def test_approvals_hold_at_the_lnurl_door(tmp_path: Path, liar: Any, lightningd: Any) -> None:
     """The same claim: a request made without an approval is not paid by a service that
     requires one, and --payout-approver hwi shows each withdrawal on the device first (a

@@ -495,6 +495,7 @@ async def test_the_migration_marks_requests_stored_with_an_approval_as_needing_o
         await store.close()
 
 
+@pytest.mark.hwilib
 def test_another_instance_with_approver_hwi_refuses_a_request_made_without_one(
     tmp_path: Path, liar: LyingDevice, lightningd: Any, pg_dsn: str
 ) -> None:
