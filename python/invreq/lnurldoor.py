@@ -26,6 +26,9 @@ from invreq.errors import (
     InvoiceNotActive,
     InvoiceRefused,
     NotActive,
+    PaymentLimited,
+    PaymentNotApproved,
+    PayoutDeclined,
     RequestExpired,
     RpcError,
 )
@@ -51,9 +54,24 @@ def _answer(obj: dict[str, Any]) -> web.Response:
     )
 
 
+#: Refusals whose own text is the operator's business, not the wallet's: the approval key
+#: and its configuration, the device's error text and the payment's number, the service's
+#: attempt count in the last minute (review-web). The wallet reads these sentences; the
+#: operator sees the refusal in listpayments (declined payouts) or knows the configuration.
+_PAYEE_SAFE: dict[type[RpcError], str] = {
+    PaymentNotApproved: "this request was not approved for payment; ask its issuer for a new one",
+    PayoutDeclined: "the payout was declined by the service's approver; not paid",
+    PaymentLimited: "too many withdrawal attempts; try again later",
+}
+
+
 def _reason(e: RpcError) -> str:
     """What the wallet's user reads: the refusal of the invoice or the request as is (our
-    own texts, outside text already on one line), anything else generic."""
+    own texts, outside text already on one line) unless it names the operator's own
+    details (:data:`_PAYEE_SAFE`), anything else generic."""
+    for cls, sentence in _PAYEE_SAFE.items():
+        if isinstance(e, cls):
+            return sentence
     if isinstance(e, InvoiceRefused | InvalidParams | NotActive):
         return e.message
     log.warning("lnurl callback: %s (code %d)", oneline(e.message), e.code)
