@@ -980,9 +980,15 @@ def report(
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for s in seq:
+        # The floor is invreq's (its store's commit): for the CLN peer, only its medians.
+        floor = (
+            f"{s.commit_ms:.3f} | {s.floor_ms:.3f} | {s.ratio:.2f}"
+            if s.server == "invreq"
+            else "- | - | -"
+        )
         lines.append(
             f"| {s.server} | {s.requests} | {s.invoicerequest_ms:.3f} | {s.getinfo_ms:.3f} | "
-            f"{s.commit_ms:.3f} | {s.floor_ms:.3f} | {s.ratio:.2f} |"
+            f"{floor} |"
         )
     lines += [
         "",

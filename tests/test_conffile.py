@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from invreq import conffile
 from invreq.conffile import ConfFileError, Setting, apply_settings, read_settings
 
 KNOWN = {
@@ -189,3 +191,50 @@ def test_empty_file_gives_no_settings(tmp_path: Path) -> None:
     conf = write(tmp_path / "empty.conf", "")
     assert read_settings(conf) == []
     assert apply_settings([], KNOWN) == {}
+
+
+# --- bounds on reading (issue 25) -----------------------------------------------------
+
+
+def test_an_include_of_a_device_or_a_fifo_is_refused_without_reading_it(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # opening it for reading would wait for a writer forever
+    for target in ("/dev/zero", str(fifo)):
+        top = tmp_path / "invreq.conf"
+        top.write_text(f"network=regtest\ninclude {target}\n")
+        with pytest.raises(ConfFileError) as e:
+            read_settings(top)
+        assert e.value.lineno == 2 and "is not a regular file" in e.value.problem
+
+
+def test_exponential_includes_stop_at_the_file_count(tmp_path: Path) -> None:
+    # f0 includes f1 twice, f1 includes f2 twice ... (2**8 reads without a bound).
+    for i in range(8):
+        (tmp_path / f"f{i}.conf").write_text(f"include f{i + 1}.conf\ninclude f{i + 1}.conf\n")
+    (tmp_path / "f8.conf").write_text("network=regtest\n")
+    with pytest.raises(ConfFileError) as e:
+        read_settings(tmp_path / "f0.conf")
+    assert f"more than {conffile.MAX_FILES_READ} config files read" in str(e.value)
+
+
+def test_includes_nest_at_most_the_depth_bound(tmp_path: Path) -> None:
+    depth = conffile.MAX_INCLUDE_DEPTH
+    for i in range(depth + 2):
+        (tmp_path / f"d{i}.conf").write_text(f"include d{i + 1}.conf\n")
+    (tmp_path / f"d{depth + 2}.conf").write_text("network=regtest\n")
+    with pytest.raises(ConfFileError) as e:
+        read_settings(tmp_path / "d0.conf")
+    assert f"nested deeper than {depth}" in str(e.value)
+    # One level less is read.
+    (tmp_path / f"d{depth}.conf").write_text("network=regtest\n")
+    assert [s.key for s in read_settings(tmp_path / "d0.conf")] == ["network"]
+
+
+def test_config_files_larger_than_the_byte_bound_are_refused(tmp_path: Path) -> None:
+    big = tmp_path / "big.conf"
+    big.write_text("# " + "x" * conffile.MAX_TOTAL_BYTES + "\n")
+    top = tmp_path / "invreq.conf"
+    top.write_text("include big.conf\n")
+    with pytest.raises(ConfFileError) as e:
+        read_settings(top)
+    assert e.value.lineno == 1 and "larger than" in e.value.problem

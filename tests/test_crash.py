@@ -150,8 +150,8 @@ def http_batch_client(
 
 
 def list_all(s: Server) -> list[dict[str, Any]]:
-    """Every record, page by page: a list reply holds one page at most (invreq.paging), and a
-    round creates thousands."""
+    """Every record, page by page along created_index (a list without paging parameters
+    returns them all; paging parameters must reach the same records)."""
     out: list[dict[str, Any]] = []
     start = 0
     while True:

@@ -6,13 +6,14 @@ version filled with duplicate payments of one invoice."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from invreq.errors import AlreadyClaimed, PaymentLimited, PaymentNotPending
-from invreq.store.base import Payment, PaymentLimits, Record, Store
+from invreq.store.base import ListQuery, Payment, PaymentLimits, Record, Store
 from invreq.store.postgres import PostgresStore
 from invreq.store.sqlite import MIGRATIONS, SQLiteStore
 
@@ -150,7 +151,7 @@ async def test_migration_keeps_duplicates_as_history(tmp_path: Path) -> None:
 
 
 async def test_payments_are_read_from_start_up_to_limit_in_the_database(store: Store) -> None:
-    """listpayments asks for one page: the store reads that page, never every row."""
+    """listpayments reads a chunk at a time: the store reads up to limit, never every row."""
     for i in range(1, 6):
         await store.insert(rec(i, single_use=False))
         await store.payment_claim(pay(i, 100 + i))
@@ -164,3 +165,30 @@ async def test_payments_are_read_from_start_up_to_limit_in_the_database(store: S
     assert [p.invreq_id for p in await store.payments(f"{3:064x}", "pending", limit=1)] == [
         f"{3:064x}"
     ]
+
+
+async def test_reads_stop_at_max_bytes_so_a_chunk_of_huge_rows_is_never_read_whole(
+    store: Store,
+) -> None:
+    """A streamed list (invreq.paging) reads chunks of at most ``max_bytes``: the row that
+    crosses it is the last, and there is always at least one row."""
+    big = 100_000
+    for i in range(1, 6):
+        r = dataclasses.replace(rec(i, single_use=False), bolt12="lnr1" + "q" * big)
+        await store.insert(r)
+        await store.payment_claim(dataclasses.replace(pay(i, 200 + i), invoice="lni1" + "q" * big))
+        await store.rune_insert("method=" + "m" * big, NOW)
+    ids = [r.created_index for r in await store.list(ListQuery())]
+    # Under one row: one row; between one and two rows: two (the second crosses it).
+    assert [r.created_index for r in await store.list(ListQuery(max_bytes=10))] == ids[:1]
+    chunk = await store.list(ListQuery(max_bytes=2 * big - 1000, limit=100))
+    assert [r.created_index for r in chunk] == ids[:2]
+    chunk = await store.list(ListQuery(start=ids[3], max_bytes=10))
+    assert [r.created_index for r in chunk] == [ids[3]]
+    pids = [p.payment_id for p in await store.payments()]
+    assert [p.payment_id for p in await store.payments(max_bytes=10)] == pids[:1]
+    got = await store.payments(start=pids[1], limit=10, max_bytes=2 * big - 1000)
+    assert [p.payment_id for p in got] == pids[1:3]
+    assert [r.unique_id for r in await store.runes(max_bytes=10)] == [0]
+    assert [r.unique_id for r in await store.runes(10, start=2, max_bytes=big + 10)] == [2, 3]
+    assert await store.runes(start=2**64) == []

@@ -270,3 +270,31 @@ def test_disabling_during_an_in_flight_payment(tmp_path: Path, lightningd: Any) 
         assert "payments_in_flight" not in d2
     finally:
         assert s.stop() == 0, s.output()
+
+
+def test_refused_invoices_recorded_per_request_are_bounded(tmp_path: Path) -> None:
+    """``--pay-with none``: anyone holding a payee key can mint invoices for a request
+    without end; each is answered 2107, and only the first MAX_REFUSALS_RECORDED are
+    recorded (before: every one, 38 MiB in 1.6 s)."""
+    from invreq.payments.receive import MAX_REFUSALS_RECORDED
+
+    s = serve(tmp_path, None)
+    try:
+        r = s.rpc.call(
+            "invoicerequest", {"amount": 1000, "description": "many", "single_use": False}
+        )
+        for n in range(MAX_REFUSALS_RECORDED + 10):
+            e = error_of(s, "receiveinvoice", [invoice_for(r["bolt12"], n=n)])
+            assert e["code"] == 2107 and "--pay-with none" in e["message"]
+        assert "not recorded" in e["message"]
+        pays = s.rpc.call("listpayments", [])["payments"]
+        assert [p["status"] for p in pays] == ["refused"] * MAX_REFUSALS_RECORDED
+        # A recorded one sent again is the same record, answered as before.
+        again = error_of(s, "receiveinvoice", [invoice_for(r["bolt12"], n=0)])
+        assert again["code"] == 2107 and "not recorded" not in again["message"]
+        # Another request has its own.
+        other = s.rpc.call("invoicerequest", [1000, "other"])
+        e = error_of(s, "receiveinvoice", [invoice_for(other["bolt12"])])
+        assert "recorded as payment" in e["message"]
+    finally:
+        assert s.stop() == 0, s.output()

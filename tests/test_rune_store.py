@@ -18,6 +18,7 @@ import asyncpg
 import pytest
 import runes
 from _service_fixtures import STORES, Server, store_url
+from invreq import paging
 from invreq.auth import RuneAuthority
 from invreq.errors import RuneError
 from invreq.store import postgres as pg
@@ -255,7 +256,9 @@ async def test_existing_rune_strings_are_converted_and_derived_again(db_url: str
             "pnamelabel=a\\&b|pnum<2&rate=60",
         ]
         auth = RuneAuthority(SECRET, s, clock=Clock())
-        shown = (await auth.showrunes())["runes"]
+        listing = await auth.showrunes()
+        assert isinstance(listing, paging.Listing)  # every rune, read chunk by chunk
+        shown = (await listing.collect())["runes"]
         assert [r["rune"] for r in shown] == OLD_RUNES
         assert shown[1].get("blacklisted") is True
         assert "stored" not in (await auth.showrunes(OLD_RUNES[3]))["runes"][0]
@@ -319,7 +322,7 @@ def test_rate_is_shared_by_two_instances_on_one_postgresql_database(
 
 
 async def test_runes_are_read_up_to_limit_in_the_database(store: Store) -> None:
-    """showrunes asks for one page of runes: the store reads that page, not every rune."""
+    """showrunes reads runes a chunk at a time: the store reads up to limit, not every rune."""
     ids = [await store.rune_insert(f"method=m{i}", 1_700_000_000) for i in range(4)]
     assert [r.unique_id for r in await store.runes()] == ids
     assert [r.unique_id for r in await store.runes(limit=2)] == ids[:2]

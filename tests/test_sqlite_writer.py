@@ -230,6 +230,7 @@ def test_every_write_method_of_the_store_goes_to_the_writer() -> None:
     """WRITES is the list of the store's writes: a new write in store/base.py must be added
     there (and to WorkerStore), or a worker would not have it."""
     reads = {"get", "get_by_k1", "list", "count_by_state", "payment_by_hash", "payments"}
+    reads |= {"payment_count"}
     reads |= {"runes", "rune", "rune_blacklist", "indexes", "events", "index_details"}
     lifecycle = {"open", "close"}
     methods = {

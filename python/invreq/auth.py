@@ -239,7 +239,9 @@ class RuneAuthority:
             out["warning_unrestricted_rune"] = UNRESTRICTED_WARNING
         return out
 
-    async def showrunes(self, rune: str | None = None) -> dict[str, Any]:
+    async def showrunes(
+        self, rune: str | None = None
+    ) -> dict[str, Any] | paging.Listing[StoredRune]:
         blacklist = await self._current_blacklist(force=True)
         if rune is not None:
             decoded = self._decode(rune)
@@ -260,18 +262,21 @@ class RuneAuthority:
                     )
                 ]
             }
-        out = []
-        # One page at most (see invreq.paging), read as such.
-        for s in await self.store.runes(limit=paging.store_limit(None)):
+
+        def describe(s: StoredRune) -> dict[str, Any]:
             # Derived from the secret: ours by construction, nothing to decode or check.
             restrictions = _decode_stored(s.restrictions)
             text = self._derive(s.unique_id, restrictions)
-            out.append(
-                self._describe(
-                    text, s.unique_id, restrictions, blacklist, stored=True, ours=True, record=s
-                )
+            return self._describe(
+                text, s.unique_id, restrictions, blacklist, stored=True, ours=True, record=s
             )
-        return {"runes": paging.page(out)}
+
+        async def read(first: int | None, n: int) -> list[StoredRune]:
+            return await self.store.runes(n, start=first, max_bytes=paging.CHUNK_BYTES)
+
+        # Every rune issued (as lightningd), read and sent a chunk at a time.
+        rows = paging.chunks(read, lambda s: s.unique_id, None, None)
+        return paging.Listing("runes", rows, describe)
 
     async def blacklistrune(
         self, start: int | None = None, end: int | None = None

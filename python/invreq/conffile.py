@@ -13,7 +13,8 @@ The format, line by line (after stripping leading and trailing whitespace):
   the value, as in CLN);
 - ``include PATH`` reads another file in place; a relative PATH is taken from the
   directory of the file that includes it; a file that includes itself, directly or
-  through others, is an error;
+  through others, is an error; includes nest at most 8 deep, at most 64 files are read
+  in all, 1 MiB together, and each must be a regular file (not a device or a FIFO);
 - ``key=value`` sets an option (spaces around the first ``=`` are ignored);
 - a bare ``key`` is a flag (its value is ``None``).
 """
@@ -21,7 +22,9 @@ The format, line by line (after stripping leading and trailing whitespace):
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import stat
 from pathlib import Path
 
 __all__ = ["ConfFileError", "Setting", "apply_settings", "read_settings"]
@@ -52,16 +55,34 @@ class Setting:
     lineno: int
 
 
+#: Bounds on what reading a config may cost (issue 25: exponential includes, /dev/zero and
+#: a FIFO were each read without end): how deep includes nest, how many files are read in
+#: all (an include read twice counts twice), and their bytes together.
+MAX_INCLUDE_DEPTH = 8
+MAX_FILES_READ = 64
+MAX_TOTAL_BYTES = 1024 * 1024
+
+
+class _Budget:
+    """What is left to read of one config (files and bytes)."""
+
+    def __init__(self) -> None:
+        self.files = MAX_FILES_READ
+        self.bytes = MAX_TOTAL_BYTES
+
+
 def read_settings(path: Path) -> list[Setting]:
     """Every setting of ``path`` and the files it includes, in the order they appear.
 
     A missing top file raises ``FileNotFoundError`` (the caller decides whether a config
     file is optional); a missing or unreadable include file is a ``ConfFileError`` naming
-    the include line, since that line is what the operator must fix.
+    the include line, since that line is what the operator must fix. Only regular files
+    are read, within ``MAX_INCLUDE_DEPTH``, ``MAX_FILES_READ`` and ``MAX_TOTAL_BYTES``.
     """
-    text = _read_text(path)
+    budget = _Budget()
+    text = _read_text(path, budget, path, 0)
     out: list[Setting] = []
-    _parse(path, text, (_identity(path),), out)
+    _parse(path, text, (_identity(path),), out, budget)
     return out
 
 
@@ -99,9 +120,25 @@ def _identity(path: Path) -> Path:
     return path.resolve()
 
 
-def _read_text(path: Path) -> str:
-    """The file as text; invalid UTF-8 is reported at its line, not as a traceback."""
-    data = path.read_bytes()
+def _read_text(path: Path, budget: _Budget, where: Path, lineno: int) -> str:
+    """The file as text; invalid UTF-8 is reported at its line, not as a traceback. A file
+    that is not a regular file (a device, a FIFO: opened without blocking, never read), or
+    beyond what is left of the budget, is a ``ConfFileError`` at ``where:lineno`` (the
+    include line, or the top file's line 0)."""
+    budget.files -= 1
+    if budget.files < 0:
+        raise ConfFileError(where, lineno, f"more than {MAX_FILES_READ} config files read")
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ConfFileError(where, lineno, f"{path} is not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(budget.bytes + 1)
+    finally:
+        os.close(fd)
+    budget.bytes -= len(data)
+    if budget.bytes < 0:
+        raise ConfFileError(where, lineno, f"config files larger than {MAX_TOTAL_BYTES} bytes")
     try:
         # utf-8-sig: an editor's byte-order mark must not become part of the first key.
         return data.decode("utf-8-sig")
@@ -110,7 +147,9 @@ def _read_text(path: Path) -> str:
         raise ConfFileError(path, lineno, "not valid UTF-8") from e
 
 
-def _parse(path: Path, text: str, stack: tuple[Path, ...], out: list[Setting]) -> None:
+def _parse(
+    path: Path, text: str, stack: tuple[Path, ...], out: list[Setting], budget: _Budget
+) -> None:
     """Append the settings of one file to ``out``; ``stack`` holds the files including it."""
     # Split on "\n" only (strip removes a "\r"): str.splitlines also breaks on form feeds
     # and Unicode separators, which would make line numbers disagree with editors.
@@ -120,7 +159,7 @@ def _parse(path: Path, text: str, stack: tuple[Path, ...], out: list[Setting]) -
             continue
         m = _INCLUDE.fullmatch(line)
         if m is not None:
-            _include(path, lineno, m["path"], stack, out)
+            _include(path, lineno, m["path"], stack, out, budget)
             continue
         key, eq, value = line.partition("=")
         key = key.strip()
@@ -132,19 +171,26 @@ def _parse(path: Path, text: str, stack: tuple[Path, ...], out: list[Setting]) -
 
 
 def _include(
-    path: Path, lineno: int, target: str | None, stack: tuple[Path, ...], out: list[Setting]
+    path: Path,
+    lineno: int,
+    target: str | None,
+    stack: tuple[Path, ...],
+    out: list[Setting],
+    budget: _Budget,
 ) -> None:
     if not target:
         raise ConfFileError(path, lineno, "include needs a file name")
+    if len(stack) > MAX_INCLUDE_DEPTH:
+        raise ConfFileError(path, lineno, f"includes nested deeper than {MAX_INCLUDE_DEPTH}")
     included = path.parent / target
     ident = _identity(included)
     if ident in stack:
         chain = " -> ".join(str(p) for p in (*stack, ident))
         raise ConfFileError(path, lineno, f"include cycle: {chain}")
     try:
-        text = _read_text(included)
+        text = _read_text(included, budget, path, lineno)
     except OSError as e:
         raise ConfFileError(
             path, lineno, f"cannot read included file {included}: {e.strerror or e}"
         ) from e
-    _parse(included, text, (*stack, ident), out)
+    _parse(included, text, (*stack, ident), out, budget)

@@ -42,6 +42,7 @@ __all__ = [
     "CODE_PAYMENT_REFUSED",
     "CODE_REPLY_BUDGET",
     "CODE_REQUEST_EXPIRED",
+    "CODE_SERVER_BUSY",
     "CODE_SIGNER",
     "CODE_STORE",
     "AlreadyClaimed",
@@ -76,12 +77,14 @@ __all__ = [
     "RequestTooLarge",
     "RpcError",
     "RuneError",
+    "ServerBusy",
     "SignatureError",
     "SignerError",
     "StartupError",
     "StoreClosed",
     "StoreError",
     "UnknownInvoiceRequest",
+    "WriterBusy",
     "listen_error",
 ]
 
@@ -125,6 +128,8 @@ CODE_STORE = 2002
 # Beyond CLN: a batch element left unrun because the batch's replies already reached the
 # reply budget (invreq.rpc.MAX_REPLY_BYTES); running it again in another batch is safe.
 CODE_REPLY_BUDGET = 2003
+#: The process's reply budget (invreq.replybudget) had no room in time: try again.
+CODE_SERVER_BUSY = 2004
 # Receiving an invoice (receiveinvoice): one code per reason it is refused or not paid.
 CODE_INVOICE_UNKNOWN_REQUEST = 2101
 CODE_INVOICE_NOT_ACTIVE = 2102
@@ -262,6 +267,18 @@ class ReplyBudgetExceeded(RpcError):
         )
 
 
+class ServerBusy(RpcError):
+    """The reply found no room in the process's reply budget in time (replies in flight to
+    clients that do not read hold it): nothing was run twice; try again."""
+
+    code = CODE_SERVER_BUSY
+
+    def __init__(self, budget: int) -> None:
+        super().__init__(
+            f"server busy: replies in flight fill the {budget}-byte reply budget; try again"
+        )
+
+
 class StoreError(RpcError):
     """The store could not make a change durable, or could not read (disk full, read-only
     database, connection lost ...): nothing was stored."""
@@ -281,6 +298,17 @@ class DatabaseError(StoreError):
 
     def __init__(self, cause: BaseException) -> None:
         super().__init__(f"database error: {cause}")
+
+
+class WriterBusy(StoreError):
+    """``--workers`` on SQLite: too many writes of this worker wait for the writer process
+    (it stalls, or is far behind); this one was refused before it was sent."""
+
+    def __init__(self, waiting: int) -> None:
+        super().__init__(
+            f"store busy: {waiting} writes already wait for the SQLite writer; nothing was "
+            "written, try again"
+        )
 
 
 class CommitFailed(StoreError):
@@ -446,6 +474,10 @@ class PayoutDeclined(InvoiceRefused):
     called."""
 
     code = CODE_PAYOUT_DECLINED
+    #: What a payee (invoice_error) or an LNURL wallet is told. The message itself carries
+    #: the device's own text (its name and address, key path, hwilib's error), which is the
+    #: operator's business: it stays in the log and the payment's ``error``.
+    public = "payout not approved on the device (declined, or not answered in time): not paid"
 
 
 class PaymentInFlight(RpcError):

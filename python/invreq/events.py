@@ -19,10 +19,12 @@ from typing import Any
 from invreq import paging, views
 from invreq.changes import RECHECK, ChangeFeed
 from invreq.errors import WaitTimeout
-from invreq.store.base import EventStore
+from invreq.store.base import Event, EventStore
 
 __all__ = ["DEFAULT_WAIT", "Events"]
 
+#: ``listevents limit`` without ``start``: the newest ones, at most this many.
+NEWEST_MAX = 1000
 #: Seconds ``wait`` waits when the caller gives no timeout.
 DEFAULT_WAIT = 60
 
@@ -58,8 +60,18 @@ class Events:
 
     async def listevents(
         self, invreq_id: str | None = None, start: int | None = None, limit: int | None = None
-    ) -> dict[str, Any]:
-        found = await self.store.events(
-            invreq_id=invreq_id, start=start, limit=paging.store_limit(limit)
-        )
-        return {"events": paging.page(views.event_listed_json(e, self.webhook) for e in found)}
+    ) -> paging.Listing[Event]:
+        """Every event from ``start`` on (all of them without paging parameters), read and
+        sent a chunk at a time (invreq.paging); ``limit`` without ``start``: the newest
+        ``limit``, at most ``NEWEST_MAX`` (read in one piece, newest first from the store)."""
+        if start is None and limit is not None:
+            newest = await self.store.events(invreq_id=invreq_id, limit=min(limit, NEWEST_MAX))
+            start, limit = (newest[0].event_id, len(newest)) if newest else (0, 0)
+
+        async def read(first: int | None, n: int) -> list[Event]:
+            return await self.store.events(
+                invreq_id=invreq_id, start=first or 0, limit=n, max_bytes=paging.CHUNK_BYTES
+            )
+
+        rows = paging.chunks(read, lambda e: e.event_id, start, limit)
+        return paging.Listing("events", rows, lambda e: views.event_listed_json(e, self.webhook))

@@ -30,12 +30,14 @@ import json
 import logging
 import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, cast
 
 from aiohttp import web
 
-from invreq.errors import RpcError
+from invreq import lograte, replybudget
+from invreq.errors import RpcError, ServerBusy
+from invreq.rpc import dumps as rpc_dumps
 
 __all__ = [
     "GUARD_KEY",
@@ -43,6 +45,7 @@ __all__ = [
     "SEND_TIMEOUT",
     "ConnectionGuard",
     "GuardedSite",
+    "JsonReply",
     "send_within",
 ]
 
@@ -71,17 +74,27 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.busy = 0  # requests in flight (a middleware counts them)
         self.admitted = False
+        self.opened = 0.0  # when it was accepted, on the loop's clock
+        self.heard = 0.0  # when its last bytes arrived (0: never)
+        self.responses = 0  # responses begun on it (keep-alive: > 0 and idle between)
+        self.last_response = 0.0  # when its last response began or its request ended
+        self._flushed: list[asyncio.Future[None]] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream transport: asyncio's, or uvloop's, which has the same public methods
         # without subclassing asyncio.Transport (so no isinstance check here).
         self.transport = cast(asyncio.Transport, transport)
+        self.opened = asyncio.get_running_loop().time()
         if self.guard.admit(self):
             self.admitted = True
+            # Paused as soon as anything waits to be sent, resumed once all of it has left
+            # the process: flushed() (the reply budget's measure of "sent") follows that.
+            self.transport.set_write_buffer_limits(0)
             self.inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
         if self.admitted:
+            self.heard = asyncio.get_running_loop().time()
             self.inner.data_received(data)
 
     def eof_received(self) -> bool | None:
@@ -94,11 +107,45 @@ class _Connection(asyncio.Protocol):
     def resume_writing(self) -> None:
         if self.admitted:
             self.inner.resume_writing()
+        self._wake(None)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.guard.forget(self)
+        self._wake(ConnectionResetError("connection lost"))
         if self.admitted:
             self.inner.connection_lost(exc)
+
+    def _wake(self, exc: BaseException | None) -> None:
+        waiting, self._flushed = self._flushed, []
+        for fut in waiting:
+            if not fut.done():
+                if exc is None:
+                    fut.set_result(None)
+                else:
+                    fut.set_exception(exc)
+
+    async def flushed(self) -> None:
+        """Return once what was written has left the process; raises ``ConnectionError``
+        if the connection is lost first (the send watchdog aborts a client that does not
+        read)."""
+        transport = self.transport
+        while transport is not None and transport.get_write_buffer_size():
+            if transport.is_closing():
+                raise ConnectionResetError("connection closing")
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._flushed.append(fut)
+            await fut
+
+    def rank(self, now: float) -> tuple[int, float]:
+        """Which connection goes first when one must be evicted (lowest first): one that
+        never sent a byte (silent), then one idle between requests (keep-alive), then one
+        whose request is arriving slowly; within each, the longest quiet. A connection with
+        a request in flight is never evicted."""
+        if not self.heard:
+            return (0, self.opened - now)
+        if self.responses and self.heard <= self.last_response:
+            return (1, self.heard - now)
+        return (2, self.heard - now)
 
 
 class ConnectionGuard:
@@ -117,7 +164,7 @@ class ConnectionGuard:
     def admit(self, conn: _Connection) -> bool:
         assert conn.transport is not None
         if len(self._open) >= self.cap:
-            victim = next((c for c in self._open.values() if not c.busy), None)
+            victim = self._victim()
             if victim is None:
                 self.refused += 1
                 body = json.dumps({"jsonrpc": "2.0", "id": None, "error": _REFUSAL}).encode()
@@ -133,6 +180,13 @@ class ConnectionGuard:
             victim.transport.abort()
         self._open[conn.transport] = conn
         return True
+
+    def _victim(self) -> _Connection | None:
+        """The connection to evict for a new one (see ``_Connection.rank``), or None when
+        every connection has a request in flight."""
+        now = asyncio.get_running_loop().time()
+        idle = (c for c in self._open.values() if not c.busy)
+        return min(idle, key=lambda c: c.rank(now), default=None)
 
     def forget(self, conn: _Connection) -> None:
         if conn.transport is not None:
@@ -171,6 +225,13 @@ class ConnectionGuard:
         finally:
             self._sending.pop(transport, None)
 
+    def progress(self, transport: asyncio.Transport | None) -> None:
+        """A piece of a streamed response was sent: its client reads, so the next piece
+        gets a full ``SEND_TIMEOUT`` again."""
+        if transport is not None and transport in self._sending:
+            _, seconds = self._sending[transport]
+            self._sending[transport] = (asyncio.get_running_loop().time() + seconds, seconds)
+
     async def _watch(self) -> None:
         """Abort connections whose response is not sent by its deadline."""
         loop = asyncio.get_running_loop()
@@ -180,7 +241,13 @@ class ConnectionGuard:
             for transport, (deadline, seconds) in list(self._sending.items()):
                 if now >= deadline:
                     del self._sending[transport]
-                    log.info("http client dropped: response not read within %g s", seconds)
+                    lograte.CLIENT_LINES.log(
+                        log,
+                        logging.INFO,
+                        "http client dropped",
+                        "http client dropped: response not read within %g s",
+                        seconds,
+                    )
                     transport.abort()
         self._watchdog = None
 
@@ -209,17 +276,82 @@ async def send_within(request: web.Request, handler: Any) -> web.StreamResponse:
         resp: web.StreamResponse = await handler(request)
         if resp.prepared:
             return resp
+        if conn is not None:
+            conn.responses += 1
+            conn.last_response = asyncio.get_running_loop().time()
         try:
             with guard.sending(request.transport):
-                await resp.prepare(request)
-                await resp.write_eof()
+                if isinstance(resp, JsonReply):
+                    await resp.send(request, guard, conn)
+                else:
+                    await resp.prepare(request)
+                    await resp.write_eof()
         except ConnectionError:
             pass  # aborted by the watchdog, or the client went away: nothing left to send
+        except replybudget.HalfSent as e:
+            lograte.CLIENT_LINES.log(
+                log, logging.INFO, "http client dropped", "http client dropped: %s", e
+            )
+            if request.transport is not None:
+                request.transport.abort()
         # aiohttp finishes the response: already sent, or its connection is gone.
         return resp
     finally:
         if conn is not None:
             conn.busy -= 1
+            conn.last_response = asyncio.get_running_loop().time()
+
+
+class JsonReply(web.StreamResponse):
+    """A JSON response sent within the process's reply budget (:mod:`invreq.replybudget`):
+    ``whole`` (bytes made at once) or ``pieces`` (a list's chunks, a batch's elements, made
+    as they are sent). ``failed`` gives the status and the body of the answer when the
+    reply fails before anything was sent (no room in the budget in time: 503); an empty
+    ``pieces`` (a batch of notifications) is a 204."""
+
+    def __init__(
+        self,
+        status: int,
+        *,
+        whole: bytes | None = None,
+        pieces: AsyncIterator[bytes] | None = None,
+        failed: Callable[[RpcError], tuple[int, Any]],
+    ) -> None:
+        super().__init__(status=status)
+        self.content_type = "application/json"
+        self._whole = whole
+        self._pieces = pieces
+        self._failed = failed
+
+    async def send(self, request: web.Request, guard: ConnectionGuard, conn: Any) -> None:
+        async def write(piece: bytes) -> None:
+            if not self.prepared:
+                await self.prepare(request)
+            await self.write(piece)
+
+        async def flushed() -> None:
+            if conn is not None:
+                await conn.flushed()
+            guard.progress(request.transport)
+
+        try:
+            if self._whole is not None:
+                self.content_length = len(self._whole)
+                await replybudget.send_whole(self._whole, write, flushed)
+            else:
+                assert self._pieces is not None
+                if not await replybudget.send(self._pieces, write, flushed):
+                    self.set_status(204)
+                    self.content_type = "application/octet-stream"
+                    await self.prepare(request)
+        except RpcError as e:  # no room in the budget, or the store failed: nothing sent
+            status, obj = self._failed(e)
+            body = rpc_dumps(obj)
+            self.set_status(503 if isinstance(e, ServerBusy) else status)
+            self.content_length = len(body)
+            await self.prepare(request)
+            await self.write(body)
+        await self.write_eof()
 
 
 class GuardedSite(web.BaseSite):

@@ -6,6 +6,10 @@ were measured before this).
 
 - :class:`RateLimit` is a logging filter for aiohttp's server logger (its malformed-request
   lines, which :mod:`invreq.logsetup` already makes one line each).
+- :class:`PerKind` is the same rule for invreq's own lines about clients: refusals (401,
+  403, malformed requests, failed calls; one kind per error class) and dropped clients.
+  Without it a client sending any string as a rune wrote one line per request (~430 KiB/s
+  from one thread, issue 25); now each kind writes at most ``BURST`` lines per ``WINDOW``.
 - :func:`install_loop_handler` takes asyncio's "socket.accept() out of system resource"
   (EMFILE, ENFILE, ENOBUFS, ENOMEM while accepting): asyncio already pauses that listener
   for a second, but calls the handler once per connection waiting in the backlog, with a
@@ -23,7 +27,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["BURST", "WINDOW", "RateLimit", "install_loop_handler", "quiet_aiohttp_errors"]
+__all__ = [
+    "BURST",
+    "CLIENT_LINES",
+    "WINDOW",
+    "PerKind",
+    "RateLimit",
+    "install_loop_handler",
+    "quiet_aiohttp_errors",
+]
 
 #: Lines of one kind allowed per window; the rest are counted, not written.
 BURST = 10
@@ -72,6 +84,41 @@ class RateLimit(logging.Filter):
             record.msg = f"{record.getMessage()} ({dropped} similar lines left out)"
             record.args = None
         return True
+
+
+class PerKind:
+    """``BURST`` lines per ``WINDOW`` for each kind of line; the next line of a kind that
+    passes ends with how many of that kind were left out. Kinds are named by the code (an
+    error class, "client dropped"), never by a client; past ``MAX_KINDS`` they share one."""
+
+    MAX_KINDS = 256
+
+    def __init__(self, burst: int = BURST, clock: Callable[[], float] = time.monotonic) -> None:
+        self.burst = burst
+        self.clock = clock
+        self._buckets: dict[str, _Bucket] = {}
+
+    def take(self, kind: str) -> int | None:
+        """None: leave this line out; else how many of its kind were left out before it."""
+        bucket = self._buckets.get(kind)
+        if bucket is None:
+            if len(self._buckets) >= self.MAX_KINDS:
+                kind = "other"
+            bucket = self._buckets.setdefault(kind, _Bucket(self.burst, self.clock))
+        return bucket.take()
+
+    def log(self, logger: logging.Logger, level: int, kind: str, msg: str, *args: Any) -> None:
+        """``logger.log(level, msg, *args)`` unless this kind is over its rate."""
+        dropped = self.take(kind)
+        if dropped is None:
+            return
+        if dropped:
+            msg += f" ({dropped} similar lines left out)"
+        logger.log(level, msg, *args)
+
+
+#: invreq's lines about clients (refusals, failed calls, dropped connections), per kind.
+CLIENT_LINES = PerKind()
 
 
 def quiet_aiohttp_errors() -> None:

@@ -4,7 +4,8 @@ A line: ``2026-11-25T10:45:08.123Z INFO  invreq.server: listening on ...`` (UTC)
 logs one line per failed request (method, code, message) and never logs secrets: the
 payer secret never leaves its file, request bodies are not logged, and a malformed HTTP
 request is one line naming the error, never aiohttp's traceback (whose message quotes the
-offending header line: a ``Rune`` header's rune). The log file is created owner-only.
+offending header line: a ``Rune`` header's rune). The log file is created owner-only. No
+line ever carries a raw control character (:class:`OneLineFormatter`), whatever it quotes.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +22,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from invreq import secretfile
 
-__all__ = ["quiet_client_errors", "setup_logging"]
+__all__ = ["OneLineFormatter", "quiet_client_errors", "setup_logging"]
 
 FORMAT = "%(asctime)s.%(msecs)03dZ %(levelname)-5s %(name)s: %(message)s"
 DATEFMT = "%Y-%m-%dT%H:%M:%S"
@@ -61,6 +63,34 @@ class _OneLineClientErrors(logging.Filter):
         return True
 
 
+#: Characters no log line may carry raw: C0 and C1 controls (a line feed forges a line, an
+#: ESC drives the operator's terminal), DEL, the Unicode line and paragraph separators, and
+#: the bidirectional controls that reorder what the operator reads.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _escaped(m: re.Match[str]) -> str:
+    return f"\\u{{{ord(m.group()):x}}}"
+
+
+class OneLineFormatter(logging.Formatter):
+    """The backstop under :func:`invreq.oneline.oneline`: whatever a line quotes, it is one
+    line of printable text. Control characters in the message become ``\\u{hex}`` (the
+    notation of ``oneline``); a traceback's own lines (a bug's, never a client's) follow
+    indented by ``"  | "``, so text inside an exception message cannot pass for a line."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return _UNPRINTABLE.sub(_escaped, super().formatMessage(record))
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        first, nl, rest = text.partition("\n")
+        if not nl:
+            return first
+        lines = [_UNPRINTABLE.sub(_escaped, line) for line in rest.split("\n")]
+        return first + "".join("\n  | " + line for line in lines)
+
+
 def quiet_client_errors() -> None:
     """Install ``_OneLineClientErrors`` on aiohttp's server logger (once)."""
     server = logging.getLogger("aiohttp.server")
@@ -70,7 +100,7 @@ def quiet_client_errors() -> None:
 
 def setup_logging(level: str, log_file: Path | None) -> Callable[[], None]:
     """Configure the root logger; return the function that reopens the log file."""
-    formatter = logging.Formatter(FORMAT, DATEFMT)
+    formatter = OneLineFormatter(FORMAT, DATEFMT)
     formatter.converter = time.gmtime
     handler: logging.Handler
     if log_file is not None:

@@ -22,7 +22,7 @@ from typing import Any
 
 from aiohttp import web
 
-from invreq import __version__, params, rpc
+from invreq import __version__, httpguard, paging, params, rpc
 from invreq.auth import RuneAuthority
 from invreq.context import CALLER
 from invreq.errors import (
@@ -32,6 +32,7 @@ from invreq.errors import (
     RequestTooLarge,
     RpcError,
     RuneError,
+    ServerBusy,
 )
 
 __all__ = ["BODY_READERS", "http_status", "openapi", "routes"]
@@ -44,6 +45,7 @@ _STATUS: dict[type[RpcError], int] = {
     RuneError: 401,
     BodyTimeout: 408,
     RequestTooLarge: 413,
+    ServerBusy: 503,
 }
 
 
@@ -56,8 +58,33 @@ def http_status(err: RpcError, default: int) -> int:
     return default
 
 
-def _json(status: int, obj: Any) -> web.Response:
-    return web.Response(status=status, body=rpc.dumps(obj), content_type="application/json")
+def _rest_failure(e: RpcError) -> tuple[int, Any]:
+    return http_status(e, 500), e.to_json()
+
+
+def _json(status: int, obj: Any) -> web.StreamResponse:
+    """A small JSON answer made here (a refusal), within the reply budget."""
+    return httpguard.JsonReply(status, whole=rpc.dumps(obj), failed=_rest_failure)
+
+
+def _reply(status: int, reply: Any) -> web.StreamResponse:
+    """A JSON-RPC reply (``/rpc``): made whole, or streamed (a batch, a list)."""
+
+    def failed(e: RpcError) -> tuple[int, Any]:
+        req_id = reply.get("id") if isinstance(reply, dict) else None
+        return http_status(e, 200), rpc.error_object(req_id, e)
+
+    if rpc.streamed(reply):
+        return httpguard.JsonReply(status, pieces=rpc.reply_pieces(reply), failed=failed)
+    return httpguard.JsonReply(status, whole=rpc.dumps(reply), failed=failed)
+
+
+def _result(status: int, result: Any) -> web.StreamResponse:
+    """A bare result (REST): made whole, or a list streamed."""
+    if isinstance(result, paging.Listing):
+        pieces = rpc.result_pieces(result)
+        return httpguard.JsonReply(status, pieces=pieces, failed=_rest_failure)
+    return _json(status, result)
 
 
 def _authorizer(auth: RuneAuthority, rune: str) -> rpc.Authorize:
@@ -108,7 +135,7 @@ async def _read(request: web.Request) -> bytes:
 def routes(auth_key: Any, dispatcher_key: Any) -> list[web.RouteDef]:
     """The HTTP routes; the app keys name where the authority and dispatcher live."""
 
-    async def rpc_http(request: web.Request) -> web.Response:
+    async def rpc_http(request: web.Request) -> web.StreamResponse:
         try:
             body = await _read(request)
             rune = request.headers.get(RUNE_HEADER)
@@ -122,9 +149,9 @@ def routes(auth_key: Any, dispatcher_key: Any) -> list[web.RouteDef]:
         if answer.reply is None:  # notifications only: JSON-RPC says no content
             return web.Response(status=204)
         status = 200 if answer.error is None else http_status(answer.error, 200)
-        return _json(status, answer.reply)
+        return _reply(status, answer.reply)
 
-    async def rest_call(request: web.Request) -> web.Response:
+    async def rest_call(request: web.Request) -> web.StreamResponse:
         method = request.match_info["method"]
         if not request.headers.get(RUNE_HEADER):
             return _json(http_status(MissingRune(), 500), MissingRune().to_json())
@@ -147,7 +174,7 @@ def routes(auth_key: Any, dispatcher_key: Any) -> list[web.RouteDef]:
             # The call was authorized: whatever the command answers (checkrune's refusal
             # included) is its result, 500 as clnrest.
             return _json(500, answer.error.to_json())
-        return _json(201, answer.reply["result"])
+        return _result(201, answer.reply["result"])
 
     async def list_methods(request: web.Request) -> web.Response:
         entries = rpc.help_entries(request.app[dispatcher_key], None)
@@ -156,7 +183,7 @@ def routes(auth_key: Any, dispatcher_key: Any) -> list[web.RouteDef]:
         )
         return web.Response(text=text + "\n", content_type="text/plain")
 
-    async def swagger(request: web.Request) -> web.Response:
+    async def swagger(request: web.Request) -> web.StreamResponse:
         names = set(request.app[dispatcher_key].methods)
         return _json(200, openapi([c for c in params.COMMANDS if c.name in names]))
 

@@ -19,10 +19,10 @@ import logging
 import math
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from invreq import jsoncodec, jsonfilter, params
+from invreq import jsoncodec, jsonfilter, lograte, paging, params
 from invreq.errors import (
     HelpUnknownCommand,
     InternalError,
@@ -31,6 +31,7 @@ from invreq.errors import (
     ReplyBudgetExceeded,
     RpcError,
 )
+from invreq.oneline import oneline
 from invreq.params import DuplicateNames, UEscaped
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ __all__ = [
     "MAX_REPLY_BYTES",
     "MAX_REQUEST_BYTES",
     "Answer",
+    "BatchReply",
     "Dispatcher",
     "RawJSON",
     "build_dispatcher",
@@ -52,6 +54,9 @@ __all__ = [
     "error_object",
     "nesting",
     "parse",
+    "reply_pieces",
+    "result_pieces",
+    "streamed",
 ]
 
 log = logging.getLogger("invreq.rpc")
@@ -72,9 +77,11 @@ MAX_NESTING = 100
 #: The most requests one batch may hold (the reply must stay proportionate to the request).
 MAX_BATCH = 1000
 #: The reply budget of one batch: once its replies reach this many bytes of JSON, the
-#: elements not yet run are answered ``ReplyBudgetExceeded`` (2003) instead of being run.
-#: A single reply is bounded by its command instead (list commands page, see
-#: :mod:`invreq.paging`), so a batch reply stays below this plus one element's reply.
+#: elements not yet run are answered ``ReplyBudgetExceeded`` (2003) instead of being run,
+#: so a batch reply stays below this plus one element's reply (a list's every record: it
+#: is streamed, see :mod:`invreq.paging`). This bounds the work one request may cause;
+#: memory is bounded by the process's reply budget (:mod:`invreq.replybudget`), since a
+#: batch reply is written element by element as it is made, never held whole.
 MAX_REPLY_BYTES = 8 * 1024 * 1024
 #: Consecutive batch elements that change something run concurrently, this many at a time,
 #: so they share commits; reads run one at a time, so the budget is checked between them.
@@ -236,8 +243,86 @@ def _skip_value(text: str, pos: int) -> int:
 
 
 class RawJSON(bytes):
-    """A value already encoded as JSON (a batch reply, built element by element so that no
-    whole-batch object is ever held); written as is."""
+    """A value already encoded as JSON; written as is."""
+
+
+class BatchReply:
+    """A batch's reply, made element by element as it is written (:func:`reply_pieces`):
+    the elements run in order while the reply is sent, so no whole-batch reply is ever held
+    and a client that does not read stops its batch from running further."""
+
+    def __init__(self, pieces: AsyncIterator[bytes]) -> None:
+        self.pieces = pieces
+
+
+#: Pieces smaller than this are joined to the next one (fewer writes, fewer budget turns).
+_SMALL_PIECE = 4096
+
+
+async def result_pieces(result: Any) -> AsyncIterator[bytes]:
+    """A command's result as JSON, in pieces: one, or a list's chunk by chunk."""
+    if isinstance(result, paging.Listing):
+        async for piece in _coalesced(result.encoded(dumps)):
+            yield piece
+    else:
+        yield dumps(result)
+
+
+async def reply_pieces(reply: Any) -> AsyncIterator[bytes]:
+    """A reply (object, or a :class:`BatchReply`) as JSON, in pieces made only as they are
+    asked for: a list's records or a batch's elements are read and run while the reply is
+    sent, within the process's reply budget (:func:`invreq.replybudget.send`)."""
+    if isinstance(reply, BatchReply):
+        source = reply.pieces
+    elif isinstance(reply, dict) and isinstance(reply.get("result"), paging.Listing):
+        source = _listing_reply(reply)
+    else:
+        yield dumps(reply)
+        return
+    async for piece in _coalesced(source):
+        yield piece
+
+
+async def _listing_reply(reply: dict[str, Any]) -> AsyncIterator[bytes]:
+    # "result" is the envelope's last member: its head is everything before its value.
+    head = dumps({**reply, "result": None})[: -len(b"null}")]
+    async for piece in reply["result"].encoded(dumps):
+        box = [head + piece]
+        del piece
+        head = b""
+        yield box.pop()
+    yield b"}"
+
+
+async def _coalesced(pieces: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    # Each piece is handed on without a reference left in a suspended frame: a reply
+    # waiting for room in the budget holds nothing it has made (invreq.replybudget).
+    held = b""
+    async for piece in pieces:
+        held += piece
+        del piece
+        if len(held) >= _SMALL_PIECE:
+            box = [held]
+            held = b""
+            yield box.pop()
+    if held:
+        yield held
+
+
+def streamed(reply: Any) -> bool:
+    """Whether a reply is made while it is sent (a batch, a list) rather than whole."""
+    return isinstance(reply, BatchReply) or (
+        isinstance(reply, dict) and isinstance(reply.get("result"), paging.Listing)
+    )
+
+
+async def materialize(reply: Any) -> Any:
+    """A reply as one object (a list's records all read), for callers that need one."""
+    if isinstance(reply, BatchReply):
+        return json.loads(b"".join([p async for p in reply_pieces(reply)]))
+    if isinstance(reply, dict) and isinstance(reply.get("result"), paging.Listing):
+        return {**reply, "result": await reply["result"].collect()}
+    return reply
 
 
 def dumps(obj: Any) -> bytes:
@@ -294,7 +379,7 @@ class Dispatcher:
         self, msg: Any, authorize: Authorize | None = None
     ) -> dict[str, Any] | None:
         """Answer one parsed request object; None for a notification (no ``id``)."""
-        reply: dict[str, Any] | None = (await self.answer(msg, authorize)).reply
+        reply: dict[str, Any] | None = await materialize((await self.answer(msg, authorize)).reply)
         return reply
 
     async def answer(self, msg: Any, authorize: Authorize | None = None) -> Answer:
@@ -335,7 +420,7 @@ class Dispatcher:
             kwargs = params.bind(command, msg.get("params"))
             result = await handler(**kwargs)
             if keep is not None:
-                result = jsonfilter.apply(keep, result)
+                result = _filtered(keep, result)
         except RpcError as e:
             self._failed(method, e, started)
             # JSON-RPC: an invalid request is answered even without an id (id null); only a
@@ -351,7 +436,7 @@ class Dispatcher:
             return _failure(reply_id, bad)
         except Exception:
             # A bug must not take the connection down, and must not look like success.
-            log.exception("internal error in %r", method)
+            log.exception("internal error in %s", oneline(method))
             err = InternalError("internal error (see the server log)")
             self._failed(method, err, started)
             return Answer(None, err) if req_id is _ABSENT else _failure(reply_id, err)
@@ -365,9 +450,18 @@ class Dispatcher:
     def _failed(self, method: Any, err: RpcError, started: float) -> None:
         # One line per failed request: which method, which code, what was wrong. The
         # message names a parameter and its token; secrets never pass through here.
+        # At a bounded rate per kind of failure (a flood of forged runes is one kind), and
+        # the message escaped to one printable line: it can quote a client's parameter name.
         name = method if isinstance(method, str) and method in self.methods else "-"
-        text = err.message if len(err.message) <= MAX_LOGGED else err.message[:MAX_LOGGED] + "..."
-        log.info("request failed: method=%s code=%d %s", name, err.code, text)
+        lograte.CLIENT_LINES.log(
+            log,
+            logging.INFO,
+            type(err).__name__,
+            "request failed: method=%s code=%d %s",
+            name,
+            err.code,
+            oneline(err.message, MAX_LOGGED),
+        )
         if self.metrics is not None:
             self.metrics.requests.labels(name, str(err.code)).inc()
             self.metrics.latency.labels(name).observe(time.perf_counter() - started)
@@ -385,37 +479,69 @@ class Dispatcher:
                 return _failure(None, InvalidRequest("empty batch"))
             if len(value) > MAX_BATCH:
                 return _failure(None, InvalidRequest(f"batch larger than {MAX_BATCH} requests"))
-            return Answer(await self._batch(value, authorize), None)
+            return Answer(BatchReply(self._batch(value, authorize)), None)
         return await self.answer(value, authorize)
 
-    async def _batch(self, msgs: list[Any], authorize: Authorize | None) -> RawJSON | None:
-        """A batch's replies, encoded one by one, in order, within ``MAX_REPLY_BYTES``.
+    async def _batch(self, msgs: list[Any], authorize: Authorize | None) -> AsyncIterator[bytes]:
+        """A batch's replies, encoded one by one, in order, within ``MAX_REPLY_BYTES``; run
+        as the reply is written (nothing at all for a batch of notifications).
 
         The event loop gets a turn between steps, so a long batch never stalls the other
         clients; once the replies reach the budget, the rest are answered 2003 unrun."""
-        parts: list[bytes] = []
         used = 0
         done = 0
+        opening = b"["
         while done < len(msgs) and used < MAX_REPLY_BYTES:
             group = _next_group(msgs, done)
             # gather keeps the order; a group is one read, or up to BATCH_GROUP writes.
             answers = await _answer_group(self, group, authorize)
-            for a in answers:
-                if a.reply is not None:
-                    parts.append(dumps(a.reply))
-                    used += len(parts[-1]) + 1
             done += len(group)
+            for a in answers:
+                if a.reply is None:
+                    continue
+                async for piece in reply_pieces(a.reply):
+                    used += len(piece)
+                    box = [opening + piece]
+                    del piece
+                    opening = b""
+                    yield box.pop()
+                opening = b","
+            del answers
             await asyncio.sleep(0)
         if done < len(msgs):
             err = ReplyBudgetExceeded(MAX_REPLY_BYTES, done, len(msgs))
-            log.info("batch stopped at the reply budget: %d of %d requests run", done, len(msgs))
+            lograte.CLIENT_LINES.log(
+                log,
+                logging.INFO,
+                "batch stopped",
+                "batch stopped at the reply budget: %d of %d requests run",
+                done,
+                len(msgs),
+            )
             for m in msgs[done:]:
                 req_id = m.get("id", _ABSENT) if isinstance(m, dict) else None
                 if req_id is not _ABSENT:  # a notification is owed nothing
-                    parts.append(dumps(error_object(_echoable(req_id), err)))
-        if not parts:
-            return None
-        return RawJSON(b"[" + b",".join(parts) + b"]")
+                    yield opening + dumps(error_object(_echoable(req_id), err))
+                    opening = b","
+        if opening != b"[":
+            yield b"]"
+
+
+def _filtered(keep: jsonfilter.Filter, result: Any) -> Any:
+    """``result`` under a ``filter``; a list's records are filtered one by one as they are
+    sent (the filter of a list is the filter of each of its records)."""
+    if not isinstance(result, paging.Listing):
+        return jsonfilter.apply(keep, result)
+    key = result.key
+    probe = jsonfilter.apply(keep, {key: []})
+    if not isinstance(probe.get(key), list) or len(probe) != 1:
+        return probe  # the filter leaves the list out (or warns): nothing to read
+
+    def one(record: dict[str, Any]) -> dict[str, Any] | None:
+        kept = jsonfilter.apply(keep, {key: [record]}).get(key) or [None]
+        return kept[0]  # type: ignore[no-any-return]
+
+    return result.mapped(one)
 
 
 # --- the batch lane -------------------------------------------------------------------

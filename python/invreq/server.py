@@ -295,6 +295,7 @@ async def _unix(app: web.Application) -> AsyncIterator[None]:
         sock=listeners.unix if listeners is not None else None,
         metrics=app[METRICS_KEY],
         max_connections=connection_caps()[0],
+        backlog=ACCEPT_BURST,
     ):
         yield
 
@@ -370,18 +371,24 @@ def _lnurl_links(config: Config) -> Any:
 RESERVED_FDS = 64
 #: Per door, the least connections served however low the fd limit.
 MIN_CONNECTIONS = 8
+#: Connections a listening socket queues in the kernel, and so the most asyncio accepts at
+#: once (one readiness event) before the guard can close any: each door keeps this many
+#: descriptors free above its cap, so an accept burst at the cap never meets EMFILE.
+ACCEPT_BURST = 32
 
 
 def connection_caps() -> tuple[int, int]:
     """(unix, HTTP) connection caps: each door gets half of the file descriptors left
-    after ``RESERVED_FDS``, up to ``MAX_UNIX_CONNECTIONS``, so both caps are reached before
-    the process runs out of descriptors (and no accepted client waits on one)."""
+    after ``RESERVED_FDS`` and an ``ACCEPT_BURST`` of headroom per door, up to
+    ``MAX_UNIX_CONNECTIONS``, so both caps are reached before the process runs out of
+    descriptors (and no accepted client waits on one, even during an accept burst)."""
     import resource
 
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         return MAX_UNIX_CONNECTIONS, MAX_UNIX_CONNECTIONS
-    per_door = max(MIN_CONNECTIONS, min(MAX_UNIX_CONNECTIONS, (soft - RESERVED_FDS) // 2))
+    left = soft - RESERVED_FDS - 2 * ACCEPT_BURST
+    per_door = max(MIN_CONNECTIONS, min(MAX_UNIX_CONNECTIONS, left // 2))
     return per_door, per_door
 
 
@@ -446,11 +453,16 @@ async def serve(
         site: web.BaseSite
         if listeners is not None and listeners.http is not None:
             site = httpguard.GuardedSite(
-                runner, guard, sock=listeners.http, ssl_context=ssl_context
+                runner, guard, sock=listeners.http, ssl_context=ssl_context, backlog=ACCEPT_BURST
             )
         else:
             site = httpguard.GuardedSite(
-                runner, guard, host=config.http_host, port=config.http_port, ssl_context=ssl_context
+                runner,
+                guard,
+                host=config.http_host,
+                port=config.http_port,
+                ssl_context=ssl_context,
+                backlog=ACCEPT_BURST,
             )
         try:
             await site.start()

@@ -285,25 +285,24 @@ class Service:
         start: int | None = None,
         limit: int | None = None,
         label: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> paging.Listing[Record]:
         if (start is not None or limit is not None) and index is None:
             # CLN's list commands: `start` and `limit` only make sense along an index.
             raise InvalidParams("index: required when start or limit is given")
-        records = await self.store.list(
-            ListQuery(
-                invreq_id=invreq_id,
-                active_only=active_only,
-                label=label,
-                start=start,
-                limit=paging.store_limit(limit),
-            )
+        query = ListQuery(
+            invreq_id=invreq_id, active_only=active_only, label=label, max_bytes=paging.CHUNK_BYTES
         )
-        # One page at most, even without `limit` (see invreq.paging).
-        return {
-            "invoicerequests": paging.page(
-                self._with_page(views.listed_json(r, links=self._links(r))) for r in records
-            )
-        }
+
+        async def read(first: int | None, n: int) -> list[Record]:
+            return await self.store.list(dataclasses.replace(query, start=first, limit=n))
+
+        # Every matching record (as lightningd), read and sent a chunk at a time.
+        rows = paging.chunks(read, lambda r: r.created_index, start, limit)
+        return paging.Listing(
+            "invoicerequests",
+            rows,
+            lambda r: self._with_page(views.listed_json(r, links=self._links(r))),
+        )
 
     async def disableinvoicerequest(self, invreq_id: str) -> dict[str, Any]:
         """CLN's answer; when payments of this request are still pending (they may yet

@@ -24,10 +24,12 @@ import logging
 import os
 import re
 import socket
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from invreq import lograte, replybudget, rpc
 from invreq.errors import InternalError, InvalidRequest, RequestTooLarge, RpcError
 from invreq.rpc import ID_SCAN_BYTES, MAX_REQUEST_BYTES, dumps, error_object, find_id
 
@@ -35,7 +37,14 @@ if TYPE_CHECKING:
     from invreq.metrics import Metrics
     from invreq.rpc import Dispatcher
 
-__all__ = ["MAX_UNIX_CONNECTIONS", "RequestSplitter", "frame", "remove_stale_socket", "unix_door"]
+__all__ = [
+    "MAX_UNIX_CONNECTIONS",
+    "RequestSplitter",
+    "bind_owner_only",
+    "frame",
+    "remove_stale_socket",
+    "unix_door",
+]
 
 log = logging.getLogger("invreq.unixsock")
 
@@ -188,6 +197,9 @@ async def _serve_connection(
     if metrics is not None:
         metrics.connections.labels("unix").inc()
     splitter = RequestSplitter()
+    # drain() then waits until everything written has left the process (not merely until
+    # less than 64 KiB is left): what the reply budget counts as sent is sent.
+    writer.transport.set_write_buffer_limits(0)
     try:
         if len(conns.tasks) > conns.limit:
             # Refuse rather than collapse: the fd budget is shared with the store and HTTP.
@@ -219,22 +231,13 @@ async def _serve_connection(
                 conns.busy.add(task)
                 try:
                     reply = (await dispatcher.answer_bytes(raw)).reply
-                    if reply is not None:
-                        writer.write(frame(reply))
                 finally:
                     conns.busy.discard(task)
                 # The next request is not read before this reply is sent, so a connection
-                # holds at most one unsent reply; a client that does not read it within
-                # SEND_TIMEOUT is dropped and the reply discarded.
-                # Nearly every reply is written whole at once (nothing left in the buffer):
-                # then there is nothing to wait for, and no timer is armed.
-                if not writer.transport.get_write_buffer_size():
-                    continue
-                try:
-                    async with asyncio.timeout(SEND_TIMEOUT):
-                        await writer.drain()
-                except TimeoutError:
-                    log.info("unix client dropped: reply not read within %g s", SEND_TIMEOUT)
+                # holds at most one reply, and of it only the piece being sent, within the
+                # process's reply budget; a client that does not read a piece within
+                # SEND_TIMEOUT is dropped and the rest of its reply never made.
+                if reply is not None and not await _send_reply(writer, reply):
                     return
     except (ConnectionError, asyncio.IncompleteReadError):
         pass
@@ -243,6 +246,45 @@ async def _serve_connection(
         if metrics is not None:
             metrics.connections.labels("unix").dec()
         await _close(writer)
+
+
+async def _send_reply(writer: asyncio.StreamWriter, reply: Any) -> bool:
+    """Send one reply within the reply budget; False when the connection must be closed
+    (the client did not read in time, or the reply could not go on half sent)."""
+
+    async def write(piece: bytes) -> None:
+        writer.write(piece)
+
+    async def flushed() -> None:
+        # Nearly every piece is written whole at once (nothing left in the buffer): then
+        # there is nothing to wait for, and no timer is armed.
+        if writer.transport.get_write_buffer_size():
+            async with asyncio.timeout(SEND_TIMEOUT):
+                await writer.drain()
+
+    try:
+        if rpc.streamed(reply):
+            if await replybudget.send(rpc.reply_pieces(reply), write, flushed):
+                writer.write(b"\n\n")  # CLN's blank line after the reply
+        else:
+            await replybudget.send_whole(frame(reply), write, flushed)
+    except RpcError as e:  # no room in the budget, or the store failed: nothing was sent
+        writer.write(_error_frame(e, reply.get("id") if isinstance(reply, dict) else None))
+    except TimeoutError:
+        lograte.CLIENT_LINES.log(
+            log,
+            logging.INFO,
+            "unix client dropped",
+            "unix client dropped: reply not read within %g s",
+            SEND_TIMEOUT,
+        )
+        return False
+    except replybudget.HalfSent as e:
+        lograte.CLIENT_LINES.log(
+            log, logging.INFO, "unix client dropped", "unix client dropped: %s", e
+        )
+        return False
+    return True
 
 
 async def _close(writer: asyncio.StreamWriter) -> None:
@@ -289,6 +331,32 @@ def remove_stale_socket(path: Path) -> None:
     )
 
 
+def bind_owner_only(path: Path, backlog: int = 100) -> socket.socket:
+    """A listening socket at ``path`` that nobody else can ever connect to, not even for a
+    moment: it is bound inside a private directory (0700, made next to ``path``), made
+    0600 there, then renamed into place and only then listens. Binding in place and
+    narrowing the mode afterwards left a window in which another local user could connect
+    (issue 25: an unrestricted rune minted in 4 of 6 start-ups under a permissive umask)."""
+    remove_stale_socket(path)
+    private = Path(tempfile.mkdtemp(prefix=".invreq-bind-", dir=path.parent))  # 0700
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        inside = private / "s"
+        sock.bind(str(inside))
+        os.chmod(inside, 0o600)
+        os.replace(inside, path)
+        sock.listen(backlog)
+    except BaseException:
+        sock.close()
+        raise
+    finally:
+        with contextlib.suppress(OSError):
+            (private / "s").unlink()
+        with contextlib.suppress(OSError):
+            private.rmdir()
+    return sock
+
+
 @contextlib.asynccontextmanager
 async def unix_door(
     dispatcher: Dispatcher,
@@ -297,21 +365,30 @@ async def unix_door(
     sock: socket.socket | None = None,
     metrics: Metrics | None = None,
     max_connections: int = MAX_UNIX_CONNECTIONS,
+    backlog: int = 100,
 ) -> AsyncIterator[None]:
     """Serve ``path`` (owner-only) until the block ends. With ``sock`` (a ``--workers``
     child), serve that socket, bound by the parent, which also removes the file. Beyond
-    ``max_connections`` open connections, a new one is answered an error and closed."""
+    ``max_connections`` open connections, a new one is answered an error and closed;
+    ``backlog`` connections wait in the kernel, and are accepted at once at most."""
     conns = _Connections(max_connections)
 
     def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> Any:
         return _serve_connection(dispatcher, metrics, conns, r, w)
 
     if sock is not None:
-        server = await asyncio.start_unix_server(handle, sock=sock, limit=MAX_REQUEST_BYTES)
+        server = await asyncio.start_unix_server(
+            handle, sock=sock, limit=MAX_REQUEST_BYTES, backlog=backlog
+        )
     else:
-        remove_stale_socket(path)
-        server = await asyncio.start_unix_server(handle, path=str(path), limit=MAX_REQUEST_BYTES)
-        os.chmod(path, 0o600)
+        own = bind_owner_only(path, backlog)
+        try:
+            server = await asyncio.start_unix_server(
+                handle, sock=own, limit=MAX_REQUEST_BYTES, backlog=backlog
+            )
+        except BaseException:
+            own.close()
+            raise
     log.info("listening on unix socket %s", path)
     try:
         yield

@@ -41,7 +41,7 @@ from invreq import loops
 from invreq.config import Config, pay_with_path
 from invreq.errors import StartupError, StoppedDuringStartup, listen_error
 from invreq.server import Listeners, announce, prepare_network_dir, serve
-from invreq.unixsock import remove_stale_socket
+from invreq.unixsock import bind_owner_only
 
 __all__ = ["run_workers"]
 
@@ -53,12 +53,7 @@ BACKLOG = 1024
 
 def _bind(config: Config) -> Listeners:
     """Bind both sockets once, before forking."""
-    path = config.socket_path
-    remove_stale_socket(path)
-    unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    unix.bind(str(path))
-    os.chmod(path, 0o600)
-    unix.listen(BACKLOG)
+    unix = bind_owner_only(config.socket_path, BACKLOG)  # never open to others
     http = None
     if config.http_port:
         family, _, _, _, addr = socket.getaddrinfo(
@@ -98,6 +93,23 @@ def _default_signals() -> None:
         signal.signal(sig, signal.SIG_DFL)
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _end_with_parent(parent: int) -> None:
+    """In a worker just forked: SIGTERM when the parent dies, even by SIGKILL (Linux's
+    PR_SET_PDEATHSIG), so no worker goes on serving with nobody to stop it and a restart
+    finds the socket and port free. The writer needs none: it ends once its workers' links
+    close. If the parent died before this was set, stop at once."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _name(comm: str) -> None:
     """The process name ``ps`` and ``top`` show (Linux): which child is which."""
     with contextlib.suppress(OSError):
@@ -134,7 +146,9 @@ class _StoppedEarly(BaseException):
     """SIGINT or SIGTERM reached a worker before it served anything."""
 
 
-def _child(config: Config, on_sighup: Callable[[], None] | None, listeners: Listeners) -> None:
+def _child(
+    config: Config, on_sighup: Callable[[], None] | None, listeners: Listeners, parent: int
+) -> None:
     """A worker's whole life; it never returns into the parent's code."""
 
     _default_signals()
@@ -147,6 +161,7 @@ def _child(config: Config, on_sighup: Callable[[], None] | None, listeners: List
     # anything is a clean exit, not a failure that would make the parent's exit code 1.
     signal.signal(signal.SIGINT, stop_before_serving)
     signal.signal(signal.SIGTERM, stop_before_serving)
+    _end_with_parent(parent)
     _run_then_exit(
         lambda: serve(config, on_sighup=on_sighup, listeners=listeners),
         event_loop=config.event_loop,
@@ -256,6 +271,7 @@ def run_workers(config: Config, workers: int, on_sighup: Callable[[], None] | No
             os.waitpid(writer_pid, 0)
             _close(config, listeners)
             return 1
+    parent = os.getpid()
     for i in range(workers):
         if stopping:
             break
@@ -264,7 +280,7 @@ def run_workers(config: Config, workers: int, on_sighup: Callable[[], None] | No
             for j, other in enumerate(links):
                 if other is not None and j != i:
                     other.close()  # only the writer may hold a worker's link open besides it
-            _child(config, on_sighup, dataclasses.replace(listeners, writer=links[i]))
+            _child(config, on_sighup, dataclasses.replace(listeners, writer=links[i]), parent)
         children.append(pid)
     for link in links:
         if link is not None:

@@ -66,6 +66,11 @@ def _pending_error(p: Payment, why: str) -> PaymentPending:
     )
 
 
+#: Refused invoices (``--pay-with none``) recorded per request; later ones are answered
+#: 2107 all the same, and not recorded.
+MAX_REFUSALS_RECORDED = 16
+
+
 class Receiver:
     """Receives invoices and pays them exactly once. Two ways in share every check and the
     one claim, so a single-use request is paid once whichever way (or both at once) its
@@ -155,8 +160,18 @@ class Receiver:
             raise InvoiceExpired(inv.expires_at, now)
         if inv.offer_absolute_expiry is not None and inv.offer_absolute_expiry <= now:
             raise RequestExpired(inv.offer_absolute_expiry, now)
-        # Without a backend the attempt is recorded as refused at once, and claims nothing.
+        # Without a backend the attempt is recorded as refused at once, and claims nothing;
+        # at most MAX_REFUSALS_RECORDED of them per request (anyone holding a payee key can
+        # mint invoices without end: 38 MiB of them were stored in 1.6 s, issue 25).
         refused = isinstance(self.backend, NoBackend)
+        if refused and earlier is None:
+            recorded = await self.store.payment_count(invreq_id, "refused")
+            if recorded >= MAX_REFUSALS_RECORDED:
+                raise PaymentRefused(
+                    "invoice is valid but not paid: invreq serve runs with --pay-with none "
+                    f"(not recorded: this request has {recorded} refused invoices recorded "
+                    "already)"
+                )
         attempt = Payment(
             payment_id=0,
             invreq_id=invreq_id,
@@ -293,7 +308,7 @@ class Receiver:
                 )
             except PayoutDeclined as e:
                 await self._finish(claimed, "failed", error=e.message)
-                log.info("payment %d declined: %s", claimed.payment_id, e.message)
+                log.info("payment %d declined: %s", claimed.payment_id, oneline(e.message))
                 raise
             except BaseException:
                 # Cancelled while the device was asked: nothing was sent to the node.
@@ -302,7 +317,12 @@ class Receiver:
                 )
                 raise
             assert evidence is not None
-            return await self.store.payment_approved(claimed.payment_id, evidence)
+            # The node is asked only now: its attempt may run until reply_wait from here,
+            # whatever the claim allowed (approvals queue on one device, and their wait
+            # there is not counted). Another instance's reconciler or resolvepayment must
+            # not settle it failed while it may still be paid.
+            deadline = int(self.clock()) + math.ceil(reply_wait(self.timeout))
+            return await self.store.payment_approved(claimed.payment_id, evidence, deadline)
         finally:
             self._in_flight.discard(claimed.payment_id)
 
@@ -338,9 +358,11 @@ class Receiver:
             # the payment may still arrive.
             log.warning("payment %d (%s door): %s", claimed.payment_id, claimed.door, e.message)
             if reply_path is not None:
-                await self._tell_payee(claimed, reply_path, e.message)
+                why = e.public if isinstance(e, PayoutDeclined) else e.message
+                await self._tell_payee(claimed, reply_path, why)
         except RpcError as e:
-            log.warning("payment %d (%s door): %s", claimed.payment_id, claimed.door, e.message)
+            msg = oneline(e.message)
+            log.warning("payment %d (%s door): %s", claimed.payment_id, claimed.door, msg)
         except asyncio.CancelledError:
             pass  # shutdown: left pending, settled by reconciliation
         except Exception:
@@ -448,14 +470,18 @@ class Receiver:
         index: str | None = None,
         start: int | None = None,
         limit: int | None = None,
-    ) -> dict[str, Any]:
+    ) -> paging.Listing[Payment]:
         if (start is not None or limit is not None) and index is None:
             raise InvalidParams("index: required when start or limit is given")
-        # One page at most, even without `limit` (see invreq.paging), read as such.
-        found = await self.store.payments(
-            invreq_id, status, start=start, limit=paging.store_limit(limit)
-        )
-        return {"payments": paging.page(views.payment_json(p) for p in found)}
+
+        async def read(first: int | None, n: int) -> list[Payment]:
+            return await self.store.payments(
+                invreq_id, status, start=first, limit=n, max_bytes=paging.CHUNK_BYTES
+            )
+
+        # Every matching payment (as lightningd), read and sent a chunk at a time.
+        rows = paging.chunks(read, lambda p: p.payment_id, start, limit)
+        return paging.Listing("payments", rows, views.payment_json)
 
 
 def _introduction(path: bolt12.BlindedPath) -> str:

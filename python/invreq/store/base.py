@@ -71,6 +71,7 @@ class Record:
     @property
     def bound(self) -> PayoutBound:
         return PayoutBound(self.single_use, self.max_payouts, self.payout_until)
+
     # The LNURL-withdraw door's capability (invreq.lnurl), made with the request when
     # --lnurl is on; None: the request has no such door.
     lnurl_k1: str | None = None
@@ -181,6 +182,9 @@ class ListQuery:
     label: str | None = None
     start: int | None = None  # first created_index to return (inclusive)
     limit: int | None = None
+    #: stop once the rows read hold this many bytes (the row that crosses it is the last):
+    #: a chunk of a streamed list (invreq.paging), whatever the records' size
+    max_bytes: int | None = None
 
 
 class RequestLookup(Protocol):
@@ -237,8 +241,15 @@ class RuneStore(Protocol):
     async def rune_insert(self, restrictions: str, created_at: int) -> int:
         """Take the next unique id (0, 1, 2 ...), store the rune's restrictions, return the id."""
 
-    async def runes(self, limit: int | None = None) -> builtins.list[StoredRune]:
-        """The runes issued, in unique id order: the first ``limit`` of them, or all."""
+    async def runes(
+        self,
+        limit: int | None = None,
+        *,
+        start: int | None = None,
+        max_bytes: int | None = None,
+    ) -> builtins.list[StoredRune]:
+        """The runes issued, in unique id order: from ``start`` on, the first ``limit`` of
+        them (or all), stopping once they hold ``max_bytes``."""
 
     async def rune(self, unique_id: int) -> StoredRune | None:
         """One issued rune, read now (another process may have used it meanwhile)."""
@@ -289,12 +300,20 @@ class PaymentStore(RequestLookup, Protocol):
         become inactive; a request disabled meanwhile stays disabled). Raises
         ``PaymentNotPending`` (with the payment as it is) when it was settled already."""
 
-    async def payment_approved(self, payment_id: int, approval: dict[str, Any]) -> Payment:
-        """Store the payout approval of a pending payment (before it is paid). Raises
-        ``PaymentNotPending`` when it is no longer pending."""
+    async def payment_approved(
+        self, payment_id: int, approval: dict[str, Any], attempt_deadline: int | None = None
+    ) -> Payment:
+        """Store the payout approval of a pending payment (before it is paid), and move its
+        ``attempt_deadline`` to ``attempt_deadline`` when that is later: the node is asked
+        only now, and a person's decision (queued behind others on one device) may have
+        taken longer than the claim allowed. Raises ``PaymentNotPending`` when it is no
+        longer pending."""
 
     async def payment_by_hash(self, payment_hash: str) -> Payment | None:
         """The payment of this invoice (payment_hash), if any."""
+
+    async def payment_count(self, invreq_id: str, status: str) -> int:
+        """How many payments of this request have this status (counted in the database)."""
 
     async def payments(
         self,
@@ -303,9 +322,11 @@ class PaymentStore(RequestLookup, Protocol):
         *,
         start: int | None = None,
         limit: int | None = None,
+        max_bytes: int | None = None,
     ) -> builtins.list[Payment]:
         """Payments in the order they were made: from payment_id ``start`` on, the first
-        ``limit`` of them, or all (the read stops in the database, not after loading)."""
+        ``limit`` of them, or all, stopping once they hold ``max_bytes`` (the read stops in
+        the database, not after loading)."""
 
 
 class EventStore(Protocol):
@@ -322,10 +343,16 @@ class EventStore(Protocol):
         """What `wait` tells of the object at that index (None: none, or changed since)."""
 
     async def events(
-        self, *, invreq_id: str | None = None, start: int | None = None, limit: int | None = None
+        self,
+        *,
+        invreq_id: str | None = None,
+        start: int | None = None,
+        limit: int | None = None,
+        max_bytes: int | None = None,
     ) -> builtins.list[Event]:
         """Events in order: from event_id ``start`` on, the first ``limit`` of them; without
-        ``start``, the newest ``limit`` (the most recent)."""
+        ``start``, the newest ``limit`` (the most recent). Stops once they hold
+        ``max_bytes``."""
 
     async def events_lease(
         self, now: int, owner: str, limit: int, lease_seconds: int

@@ -61,6 +61,7 @@ from invreq.store.rows import (
     blacklist_range,
     blacklist_row,
     bound_migration,
+    bounded_select,
     check_bound,
     limits_reached_per_minute,
     limits_reached_per_request,
@@ -218,6 +219,24 @@ async def _check_limits(conn: Any, payment: Payment, limits: PaymentLimits) -> N
     recent = await conn.fetchval(RECENT_ATTEMPTS.format(p1="$1"), payment.created_at - 60)
     if recent >= limits.per_minute:
         raise limits_reached_per_minute(recent, limits)
+
+
+#: A row's size for bounded reads (see rows.bounded_select): octet_length of a TOASTed
+#: value is its stored length, read without fetching the value.
+_RECORD_SIZE = (
+    "octet_length(bolt12) + coalesce(octet_length(label), 0)"
+    " + coalesce(pg_column_size(approval), 0)"
+)
+_PAYMENT_SIZE = (
+    "octet_length(invoice) + coalesce(octet_length(error), 0)"
+    " + coalesce(octet_length(evidence), 0) + coalesce(octet_length(resolved_by), 0)"
+)
+
+
+_EVENT_SIZE = (
+    "coalesce(octet_length(label), 0) + coalesce(octet_length(detail), 0)"
+    " + coalesce(octet_length(last_error), 0) + 100"
+)
 
 
 def _record(row: Any) -> Record:
@@ -563,13 +582,18 @@ class PostgresStore:
             )
         return done
 
-    async def payment_approved(self, payment_id: int, approval: dict[str, Any]) -> Payment:
+    async def payment_approved(
+        self, payment_id: int, approval: dict[str, Any], attempt_deadline: int | None = None
+    ) -> Payment:
         async with self._pool_guarded() as pool, pool.acquire() as conn, conn.transaction():
+            # GREATEST ignores a NULL: the later of the two, or whichever is set.
             row = await conn.fetchrow(
-                "UPDATE payments SET payout_approval = $1"
+                "UPDATE payments SET payout_approval = $1,"
+                " attempt_deadline = GREATEST(attempt_deadline, $3::bigint)"
                 f" WHERE payment_id = $2 AND status = 'pending' RETURNING {PAYMENT_COLUMNS}",
                 json.dumps(approval),
                 payment_id,
+                attempt_deadline,
             )
             if row is None:
                 now = await conn.fetchrow(
@@ -580,6 +604,15 @@ class PostgresStore:
                     raise StoreError(f"payment {payment_id} does not exist")
                 raise PaymentNotPending(payment_from_row(now))
         return payment_from_row(row)
+
+    async def payment_count(self, invreq_id: str, status: str) -> int:
+        async with self._pool_guarded() as pool:
+            count = await pool.fetchval(
+                "SELECT count(*) FROM payments WHERE invreq_id = $1 AND status = $2",
+                invreq_id,
+                status,
+            )
+        return int(count)
 
     async def payment_by_hash(self, payment_hash: str) -> Payment | None:
         async with self._pool_guarded() as pool:
@@ -623,6 +656,7 @@ class PostgresStore:
         *,
         start: int | None = None,
         limit: int | None = None,
+        max_bytes: int | None = None,
     ) -> builtins.list[Payment]:
         where: builtins.list[str] = []
         args: builtins.list[Any] = []
@@ -635,12 +669,19 @@ class PostgresStore:
         if start is not None:
             args.append(min(start, 2**63 - 1))  # beyond BIGINT: none
             where.append(f"payment_id >= ${len(args)}")
-        sql = f"SELECT {PAYMENT_COLUMNS} FROM payments"
+        rest = "FROM payments"
         if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY payment_id"
+            rest += " WHERE " + " AND ".join(where)
+        rest += " ORDER BY payment_id"
         if limit is not None:
-            sql += f" LIMIT {int(limit)}"
+            rest += f" LIMIT {int(limit)}"
+        if max_bytes is None:
+            sql = f"SELECT {PAYMENT_COLUMNS} {rest}"
+        else:
+            args.append(max_bytes)
+            sql = bounded_select(
+                PAYMENT_COLUMNS, _PAYMENT_SIZE, rest, "payment_id", f"${len(args)}"
+            )
         async with self._pool_guarded() as pool:
             rows = await pool.fetch(sql, *args)
         return [payment_from_row(r) for r in rows]
@@ -663,12 +704,29 @@ class PostgresStore:
             )
         return unique_id
 
-    async def runes(self, limit: int | None = None) -> builtins.list[StoredRune]:
-        sql = f"SELECT {RUNE_COLUMNS} FROM runes ORDER BY unique_id"
+    async def runes(
+        self,
+        limit: int | None = None,
+        *,
+        start: int | None = None,
+        max_bytes: int | None = None,
+    ) -> builtins.list[StoredRune]:
+        args: builtins.list[Any] = []
+        rest = "FROM runes"
+        if start is not None:
+            args.append(min(start, 2**63 - 1))
+            rest += " WHERE unique_id >= $1"
+        rest += " ORDER BY unique_id"
         if limit is not None:
-            sql += f" LIMIT {int(limit)}"
+            rest += f" LIMIT {int(limit)}"
+        if max_bytes is None:
+            sql = f"SELECT {RUNE_COLUMNS} {rest}"
+        else:
+            args.append(max_bytes)
+            size = "octet_length(restrictions)"
+            sql = bounded_select(RUNE_COLUMNS, size, rest, "unique_id", f"${len(args)}")
         async with self._pool_guarded() as pool:
-            rows = await pool.fetch(sql)
+            rows = await pool.fetch(sql, *args)
         return [stored_rune(r) for r in rows]
 
     async def rune(self, unique_id: int) -> StoredRune | None:
@@ -729,17 +787,28 @@ class PostgresStore:
         return None if row is None else outbox.details_json(subsystem, tuple(row))
 
     async def events(
-        self, *, invreq_id: str | None = None, start: int | None = None, limit: int | None = None
+        self,
+        *,
+        invreq_id: str | None = None,
+        start: int | None = None,
+        limit: int | None = None,
+        max_bytes: int | None = None,
     ) -> builtins.list[Event]:
         args: builtins.list[Any] = [min(start or 0, 2**63 - 1)]
-        sql = f"SELECT {outbox.EVENT_COLUMNS} FROM events WHERE event_id >= $1"
+        rest = "FROM events WHERE event_id >= $1"
         if invreq_id is not None:
             args.append(invreq_id)
-            sql += " AND invreq_id = $2"
+            rest += " AND invreq_id = $2"
         # Without start: the newest ones (read backwards, returned in order).
         newest = start is None
-        sql += " ORDER BY event_id" + (" DESC" if newest else "")
-        sql += "" if limit is None else f" LIMIT {int(limit)}"
+        rest += " ORDER BY event_id" + (" DESC" if newest else "")
+        rest += "" if limit is None else f" LIMIT {int(limit)}"
+        sql = f"SELECT {outbox.EVENT_COLUMNS} {rest}"
+        if max_bytes is not None and not newest:
+            args.append(max_bytes)
+            sql = bounded_select(
+                outbox.EVENT_COLUMNS, _EVENT_SIZE, rest, "event_id", f"${len(args)}"
+            )
         async with self._pool_guarded() as pool:
             rows = await pool.fetch(sql, *args)
         return [outbox.event_from_row(r) for r in (reversed(rows) if newest else rows)]
@@ -822,10 +891,15 @@ class PostgresStore:
         if query.start is not None:
             # BIGINT is signed 64-bit; anything above holds no record anyway.
             where.append(f"created_index >= {arg(min(query.start, 2**63 - 1))}")
-        sql = f"SELECT {_COLUMNS} FROM invoice_requests"
+        rest = "FROM invoice_requests"
         if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_index"
+            rest += " WHERE " + " AND ".join(where)
+        rest += " ORDER BY created_index"
         if query.limit is not None:
-            sql += f" LIMIT {arg(query.limit)}"
-        return await self._records(sql, *args)
+            rest += f" LIMIT {arg(query.limit)}"
+        if query.max_bytes is None:
+            return await self._records(f"SELECT {_COLUMNS} {rest}", *args)
+        bound = arg(query.max_bytes)
+        return await self._records(
+            bounded_select(_COLUMNS, _RECORD_SIZE, rest, "created_index", bound), *args
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from invreq.bound import PayoutBound
@@ -24,6 +25,7 @@ __all__ = [
     "blacklist_range",
     "blacklist_row",
     "bound_migration",
+    "bounded_select",
     "check_bound",
     "limits_reached_per_minute",
     "limits_reached_per_request",
@@ -31,9 +33,44 @@ __all__ = [
     "payment_migration",
     "payment_values",
     "restrictions_of_rune",
+    "row_bytes",
     "states",
     "stored_rune",
+    "within_bytes",
 ]
+
+# --- reads in bounded chunks (see invreq.paging) ------------------------------------------
+
+
+def row_bytes(row: Any) -> int:
+    """A row's size as read: its text and bytes columns (the rest is a few bytes each)."""
+    return sum(len(v) for v in row if isinstance(v, (str, bytes)))
+
+
+def within_bytes(rows: Iterable[Any], max_bytes: int | None) -> list[Any]:
+    """The rows, in order, until they hold ``max_bytes`` (the row that crosses it is the
+    last; at least one row). Iterated from a cursor, no row after that one is read."""
+    out: list[Any] = []
+    size = 0
+    for row in rows:
+        out.append(row)
+        size += row_bytes(row)
+        if max_bytes is not None and size >= max_bytes:
+            break
+    return out
+
+
+def bounded_select(columns: str, size: str, rest: str, key: str, max_bytes: str) -> str:
+    """A query (PostgreSQL) that returns the rows of ``SELECT columns rest`` (ordered by
+    ``key``, limited) until they hold ``max_bytes``, judged in the database by ``size`` (an
+    expression over the row: ``octet_length`` of a TOASTed text reads its header, not the
+    value): a chunk of huge rows is never fetched whole into the process."""
+    return (
+        f"SELECT * FROM (SELECT {columns}, sum({size}) OVER (ORDER BY {key} ROWS UNBOUNDED"
+        f" PRECEDING) - ({size}) AS bytes_before {rest}) chunk"
+        f" WHERE bytes_before < {max_bytes} ORDER BY {key}"
+    )
+
 
 COUNT_BY_STATE = (
     "SELECT active <> 0, used <> 0, count(*) FROM invoice_requests GROUP BY active <> 0, used <> 0"

@@ -79,6 +79,7 @@ from invreq.store.rows import (
     restrictions_of_rune,
     states,
     stored_rune,
+    within_bytes,
 )
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
@@ -262,8 +263,15 @@ def _record(row: tuple[Any, ...]) -> Record:
 
 
 def _sql(text: str, **more: str) -> str:
-    """Shared SQL (invreq.store.outbox) with SQLite's numbered parameters."""
-    return text.format(**{f"p{i}": f"?{i}" for i in range(1, 10)}, **more)
+    """Shared SQL (invreq.store.outbox) with SQLite's named parameters ``:p1``, ``:p2``..."""
+    return text.format(**{f"p{i}": f":p{i}" for i in range(1, 10)}, **more)
+
+
+def _args(*values: Any) -> dict[str, Any]:
+    """The values of ``:p1``, ``:p2``... in order. Named, not numbered (``?1``): Python
+    3.12's sqlite3 deprecates a sequence for numbered parameters (3.14 refuses it), and
+    one statement may use a value twice, which ``?`` cannot."""
+    return {f"p{i}": value for i, value in enumerate(values, 1)}
 
 
 def _emit(
@@ -277,16 +285,16 @@ def _emit(
     detail: str | None = None,
 ) -> None:
     """One event, in the changing transaction (invreq.store.outbox)."""
-    conn.execute(_sql(outbox.EVENT_INSERT), (kind, payment_id, amount, at, detail, invreq_id))
+    conn.execute(_sql(outbox.EVENT_INSERT), _args(kind, payment_id, amount, at, detail, invreq_id))
 
 
 def _bump(conn: sqlite3.Connection, subsystem: str, key: Any) -> None:
     """The subsystem's updated index + 1, stamped on the changed row."""
-    (n,) = conn.execute(_sql(outbox.BUMP), (subsystem,)).fetchone()
+    (n,) = conn.execute(_sql(outbox.BUMP), _args(subsystem)).fetchone()
     table, column = outbox.SUBSYSTEMS[subsystem]
     if column == "created_index":
         column = "invreq_id"  # requests are found by their id
-    conn.execute(f"UPDATE {table} SET updated_index = ?1 WHERE {column} = ?2", (n, key))
+    conn.execute(f"UPDATE {table} SET updated_index = ? WHERE {column} = ?", (n, key))
 
 
 def _disabled(conn: sqlite3.Connection, row: Any, at: int) -> None:
@@ -764,12 +772,16 @@ class SQLiteStore:
         result: Payment = await self._write(write)
         return result
 
-    async def payment_approved(self, payment_id: int, approval: dict[str, Any]) -> Payment:
+    async def payment_approved(
+        self, payment_id: int, approval: dict[str, Any], attempt_deadline: int | None = None
+    ) -> Payment:
         def write(conn: sqlite3.Connection) -> Payment:
+            # SQLite's max() of a NULL is NULL: the later of the two, or whichever is set.
             row = conn.execute(
-                "UPDATE payments SET payout_approval = ?"
+                "UPDATE payments SET payout_approval = ?,"
+                " attempt_deadline = COALESCE(MAX(attempt_deadline, ?), ?, attempt_deadline)"
                 f" WHERE payment_id = ? AND status = 'pending' RETURNING {PAYMENT_COLUMNS}",
-                (json.dumps(approval), payment_id),
+                (json.dumps(approval), attempt_deadline, attempt_deadline, payment_id),
             ).fetchone()
             if row is None:
                 now = conn.execute(
@@ -782,6 +794,13 @@ class SQLiteStore:
 
         result: Payment = await self._write(write)
         return result
+
+    async def payment_count(self, invreq_id: str, status: str) -> int:
+        def run(conn: sqlite3.Connection) -> int:
+            sql = "SELECT count(*) FROM payments WHERE invreq_id = ? AND status = ?"
+            return int(conn.execute(sql, (invreq_id, status)).fetchone()[0])
+
+        return await self._reading(run)
 
     async def payment_by_hash(self, payment_hash: str) -> Payment | None:
         found = await self._payments_where(
@@ -833,6 +852,7 @@ class SQLiteStore:
         *,
         start: int | None = None,
         limit: int | None = None,
+        max_bytes: int | None = None,
     ) -> builtins.list[Payment]:
         where: builtins.list[str] = []
         args: builtins.list[Any] = []
@@ -853,7 +873,8 @@ class SQLiteStore:
             sql += f" LIMIT {int(limit)}"
 
         def run(conn: sqlite3.Connection) -> builtins.list[Payment]:
-            return [payment_from_row(r) for r in conn.execute(sql, args).fetchall()]
+            rows = within_bytes(conn.execute(sql, args), max_bytes)
+            return [payment_from_row(r) for r in rows]
 
         return await self._reading(run)
 
@@ -875,13 +896,25 @@ class SQLiteStore:
         result: int = await self._write(write)
         return result
 
-    async def runes(self, limit: int | None = None) -> builtins.list[StoredRune]:
-        sql = f"SELECT {RUNE_COLUMNS} FROM runes ORDER BY unique_id"
+    async def runes(
+        self,
+        limit: int | None = None,
+        *,
+        start: int | None = None,
+        max_bytes: int | None = None,
+    ) -> builtins.list[StoredRune]:
+        sql = f"SELECT {RUNE_COLUMNS} FROM runes"
+        args: builtins.list[Any] = []
+        if start is not None:
+            sql += " WHERE unique_id >= ?"
+            args.append(min(start, 2**63 - 1))
+        sql += " ORDER BY unique_id"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
 
         def run(conn: sqlite3.Connection) -> builtins.list[StoredRune]:
-            return [stored_rune(r) for r in conn.execute(sql).fetchall()]
+            rows = within_bytes(conn.execute(sql, args), max_bytes)
+            return [stored_rune(r) for r in rows]
 
         return await self._reading(run)
 
@@ -951,7 +984,12 @@ class SQLiteStore:
         return await self._reading(run)
 
     async def events(
-        self, *, invreq_id: str | None = None, start: int | None = None, limit: int | None = None
+        self,
+        *,
+        invreq_id: str | None = None,
+        start: int | None = None,
+        limit: int | None = None,
+        max_bytes: int | None = None,
     ) -> builtins.list[Event]:
         where: builtins.list[str] = ["event_id >= ?"]
         args: builtins.list[Any] = [min(start or 0, 2**63 - 1)]
@@ -965,7 +1003,7 @@ class SQLiteStore:
         sql += "" if limit is None else f" LIMIT {int(limit)}"
 
         def run(conn: sqlite3.Connection) -> builtins.list[Event]:
-            rows = conn.execute(sql, args).fetchall()
+            rows = within_bytes(conn.execute(sql, args), max_bytes)
             return [outbox.event_from_row(r) for r in (reversed(rows) if newest else rows)]
 
         return await self._reading(run)
@@ -974,12 +1012,12 @@ class SQLiteStore:
         self, now: int, owner: str, limit: int, lease_seconds: int
     ) -> builtins.list[Event]:
         def write(conn: sqlite3.Connection) -> builtins.list[Event]:
-            ids = [r[0] for r in conn.execute(_sql(outbox.DUE), (now, limit)).fetchall()]
+            ids = [r[0] for r in conn.execute(_sql(outbox.DUE), _args(now, limit)).fetchall()]
             if not ids:
                 return []
             marks = ",".join(str(int(i)) for i in ids)
             rows = conn.execute(
-                _sql(outbox.LEASE, ids=marks), (now + lease_seconds, owner)
+                _sql(outbox.LEASE, ids=marks), _args(now + lease_seconds, owner)
             ).fetchall()
             return sorted((outbox.event_from_row(r) for r in rows), key=lambda e: e.event_id)
 
@@ -988,14 +1026,14 @@ class SQLiteStore:
 
     async def event_delivered(self, event_id: int, owner: str, at: int) -> bool:
         def write(conn: sqlite3.Connection) -> bool:
-            return conn.execute(_sql(outbox.DELIVERED), (at, event_id, owner)).rowcount == 1
+            return conn.execute(_sql(outbox.DELIVERED), _args(at, event_id, owner)).rowcount == 1
 
         result: bool = await self._write(write)
         return result
 
     async def event_retry(self, event_id: int, owner: str, next_at: int, error: str) -> bool:
         def write(conn: sqlite3.Connection) -> bool:
-            cur = conn.execute(_sql(outbox.RETRY), (next_at, error, event_id, owner))
+            cur = conn.execute(_sql(outbox.RETRY), _args(next_at, error, event_id, owner))
             return cur.rowcount == 1
 
         result: bool = await self._write(write)
@@ -1004,7 +1042,7 @@ class SQLiteStore:
     async def note_expired(self, now: int) -> int:
         def write(conn: sqlite3.Connection) -> int:
             rows = conn.execute(
-                _sql(outbox.EXPIRED, active="active = 1", used="used = 1"), (now,)
+                _sql(outbox.EXPIRED, active="active = 1", used="used = 1"), _args(now)
             ).fetchall()
             for invreq_id, bolt12_string in rows:
                 _emit(
@@ -1053,10 +1091,15 @@ class SQLiteStore:
         return _guarded(fn, self._point_connection)
 
     async def _records(
-        self, sql: str, args: tuple[Any, ...], *, point: bool = False
+        self,
+        sql: str,
+        args: tuple[Any, ...],
+        *,
+        point: bool = False,
+        max_bytes: int | None = None,
     ) -> builtins.list[Record]:
         def run(conn: sqlite3.Connection) -> builtins.list[Record]:
-            return [_record(r) for r in conn.execute(sql, args).fetchall()]
+            return [_record(r) for r in within_bytes(conn.execute(sql, args), max_bytes)]
 
         return await self._reading(run, point=point)
 
@@ -1100,7 +1143,9 @@ class SQLiteStore:
         if query.limit is not None:
             sql += " LIMIT ?"
             args.append(query.limit)
-        return await self._records(sql, tuple(args), point=query.invreq_id is not None)
+        return await self._records(
+            sql, tuple(args), point=query.invreq_id is not None, max_bytes=query.max_bytes
+        )
 
 
 def _guarded(

@@ -43,7 +43,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
-from invreq.errors import DatabaseError, RpcError, StartupError, StoreClosed, StoreError
+from invreq.errors import (
+    DatabaseError,
+    RpcError,
+    StartupError,
+    StoreClosed,
+    StoreError,
+    WriterBusy,
+)
 from invreq.store.base import (
     Claim,
     Event,
@@ -335,6 +342,12 @@ class _Served:
 # --- a worker's store ----------------------------------------------------------------------
 
 
+#: Writes one worker may have waiting for the writer's answer (its callers' requests, and
+#: those whose callers went away: they are still answered). Beyond it a write is refused
+#: at once with 2002 instead of queueing while the writer stalls.
+MAX_WAITING_WRITES = 4096
+
+
 class WorkerStore:
     """A ``--workers`` worker's store on SQLite: writes go to the writer process over
     ``sock``; reads run here, on a read-only ``SQLiteStore`` of the file the writer owns."""
@@ -409,6 +422,10 @@ class WorkerStore:
             raise StoreClosed()
         if self._gone or self._link is None:
             raise _writer_gone()
+        if len(self._waiting) >= MAX_WAITING_WRITES:
+            # The writer stalls (or is far behind): writes waiting for it, abandoned ones
+            # included, would pile up here without end. Refused, nothing sent.
+            raise WriterBusy(MAX_WAITING_WRITES)
         rid = self._next_id
         self._next_id += 1
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -472,8 +489,12 @@ class WorkerStore:
         )
         return result
 
-    async def payment_approved(self, payment_id: int, approval: dict[str, Any]) -> Payment:
-        result: Payment = await self._call("payment_approved", payment_id, approval)
+    async def payment_approved(
+        self, payment_id: int, approval: dict[str, Any], attempt_deadline: int | None = None
+    ) -> Payment:
+        result: Payment = await self._call(
+            "payment_approved", payment_id, approval, attempt_deadline
+        )
         return result
 
     async def rune_insert(self, restrictions: str, created_at: int) -> int:
@@ -518,9 +539,16 @@ class WorkerStore:
         return await self._reader().index_details(subsystem, indexname, value)
 
     async def events(
-        self, *, invreq_id: str | None = None, start: int | None = None, limit: int | None = None
+        self,
+        *,
+        invreq_id: str | None = None,
+        start: int | None = None,
+        limit: int | None = None,
+        max_bytes: int | None = None,
     ) -> builtins.list[Event]:
-        return await self._reader().events(invreq_id=invreq_id, start=start, limit=limit)
+        return await self._reader().events(
+            invreq_id=invreq_id, start=start, limit=limit, max_bytes=max_bytes
+        )
 
     async def get(self, invreq_id: str) -> Record | None:
         return await self._reader().get(invreq_id)
@@ -537,6 +565,9 @@ class WorkerStore:
     async def payment_by_hash(self, payment_hash: str) -> Payment | None:
         return await self._reader().payment_by_hash(payment_hash)
 
+    async def payment_count(self, invreq_id: str, status: str) -> int:
+        return await self._reader().payment_count(invreq_id, status)
+
     async def payments(
         self,
         invreq_id: str | None = None,
@@ -544,11 +575,20 @@ class WorkerStore:
         *,
         start: int | None = None,
         limit: int | None = None,
+        max_bytes: int | None = None,
     ) -> builtins.list[Payment]:
-        return await self._reader().payments(invreq_id, status, start=start, limit=limit)
+        return await self._reader().payments(
+            invreq_id, status, start=start, limit=limit, max_bytes=max_bytes
+        )
 
-    async def runes(self, limit: int | None = None) -> builtins.list[StoredRune]:
-        return await self._reader().runes(limit)
+    async def runes(
+        self,
+        limit: int | None = None,
+        *,
+        start: int | None = None,
+        max_bytes: int | None = None,
+    ) -> builtins.list[StoredRune]:
+        return await self._reader().runes(limit, start=start, max_bytes=max_bytes)
 
     async def rune(self, unique_id: int) -> StoredRune | None:
         return await self._reader().rune(unique_id)
