@@ -115,6 +115,30 @@ def test_supported_pythons_agree_everywhere() -> None:
     assert "3.11 or 3.12" in OPTIONAL_IMPORTS["hwilib"][1]
 
 
+def test_every_test_that_starts_a_device_is_marked_hwilib() -> None:
+    """A test that talks to the reference device needs hwilib, which cannot install on 3.13:
+    unmarked, it fails there instead of being reported not run (tests/conftest.py)."""
+    from conftest import HWILIB_TESTS
+
+    device = re.compile(r"--hwi-device-path|\bDEVICE\b")
+    unmarked = []
+    for path in sorted((ROOT / "tests").glob("test_*.py")):
+        if path.name in HWILIB_TESTS:
+            continue
+        source = path.read_text()
+        for node in ast.parse(source).body:
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            marks = [ast.unparse(d) for d in node.decorator_list]
+            body = ast.get_source_segment(source, node) or ""
+            if node.name == "test_every_test_that_starts_a_device_is_marked_hwilib":
+                continue  # its own pattern
+            if node.name.startswith("test_") and device.search(body):
+                if not any("hwilib" in m for m in marks):
+                    unmarked.append(f"{path.name}::{node.name}")
+    assert not unmarked, f"start a device but are not marked @pytest.mark.hwilib: {unmarked}"
+
+
 # --- the Makefile's interpreter check and venv record --------------------------------------
 
 

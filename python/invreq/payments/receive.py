@@ -317,7 +317,12 @@ class Receiver:
                 )
                 raise
             assert evidence is not None
-            return await self.store.payment_approved(claimed.payment_id, evidence)
+            # The node is asked only now: its attempt may run until reply_wait from here,
+            # whatever the claim allowed (approvals queue on one device, and their wait
+            # there is not counted). Another instance's reconciler or resolvepayment must
+            # not settle it failed while it may still be paid.
+            deadline = int(self.clock()) + math.ceil(reply_wait(self.timeout))
+            return await self.store.payment_approved(claimed.payment_id, evidence, deadline)
         finally:
             self._in_flight.discard(claimed.payment_id)
 
@@ -353,7 +358,8 @@ class Receiver:
             # the payment may still arrive.
             log.warning("payment %d (%s door): %s", claimed.payment_id, claimed.door, e.message)
             if reply_path is not None:
-                await self._tell_payee(claimed, reply_path, e.message)
+                why = e.public if isinstance(e, PayoutDeclined) else e.message
+                await self._tell_payee(claimed, reply_path, why)
         except RpcError as e:
             msg = oneline(e.message)
             log.warning("payment %d (%s door): %s", claimed.payment_id, claimed.door, msg)

@@ -582,13 +582,18 @@ class PostgresStore:
             )
         return done
 
-    async def payment_approved(self, payment_id: int, approval: dict[str, Any]) -> Payment:
+    async def payment_approved(
+        self, payment_id: int, approval: dict[str, Any], attempt_deadline: int | None = None
+    ) -> Payment:
         async with self._pool_guarded() as pool, pool.acquire() as conn, conn.transaction():
+            # GREATEST ignores a NULL: the later of the two, or whichever is set.
             row = await conn.fetchrow(
-                "UPDATE payments SET payout_approval = $1"
+                "UPDATE payments SET payout_approval = $1,"
+                " attempt_deadline = GREATEST(attempt_deadline, $3::bigint)"
                 f" WHERE payment_id = $2 AND status = 'pending' RETURNING {PAYMENT_COLUMNS}",
                 json.dumps(approval),
                 payment_id,
+                attempt_deadline,
             )
             if row is None:
                 now = await conn.fetchrow(

@@ -263,8 +263,15 @@ def _record(row: tuple[Any, ...]) -> Record:
 
 
 def _sql(text: str, **more: str) -> str:
-    """Shared SQL (invreq.store.outbox) with SQLite's numbered parameters."""
-    return text.format(**{f"p{i}": f"?{i}" for i in range(1, 10)}, **more)
+    """Shared SQL (invreq.store.outbox) with SQLite's named parameters ``:p1``, ``:p2``..."""
+    return text.format(**{f"p{i}": f":p{i}" for i in range(1, 10)}, **more)
+
+
+def _args(*values: Any) -> dict[str, Any]:
+    """The values of ``:p1``, ``:p2``... in order. Named, not numbered (``?1``): Python
+    3.12's sqlite3 deprecates a sequence for numbered parameters (3.14 refuses it), and
+    one statement may use a value twice, which ``?`` cannot."""
+    return {f"p{i}": value for i, value in enumerate(values, 1)}
 
 
 def _emit(
@@ -278,16 +285,16 @@ def _emit(
     detail: str | None = None,
 ) -> None:
     """One event, in the changing transaction (invreq.store.outbox)."""
-    conn.execute(_sql(outbox.EVENT_INSERT), (kind, payment_id, amount, at, detail, invreq_id))
+    conn.execute(_sql(outbox.EVENT_INSERT), _args(kind, payment_id, amount, at, detail, invreq_id))
 
 
 def _bump(conn: sqlite3.Connection, subsystem: str, key: Any) -> None:
     """The subsystem's updated index + 1, stamped on the changed row."""
-    (n,) = conn.execute(_sql(outbox.BUMP), (subsystem,)).fetchone()
+    (n,) = conn.execute(_sql(outbox.BUMP), _args(subsystem)).fetchone()
     table, column = outbox.SUBSYSTEMS[subsystem]
     if column == "created_index":
         column = "invreq_id"  # requests are found by their id
-    conn.execute(f"UPDATE {table} SET updated_index = ?1 WHERE {column} = ?2", (n, key))
+    conn.execute(f"UPDATE {table} SET updated_index = ? WHERE {column} = ?", (n, key))
 
 
 def _disabled(conn: sqlite3.Connection, row: Any, at: int) -> None:
@@ -765,12 +772,16 @@ class SQLiteStore:
         result: Payment = await self._write(write)
         return result
 
-    async def payment_approved(self, payment_id: int, approval: dict[str, Any]) -> Payment:
+    async def payment_approved(
+        self, payment_id: int, approval: dict[str, Any], attempt_deadline: int | None = None
+    ) -> Payment:
         def write(conn: sqlite3.Connection) -> Payment:
+            # SQLite's max() of a NULL is NULL: the later of the two, or whichever is set.
             row = conn.execute(
-                "UPDATE payments SET payout_approval = ?"
+                "UPDATE payments SET payout_approval = ?,"
+                " attempt_deadline = COALESCE(MAX(attempt_deadline, ?), ?, attempt_deadline)"
                 f" WHERE payment_id = ? AND status = 'pending' RETURNING {PAYMENT_COLUMNS}",
-                (json.dumps(approval), payment_id),
+                (json.dumps(approval), attempt_deadline, attempt_deadline, payment_id),
             ).fetchone()
             if row is None:
                 now = conn.execute(
@@ -1001,12 +1012,12 @@ class SQLiteStore:
         self, now: int, owner: str, limit: int, lease_seconds: int
     ) -> builtins.list[Event]:
         def write(conn: sqlite3.Connection) -> builtins.list[Event]:
-            ids = [r[0] for r in conn.execute(_sql(outbox.DUE), (now, limit)).fetchall()]
+            ids = [r[0] for r in conn.execute(_sql(outbox.DUE), _args(now, limit)).fetchall()]
             if not ids:
                 return []
             marks = ",".join(str(int(i)) for i in ids)
             rows = conn.execute(
-                _sql(outbox.LEASE, ids=marks), (now + lease_seconds, owner)
+                _sql(outbox.LEASE, ids=marks), _args(now + lease_seconds, owner)
             ).fetchall()
             return sorted((outbox.event_from_row(r) for r in rows), key=lambda e: e.event_id)
 
@@ -1015,14 +1026,14 @@ class SQLiteStore:
 
     async def event_delivered(self, event_id: int, owner: str, at: int) -> bool:
         def write(conn: sqlite3.Connection) -> bool:
-            return conn.execute(_sql(outbox.DELIVERED), (at, event_id, owner)).rowcount == 1
+            return conn.execute(_sql(outbox.DELIVERED), _args(at, event_id, owner)).rowcount == 1
 
         result: bool = await self._write(write)
         return result
 
     async def event_retry(self, event_id: int, owner: str, next_at: int, error: str) -> bool:
         def write(conn: sqlite3.Connection) -> bool:
-            cur = conn.execute(_sql(outbox.RETRY), (next_at, error, event_id, owner))
+            cur = conn.execute(_sql(outbox.RETRY), _args(next_at, error, event_id, owner))
             return cur.rowcount == 1
 
         result: bool = await self._write(write)
@@ -1031,7 +1042,7 @@ class SQLiteStore:
     async def note_expired(self, now: int) -> int:
         def write(conn: sqlite3.Connection) -> int:
             rows = conn.execute(
-                _sql(outbox.EXPIRED, active="active = 1", used="used = 1"), (now,)
+                _sql(outbox.EXPIRED, active="active = 1", used="used = 1"), _args(now)
             ).fetchall()
             for invreq_id, bolt12_string in rows:
                 _emit(
