@@ -1,5 +1,6 @@
 """A webhook receiver on loopback for the tests: records every delivery (headers and body)
-and answers with the status the test sets (``fail_with``), optionally slowly."""
+and answers with the status the test sets (``fail_with``), optionally slowly, or with a
+body that never ends (``endless_body``: a hostile or broken receiver)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ class Receiver:
         self.deliveries: list[dict[str, Any]] = []
         self.fail_with: int | None = None
         self.delay = 0.0
+        #: answer 200 with a body that never ends (1 KiB every 10 ms until the client goes)
+        self.endless_body = False
         self.lock = threading.Lock()
         receiver = self
 
@@ -37,6 +40,16 @@ class Receiver:
                         }
                     )
                 self.send_response(status)
+                if receiver.endless_body:
+                    # HTTP/1.0 without a length: the body lasts until the connection closes.
+                    self.end_headers()
+                    try:
+                        while True:
+                            self.wfile.write(b"x" * 1024)
+                            self.wfile.flush()
+                            time.sleep(0.01)
+                    except OSError:
+                        return
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 

@@ -9,9 +9,11 @@ lightningd does:
   another ``--state`` to play another node).
 - ``xpay invstring [retry_for]``: ``--mode`` decides the outcome: ``succeed`` (with the
   preimage), ``fail`` (error 209, as xpay's "Failed after N attempts"), ``hang`` (the
-  payment stays pending, like an HTLC stuck at a peer, until ``dev-invreq-settle``), or
+  payment stays pending, like an HTLC stuck at a peer, until ``dev-invreq-settle``),
   ``wrong-preimage`` (it completes, and the node answers a preimage that is not the
-  payment_hash's: a bug or a lying node); after ``--delay`` seconds. The preimage is the
+  payment_hash's: a bug or a lying node), or ``plugin-dies`` (xpay's plugin dies with the
+  payment out: lightningd's error -4, the record pending until ``dev-invreq-settle``);
+  after ``--delay`` seconds. The preimage is the
   one the payee would reveal: tests' invoices (tests/_lightningd.py ``invoice_for``) use
   ``sha256(b"preimage %d" % n)``, which the stand-in knows for n < 10,000; the payment of
   any other payment_hash fails (no payee here to settle it). A disconnected caller does
@@ -57,7 +59,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--socket", required=True)
     ap.add_argument(
-        "--mode", choices=("succeed", "fail", "hang", "wrong-preimage"), default="succeed"
+        "--mode",
+        choices=("succeed", "fail", "hang", "wrong-preimage", "plugin-dies"),
+        default="succeed",
     )
     ap.add_argument("--delay", type=float, default=0.0)
     ap.add_argument("--log", required=True)
@@ -124,6 +128,10 @@ class Node:
         self.save()
         event = self.settled.setdefault(h, asyncio.Event())
         event.clear()
+        if self.a.mode == "plugin-dies":
+            # xpay's plugin died with its HTLC out: lightningd answers the caller -4
+            # (PLUGIN_TERMINATED) while the payment stays pending in its record.
+            raise _Error(-4, "Plugin terminated before replying to RPC call.")
         if self.a.mode == "hang":
             await event.wait()
         else:

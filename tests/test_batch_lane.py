@@ -8,6 +8,7 @@ failed element, a rune checked per element, notifications unanswered, filters ap
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import os
 import socket
@@ -37,19 +38,17 @@ def unix_batch(server: Server, batch: list[dict[str, Any]]) -> Any:
 
 
 def http_batch(server: Server, rune: str, batch: list[dict[str, Any]]) -> Any:
-    body = json.dumps(batch).encode()
-    with socket.create_connection(("127.0.0.1", server.http_port), timeout=60) as s:
-        s.sendall(
-            b"POST /rpc HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Rune: %s\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s"
-            % (rune.encode(), len(body), body)
+    # http.client: the reply of a batch may come in chunks (it is written as it is made).
+    conn = http.client.HTTPConnection("127.0.0.1", server.http_port, timeout=60)
+    try:
+        conn.request(
+            "POST", "/rpc", json.dumps(batch), {"Content-Type": "application/json", "Rune": rune}
         )
-        reply = b""
-        while data := s.recv(65536):
-            reply += data
-    head, _, payload = reply.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 200"), head
-    return json.loads(payload)
+        resp = conn.getresponse()
+        assert resp.status == 200, resp.status
+        return json.loads(resp.read())
+    finally:
+        conn.close()
 
 
 def creation(i: Any, amount: Any = 1000, **more: Any) -> dict[str, Any]:

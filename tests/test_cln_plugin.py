@@ -598,5 +598,11 @@ def test_a_payout_declined_on_the_device_gets_an_invoice_error_and_no_xpay(rig: 
         assert r.xpays() == []
         (p,) = r.server.rpc.call("listpayments")["payments"]
         assert p["status"] == "failed" and "payout_approval" not in p
+        # The payee is not told the device's own text (its name, address, error): the
+        # operator has it in the payment's error.
+        from invreq.errors import PayoutDeclined
+
+        assert text == PayoutDeclined.public, text
+        assert "declined on the device:" in p["error"] and p["error"] != text
     finally:
         dev.close()

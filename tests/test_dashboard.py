@@ -108,6 +108,38 @@ def test_log_in_filter_open_and_disable(tmp_path: Path, browser: Any, lightningd
         assert s.stop() == 0, s.output()
 
 
+def test_filters_see_every_request_not_only_the_first_page(
+    tmp_path: Path, browser: Any
+) -> None:
+    """Review (web): the dashboard asked for one page of listinvoicerequests (at most 1,000
+    records or 1 MiB) and filtered "used", "disabled" and dates in the page over it: a
+    request past the first page was silently missing. Here 100 kB labels end the first page
+    after about ten requests; the twelfth, disabled, must still be found."""
+    s = Server(tmp_path / "data").start()
+    try:
+        made = [
+            s.rpc.call(
+                "invoicerequest",
+                {"amount": 1000, "description": f"r{i}", "label": f"{i}-" + "x" * 100_000},
+            )
+            for i in range(12)
+        ]
+        s.rpc.call("disableinvoicerequest", [made[-1]["invreq_id"]])
+        first = s.rpc.call("listinvoicerequests", {"index": "created", "start": 0})
+        assert len(first["invoicerequests"]) < 12  # the premise: more than one page
+        rune = s.rpc.call("createrune", {})["rune"]
+        driver = browser(size=WIDE)
+        log_in(driver, f"http://127.0.0.1:{s.http_port}/dashboard", rune)
+        wait_until(lambda: len(rows(driver, "requests")) == 12, what="all twelve listed")
+        Select(driver.find_element(By.ID, "f-state")).select_by_value("disabled")
+        driver.find_element(By.CSS_SELECTOR, "#filters button").click()
+        wait_until(lambda: len(rows(driver, "requests")) == 1, what="the disabled one")
+        got = rows(driver, "requests")[0].get_attribute("data-invreq-id")
+        assert got == made[-1]["invreq_id"]
+    finally:
+        assert s.stop() == 0, s.output()
+
+
 def test_cross_site_requests_cannot_act(tmp_path: Path) -> None:
     s = Server(tmp_path / "data").start()
     try:

@@ -227,6 +227,28 @@ def test_refusals_each_in_lud03_shape(tmp_path: Path, lightningd: Any) -> None:
         assert s.stop() == 0, s.output()
 
 
+def test_refusals_name_no_operator_details() -> None:
+    """Review (web): a wallet, holding only a k1, was told the approval key and the
+    service's --approver configuration, the device's own error text with the payment's
+    number, and how many attempts the whole service made in the last minute. Those
+    refusals reach it as fixed sentences."""
+    from invreq import lnurldoor
+    from invreq.errors import PaymentLimited, PaymentNotApproved, PayoutDeclined
+
+    key = "02" + "ab" * 32
+    leaks = [
+        PaymentNotApproved(f"invoice_request x: does not verify against the approval key {key}"),
+        PayoutDeclined("payment 4711 was not approved on the device: Ledger 0x6985 user; not paid"),
+        PaymentLimited("37 payment attempts in the last minute (--pay-attempts-per-minute)"),
+    ]
+    for e in leaks:
+        reason = lnurldoor._reason(e)
+        for secret in (key, "4711", "Ledger", "37 payment", "--pay-attempts"):
+            assert secret not in reason, (e, reason)
+    # The invoice's own refusals still say what is wrong with it.
+    assert "49999" in lnurldoor._reason(InvoiceAmount("pr: invoice is for 49999 msat"))
+
+
 def test_a_request_collected_by_bolt12_refuses_its_link(tmp_path: Path, lightningd: Any) -> None:
     ln = lightningd("--mode", "hang")
     s = lnurl_server(tmp_path, ln).start()
@@ -437,9 +459,9 @@ def test_approvals_hold_at_the_lnurl_door(tmp_path: Path, liar: Any, lightningd:
     s.start()
     try:
         res = fetch(unapproved["lnurl"])
-        assert withdraw(res, make_invoice(1000)).startswith(
-            f"ERROR: invoice_request {unapproved['invreq_id']} has no approval"
-        )
+        refused = withdraw(res, make_invoice(1000))
+        assert refused.startswith("ERROR: this request was not approved"), refused
+        assert "--approver" not in refused  # the operator's configuration is not the wallet's
         r = s.rpc.call("invoicerequest", [2000, "approved on the device"])
         res = fetch(r["lnurl"])
         pr = make_invoice(2000, n=1)
@@ -455,6 +477,13 @@ def test_approvals_hold_at_the_lnurl_door(tmp_path: Path, liar: Any, lightningd:
         assert reply.startswith("ERROR: ") and "declined" in reply, reply
         assert ln.xpays() == [pr]
         assert [q["status"] for q in payments(s)] == ["paid", "failed"]
+        # The wallet (anyone holding the link) is not told the device's own text: its
+        # name and address, the device's error. The operator has it in the payment.
+        from invreq.errors import PayoutDeclined
+
+        assert reply == f"ERROR: {PayoutDeclined.public}", reply
+        error = payments(s)[1]["error"]
+        assert "declined on the device:" in error and error not in reply, error
     finally:
         assert s.stop() == 0, s.output()
 

@@ -8,8 +8,8 @@ test_sqlite_writer.py a second time with INVREQ_EVENT_LOOP=asyncio.
 
 from __future__ import annotations
 
+import http.client
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -73,21 +73,18 @@ def test_serve_runs_on_the_loop_asked_for_and_answers_both_doors(
         assert f"event loop: {choice}" in server.output()
         rune = server.rpc.call("createrune")["rune"]
         made = server.rpc.call("invoicerequest", {"amount": 1000, "description": "unix"})
-        body = json.dumps(
-            {"jsonrpc": "2.0", "id": 1, "method": "listinvoicerequests", "params": {}}
-        ).encode()
-        with socket.create_connection(("127.0.0.1", server.http_port), timeout=30) as s:
-            s.sendall(
-                b"POST /rpc HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                b"Rune: %s\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s"
-                % (rune.encode(), len(body), body)
+        body = {"jsonrpc": "2.0", "id": 1, "method": "listinvoicerequests", "params": {}}
+        # http.client: a list reply may come in chunks (it is written as it is read).
+        conn = http.client.HTTPConnection("127.0.0.1", server.http_port, timeout=30)
+        try:
+            conn.request(
+                "POST", "/rpc", json.dumps(body), {"Content-Type": "application/json", "Rune": rune}
             )
-            reply = b""
-            while data := s.recv(65536):
-                reply += data
-        head, _, payload = reply.partition(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 200"), head
-        listed = json.loads(payload)["result"]["invoicerequests"]
+            resp = conn.getresponse()
+            assert resp.status == 200, resp.status
+            listed = json.loads(resp.read())["result"]["invoicerequests"]
+        finally:
+            conn.close()
         assert [r["invreq_id"] for r in listed] == [made["invreq_id"]]
         assert server.stop() == 0
     finally:

@@ -358,3 +358,130 @@ def test_a_preimage_that_does_not_match_the_hash_leaves_the_payment_pending(
         assert ln.xpays() == [inv]  # and never paid a second time
     finally:
         assert s.stop() == 0, s.output()
+
+
+def test_an_xpay_that_dies_with_the_payment_out_keeps_the_claim(
+    tmp_path: Path, lightningd: Any
+) -> None:
+    """xpay's plugin dies while its HTLC is out: lightningd answers -4 (PLUGIN_TERMINATED),
+    which says nothing of the payment. It must stay pending with its claim held (no second
+    invoice of the single-use request is paid) until the node's record settles it."""
+    ln = lightningd("--mode", "plugin-dies")
+    s = Server(tmp_path / "data", extra_args=paying(ln)).start()
+    try:
+        r = s.rpc.call("invoicerequest", [1000, "xpay dies"])
+        a = invoice_for(r["bolt12"], n=1)
+        e = error_of(s, "receiveinvoice", [a])
+        assert e["code"] == 2109 and e["data"]["status"] == "pending", e
+        assert error_of(s, "receiveinvoice", [invoice_for(r["bolt12"], n=2)])["code"] == 2103
+        assert ln.xpays() == [a] and statuses(s) == ["pending"]
+        ln.settle(a, "complete")  # the HTLC that was out completes
+        wait_until(settled(s), what="settled by reconciliation")
+        assert statuses(s) == ["paid"]
+    finally:
+        assert s.stop() == 0, s.output()
+
+
+async def test_a_pending_lnurl_payment_does_not_stop_reconciliation_without_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Restarted (or a second instance) without the lnurl extra: a pending LNURL payment
+    whose node has no record cannot be judged expired here. It stays pending, and the
+    payments after it are still settled (an ImportError used to end the pass, at start-up
+    too). In-process: a real SQLite file; the node is a stand-in (NOT lightningd) that
+    answers only its record of each payment_hash."""
+    import hashlib
+    import sys
+
+    from invreq.payments.node import NodeRecord
+    from invreq.payments.reconcile import Reconciler
+    from invreq.store.base import Payment, Record
+    from invreq.store.sqlite import SQLiteStore
+
+    node = "02" + "ab" * 32
+    preimage = "11" * 32
+    paid_hash = hashlib.sha256(bytes.fromhex(preimage)).hexdigest()
+
+    class Node:  # stand-in for lightningd's listpays
+        node_id = node
+
+        async def status(self, payment_hash: str) -> NodeRecord:
+            if payment_hash == paid_hash:
+                return NodeRecord("paid", preimage)
+            return NodeRecord("none")
+
+    store = SQLiteStore(tmp_path / "db.sqlite3")
+    await store.open()
+    try:
+        for i in (1, 2):
+            await store.insert(
+                Record(
+                    invreq_id=f"{i:064x}",
+                    bolt12=f"lnr1test{i}",
+                    label=None,
+                    active=True,
+                    single_use=True,
+                    used=False,
+                    created_at=1000,
+                    payer_key="software:x",
+                )
+            )
+        for i, h, door in ((1, "aa" * 32, "lnurl"), (2, paid_hash, "bolt12")):
+            await store.payment_claim(
+                Payment(
+                    payment_id=0,
+                    invreq_id=f"{i:064x}",
+                    invoice=f"ln-test-{i}",
+                    amount_msat=1000,
+                    payment_hash=h,
+                    status="pending",
+                    created_at=1000,
+                    node_id=node,
+                    attempt_deadline=1010,
+                    door=door,
+                )
+            )
+        import invreq
+
+        monkeypatch.setitem(sys.modules, "invreq.lnurl", None)  # the extra is absent
+        monkeypatch.delattr(invreq, "lnurl", raising=False)
+        r = Reconciler(store, Node(), lambda: 5000.0, in_flight=set())  # type: ignore[arg-type]
+        assert await r.reconcile() == 1
+        assert [(p.door, p.status) for p in await store.payments()] == [
+            ("lnurl", "pending"),
+            ("bolt12", "paid"),
+        ]
+    finally:
+        await store.close()
+
+
+def test_a_refused_invoice_is_not_paid_in_place_of_another_with_its_payment_hash(
+    tmp_path: Path, lightningd: Any
+) -> None:
+    """Recorded as refused under --pay-with none, then restarted with a node: an invoice
+    with the same payment_hash but another content (another payee node) must not take over
+    the refused row, or the node would pay the OLD invoice while the checks and the payout
+    approval were about the new one. One payment per payment_hash: 2110. The refused invoice
+    itself is still paid when it comes again."""
+    from coincurve import PrivateKey
+
+    s = Server(tmp_path / "data", extra_args=paying(None)).start()
+    try:
+        r = s.rpc.call("invoicerequest", [1000, "refused first"])
+        x = invoice_for(r["bolt12"], n=1)
+        assert error_of(s, "receiveinvoice", [x])["code"] == 2107
+    finally:
+        assert s.stop() == 0, s.output()
+    ln = lightningd()
+    s.extra_args = paying(ln)
+    s.start()
+    try:
+        y = invoice_for(r["bolt12"], n=1, node=PrivateKey(b"\x55" * 32))
+        assert payment_hash_of(y) == payment_hash_of(x) and y != x
+        e = error_of(s, "receiveinvoice", [y])
+        assert e["code"] == 2110 and "one payment per payment_hash" in e["message"], e
+        assert ln.xpays() == [] and statuses(s) == ["refused"]
+        assert s.rpc.call("receiveinvoice", [x])["status"] == "paid"
+        assert ln.xpays() == [x]
+    finally:
+        assert s.stop() == 0, s.output()

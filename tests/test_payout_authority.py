@@ -210,6 +210,26 @@ async def test_a_payout_approval_is_stored_with_its_pending_payment(store: Store
         await store.payment_approved(claimed.payment_id, evidence)
 
 
+async def test_an_approval_given_late_moves_the_attempt_deadline(store: Store) -> None:
+    """Approvals queue on one device, and the queue's wait is not counted: a payout approved
+    after its claim's attempt_deadline is paid from then on. Its deadline moves with the
+    approval, so another instance's reconciler (or resolvepayment) cannot settle it failed
+    (a node record 'failed' between xpay's retries) while xpay may still pay it."""
+    await store.insert(bounded(1, 2))
+    claimed = (await store.payment_claim(attempt(1, 8))).payment
+    assert claimed.attempt_deadline == NOW + 70
+    evidence = {"message": "invreq payout v1 ...", "signature": "sig", "pubkey": "02" * 33}
+    approved = await store.payment_approved(claimed.payment_id, evidence, NOW + 500)
+    assert approved.attempt_deadline == NOW + 500
+    assert (await store.payment_by_hash(claimed.payment_hash)) == approved
+    # Never earlier than it was, and unchanged when none is given.
+    again = await store.payment_approved(claimed.payment_id, evidence, NOW + 10)
+    assert again.attempt_deadline == NOW + 500
+    assert (await store.payment_approved(claimed.payment_id, evidence)).attempt_deadline == (
+        NOW + 500
+    )
+
+
 def race(servers: list[Server], bolt12: str, n: int) -> list[Any]:
     """``n`` invoices for one request sent at once, spread over ``servers``."""
 

@@ -129,6 +129,32 @@ def test_retried_until_2xx_across_a_restart_in_order_none_lost(
         assert s.stop() == 0, s.output()
 
 
+def test_a_receiver_whose_answer_never_ends_is_not_read_to_its_end(
+    tmp_path: Path, webhook_receiver: Receiver
+) -> None:
+    """Review (web): the sender read the receiver's whole answer (``resp.read()``), so a
+    receiver answering 200 with an endless body held the delivery until the timeout (the
+    event retried for ever, never delivered) while its bytes piled up in memory. The status
+    is what delivers: the body is not read beyond a small bound."""
+    webhook_receiver.endless_body = True
+    s = serve(tmp_path, webhook_receiver).start()
+    try:
+        r = s.rpc.call("invoicerequest", {"amount": 1000, "description": "endless"})
+        s.rpc.call("disableinvoicerequest", [r["invreq_id"]])
+        events = wait_until(
+            lambda: [
+                e
+                for e in s.rpc.call("listevents")["events"]
+                if e["delivery"]["state"] != "pending" or e["delivery"]["attempts"]
+            ]
+        )
+        assert [e["type"] for e in events] == ["request_disabled"]
+        assert events[0]["delivery"]["state"] == "delivered", events[0]["delivery"]
+        assert events[0]["delivery"]["attempts"] == 1
+    finally:
+        assert s.stop() == 0, s.output()
+
+
 def test_a_requests_events_arrive_in_order(
     tmp_path: Path, webhook_receiver: Receiver, lightningd: Any
 ) -> None:

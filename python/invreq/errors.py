@@ -474,6 +474,10 @@ class PayoutDeclined(InvoiceRefused):
     called."""
 
     code = CODE_PAYOUT_DECLINED
+    #: What a payee (invoice_error) or an LNURL wallet is told. The message itself carries
+    #: the device's own text (its name and address, key path, hwilib's error), which is the
+    #: operator's business: it stays in the log and the payment's ``error``.
+    public = "payout not approved on the device (declined, or not answered in time): not paid"
 
 
 class PaymentInFlight(RpcError):

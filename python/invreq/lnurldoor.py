@@ -26,6 +26,9 @@ from invreq.errors import (
     InvoiceNotActive,
     InvoiceRefused,
     NotActive,
+    PaymentLimited,
+    PaymentNotApproved,
+    PayoutDeclined,
     RequestExpired,
     RpcError,
 )
@@ -51,9 +54,26 @@ def _answer(obj: dict[str, Any]) -> web.Response:
     )
 
 
+#: Refusals whose own text is the operator's business, not the wallet's: the approval key
+#: and its configuration, the device's error text and the payment's number, the service's
+#: attempt count in the last minute (review-web). The wallet reads these sentences; the
+#: operator knows the configuration. (A declined payout has its own: ``PayoutDeclined.public``.)
+_PAYEE_SAFE: dict[type[RpcError], str] = {
+    PaymentNotApproved: "this request was not approved for payment; ask its issuer for a new one",
+    PaymentLimited: "too many withdrawal attempts; try again later",
+}
+
+
 def _reason(e: RpcError) -> str:
     """What the wallet's user reads: the refusal of the invoice or the request as is (our
-    own texts, outside text already on one line), anything else generic."""
+    own texts, outside text already on one line) unless it names the operator's own
+    details (:data:`_PAYEE_SAFE`), anything else generic. A payout declined on the device
+    is told without the device's own text (logged when it was declined)."""
+    if isinstance(e, PayoutDeclined):
+        return e.public
+    for cls, sentence in _PAYEE_SAFE.items():
+        if isinstance(e, cls):
+            return sentence
     if isinstance(e, InvoiceRefused | InvalidParams | NotActive):
         return e.message
     log.warning("lnurl callback: %s (code %d)", oneline(e.message), e.code)

@@ -44,6 +44,10 @@ SIGNATURE_HEADER = "Invreq-Signature"
 EVENT_ID_HEADER = "Invreq-Event-Id"
 #: Seconds one delivery may take.
 TIMEOUT = 10.0
+#: Bytes of a receiver's answer read at most: its status is what counts. A longer (or
+#: endless) body is not read at all: the connection is closed instead of drained, so a
+#: broken or hostile receiver can neither hold a delivery until ``TIMEOUT`` nor fill memory.
+ANSWER_BYTES = 64 * 1024
 #: Events leased at once.
 BATCH = 20
 #: Seconds between looks for expired requests.
@@ -125,7 +129,8 @@ class Sender:
             async with self._session.post(
                 self.url, data=body, headers=headers, allow_redirects=False
             ) as resp:
-                await resp.read()
+                if resp.content_length is not None and resp.content_length <= ANSWER_BYTES:
+                    await resp.read()  # small and of known length: drained, kept alive
                 error = None if 200 <= resp.status < 300 else f"HTTP {resp.status}"
         except (aiohttp.ClientError, TimeoutError, OSError) as ex:
             error = oneline(f"{type(ex).__name__}: {ex}") or type(ex).__name__

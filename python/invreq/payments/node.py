@@ -46,8 +46,18 @@ REPLY_GRACE = 5.0
 #: Seconds a question to the node (getinfo, its record of a payment) may take; past it the
 #: node is unavailable: at start-up invreq stops, a pending payment is asked about later.
 STATUS_TIMEOUT = 30.0
-#: CLN's PAY_IN_PROGRESS: an answer that does not tell the outcome.
-_IN_PROGRESS_CODES = frozenset({200})
+
+
+def _certainly_failed(code: int) -> bool:
+    """Whether xpay's error ``code`` says the payment certainly did not happen (so its
+    claim may be released and the payee told). Only two kinds do: JSON-RPC's own codes
+    (-32768..-32000: the command was refused before it ran) and the pay family's 2xx
+    failures, which xpay returns once every part has failed. Not 200 (PAY_IN_PROGRESS) nor
+    201 (PAY_RHASH_ALREADY_USED: paid before), nor lightningd's own negative codes: -4
+    (PLUGIN_TERMINATED, xpay died with its HTLCs out), -3 (PLUGIN_ERROR), -1 (LIGHTNINGD)
+    say nothing of the HTLCs already sent, and releasing the claim on them could pay the
+    request twice. Those stay pending; the node's record settles them."""
+    return -32768 <= code <= -32000 or 202 <= code <= 299
 
 
 class NodePaymentFailed(Exception):
@@ -180,7 +190,7 @@ class ClnBackend:
         except TimeoutError:
             raise OutcomeUnknown(f"xpay did not answer within {reply_wait(timeout):g} s") from None
         except clnrpc.ClnRpcError as e:
-            if e.code in _IN_PROGRESS_CODES:
+            if not _certainly_failed(e.code):
                 raise OutcomeUnknown(f"xpay: {e.message} (code {e.code})") from None
             raise NodePaymentFailed(f"xpay: {e.message} (code {e.code})") from None
         except (OSError, ValueError) as e:

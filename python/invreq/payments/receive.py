@@ -144,9 +144,12 @@ class Receiver:
                 # Ours, but it did not come over the path we gave this request: refused, so
                 # a path (or a guessed one) cannot collect another request's amount.
                 raise InvoiceWrongPath()
-        # A replay gets its payment's answer, whatever the request's state is now.
+        # A replay gets its payment's answer, whatever the request's state is now. A refused
+        # row (--pay-with none) becomes the attempt only for the same invoice: the claim
+        # keeps the row's invoice, and the node must pay the invoice checked (and shown for
+        # approval) here, not another one with its payment_hash.
         earlier = await self.store.payment_by_hash(payment_hash)
-        if earlier is not None and earlier.status != "refused":
+        if earlier is not None and (earlier.status != "refused" or earlier.invoice != invoice):
             return self._answer_earlier(earlier, invoice)
         record = await self.store.get(invreq_id)
         if record is None:
@@ -317,7 +320,12 @@ class Receiver:
                 )
                 raise
             assert evidence is not None
-            return await self.store.payment_approved(claimed.payment_id, evidence)
+            # The node is asked only now: its attempt may run until reply_wait from here,
+            # whatever the claim allowed (approvals queue on one device, and their wait
+            # there is not counted). Another instance's reconciler or resolvepayment must
+            # not settle it failed while it may still be paid.
+            deadline = int(self.clock()) + math.ceil(reply_wait(self.timeout))
+            return await self.store.payment_approved(claimed.payment_id, evidence, deadline)
         finally:
             self._in_flight.discard(claimed.payment_id)
 
@@ -353,7 +361,8 @@ class Receiver:
             # the payment may still arrive.
             log.warning("payment %d (%s door): %s", claimed.payment_id, claimed.door, e.message)
             if reply_path is not None:
-                await self._tell_payee(claimed, reply_path, e.message)
+                why = e.public if isinstance(e, PayoutDeclined) else e.message
+                await self._tell_payee(claimed, reply_path, why)
         except RpcError as e:
             msg = oneline(e.message)
             log.warning("payment %d (%s door): %s", claimed.payment_id, claimed.door, msg)

@@ -231,8 +231,13 @@ class Reconciler:
 def _expired(p: Payment, now: int) -> bool:
     """The invoice can no longer be paid by anyone (its payee refuses it after expiry)."""
     if p.door == "lnurl":
-        from invreq import lnurl  # a BOLT 11 invoice: only ever written with --lnurl
-
+        try:
+            from invreq import lnurl  # a BOLT 11 invoice: only ever written with --lnurl
+        except ImportError:
+            # An instance (or a restart) without the lnurl extra cannot read its expiry:
+            # never "expired" by guess, and never an error that would stop this pass (and
+            # the start-up one) before the other pending payments are settled.
+            return False
         expires_at = lnurl.invoice_expires_at(p.invoice)
         return expires_at is not None and expires_at <= now
     try:

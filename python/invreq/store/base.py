@@ -300,9 +300,14 @@ class PaymentStore(RequestLookup, Protocol):
         become inactive; a request disabled meanwhile stays disabled). Raises
         ``PaymentNotPending`` (with the payment as it is) when it was settled already."""
 
-    async def payment_approved(self, payment_id: int, approval: dict[str, Any]) -> Payment:
-        """Store the payout approval of a pending payment (before it is paid). Raises
-        ``PaymentNotPending`` when it is no longer pending."""
+    async def payment_approved(
+        self, payment_id: int, approval: dict[str, Any], attempt_deadline: int | None = None
+    ) -> Payment:
+        """Store the payout approval of a pending payment (before it is paid), and move its
+        ``attempt_deadline`` to ``attempt_deadline`` when that is later: the node is asked
+        only now, and a person's decision (queued behind others on one device) may have
+        taken longer than the claim allowed. Raises ``PaymentNotPending`` when it is no
+        longer pending."""
 
     async def payment_by_hash(self, payment_hash: str) -> Payment | None:
         """The payment of this invoice (payment_hash), if any."""

@@ -461,7 +461,13 @@ class PostgresStore:
                     )
                     if existing is not None:
                         found = payment_from_row(existing)
-                        if not (found.status == "refused" and payment.status == "pending"):
+                        # A refused row becomes the attempt of the same invoice only: it keeps
+                        # its invoice, which is what the node will be asked to pay.
+                        if not (
+                            found.status == "refused"
+                            and payment.status == "pending"
+                            and found.invoice == payment.invoice
+                        ):
                             return Claim(found, new=False)
                     if row is None:
                         raise UnknownInvoiceRequest()
@@ -582,13 +588,18 @@ class PostgresStore:
             )
         return done
 
-    async def payment_approved(self, payment_id: int, approval: dict[str, Any]) -> Payment:
+    async def payment_approved(
+        self, payment_id: int, approval: dict[str, Any], attempt_deadline: int | None = None
+    ) -> Payment:
         async with self._pool_guarded() as pool, pool.acquire() as conn, conn.transaction():
+            # GREATEST ignores a NULL: the later of the two, or whichever is set.
             row = await conn.fetchrow(
-                "UPDATE payments SET payout_approval = $1"
+                "UPDATE payments SET payout_approval = $1,"
+                " attempt_deadline = GREATEST(attempt_deadline, $3::bigint)"
                 f" WHERE payment_id = $2 AND status = 'pending' RETURNING {PAYMENT_COLUMNS}",
                 json.dumps(approval),
                 payment_id,
+                attempt_deadline,
             )
             if row is None:
                 now = await conn.fetchrow(

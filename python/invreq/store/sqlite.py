@@ -651,7 +651,13 @@ class SQLiteStore:
             ).fetchone()
             if existing is not None:
                 found = payment_from_row(existing)
-                if not (found.status == "refused" and payment.status == "pending"):
+                # A refused row becomes the attempt of the same invoice only: it keeps
+                # its invoice, which is what the node will be asked to pay.
+                if not (
+                    found.status == "refused"
+                    and payment.status == "pending"
+                    and found.invoice == payment.invoice
+                ):
                     return Claim(found, new=False)
             row = conn.execute(
                 "SELECT active, single_use, used, max_payouts, payout_until"
@@ -772,12 +778,16 @@ class SQLiteStore:
         result: Payment = await self._write(write)
         return result
 
-    async def payment_approved(self, payment_id: int, approval: dict[str, Any]) -> Payment:
+    async def payment_approved(
+        self, payment_id: int, approval: dict[str, Any], attempt_deadline: int | None = None
+    ) -> Payment:
         def write(conn: sqlite3.Connection) -> Payment:
+            # SQLite's max() of a NULL is NULL: the later of the two, or whichever is set.
             row = conn.execute(
-                "UPDATE payments SET payout_approval = ?"
+                "UPDATE payments SET payout_approval = ?,"
+                " attempt_deadline = COALESCE(MAX(attempt_deadline, ?), ?, attempt_deadline)"
                 f" WHERE payment_id = ? AND status = 'pending' RETURNING {PAYMENT_COLUMNS}",
-                (json.dumps(approval), payment_id),
+                (json.dumps(approval), attempt_deadline, attempt_deadline, payment_id),
             ).fetchone()
             if row is None:
                 now = conn.execute(

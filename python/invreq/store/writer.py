@@ -489,8 +489,12 @@ class WorkerStore:
         )
         return result
 
-    async def payment_approved(self, payment_id: int, approval: dict[str, Any]) -> Payment:
-        result: Payment = await self._call("payment_approved", payment_id, approval)
+    async def payment_approved(
+        self, payment_id: int, approval: dict[str, Any], attempt_deadline: int | None = None
+    ) -> Payment:
+        result: Payment = await self._call(
+            "payment_approved", payment_id, approval, attempt_deadline
+        )
         return result
 
     async def rune_insert(self, restrictions: str, created_at: int) -> int:

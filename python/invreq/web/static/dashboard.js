@@ -25,6 +25,22 @@ async function call(method, params) {
   return body;
 }
 
+// Every record a list command has, page after page: a reply is one page (at most 1,000
+// records or 1 MiB), and a filter applied here must see them all, never only the first
+// page (review-web: "used", "disabled" and dates looked at the first 1,000 at most).
+async function listAll(method, params, key, idOf) {
+  const out = [];
+  let start = 0;
+  for (;;) {
+    const got = (await call(method, { ...params, index: "created", start }))[key];
+    if (got.length === 0) {
+      return out;
+    }
+    out.push(...got);
+    start = idOf(got[got.length - 1]) + 1;
+  }
+}
+
 function when(unix) {
   return unix ? new Date(unix * 1000).toLocaleString() : "";
 }
@@ -70,7 +86,7 @@ function approver(p) {
 }
 
 async function loadRequests() {
-  const params = { index: "created", start: 0, limit: 1000 };
+  const params = {};
   const state = $("f-state").value;
   const label = $("f-label").value;
   if (state === "active") {
@@ -81,10 +97,11 @@ async function loadRequests() {
   }
   const from = $("f-from").value ? Date.parse($("f-from").value) / 1000 : null;
   const to = $("f-to").value ? Date.parse($("f-to").value) / 1000 + 86400 : null;
-  const got = await call("listinvoicerequests", params);
+  const all = await listAll("listinvoicerequests", params, "invoicerequests",
+    (r) => r.created_index);
   const tbody = $("requests").querySelector("tbody");
   clear(tbody);
-  for (const r of got.invoicerequests) {
+  for (const r of all) {
     if (state && stateOf(r) !== state) {
       continue;
     }
@@ -106,10 +123,10 @@ async function loadPayments() {
   if ($("p-status").value) {
     params.status = $("p-status").value;
   }
-  const got = await call("listpayments", params);
+  const all = await listAll("listpayments", params, "payments", (p) => p.payment_id);
   const tbody = $("payments").querySelector("tbody");
   clear(tbody);
-  for (const p of got.payments) {
+  for (const p of all) {
     row(tbody, [p.payment_id, p.invreq_id.slice(0, 16) + "…", p.status, p.amount_msat,
       when(p.created_at), approver(p)]);
   }
@@ -146,7 +163,8 @@ async function showDetail(invreqId) {
   page.href = r.page_url || "#";
   $("d-disable").hidden = !r.active;
   $("d-disable").dataset.invreqId = r.invreq_id;
-  const pays = (await call("listpayments", { invreq_id: r.invreq_id })).payments;
+  const pays = await listAll("listpayments", { invreq_id: r.invreq_id }, "payments",
+    (p) => p.payment_id);
   const pbody = $("d-payments").querySelector("tbody");
   clear(pbody);
   for (const p of pays) {
