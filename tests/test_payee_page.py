@@ -268,3 +268,57 @@ def test_no_page_url_when_http_is_off(tmp_path: Path) -> None:
         assert "page_url" not in r
     finally:
         assert s.stop() == 0, s.output()
+
+
+def _low_open_files() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+
+def _open_stream(port: int, path: str) -> tuple[Any, bytes]:
+    """A raw connection asking for an event stream that then never reads: (socket, the
+    answer's first bytes)."""
+    import socket
+
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    return sock, sock.recv(12)
+
+
+def test_event_streams_never_take_every_http_connection(tmp_path: Path) -> None:
+    """Review (web): a stream is a request in flight, so the HTTP door never evicts it, and
+    at most MAX_STREAMS (256) ran whatever the door's cap: with a small open-files limit
+    (here 256, so the door holds 64 connections) one page's holder filled every slot with
+    streams and the RPC/REST door answered 503 to the operator. Streams get a quarter of
+    the door's cap at most."""
+    import json
+
+    s = Server(tmp_path / "data", extra_args=["--pay-with", "none"])
+    s.preexec_fn = _low_open_files
+    s.start()
+    held = []
+    try:
+        r = s.rpc.call("invoicerequest", {"amount": 1000, "description": "streams"})
+        rune = s.rpc.call("createrune", {})["rune"]
+        path = f"/r/{r['invreq_id']}/events"
+        for _ in range(300):
+            sock, head = _open_stream(s.http_port, path)
+            held.append(sock)
+            if not head.startswith(b"HTTP/1.1 200"):
+                break
+        assert head.startswith(b"HTTP/1.1 503"), head
+        streams = len(held) - 1
+        assert 0 < streams < 64, streams
+        # The operator's door still answers while the streams are held.
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{s.http_port}/v1/getinfo",
+            data=b"{}",
+            headers={"Rune": rune, "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req) as resp:
+            assert resp.status == 201 and "id" in json.loads(resp.read())
+    finally:
+        for sock in held:
+            sock.close()
+        assert s.stop() == 0, s.output()

@@ -453,3 +453,35 @@ async def test_a_pending_lnurl_payment_does_not_stop_reconciliation_without_the_
         ]
     finally:
         await store.close()
+
+
+def test_a_refused_invoice_is_not_paid_in_place_of_another_with_its_payment_hash(
+    tmp_path: Path, lightningd: Any
+) -> None:
+    """Recorded as refused under --pay-with none, then restarted with a node: an invoice
+    with the same payment_hash but another content (another payee node) must not take over
+    the refused row, or the node would pay the OLD invoice while the checks and the payout
+    approval were about the new one. One payment per payment_hash: 2110. The refused invoice
+    itself is still paid when it comes again."""
+    from coincurve import PrivateKey
+
+    s = Server(tmp_path / "data", extra_args=paying(None)).start()
+    try:
+        r = s.rpc.call("invoicerequest", [1000, "refused first"])
+        x = invoice_for(r["bolt12"], n=1)
+        assert error_of(s, "receiveinvoice", [x])["code"] == 2107
+    finally:
+        assert s.stop() == 0, s.output()
+    ln = lightningd()
+    s.extra_args = paying(ln)
+    s.start()
+    try:
+        y = invoice_for(r["bolt12"], n=1, node=PrivateKey(b"\x55" * 32))
+        assert payment_hash_of(y) == payment_hash_of(x) and y != x
+        e = error_of(s, "receiveinvoice", [y])
+        assert e["code"] == 2110 and "one payment per payment_hash" in e["message"], e
+        assert ln.xpays() == [] and statuses(s) == ["refused"]
+        assert s.rpc.call("receiveinvoice", [x])["status"] == "paid"
+        assert ln.xpays() == [x]
+    finally:
+        assert s.stop() == 0, s.output()

@@ -292,9 +292,11 @@ def test_refused_invoices_recorded_per_request_are_bounded(tmp_path: Path) -> No
         # A recorded one sent again is the same record, answered as before.
         again = error_of(s, "receiveinvoice", [invoice_for(r["bolt12"], n=0)])
         assert again["code"] == 2107 and "not recorded" not in again["message"]
-        # Another request has its own.
+        # Another request has its own (an invoice of its own payment_hash: one with a
+        # payment_hash already recorded is that payment's, 2110 when it is another invoice).
         other = s.rpc.call("invoicerequest", [1000, "other"])
-        e = error_of(s, "receiveinvoice", [invoice_for(other["bolt12"])])
+        fresh = MAX_REFUSALS_RECORDED + 100
+        e = error_of(s, "receiveinvoice", [invoice_for(other["bolt12"], n=fresh)])
         assert "recorded as payment" in e["message"]
     finally:
         assert s.stop() == 0, s.output()

@@ -144,9 +144,12 @@ class Receiver:
                 # Ours, but it did not come over the path we gave this request: refused, so
                 # a path (or a guessed one) cannot collect another request's amount.
                 raise InvoiceWrongPath()
-        # A replay gets its payment's answer, whatever the request's state is now.
+        # A replay gets its payment's answer, whatever the request's state is now. A refused
+        # row (--pay-with none) becomes the attempt only for the same invoice: the claim
+        # keeps the row's invoice, and the node must pay the invoice checked (and shown for
+        # approval) here, not another one with its payment_hash.
         earlier = await self.store.payment_by_hash(payment_hash)
-        if earlier is not None and earlier.status != "refused":
+        if earlier is not None and (earlier.status != "refused" or earlier.invoice != invoice):
             return self._answer_earlier(earlier, invoice)
         record = await self.store.get(invreq_id)
         if record is None:

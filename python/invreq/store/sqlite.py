@@ -651,7 +651,13 @@ class SQLiteStore:
             ).fetchone()
             if existing is not None:
                 found = payment_from_row(existing)
-                if not (found.status == "refused" and payment.status == "pending"):
+                # A refused row becomes the attempt of the same invoice only: it keeps
+                # its invoice, which is what the node will be asked to pay.
+                if not (
+                    found.status == "refused"
+                    and payment.status == "pending"
+                    and found.invoice == payment.invoice
+                ):
                     return Claim(found, new=False)
             row = conn.execute(
                 "SELECT active, single_use, used, max_payouts, payout_until"

@@ -16,8 +16,10 @@ final state. With JavaScript the state comes from the event stream and the page 
 reloaded.
 
 **Streams are bounded.** Each stream lives at most ``STREAM_LIFETIME`` seconds (the
-browser's EventSource reconnects by itself), at most ``MAX_STREAMS`` run per process
-(beyond, ``503`` and the page still works by reload), every write is under the HTTP door's
+browser's EventSource reconnects by itself), at most ``MAX_STREAMS`` run per process and
+never more than a quarter of the HTTP door's connection cap (a stream is a request in
+flight, which the door never evicts: streams leave room for RPC and REST calls; beyond,
+``503`` and the page still works by reload), every write is under the HTTP door's
 send timeout, and shutdown ends them at once.
 """
 
@@ -290,7 +292,7 @@ def routes() -> list[web.RouteDef]:
         record = await pages.store.get(invreq_id) if _ID.fullmatch(invreq_id) else None
         if record is None:
             return _not_found()
-        if pages.streams >= MAX_STREAMS:
+        if pages.streams >= min(MAX_STREAMS, request.app[httpguard.GUARD_KEY].cap // 4):
             resp = web.Response(status=503, text="too many event streams; reload the page")
             secure(resp.headers)
             return resp
