@@ -148,6 +148,7 @@ impl Conn {
                 request.extend_from_slice(body);
                 reader.get_mut().write_all(&request)?;
                 let mut length = None;
+                let mut chunked = false;
                 let mut line = String::new();
                 loop {
                     line.clear();
@@ -160,6 +161,32 @@ impl Conn {
                     let lower = line.to_ascii_lowercase();
                     if let Some(v) = lower.strip_prefix("content-length:") {
                         length = v.trim().parse::<usize>().ok();
+                    }
+                    if let Some(v) = lower.strip_prefix("transfer-encoding:") {
+                        chunked = v.trim() == "chunked";
+                    }
+                }
+                if chunked {
+                    // A reply written as it is made (a batch, a list): chunks until size 0.
+                    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "bad chunk");
+                    loop {
+                        line.clear();
+                        reader.read_line(&mut line)?;
+                        let size = line.trim().split(';').next().unwrap_or("");
+                        let n = usize::from_str_radix(size, 16).map_err(|_| bad())?;
+                        if n == 0 {
+                            loop {
+                                line.clear();
+                                if reader.read_line(&mut line)? == 0 || line == "\r\n" {
+                                    return Ok(());
+                                }
+                            }
+                        }
+                        let start = reply.len();
+                        reply.resize(start + n, 0);
+                        reader.read_exact(&mut reply[start..])?;
+                        line.clear();
+                        reader.read_line(&mut line)?;
                     }
                 }
                 let n = length.ok_or_else(|| {
