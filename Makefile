@@ -69,7 +69,7 @@ $(RUN_DEPS): pyproject.toml constraints.txt contrib/requirements.py $(INTERPRETE
 	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
 	@$(PY) contrib/requirements.py run $(RUN_EXTRAS) > $(VENV)/requirements-run.txt
 	@$(PIP) maturin -r $(VENV)/requirements-run.txt
-	@$(PIP) --no-deps lnurl bip32
+	@if $(PY) -c 'import sys; sys.exit(sys.version_info >= (3, 13))'; then $(PIP) --no-deps lnurl bip32; fi
 	@touch $@
 
 # pyln-client is installed with --no-deps: its pyln-proto wants coincurve-cp314-fix, a fork

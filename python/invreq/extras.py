@@ -24,10 +24,12 @@ OPTIONAL_IMPORTS: dict[str, tuple[str, str]] = {
     "asyncpg": ("postgres", ""),
     # --lnurl. bolt11 is in the lnurl extra; lnurl itself cannot be (it requires bip32>=5,
     # which requires a coincurve older than ours), so it is installed --no-deps after it.
-    "bolt11": ("lnurl", ""),
+    # bolt11 2.2.0 and lnurl 2.0.2 declare Requires-Python <3.13: the extra carries a marker.
+    "bolt11": ("lnurl", " on Python 3.11 or 3.12 (bolt11 2.2.0 does not install on newer ones)"),
     "lnurl": (
         "",
-        "pip install 'invreq[lnurl]' && pip install --no-deps lnurl==2.0.2 bip32==5.0.0",
+        "pip install 'invreq[lnurl]' && pip install --no-deps lnurl==2.0.2 bip32==5.0.0"
+        " on Python 3.11 or 3.12 (lnurl 2.0.2 does not install on newer ones)",
     ),
 }
 
