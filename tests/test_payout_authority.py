@@ -165,6 +165,10 @@ def bounded(i: int, max_payouts: int | None, payout_until: int | None = None) ->
     )  # fmt: skip
 
 
+#: What a payout approval stores, in the store tests (its content is the approver's business).
+EVIDENCE = {"message": "invreq payout v1 ...", "signature": "sig", "pubkey": "02" * 33}
+
+
 def attempt(i: int, h: int, at: int = NOW) -> Payment:
     return Payment(
         payment_id=0, invreq_id=f"{i:064x}", invoice=f"lni1test{h}", amount_msat=1000,
@@ -201,13 +205,12 @@ async def test_the_store_keeps_the_bound_and_counts_it_in_the_claim(store: Store
 async def test_a_payout_approval_is_stored_with_its_pending_payment(store: Store) -> None:
     await store.insert(bounded(1, 2))
     claimed = (await store.payment_claim(attempt(1, 7))).payment
-    evidence = {"message": "invreq payout v1 ...", "signature": "sig", "pubkey": "02" * 33}
-    approved = await store.payment_approved(claimed.payment_id, evidence)
-    assert approved.payout_approval == evidence
+    approved = await store.payment_approved(claimed.payment_id, EVIDENCE)
+    assert approved.payout_approval == EVIDENCE
     assert (await store.payment_by_hash(claimed.payment_hash)) == approved
     await store.payment_finish(claimed.payment_id, "paid", NOW)
     with pytest.raises(PaymentNotPending):
-        await store.payment_approved(claimed.payment_id, evidence)
+        await store.payment_approved(claimed.payment_id, EVIDENCE)
 
 
 async def test_an_approval_given_late_moves_the_attempt_deadline(store: Store) -> None:
@@ -218,14 +221,13 @@ async def test_an_approval_given_late_moves_the_attempt_deadline(store: Store) -
     await store.insert(bounded(1, 2))
     claimed = (await store.payment_claim(attempt(1, 8))).payment
     assert claimed.attempt_deadline == NOW + 70
-    evidence = {"message": "invreq payout v1 ...", "signature": "sig", "pubkey": "02" * 33}
-    approved = await store.payment_approved(claimed.payment_id, evidence, NOW + 500)
+    approved = await store.payment_approved(claimed.payment_id, EVIDENCE, NOW + 500)
     assert approved.attempt_deadline == NOW + 500
     assert (await store.payment_by_hash(claimed.payment_hash)) == approved
     # Never earlier than it was, and unchanged when none is given.
-    again = await store.payment_approved(claimed.payment_id, evidence, NOW + 10)
+    again = await store.payment_approved(claimed.payment_id, EVIDENCE, NOW + 10)
     assert again.attempt_deadline == NOW + 500
-    assert (await store.payment_approved(claimed.payment_id, evidence)).attempt_deadline == (
+    assert (await store.payment_approved(claimed.payment_id, EVIDENCE)).attempt_deadline == (
         NOW + 500
     )
 
@@ -243,19 +245,26 @@ def race(servers: list[Server], bolt12: str, n: int) -> list[Any]:
         return list(pool.map(send, range(n)))
 
 
+def bound_of_3_holds_in_a_race_of_12(servers: list[Server], ln: FakeLightningd) -> str:
+    """A request bounded to 3 payouts, made on the first server, gets 12 invoices at once
+    spread over ``servers``: 3 are paid and 9 refused for the bound. Returns its invreq_id."""
+    r = servers[0].rpc.call(
+        "invoicerequest",
+        {"amount": 1000, "description": "race", "single_use": False, "max_payouts": 3},
+    )
+    results = race(servers, r["bolt12"], 12)
+    paid = [x for x in results if x.get("status") == "paid"]
+    refused = [x for x in results if x.get("code") == BOUND_REACHED]
+    assert len(paid) == 3 and len(refused) == 9, results
+    assert len(ln.xpays()) == 3
+    return r["invreq_id"]  # type: ignore[no-any-return]
+
+
 def test_the_bound_holds_across_workers_on_sqlite(tmp_path: Path, lightningd: Any) -> None:
     ln = lightningd()
     s = serve(tmp_path, ln, "--workers", "2").start()
     try:
-        r = s.rpc.call(
-            "invoicerequest",
-            {"amount": 1000, "description": "race", "single_use": False, "max_payouts": 3},
-        )
-        results = race([s], r["bolt12"], 12)
-        paid = [x for x in results if x.get("status") == "paid"]
-        refused = [x for x in results if x.get("code") == BOUND_REACHED]
-        assert len(paid) == 3 and len(refused) == 9, results
-        assert len(ln.xpays()) == 3
+        bound_of_3_holds_in_a_race_of_12([s], ln)
     finally:
         assert s.stop() == 0, s.output()
 
@@ -267,16 +276,8 @@ def test_the_bound_holds_across_two_instances_on_postgresql(
     a = serve(tmp_path / "a", ln, db=pg_dsn).start()
     b = serve(tmp_path / "b", ln, db=pg_dsn).start()
     try:
-        r = a.rpc.call(
-            "invoicerequest",
-            {"amount": 1000, "description": "race", "single_use": False, "max_payouts": 3},
-        )
-        results = race([a, b], r["bolt12"], 12)
-        paid = [x for x in results if x.get("status") == "paid"]
-        refused = [x for x in results if x.get("code") == BOUND_REACHED]
-        assert len(paid) == 3 and len(refused) == 9, results
-        assert len(ln.xpays()) == 3
-        assert len(b.rpc.call("listpayments", {"invreq_id": r["invreq_id"]})["payments"]) == 3
+        invreq_id = bound_of_3_holds_in_a_race_of_12([a, b], ln)
+        assert len(b.rpc.call("listpayments", {"invreq_id": invreq_id})["payments"]) == 3
     finally:
         assert a.stop() == 0, a.output()
         assert b.stop() == 0, b.output()
