@@ -32,7 +32,6 @@ from invreq.errors import (
     CommitFailed,
     DatabaseError,
     NotActive,
-    PaymentNotPending,
     StartupError,
     StoreClosed,
     StoreError,
@@ -51,6 +50,7 @@ from invreq.store.base import (
 from invreq.store.rows import (
     BOUND_TAKEN,
     LNURL_MIGRATION,
+    PAYMENT_BY_ID,
     PAYMENT_COLUMNS,
     PAYMENT_INSERT,
     PAYMENT_INSERT_COUNT,
@@ -65,6 +65,7 @@ from invreq.store.rows import (
     check_bound,
     limits_reached_per_minute,
     limits_reached_per_request,
+    not_pending,
     payment_from_row,
     payment_migration,
     payment_values,
@@ -560,13 +561,8 @@ class PostgresStore:
                 payment_id,
             )
             if row is None:
-                now = await conn.fetchrow(
-                    f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_id = $1",
-                    payment_id,
-                )
-                if now is None:
-                    raise StoreError(f"payment {payment_id} does not exist")
-                raise PaymentNotPending(payment_from_row(now))
+                now = await conn.fetchrow(PAYMENT_BY_ID.format(p1="$1"), payment_id)
+                raise not_pending(payment_id, now)
             done = payment_from_row(row)
             await _bump(conn, "payments", payment_id)
             if status == "paid":
@@ -602,13 +598,8 @@ class PostgresStore:
                 attempt_deadline,
             )
             if row is None:
-                now = await conn.fetchrow(
-                    f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_id = $1",
-                    payment_id,
-                )
-                if now is None:
-                    raise StoreError(f"payment {payment_id} does not exist")
-                raise PaymentNotPending(payment_from_row(now))
+                now = await conn.fetchrow(PAYMENT_BY_ID.format(p1="$1"), payment_id)
+                raise not_pending(payment_id, now)
         return payment_from_row(row)
 
     async def payment_count(self, invreq_id: str, status: str) -> int:

@@ -8,13 +8,14 @@ from collections.abc import Iterable
 from typing import Any
 
 from invreq.bound import PayoutBound
-from invreq.errors import PaymentLimited, PayoutBoundReached
+from invreq.errors import PaymentLimited, PaymentNotPending, PayoutBoundReached, StoreError
 from invreq.store.base import BLACKLIST_OFFSET, Payment, PaymentLimits, StoredRune
 
 __all__ = [
     "BOUND_TAKEN",
     "COUNT_BY_STATE",
     "LNURL_MIGRATION",
+    "PAYMENT_BY_ID",
     "PAYMENT_COLUMNS",
     "PAYMENT_INSERT",
     "PAYMENT_INSERT_COUNT",
@@ -29,6 +30,7 @@ __all__ = [
     "check_bound",
     "limits_reached_per_minute",
     "limits_reached_per_request",
+    "not_pending",
     "payment_from_row",
     "payment_migration",
     "payment_values",
@@ -140,6 +142,18 @@ def payment_from_row(row: Any) -> Payment:
         duplicate_of=_int(row[16]),
         payout_approval=None if row[17] is None else json.loads(row[17]),
     )
+
+
+#: One payment as it is now (parameter: payment_id).
+PAYMENT_BY_ID = f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_id = {{p1}}"
+
+
+def not_pending(payment_id: int, now: Any) -> StoreError | PaymentNotPending:
+    """What to raise when a change meant for a pending payment (finish, approval) matched no
+    row: ``now`` is the payment's row read by PAYMENT_BY_ID, None when there is no such payment."""
+    if now is None:
+        return StoreError(f"payment {payment_id} does not exist")
+    return PaymentNotPending(payment_from_row(now))
 
 
 def bound_migration(bigint: str, boolean: str, false: str) -> tuple[str, ...]:

@@ -39,7 +39,6 @@ from invreq.errors import (
     CommitFailed,
     DatabaseError,
     NotActive,
-    PaymentNotPending,
     RpcError,
     StartupError,
     StoreClosed,
@@ -60,6 +59,7 @@ from invreq.store.rows import (
     BOUND_TAKEN,
     COUNT_BY_STATE,
     LNURL_MIGRATION,
+    PAYMENT_BY_ID,
     PAYMENT_COLUMNS,
     PAYMENT_INSERT,
     PAYMENT_INSERT_COUNT,
@@ -73,6 +73,7 @@ from invreq.store.rows import (
     check_bound,
     limits_reached_per_minute,
     limits_reached_per_request,
+    not_pending,
     payment_from_row,
     payment_migration,
     payment_values,
@@ -746,12 +747,8 @@ class SQLiteStore:
                 (status, resolved_at, preimage, error, resolved_by, evidence, payment_id),
             ).fetchone()
             if row is None:
-                now = conn.execute(
-                    f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_id = ?", (payment_id,)
-                ).fetchone()
-                if now is None:
-                    raise StoreError(f"payment {payment_id} does not exist")
-                raise PaymentNotPending(payment_from_row(now))
+                now = conn.execute(PAYMENT_BY_ID.format(p1="?"), (payment_id,)).fetchone()
+                raise not_pending(payment_id, now)
             done = payment_from_row(row)
             _bump(conn, "payments", payment_id)
             if status == "paid":
@@ -790,12 +787,8 @@ class SQLiteStore:
                 (json.dumps(approval), attempt_deadline, attempt_deadline, payment_id),
             ).fetchone()
             if row is None:
-                now = conn.execute(
-                    f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE payment_id = ?", (payment_id,)
-                ).fetchone()
-                if now is None:
-                    raise StoreError(f"payment {payment_id} does not exist")
-                raise PaymentNotPending(payment_from_row(now))
+                now = conn.execute(PAYMENT_BY_ID.format(p1="?"), (payment_id,)).fetchone()
+                raise not_pending(payment_id, now)
             return payment_from_row(row)
 
         result: Payment = await self._write(write)
