@@ -105,54 +105,16 @@ def test_stock_firmware_stops_the_start_with_a_clear_message(
     tmp_path: Path, device: Callable[..., RefDevice]
 ) -> None:
     device("--stock")
-    p = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "invreq.cli",
-            "serve",
-            "--data-dir",
-            str(tmp_path),
-            "--network",
-            "regtest",
-            "--http-port",
-            "0",
-            "--signer",
-            "hwi",
-            *DEVICE,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    line = start_fails(tmp_path, "--signer", "hwi", *DEVICE)
+    assert "does not support the sign_bolt12 extension" in line
+    assert "--approver hwi" in line  # what to use instead
+    assert not (tmp_path / "data" / "regtest" / "payer_secret").exists(), (
+        "no silent software fallback"
     )
-    assert p.returncode == 1
-    assert "does not support the sign_bolt12 extension" in p.stderr
-    assert "--approver hwi" in p.stderr  # what to use instead
-    assert not (tmp_path / "regtest" / "payer_secret").exists(), "no silent software fallback"
 
 
 def test_missing_device_stops_the_start(tmp_path: Path) -> None:
-    p = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "invreq.cli",
-            "serve",
-            "--data-dir",
-            str(tmp_path),
-            "--network",
-            "regtest",
-            "--http-port",
-            "0",
-            "--signer",
-            "hwi",
-            *DEVICE,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert p.returncode == 1 and "hardware signer: cannot reach jade" in p.stderr
+    assert "hardware signer: cannot reach jade" in start_fails(tmp_path, "--signer", "hwi", *DEVICE)
 
 
 def test_silent_device_times_out_then_the_service_recovers(
@@ -366,26 +328,5 @@ def test_an_unknown_fingerprint_is_one_line(
     tmp_path: Path, device: Callable[..., RefDevice]
 ) -> None:
     device()
-    p = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "invreq.cli",
-            "serve",
-            "--data-dir",
-            str(tmp_path),
-            "--network",
-            "regtest",
-            "--http-port",
-            "0",
-            "--approver",
-            "hwi",
-            "--hwi-fingerprint",
-            "00000000",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1, p.stderr
-    assert "no device found" in p.stderr
+    line = start_fails(tmp_path, "--approver", "hwi", "--hwi-fingerprint", "00000000")
+    assert "no device found" in line
