@@ -10,40 +10,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from invreq.store.base import Payment, Record, Store
+from _storerows import NOW, record
+from _storerows import payment as pay
+from invreq.store.base import Record, Store
 from invreq.store.postgres import PostgresStore
 from invreq.store.sqlite import SQLiteStore
 
-NOW = 1_800_000_000
-NODE = "02" + "ab" * 32
-
 
 def rec(i: int, *, expiry: int | None = None, label: str | None = None) -> Record:
-    return Record(
-        invreq_id=f"{i:064x}",
-        bolt12=f"lnr1test{i}",
-        label=label,
-        active=True,
-        single_use=True,
-        used=False,
-        created_at=NOW,
-        payer_key="software:x",
-        absolute_expiry=expiry,
-    )
-
-
-def pay(i: int, h: int, status: str = "pending") -> Payment:
-    return Payment(
-        payment_id=0,
-        invreq_id=f"{i:064x}",
-        invoice=f"lni1test{h}",
-        amount_msat=1000,
-        payment_hash=f"{h:064x}",
-        status=status,
-        created_at=NOW,
-        node_id=None if status == "refused" else NODE,
-        attempt_deadline=None if status == "refused" else NOW + 70,
-    )
+    return record(i, absolute_expiry=expiry, label=label)
 
 
 async def _open(kind: str, tmp_path: Path, dsn: str | None) -> Store:

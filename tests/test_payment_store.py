@@ -12,40 +12,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from _storerows import NODE, NOW
+from _storerows import payment as pay
+from _storerows import record as rec
 from invreq.errors import AlreadyClaimed, PaymentLimited, PaymentNotPending
-from invreq.store.base import ListQuery, Payment, PaymentLimits, Record, Store
+from invreq.store.base import ListQuery, PaymentLimits, Store
 from invreq.store.postgres import PostgresStore
 from invreq.store.sqlite import MIGRATIONS, SQLiteStore
-
-NOW = 1_800_000_000
-NODE = "02" + "ab" * 32
-
-
-def rec(i: int, *, single_use: bool = True) -> Record:
-    return Record(
-        invreq_id=f"{i:064x}",
-        bolt12=f"lnr1test{i}",
-        label=None,
-        active=True,
-        single_use=single_use,
-        used=False,
-        created_at=NOW,
-        payer_key="software:x",
-    )
-
-
-def pay(i: int, h: int, status: str = "pending", at: int = NOW) -> Payment:
-    return Payment(
-        payment_id=0,
-        invreq_id=f"{i:064x}",
-        invoice=f"lni1test{h}",
-        amount_msat=1000,
-        payment_hash=f"{h:064x}",
-        status=status,
-        created_at=at,
-        node_id=None if status == "refused" else NODE,
-        attempt_deadline=None if status == "refused" else at + 70,
-    )
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -19,12 +19,14 @@ import pytest
 from _lightningd import FakeLightningd, error_of, invoice_for, payment_hash_of
 from _lyingdevice import LyingDevice
 from _service_fixtures import Server
+from _storerows import NOW, record
+from _storerows import payment as attempt
 from invreq import approval
 from invreq.errors import PaymentNotPending, PayoutBoundReached
 from invreq.refdevice.bip32 import ExtendedPrivateKey, parse_path
 from invreq.refdevice.policy import Policy
 from invreq.signers.hwi import DEFAULT_KEY_PATH
-from invreq.store.base import Payment, Record, Store
+from invreq.store.base import Record, Store
 from invreq.store.postgres import PostgresStore
 from invreq.store.sqlite import SQLiteStore
 from pyln.client import RpcError
@@ -142,8 +144,6 @@ def test_an_unbounded_reusable_request_needs_the_opt_in_under_approver_hwi(
 
 # --- the bound under concurrency: stores, --workers, two instances ----------------------
 
-NOW = 1_800_000_000
-
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
@@ -158,23 +158,14 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
 
 
 def bounded(i: int, max_payouts: int | None, payout_until: int | None = None) -> Record:
-    return Record(
-        invreq_id=f"{i:064x}", bolt12=f"lnr1test{i}", label=None, active=True,
-        single_use=False, used=False, created_at=NOW, payer_key="software:x",
-        max_payouts=max_payouts, payout_until=payout_until, approval_required=True,
+    return record(
+        i, single_use=False, max_payouts=max_payouts, payout_until=payout_until,
+        approval_required=True,
     )  # fmt: skip
 
 
 #: What a payout approval stores, in the store tests (its content is the approver's business).
 EVIDENCE = {"message": "invreq payout v1 ...", "signature": "sig", "pubkey": "02" * 33}
-
-
-def attempt(i: int, h: int, at: int = NOW) -> Payment:
-    return Payment(
-        payment_id=0, invreq_id=f"{i:064x}", invoice=f"lni1test{h}", amount_msat=1000,
-        payment_hash=f"{h:064x}", status="pending", created_at=at, node_id="02" + "ab" * 32,
-        attempt_deadline=at + 70,
-    )  # fmt: skip
 
 
 async def test_the_store_keeps_the_bound_and_counts_it_in_the_claim(store: Store) -> None:
