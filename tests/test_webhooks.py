@@ -213,34 +213,30 @@ def test_two_instances_on_one_postgresql_deliver_each_event_once(
         assert b.stop() == 0, b.output()
 
 
+def start_is_refused(tmp_path: Path, args: list[str], words: str) -> None:
+    """`invreq serve` with ``args`` does not start, and says ``words``."""
+    s = Server(tmp_path / "data", extra_args=args)
+    try:
+        s.start()
+    except RuntimeError as e:
+        assert words in str(e), str(e)
+    else:
+        s.stop()
+        raise AssertionError(f"{args} accepted")
+
+
 def test_webhook_options_are_checked(tmp_path: Path) -> None:
     for args, words in (
         (["--webhook-url", "http://127.0.0.1:9/x"], "--webhook-secret-file"),
         (["--webhook-url", "ftp://x", "--webhook-secret-file", "/x"], "--webhook-url"),
         (["--webhook-secret-file", "/x"], "--webhook-secret-file: only with --webhook-url"),
     ):
-        s = Server(tmp_path / "data", extra_args=args)
-        try:
-            s.start()
-        except RuntimeError as e:
-            assert words in str(e), str(e)
-        else:
-            s.stop()
-            raise AssertionError(f"{args} accepted")
+        start_is_refused(tmp_path, args, words)
     short = tmp_path / "short.secret"
     short.write_text("abc\n")
     os.chmod(short, 0o600)
     wide = secret_file(tmp_path)
     os.chmod(wide, 0o644)
     for path, words in ((short, "needs at least 16"), (wide, "readable by group or others")):
-        s = Server(
-            tmp_path / "data",
-            extra_args=["--webhook-url", "http://127.0.0.1:9/", "--webhook-secret-file", str(path)],
-        )
-        try:
-            s.start()
-        except RuntimeError as e:
-            assert words in str(e), str(e)
-        else:
-            s.stop()
-            raise AssertionError(f"{path} accepted")
+        args = ["--webhook-url", "http://127.0.0.1:9/", "--webhook-secret-file", str(path)]
+        start_is_refused(tmp_path, args, words)
