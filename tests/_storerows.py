@@ -1,5 +1,6 @@
-"""Rows for the store tests (test_outbox, test_payment_store, test_payout_authority): request
-``i`` and its payment of invoice ``h``, every field filled with a value both stores accept."""
+"""Rows for the store tests (test_outbox, test_payment_store, test_payout_authority,
+test_payment_recovery, test_writer_backlog): request ``i`` and its payment of invoice ``h``,
+every field filled with a value both stores accept."""
 
 from __future__ import annotations
 

@@ -29,6 +29,7 @@ from _lightningd import (
     wait_until,
 )
 from _service_fixtures import STORES, Server, store_url
+from _storerows import record
 from pyln.client import RpcError
 
 FAST = ["--pay-reconcile-interval", "0.2"]
@@ -395,7 +396,7 @@ async def test_a_pending_lnurl_payment_does_not_stop_reconciliation_without_the_
 
     from invreq.payments.node import NodeRecord
     from invreq.payments.reconcile import Reconciler
-    from invreq.store.base import Payment, Record
+    from invreq.store.base import Payment
     from invreq.store.sqlite import SQLiteStore
 
     node = "02" + "ab" * 32
@@ -414,18 +415,7 @@ async def test_a_pending_lnurl_payment_does_not_stop_reconciliation_without_the_
     await store.open()
     try:
         for i in (1, 2):
-            await store.insert(
-                Record(
-                    invreq_id=f"{i:064x}",
-                    bolt12=f"lnr1test{i}",
-                    label=None,
-                    active=True,
-                    single_use=True,
-                    used=False,
-                    created_at=1000,
-                    payer_key="software:x",
-                )
-            )
+            await store.insert(record(i, created_at=1000))
         for i, h, door in ((1, "aa" * 32, "lnurl"), (2, paid_hash, "bolt12")):
             await store.payment_claim(
                 Payment(

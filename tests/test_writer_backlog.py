@@ -14,6 +14,7 @@ import socket
 import struct
 from pathlib import Path
 
+import _storerows as storerows
 import pytest
 from invreq.errors import CODE_STORE, DatabaseError, WriterBusy
 from invreq.store import writer
@@ -22,16 +23,7 @@ from invreq.store.sqlite import SQLiteStore
 
 
 def record(i: int) -> Record:
-    return Record(
-        invreq_id=f"{i:064x}",
-        bolt12=f"lnr1test{i}",
-        label=None,
-        active=True,
-        single_use=True,
-        used=False,
-        created_at=1_700_000_000,
-        payer_key="software:x",
-    )
+    return storerows.record(i, created_at=1_700_000_000)
 
 
 async def test_writes_waiting_for_a_stalled_writer_are_bounded(
