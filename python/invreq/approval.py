@@ -41,13 +41,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime
 import hashlib
 from typing import Any
 
 from coincurve import PublicKey
 
-from invreq.bound import SINGLE_USE, PayoutBound
+from invreq.bound import SINGLE_USE, PayoutBound, until_text
 from invreq.oneline import escape
 
 __all__ = [
@@ -132,13 +131,8 @@ def amount_rows(msat: int) -> list[str]:
 
 
 def expiry_line(absolute_expiry: int | None) -> str:
-    if absolute_expiry is None:
-        return "expires: never"
-    try:
-        when = datetime.datetime.fromtimestamp(absolute_expiry, datetime.UTC)
-    except (OverflowError, ValueError, OSError):  # beyond year 9999
-        return f"expires: {absolute_expiry} seconds after 1970-01-01 00:00:00 UTC"
-    return f"expires: {when:%Y-%m-%d %H:%M:%S} UTC"
+    # The same time text as the payout window's line (bound.until_text), to the byte.
+    return f"expires: {until_text(absolute_expiry)}"
 
 
 def approval_text(
