@@ -28,7 +28,7 @@ from typing import Any
 from invreq.errors import InvalidParams
 from invreq.params import token_text
 
-__all__ = ["Filter", "apply", "parse"]
+__all__ = ["Filter", "apply", "misuse", "parse"]
 
 
 class _Node:
@@ -183,7 +183,13 @@ def apply(f: Filter, result: Any) -> Any:
         kept = _item(cur, k, v)
         if kept is not _SKIP:
             out[k] = kept
-    warning = f.root.misuse()
+    warning = misuse(f)
     if warning is not None:
         out["warning_parameter_filter"] = warning
     return out
+
+
+def misuse(f: Filter) -> str | None:
+    """Where ``f``'s shape disagreed with what it was applied to so far (the text of
+    lightningd's ``warning_parameter_filter``), or None."""
+    return f.root.misuse()

@@ -77,6 +77,9 @@ class Listing(Generic[T]):
         self.key = key
         self._rows = rows
         self._convert: Callable[[Any], dict[str, Any] | None] = convert
+        #: Members written after the records, known only once every record was seen
+        #: (a ``filter``'s ``warning_parameter_filter``).
+        self._tail: Callable[[], dict[str, Any]] = dict
 
     def mapped(self, fn: Callable[[dict[str, Any]], dict[str, Any] | None]) -> Listing[T]:
         """The same listing with ``fn`` applied to each converted record (None drops it):
@@ -90,12 +93,18 @@ class Listing(Generic[T]):
         self._convert = both
         return self
 
+    def followed_by(self, tail: Callable[[], dict[str, Any]]) -> Listing[T]:
+        """The same listing with ``tail()``'s members after the records (asked for once the
+        last record was converted)."""
+        self._tail = tail
+        return self
+
     async def collect(self) -> dict[str, Any]:
         """The whole result as one object (for callers that need one, and tests)."""
         out: list[dict[str, Any]] = []
         async for rows in self._rows:
             out += [r for r in map(self._convert, rows) if r is not None]
-        return {self.key: out}
+        return {self.key: out, **self._tail()}
 
     async def encoded(self, dumps: Callable[[Any], bytes]) -> AsyncIterator[bytes]:
         """The result as JSON (``dumps``: the doors' encoder, :func:`invreq.rpc.dumps`), one
@@ -112,4 +121,5 @@ class Listing(Generic[T]):
             del body
             head, sep = b"", b","
             yield box.pop()
-        yield head + b"]}"
+        tail = b"".join([b"," + dumps(k) + b":" + dumps(v) for k, v in self._tail().items()])
+        yield head + b"]" + tail + b"}"

@@ -541,7 +541,14 @@ def _filtered(keep: jsonfilter.Filter, result: Any) -> Any:
         kept = jsonfilter.apply(keep, {key: [record]}).get(key) or [None]
         return kept[0]  # type: ignore[no-any-return]
 
-    return result.mapped(one)
+    def warning() -> dict[str, Any]:
+        # A template that disagrees with the records' shape is seen only on a record (the
+        # probe's list is empty); the filter keeps what its walks saw, and lightningd puts
+        # the warning after the result's members, as here.
+        misuse = jsonfilter.misuse(keep)
+        return {} if misuse is None else {"warning_parameter_filter": misuse}
+
+    return result.mapped(one).followed_by(warning)
 
 
 # --- the batch lane -------------------------------------------------------------------
