@@ -25,9 +25,10 @@ async function call(method, params) {
   return body;
 }
 
-// Every record a list command has, page after page: a reply is one page (at most 1,000
-// records or 1 MiB), and a filter applied here must see them all, never only the first
-// page (review-web: "used", "disabled" and dates looked at the first 1,000 at most).
+// Every record a list command has: a filter applied here must see them all, never only a
+// first page (review-web: "used", "disabled" and dates looked at the first 1,000 at most).
+// A list now answers every record at once (issue 25); reading on from the last one until
+// an empty answer also holds for a server that pages.
 async function listAll(method, params, key, idOf) {
   const out = [];
   let start = 0;
