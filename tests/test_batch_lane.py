@@ -163,6 +163,49 @@ async def test_a_signature_that_does_not_verify_fails_that_request_alone(tmp_pat
         await store.close()
 
 
+async def test_a_batch_is_verified_in_a_thread_while_the_loop_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The verifications of a batch (native, without the GIL) run beside the event loop, so
+    # the loop serves other connections meanwhile; a lone request is checked inline.
+    import threading
+
+    from invreq import service as service_module
+
+    seen: list[tuple[str, int]] = []
+    real = bolt12.with_signatures
+    ticks = 0
+
+    def slow_with_signatures(unsigned: Any, signatures: Any) -> Any:
+        seen.append((threading.current_thread().name, len(unsigned)))
+        if len(unsigned) > 1:
+            threading.Event().wait(0.3)  # a slow verification: the loop must not wait on it
+        return real(unsigned, signatures)
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    monkeypatch.setattr(service_module.bolt12, "with_signatures", slow_with_signatures)
+    store = open_store(None, tmp_path / "invreq.sqlite3")
+    await store.open()
+    tick = asyncio.get_running_loop().create_task(ticker())
+    try:
+        service = Service(network="regtest", store=store, signer=SoftwareSigner(os.urandom(32)))
+        out = await service.invoicerequests([{"amount": 1000, "description": "d"}] * 4)
+        lone = await service.invoicerequests([{"amount": 1000, "description": "one"}])
+    finally:
+        tick.cancel()
+        await store.close()
+    assert all(isinstance(o, dict) for o in [*out, *lone]), [*out, *lone]
+    assert [n for _, n in seen] == [4, 1]
+    assert seen[0][0].startswith("invreq-verify")  # the batch: in the verifying thread
+    assert seen[1][0] == threading.current_thread().name  # the lone one: inline, on the loop
+    assert ticks >= 10, ticks  # the loop went on during the batch's 0.3 s verification
+
+
 async def _all(store: Any) -> list[Any]:
     from invreq.store.base import ListQuery
 
