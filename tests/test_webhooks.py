@@ -240,3 +240,59 @@ def test_webhook_options_are_checked(tmp_path: Path) -> None:
     for path, words in ((short, "needs at least 16"), (wide, "readable by group or others")):
         args = ["--webhook-url", "http://127.0.0.1:9/", "--webhook-secret-file", str(path)]
         start_is_refused(tmp_path, args, words)
+
+
+async def test_without_a_url_writes_do_not_wake_the_sender_and_the_expiry_sweep_still_runs(
+    monkeypatch: Any,
+) -> None:
+    # No --webhook-url: there is nothing to deliver, so a write must not wake the sender (it
+    # re-armed a timer on every write, for nothing); request_expired is still noted on time.
+    import asyncio
+
+    from invreq import webhooks
+    from invreq.changes import ChangeFeed
+
+    monkeypatch.setattr(webhooks, "EXPIRY_EVERY", 0.05)
+    sweeps: list[float] = []
+
+    class Store:
+        async def note_expired(self, now: int) -> int:
+            sweeps.append(time.monotonic())
+            return 0
+
+    feed = ChangeFeed()
+    woken = 0
+    waiting = feed.wait
+
+    async def counted(timeout: float) -> bool:
+        nonlocal woken
+        woken += 1
+        return await waiting(timeout)
+
+    monkeypatch.setattr(feed, "wait", counted)
+    task = asyncio.get_running_loop().create_task(
+        webhooks.Sender(Store(), feed, None, None).run()  # type: ignore[arg-type]
+    )
+    try:
+        for _ in range(200):
+            feed.bump()
+            await asyncio.sleep(0.001)
+    finally:
+        task.cancel()
+    assert woken == 0
+    assert len(sweeps) >= 3, sweeps  # about 0.2 s at one sweep per 0.05 s
+
+
+async def test_a_stored_payout_approval_wakes_the_waiters() -> None:
+    # The dashboard's stream and `wait` re-read when a payout's approval is stored, as for
+    # every other change of a payment.
+    from invreq.changes import ChangeFeed, NotifyingStore
+
+    class Inner:
+        async def payment_approved(self, *args: Any) -> str:
+            return "stored"
+
+    feed = ChangeFeed()
+    store = NotifyingStore(Inner(), feed)
+    assert await store.payment_approved("id", {}, 0) == "stored"
+    assert feed.version == 1

@@ -27,6 +27,7 @@ _WRITES = frozenset(
         "mark_used",
         "disable_noting_payments",
         "payment_claim",
+        "payment_approved",
         "payment_finish",
     }
 )

@@ -18,6 +18,7 @@ notes expired requests (``note_expired``), webhook or not, so ``listevents`` has
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -100,7 +101,13 @@ class Sender:
                     log.warning("webhook: the store failed (%s); trying again", e.message)
                 except Exception:
                     log.exception("webhook sender failed; trying again")
-                if not busy:
+                if busy:
+                    continue
+                if self.url is None:
+                    # Nothing to deliver: only the expiry sweep is due, so this task sleeps
+                    # until then instead of waking (and re-arming a timer) on every write.
+                    await asyncio.sleep(min(EXPIRY_EVERY, max(0.0, next_expiry - self.clock())))
+                else:
                     await self.feed.wait(RECHECK)
         finally:
             if self._session is not None:
