@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -178,3 +179,34 @@ async def test_a_database_failure_on_any_read_is_a_store_error(store: SQLiteStor
         with pytest.raises(DatabaseError, match=r"^database error: no such table") as e:
             await call
         assert e.value.code == 2002
+
+
+async def test_commits_never_checkpoint_and_the_wal_stays_bounded(tmp_path: Path) -> None:
+    # SQLite checkpoints in the committing connection by default, and a lone write commits on
+    # the event loop: every few hundred requests the loop stood still for a checkpoint. Here
+    # commits never checkpoint; the checkpoint thread and the flusher do, so the database
+    # file gets the pages and the WAL starts over instead of growing with every write.
+    import threading
+
+    s = SQLiteStore(tmp_path / "db.sqlite3")
+    await s.open()
+    wal = tmp_path / "db.sqlite3-wal"
+    try:
+        assert s._write_conn is not None
+        assert s._write_conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        big = "lnr1" + "q" * 3000  # about a page per record
+        n = 0
+        for _ in range(60):  # 6,000 records in groups, steadily, over a second or more
+            await asyncio.gather(
+                *(s.insert(dataclasses.replace(rec(n + i), bolt12=big)) for i in range(100))
+            )
+            n += 100
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.6)  # two checkpoint periods: the last one completes
+        # Without checkpoints the WAL would hold every page of the 6,000 (24 MiB and more).
+        assert wal.stat().st_size < 12 * 2**20, wal.stat().st_size
+        assert (tmp_path / "db.sqlite3").stat().st_size > 6_000 * 3_000
+        assert len(await s.list(ListQuery(limit=10_000))) == 6_000
+    finally:
+        await s.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("invreq-sqlite-ckpt")]

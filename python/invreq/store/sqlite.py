@@ -90,6 +90,17 @@ log = logging.getLogger("invreq.store")
 #: Most writes one transaction carries; bounds the latency a single commit adds.
 MAX_GROUP = 512
 BUSY_TIMEOUT_MS = 10_000
+#: Seconds between checkpoints of the WAL into the database file, when there were commits.
+#: SQLite's automatic checkpoint runs in the committing connection, on the commit that
+#: crosses 1,000 pages; a lone write commits on the event loop, so every few hundred
+#: requests the whole loop stood still for a checkpoint (pages copied, the database file
+#: fsync'd: milliseconds), which was much of the p99 latency at a fixed offered rate
+#: (benches/README.md). Here commits never checkpoint. A connection and thread of their own
+#: copy the WAL while writers go on (passive); then the writer thread, between two groups,
+#: copies the few frames committed meanwhile, which completes the checkpoint so the next
+#: write starts the WAL over (it stays bounded: a checkpoint by another connection alone
+#: never catches up with a steady stream of commits).
+CHECKPOINT_EVERY = 0.25
 
 # No rune string in the database (it is derived again from the master secret, the unique
 # id and the restrictions); when each was last used, for CLN's rate=N. A new table, so the
@@ -310,6 +321,16 @@ def _disabled(conn: sqlite3.Connection, row: Any, at: int) -> None:
     )
 
 
+def _checkpoint(conn: sqlite3.Connection) -> None:
+    """Copy the WAL into the database file. Passive: it never waits for a lock (a reader
+    still on old pages only makes it copy less this time). A failure leaves the WAL to
+    grow until the next period tries again; the commits themselves say if the disk fails."""
+    try:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    except sqlite3.Error as e:
+        log.debug("checkpoint failed (%s); tried again next period", e)
+
+
 def _sidecar(path: Path, suffix: str) -> Path:
     return path.with_name(path.name + suffix)
 
@@ -371,6 +392,11 @@ class SQLiteStore:
         self._reader: ThreadPoolExecutor | None = None
         self._read_conn: sqlite3.Connection | None = None
         self._point_conn: sqlite3.Connection | None = None
+        self._checkpointer: ThreadPoolExecutor | None = None
+        self._checkpoint_conn: sqlite3.Connection | None = None
+        self._checkpoints: asyncio.Task[None] | None = None
+        #: the checkpointer copied the WAL: the writer thread finishes the checkpoint
+        self._finish_checkpoint = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
 
@@ -385,6 +411,8 @@ class SQLiteStore:
             except BaseException:
                 await asyncio.to_thread(self._writer.shutdown)  # joins the thread: off the loop
                 raise
+            self._checkpointer = ThreadPoolExecutor(1, thread_name_prefix="invreq-sqlite-ckpt")
+            self._checkpoints = self._loop.create_task(self._checkpointing())
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="invreq-sqlite-reader")
 
     def _open_writer(self) -> sqlite3.Connection:
@@ -396,6 +424,8 @@ class SQLiteStore:
                 # strings leaves none behind in free pages.
                 conn.execute("PRAGMA secure_delete=ON")
                 self._migrate(conn)
+                # Commits never checkpoint (CHECKPOINT_EVERY says who does, and why).
+                conn.execute("PRAGMA wal_autocheckpoint=0")
             except BaseException:  # a database from a newer invreq, a failed migration
                 conn.close()
                 raise
@@ -425,9 +455,16 @@ class SQLiteStore:
         if self._closed or self._reader is None:
             return  # closed, or never opened
         self._closed = True
+        if self._checkpoints is not None:
+            self._checkpoints.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpoints
         if self._flusher is not None:
             await self._flusher  # every write already accepted is committed first
         loop = asyncio.get_running_loop()
+        if self._checkpointer is not None:
+            await loop.run_in_executor(self._checkpointer, self._close_checkpointer)
+            await asyncio.to_thread(self._checkpointer.shutdown)
         if self._writer is not None:
             if self._write_conn is not None:
                 await loop.run_in_executor(self._writer, self._write_conn.close)
@@ -486,20 +523,58 @@ class SQLiteStore:
         """
         assert self._loop is not None and self._writer is not None
         assert self._write_conn is not None
-        while self._pending:
-            group = self._pending[:MAX_GROUP]
-            del self._pending[:MAX_GROUP]
-            outcomes = self._commit_lone(self._write_conn, group) if len(group) == 1 else None
-            if outcomes is None:
-                try:
-                    outcomes = await self._loop.run_in_executor(
-                        self._writer, self._commit_group, self._write_conn, group
-                    )
-                except Exception as e:  # a bug: fail this group, keep the store usable
-                    err = DatabaseError(e)
-                    outcomes = [(fut, None, err) for _, fut in group]
-            _settle_all(outcomes)
+        while self._pending or self._finish_checkpoint:
+            if self._pending:
+                group = self._pending[:MAX_GROUP]
+                del self._pending[:MAX_GROUP]
+                outcomes = self._commit_lone(self._write_conn, group) if len(group) == 1 else None
+                if outcomes is None:
+                    try:
+                        outcomes = await self._loop.run_in_executor(
+                            self._writer, self._commit_group, self._write_conn, group
+                        )
+                    except Exception as e:  # a bug: fail this group, keep the store usable
+                        err = DatabaseError(e)
+                        outcomes = [(fut, None, err) for _, fut in group]
+                _settle_all(outcomes)
+            if self._finish_checkpoint:
+                # Between two groups (writes coming meanwhile gather for the next one): the
+                # frames committed while the checkpointer copied, a few.
+                self._finish_checkpoint = False
+                await self._loop.run_in_executor(self._writer, _checkpoint, self._write_conn)
         self._flusher = None
+
+    async def _checkpointing(self) -> None:
+        """Until the store closes: after every CHECKPOINT_EVERY seconds that had commits,
+        the WAL copied on the checkpoint thread, then finished by the flusher."""
+        assert self._loop is not None and self._checkpointer is not None
+        seen = self.commits
+        while True:
+            await asyncio.sleep(CHECKPOINT_EVERY)
+            if self.commits == seen:
+                continue
+            seen = self.commits
+            try:
+                await self._loop.run_in_executor(self._checkpointer, self._copy_wal)
+            except Exception as e:  # a bug: the next period tries again
+                log.warning("checkpoint: %s", e)
+            self._finish_checkpoint = True
+            if self._flusher is None:
+                self._flusher = self._loop.create_task(self._flush())
+
+    def _copy_wal(self) -> None:
+        if self._checkpoint_conn is None:
+            try:
+                self._checkpoint_conn = _connect(self.path)
+            except sqlite3.Error as e:
+                log.warning("checkpoint: cannot open %s (%s)", self.path, e)
+                return
+        _checkpoint(self._checkpoint_conn)
+
+    def _close_checkpointer(self) -> None:
+        if self._checkpoint_conn is not None:
+            self._checkpoint_conn.close()
+            self._checkpoint_conn = None
 
     def _commit_lone(
         self, conn: sqlite3.Connection, group: list[tuple[Any, asyncio.Future[Any]]]
