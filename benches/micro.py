@@ -6,6 +6,12 @@ oracle from tests/oracle, in the same run (issue: native core, deliverable 6).
     attached without verification);
 (b) decode + validate an lnr string, signature verification excluded.
 
+What one ``invoicerequest`` costs inside the service, without framing or disk (the bounds of
+issue 28's targets): building, signing (the software signer) and verifying one request, the
+whole ``Service.invoicerequest`` on a SQLite store in memory-backed files (/dev/shm where
+there is one), and a batch of 50 through ``Service.invoicerequests`` with the CPU time of
+the event loop's thread apart from the process's.
+
 And the JSON-RPC codec, each change alone: a reply encoded by ``rpc.dumps`` (orjson,
 invreq.jsoncodec) against the standard library's path it replaced; and a request parsed by
 orjson with the checks CLN's rules would need (not adopted: this measures why) against
@@ -17,9 +23,12 @@ Usage: python benches/micro.py [--out benches/results/micro.md]
 from __future__ import annotations
 
 import argparse
+import asyncio
 import platform
 import re
 import sys
+import tempfile
+import time
 import timeit
 from pathlib import Path
 from typing import Any
@@ -135,6 +144,88 @@ def codec_rows() -> list[str]:
     return lines
 
 
+def request_cost_rows() -> list[str]:
+    """One request's parts, then the service's own work per request and per batch item."""
+    from invreq.service import Service
+    from invreq.signers.software import SoftwareSigner
+    from invreq.store.url import open_store
+
+    signer = SoftwareSigner(b"\x42" * 32)
+    fields = {**FIELDS, "payer_id": signer.payer_id}
+    unsigned = bolt12.UnsignedInvoiceRequest(**fields)  # type: ignore[arg-type]
+    signature = signer.sign_digest(unsigned.digest)
+
+    def attach() -> None:
+        signed = unsigned.with_signature(signature)
+        _ = signed.bolt12, signed.bolt12_unsigned
+
+    parts = [
+        (
+            "build the unsigned request (native core)",
+            best_us(
+                lambda: bolt12.UnsignedInvoiceRequest(**fields),
+                20_000,  # type: ignore[arg-type]
+            ),
+        ),
+        (
+            "sign it (software signer, coincurve)",
+            best_us(lambda: signer.sign_digest(unsigned.digest), 5_000),
+        ),
+        ("verify the signature and attach it (native core)", best_us(attach, 5_000)),
+    ]
+
+    async def service_costs() -> tuple[float, float, float, float]:
+        shm = Path("/dev/shm")
+        directory = Path(tempfile.mkdtemp(dir=shm if shm.is_dir() else None))
+        store = open_store(None, directory / "micro.sqlite3")
+        await store.open()
+        try:
+            service = Service(network="regtest", store=store, signer=signer)
+            n = 3_000
+            for i in range(300):
+                await service.invoicerequest(1000, f"warm {i}")
+            started = time.perf_counter()
+            for i in range(n):
+                await service.invoicerequest(1000, f"one {i}")
+            one = (time.perf_counter() - started) / n * 1e6
+            calls = [{"amount": 1000, "description": f"b {i}"} for i in range(50)]
+            for _ in range(10):
+                await service.invoicerequests(calls)
+            batches = 60
+            wall, loop_cpu, cpu = time.perf_counter(), time.thread_time(), time.process_time()
+            for _ in range(batches):
+                await service.invoicerequests(calls)
+            items = batches * len(calls)
+            return (
+                one,
+                (time.perf_counter() - wall) / items * 1e6,
+                (time.thread_time() - loop_cpu) / items * 1e6,
+                (time.process_time() - cpu) / items * 1e6,
+            )
+        finally:
+            await store.close()
+            for f in directory.iterdir():
+                f.unlink()
+            directory.rmdir()
+
+    one, item_wall, item_loop, item_cpu = asyncio.run(service_costs())
+    lines = [
+        "What one invoicerequest costs inside the service (no framing, no disk: SQLite in "
+        "memory-backed files), the floor of every end-to-end row. Best of 7 for the parts; "
+        "the service rows are means over 3,000 requests and 60 batches.",
+        "",
+        "| part | µs |",
+        "|---|---:|",
+        *(f"| {name} | {us:.1f} |" for name, us in parts),
+        f"| `Service.invoicerequest`, one after another (all of the above, the record, "
+        f"the store's insert and commit, the reply's object) | {one:.1f} |",
+        f"| `Service.invoicerequests`, batches of 50: wall time per item | {item_wall:.1f} |",
+        f"| the same: CPU of the event loop's thread per item | {item_loop:.1f} |",
+        f"| the same: CPU of the process per item (all threads) | {item_cpu:.1f} |",
+    ]
+    return lines
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, default=Path("benches/results/micro.md"))
@@ -168,7 +259,7 @@ def main() -> int:
     for name, n, o, target in rows:
         lines.append(f"| {name} | {n:.2f} | {o:.1f} | {o / n:.0f}x | {target} |")
     lines.append(f"| decode with BIP-340 verification (for scale) | {full:.2f} | | | |")
-    lines += ["", *codec_rows()]
+    lines += ["", *codec_rows(), "", *request_cost_rows()]
     table = "\n".join(lines)
     print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
