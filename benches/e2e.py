@@ -527,6 +527,9 @@ def run(plan: Plan) -> tuple[list[Row], list[Sequential], list[Groups], list[Ope
                         d,
                         rune,
                     )
+        top = max_rps(rows, "invreq", "invoicerequest", "http")
+        if top:
+            open_floors(opened, work, top, d)
         mport = free_port()
         with running(start_invreq(work, "metered", metrics_port=mport)) as met:
             b = bodies(work, met)
@@ -589,6 +592,51 @@ def run(plan: Plan) -> tuple[list[Row], list[Sequential], list[Groups], list[Ope
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return rows, seq, groups, opened
+
+
+#: The open-loop rows that show what bounds invreq's latency at a fixed rate.
+STRIPPED_OPEN = f"stripped handler {INVREQ_STACK} (no store)"
+TMPFS_OPEN = "invreq, files in /dev/shm (no disk)"
+
+
+def open_floors(opened: list[OpenLoop], work: Path, top: float, duration: float) -> None:
+    """invreq's offered rates (its shares of ``top``, HTTP) on the stripped handler (the
+    framing, build, sign, verify and reply, no store) and on invreq with its files in
+    memory (/dev/shm: the store without the disk's fsync): what the latency would be
+    without the store, and without the disk."""
+    body = work / "stripped-open.json"
+    body.write_text(json.dumps(CREATION))
+    with running(start_ceiling(work, "stripped", INVREQ_STACK)) as ceiling:
+        measure_open(
+            opened,
+            STRIPPED_OPEN,
+            "invoicerequest",
+            "http",
+            [ceiling.targets["http"]],
+            body,
+            top,
+            duration,
+        )
+    shm = Path("/dev/shm")
+    if not shm.is_dir():
+        return
+    mem = Path(tempfile.mkdtemp(prefix="invreq-bench-", dir=shm))
+    try:
+        with running(start_invreq(mem, "tmpfs")) as tm:
+            b = bodies(mem, tm)
+            measure_open(
+                opened,
+                TMPFS_OPEN,
+                "invoicerequest",
+                "http",
+                [tm.targets["http"]],
+                b["invoicerequest"],
+                top,
+                duration,
+                tm.rune(),
+            )
+    finally:
+        shutil.rmtree(mem, ignore_errors=True)
 
 
 # --- sequential latency against its floor ---------------------------------------------------
@@ -906,13 +954,16 @@ def targets(rows: list[Row], seq: list[Sequential], opened: list[OpenLoop], c: i
             r >= 0.8,
         )
     for o in opened:
-        if (o.method, o.transport, o.share) == ("invoicerequest", "http", 0.5):
+        if (o.server, o.method, o.transport, o.share) == ("invreq", "invoicerequest", "http", 0.5):
             _target(
                 lines,
                 "open loop at 50% of invreq's maximum: p99 ≤ 5 ms",
                 f"{o.p99_ms:.2f} ms at {o.offered_rps:.0f} req/s offered",
                 o.p99_ms <= 5 and not o.errors,
             )
+    for o in opened:
+        if o.server in (STRIPPED_OPEN, TMPFS_OPEN) and (o.transport, o.share) == ("http", 0.5):
+            _target(lines, f"(p99 at the same rate: {o.server})", f"{o.p99_ms:.2f} ms", None)
     for s in seq:
         if s.server != "invreq":
             continue
@@ -997,7 +1048,9 @@ def report(
         f"Requests due at a fixed rate (a share of the server's best closed-loop req/s above, "
         f"same method and transport), sent on {OPEN_CONNECTIONS} connections and timed from "
         "when each was due, so time spent waiting for the server or a free connection counts "
-        "(no coordinated omission). *late*: requests sent more than 1 ms after they were due.",
+        "(no coordinated omission). *late*: requests sent more than 1 ms after they were due. "
+        f"The last rows drive invreq's HTTP rates at *{STRIPPED_OPEN}* and *{TMPFS_OPEN}*: "
+        "the latency without the store, and with the store but without the disk.",
         "",
         "| server | method | transport | share of max | max req/s | offered req/s | "
         "done req/s | p50 ms | p99 ms | p99.9 ms | errors | late |",

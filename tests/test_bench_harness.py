@@ -91,11 +91,17 @@ def test_open_loop_rows_and_targets_are_reported(ceiling: e2e.Proc, body: Path) 
         shares=(0.5,),
     )
     assert [o.offered_rps for o in opened] == [50.0]
-    opened[0] = e2e.OpenLoop(**{**vars(opened[0]), "method": "invoicerequest"})
+    row = vars(opened[0])
+    # The target reads invreq's own row, not the rows that show its floors at the same rates.
+    opened = [
+        e2e.OpenLoop(**{**row, "server": e2e.STRIPPED_OPEN, "method": "invoicerequest"}),
+        e2e.OpenLoop(**{**row, "server": "invreq", "method": "invoicerequest", "p99_ms": 4.5}),
+    ]
     text = "\n".join(e2e.targets(rows, [], opened, 64))
     assert "0.50 x (500 / 1000 req/s)" in text
     assert "0.90 x (900 at 4 connections / 1000)" in text
-    assert "open loop at 50% of invreq's maximum" in text
+    assert text.count("open loop at 50% of invreq's maximum") == 1
+    assert "| open loop at 50% of invreq's maximum: p99 ≤ 5 ms | 4.50 ms at 50 req/s" in text
 
 
 def test_without_lightningd_the_cln_peer_row_is_skipped_with_a_note(
