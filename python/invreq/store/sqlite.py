@@ -411,7 +411,21 @@ class SQLiteStore:
             except BaseException:
                 await asyncio.to_thread(self._writer.shutdown)  # joins the thread: off the loop
                 raise
+            # Opened now, beside the writer's: a connection (and its descriptors) made later,
+            # at the first checkpoint, would come when the process may be short of them.
             self._checkpointer = ThreadPoolExecutor(1, thread_name_prefix="invreq-sqlite-ckpt")
+            try:
+                self._checkpoint_conn = await self._loop.run_in_executor(
+                    self._checkpointer, _connect, self.path
+                )
+            except BaseException as e:
+                await self._loop.run_in_executor(self._writer, self._write_conn.close)
+                self._write_conn = None
+                await asyncio.to_thread(self._writer.shutdown)
+                await asyncio.to_thread(self._checkpointer.shutdown)
+                if isinstance(e, sqlite3.Error):
+                    raise StartupError(f"{self.path}: {e}") from None
+                raise
             self._checkpoints = self._loop.create_task(self._checkpointing())
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="invreq-sqlite-reader")
 
@@ -563,13 +577,8 @@ class SQLiteStore:
                 self._flusher = self._loop.create_task(self._flush())
 
     def _copy_wal(self) -> None:
-        if self._checkpoint_conn is None:
-            try:
-                self._checkpoint_conn = _connect(self.path)
-            except sqlite3.Error as e:
-                log.warning("checkpoint: cannot open %s (%s)", self.path, e)
-                return
-        _checkpoint(self._checkpoint_conn)
+        if self._checkpoint_conn is not None:
+            _checkpoint(self._checkpoint_conn)
 
     def _close_checkpointer(self) -> None:
         if self._checkpoint_conn is not None:
