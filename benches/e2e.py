@@ -653,9 +653,10 @@ def _median_ms(samples: list[float]) -> float:
     return round(statistics.median(samples) * 1000, 3)
 
 
-def commit_floor(directory: Path, n: int, row_bytes: int) -> float:
+def commit_floor(directory: Path, n: int, row_bytes: int, gap: float = 0.0) -> float:
     """Median seconds of one fsync'd SQLite WAL commit (synchronous=FULL, as the store) of a
-    row of ``row_bytes`` bytes, in a fresh file on the same disk as the server's."""
+    row of ``row_bytes`` bytes, in a fresh file on the same disk as the server's; ``gap``:
+    seconds the disk is left idle before each (not counted)."""
     path = directory / "floor.sqlite"
     conn = sqlite3.connect(path, isolation_level=None)
     try:
@@ -665,6 +666,8 @@ def commit_floor(directory: Path, n: int, row_bytes: int) -> float:
         samples = []
         for i in range(n):
             row = (os.urandom(32).hex(), "x" * row_bytes, i)
+            if gap:
+                time.sleep(gap)
             t = time.perf_counter()
             conn.execute("BEGIN IMMEDIATE")
             conn.execute("INSERT INTO t VALUES (?, ?, ?)", row)

@@ -555,7 +555,10 @@ class SQLiteStore:
                 # Between two groups (writes coming meanwhile gather for the next one): the
                 # frames committed while the checkpointer copied, a few.
                 self._finish_checkpoint = False
-                await self._loop.run_in_executor(self._writer, _checkpoint, self._write_conn)
+                try:
+                    await self._loop.run_in_executor(self._writer, _checkpoint, self._write_conn)
+                except Exception as e:  # a bug: the flusher must go on (writes wait for it)
+                    log.warning("checkpoint: %s", e)
         self._flusher = None
 
     async def _checkpointing(self) -> None:
