@@ -1,7 +1,7 @@
 """A/B of source trees: the same rows for each, interleaved round by round.
 
 This machine's speed drifts by tens of percent within minutes (the same code's closed-loop
-req/s measured 3,600-6,500 in one quiet hour), so one run of each side proves nothing: the
+req/s measured 3,300-6,400 in one quiet hour), so one run of each side proves nothing: the
 sides take turns, several rounds, and each row also gives the server's CPU per request and
 the CPU of its event loop's thread (the main thread), which drift much less.
 
@@ -35,12 +35,6 @@ CLOSED = (
 )
 
 
-def thread_cpu(pid: int) -> float:
-    """CPU seconds of the process's main thread (its event loop)."""
-    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def side(name: str, work: Path, rates: list[float], duration: float, sequential: int) -> str:
     proc = e2e.start_invreq(work, name)
     try:
@@ -48,14 +42,14 @@ def side(name: str, work: Path, rates: list[float], duration: float, sequential:
         rune = proc.rune()
         out = []
         for transport, body, connections, items in CLOSED:
-            cpu, loop = e2e.cpu_seconds(proc.p.pid), thread_cpu(proc.p.pid)
+            cpu, loop = e2e.cpu_seconds(proc.p.pid), e2e.main_thread_cpu_seconds(proc.p.pid)
             r = e2e.load([proc.targets[transport]], bodies[body], connections, duration, rune)
             # The warm-up second is inside the CPU window: count its requests at the rate.
             served = r["requests"] * items * (duration + e2e.WARMUP) / duration
             out.append(
                 f"{transport} {body} c={connections}: {r['rps'] * items:.0f}/s "
                 f"cpu {(e2e.cpu_seconds(proc.p.pid) - cpu) / served * 1e6:.0f} µs "
-                f"loop {(thread_cpu(proc.p.pid) - loop) / served * 1e6:.0f} µs"
+                f"loop {(e2e.main_thread_cpu_seconds(proc.p.pid) - loop) / served * 1e6:.0f} µs"
             )
         for rate in rates:
             o = e2e.load([proc.targets["http"]], bodies["invoicerequest"], 64, duration, rune, rate)

@@ -100,28 +100,42 @@ class Row:
     items: int = 1
 
 
+def _stat_fields(path: str) -> list[str]:
+    """The fields of a /proc ``stat`` file after the command's name (which may hold spaces)."""
+    text = Path(path).read_text()
+    return text[text.rindex(")") + 2 :].split()
+
+
+def _cpu_of(fields: list[str]) -> float:
+    """User + system CPU seconds of a ``stat`` file's fields."""
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of ``pid`` and its live descendants (the workers)."""
-    ticks = os.sysconf("SC_CLK_TCK")
     children: dict[int, list[int]] = {}
     stats: dict[int, list[str]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            text = Path(f"/proc/{entry}/stat").read_text()
+            fields = _stat_fields(f"/proc/{entry}/stat")
         except OSError:
             continue
-        fields = text[text.rindex(")") + 2 :].split()
         stats[int(entry)] = fields
         children.setdefault(int(fields[1]), []).append(int(entry))
     total, todo = 0.0, [pid]
     while todo:
         p = todo.pop()
         if p in stats:
-            total += (int(stats[p][11]) + int(stats[p][12])) / ticks
+            total += _cpu_of(stats[p])
         todo += children.get(p, [])
     return total
+
+
+def main_thread_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid``'s main thread alone (its event loop)."""
+    return _cpu_of(_stat_fields(f"/proc/{pid}/task/{pid}/stat"))
 
 
 class Proc:
