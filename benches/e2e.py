@@ -671,6 +671,12 @@ def commit_floor(directory: Path, n: int, row_bytes: int, gap: float = 0.0) -> f
     """Median seconds of one fsync'd SQLite WAL commit (synchronous=FULL, as the store) of a
     row of ``row_bytes`` bytes, in a fresh file on the same disk as the server's; ``gap``:
     seconds the disk is left idle before each (not counted)."""
+    return statistics.median(commit_times(directory, n, row_bytes, gap))
+
+
+def commit_times(directory: Path, n: int, row_bytes: int, gap: float = 0.0) -> list[float]:
+    """Seconds of each of ``n`` commits as in :func:`commit_floor` (its tail bounds a
+    latency percentile: every creation waits for one)."""
     path = directory / "floor.sqlite"
     conn = sqlite3.connect(path, isolation_level=None)
     try:
@@ -687,7 +693,7 @@ def commit_floor(directory: Path, n: int, row_bytes: int, gap: float = 0.0) -> f
             conn.execute("INSERT INTO t VALUES (?, ?, ?)", row)
             conn.execute("COMMIT")
             samples.append(time.perf_counter() - t)
-        return statistics.median(samples)
+        return samples
     finally:
         conn.close()
         for suffix in ("", "-wal", "-shm"):
