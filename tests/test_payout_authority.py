@@ -431,6 +431,104 @@ def test_payout_approver_alone_opens_the_device_for_payouts(
         assert s.stop() == 0, s.output()
 
 
+@pytest.mark.hwilib
+def test_a_request_made_under_payout_approver_hwi_is_paid_only_with_that_device(
+    tmp_path: Path, liar: LyingDevice, lightningd: Any
+) -> None:
+    # The setting is stored with the request: a restart without --payout-approver does not
+    # pay it (before: it paid with nobody asked); with the device back, it is asked again.
+    ln = lightningd()
+    s = serve(tmp_path, ln, "--payout-approver", "hwi", *DEVICE).start()
+    try:
+        r = s.rpc.call("invoicerequest", {"amount": 3000, "description": "atm", "single_use": False,
+                                          "max_payouts": 2})  # fmt: skip
+        assert listed(s, r["invreq_id"])["payout_approver_key"] == approval_key().hex()
+    finally:
+        assert s.stop() == 0, s.output()
+    s = serve(tmp_path, ln).start()
+    try:
+        e = error_of(s, "receiveinvoice", [invoice_for(r["bolt12"], n=1)])
+        assert e["code"] == NOT_APPROVED and "without --payout-approver hwi" in e["message"], e
+        assert approval_key().hex() in e["message"]
+        assert ln.xpays() == [] and s.rpc.call("listpayments")["payments"] == []
+    finally:
+        assert s.stop() == 0, s.output()
+    s = serve(tmp_path, ln, "--payout-approver", "hwi", *DEVICE).start()
+    try:
+        paid = s.rpc.call("receiveinvoice", [invoice_for(r["bolt12"], n=2)])
+        assert paid["status"] == "paid" and paid["payout_approval"]["pubkey"] == (
+            approval_key().hex()
+        )
+        assert len(ln.xpays()) == 1
+    finally:
+        assert s.stop() == 0, s.output()
+
+
+@pytest.mark.hwilib
+def test_another_instance_without_payout_approver_refuses_a_request_made_with_one(
+    tmp_path: Path, liar: LyingDevice, lightningd: Any, pg_dsn: str
+) -> None:
+    # Two instances on one PostgreSQL database, only one with --payout-approver hwi.
+    ln = lightningd()
+    plain = serve(tmp_path / "plain", ln, db=pg_dsn).start()
+    guarded = serve(tmp_path / "guarded", ln, "--payout-approver", "hwi", *DEVICE, db=pg_dsn)
+    guarded.start()
+    try:
+        r = guarded.rpc.call("invoicerequest", [2000, "approve each payout"])
+        e = error_of(plain, "receiveinvoice", [invoice_for(r["bolt12"])])
+        assert e["code"] == NOT_APPROVED and "without --payout-approver hwi" in e["message"], e
+        # A request the plain one made is paid by either; the guarded one still asks.
+        other = plain.rpc.call("invoicerequest", [1000, "no payout approver"])
+        assert "payout_approver_key" not in listed(plain, other["invreq_id"])
+        paid = guarded.rpc.call("receiveinvoice", [invoice_for(other["bolt12"])])
+        assert paid["status"] == "paid" and "payout_approval" in paid
+        assert guarded.rpc.call("receiveinvoice", [invoice_for(r["bolt12"])])["status"] == "paid"
+        assert len(ln.xpays()) == 2
+    finally:
+        assert plain.stop() == 0, plain.output()
+        assert guarded.stop() == 0, guarded.output()
+
+
+class _StubApprover:
+    """Stands in for a payout approver: a key, and the evidence it answers with."""
+
+    def __init__(self, pubkey: bytes, evidence: dict[str, Any] | None = None) -> None:
+        self.pubkey = pubkey
+        self.evidence = evidence
+
+    async def approve(self, text: str) -> dict[str, Any]:
+        assert self.evidence is not None
+        return self.evidence
+
+
+async def test_a_payout_approver_with_another_key_does_not_pay(store: Store) -> None:
+    from invreq.errors import PaymentNotApproved, PayoutDeclined
+    from invreq.payments.authority import PayoutAuthority
+
+    made_with = bytes.fromhex("02" + "11" * 32)
+    other = bytes.fromhex("03" + "22" * 32)
+    await store.insert(record(1, payout_approver_key=made_with.hex()))
+    got = await store.get(f"{1:064x}")
+    assert got is not None and got.payout_approver_key == made_with.hex()  # kept by the store
+    with pytest.raises(PaymentNotApproved, match="without --payout-approver hwi"):
+        PayoutAuthority(network="regtest").check(got)
+    stranger = PayoutAuthority(network="regtest", payout_approver=_StubApprover(other))  # type: ignore[arg-type]
+    with pytest.raises(PaymentNotApproved, match=f"has the key {other.hex()}"):
+        stranger.check(got)
+    # The right key passes the check; a device that then answers with another key's
+    # evidence is declined (the evidence is checked against the stored key too).
+    liar_evidence = {"pubkey": other.hex(), "message": "x", "signature": "y"}
+    same = PayoutAuthority(
+        network="regtest", payout_approver=_StubApprover(made_with, liar_evidence)  # type: ignore[arg-type]
+    )
+    same.check(got)
+    claimed = (await store.payment_claim(attempt(1, 9))).payment
+    with pytest.raises(PayoutDeclined, match="not a signature over the payment shown"):
+        await same.approve_payout(
+            got, claimed, payee_node_id=other, introductions=[], fee_limit=5000
+        )
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [

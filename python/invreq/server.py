@@ -229,6 +229,7 @@ async def _commands(app: web.Application) -> AsyncIterator[None]:
         store=app[STORE_KEY],
         signer=app[SIGNER_KEY],
         approver=app[APPROVER_KEY],
+        payout_approver=app[PAYOUT_APPROVER_KEY],
         metrics=metrics,
         allow_unlimited_payouts=config.allow_unlimited_payouts,
     )

@@ -78,6 +78,8 @@ class Service:
     signer: Signer
     clock: Callable[[], float] = time.time
     approver: Approver | None = None
+    #: --payout-approver hwi: its key is stored with every request made (see _record)
+    payout_approver: Approver | None = None
     metrics: Metrics | None = None
     #: With a CLN backend: every request carries a blinded path to the paying node.
     paths: PathMaker | None = None
@@ -165,6 +167,11 @@ class Service:
             # One withdrawal per link (its k1 is useless once the request is collected):
             # reusable requests keep the BOLT 12 door only.
             lnurl_k1=self.lnurl.new_k1() if self.lnurl is not None and bound.single_use else None,
+            # Decided now as well: each payout of this request needs this device's yes,
+            # whichever instance or configuration pays it (invreq.payments.authority).
+            payout_approver_key=None
+            if self.payout_approver is None
+            else self.payout_approver.pubkey.hex(),
         )
 
     def _links(self, record: Record) -> dict[str, str] | None:

@@ -69,6 +69,8 @@ def listed_json(r: Record, links: dict[str, str] | None = None) -> dict[str, Any
         out["approval_required"] = True
     if r.approval is not None:
         out["approval"] = r.approval
+    if r.payout_approver_key is not None:
+        out["payout_approver_key"] = r.payout_approver_key
     return out
 
 

@@ -8,12 +8,15 @@ plugin today; a BOLT 11 door tomorrow) goes through the same three steps, in thi
    states the bound stored with it. A request needs one when it was made under an
    approver (decided at creation, stored as ``approval_required``) **or** when this
    service runs with one, so neither a restart with another configuration nor another
-   instance on the same database pays a request nobody approved.
+   instance on the same database pays a request nobody approved. Likewise a request made
+   under ``--payout-approver hwi`` (its key stored as ``payout_approver_key``) is paid only
+   by a service whose payout approver has that key.
 2. ``store.payment_claim``: the bound (``max_payouts``, ``payout_window``) is counted in
    the claim's own transaction (:mod:`invreq.bound`).
 3. :meth:`PayoutAuthority.approve_payout` after the claim, before the node is asked to
    pay (``--payout-approver hwi``): the device shows the payment and signs it; the
-   signature is verified and stored with the payment. A decline or a timeout settles the
+   signature is verified (against the request's stored payout approver key, when it has
+   one) and stored with the payment. A decline or a timeout settles the
    payment ``failed`` without the node ever being asked: no money half-sent.
 
 Refusals are ``InvoiceRefused`` errors, so the plugin answers the payee with an
@@ -61,10 +64,11 @@ class PayoutAuthority:
 
     def check(self, record: Record) -> None:
         """Raise ``PaymentNotApproved`` unless ``record`` may be paid (step 1 above)."""
+        what = f"invoice_request {record.invreq_id}"
+        self._check_payout_approver(record, what)
         key = self.approval_key
         if not record.approval_required and key is None:
             return
-        what = f"invoice_request {record.invreq_id}"
         if key is None:
             raise PaymentNotApproved(
                 f"{what} was made under --approver hwi and is paid only once its approval "
@@ -97,6 +101,27 @@ class PayoutAuthority:
             raise PaymentNotApproved(
                 f"{what}: the bound stored with it ({record.bound.describe()}) is not the one "
                 f"approved on the device ({' / '.join(stated)}): not paid"
+            )
+
+    def _check_payout_approver(self, record: Record, what: str) -> None:
+        """A request made under ``--payout-approver hwi`` is paid only after the yes of the
+        device whose key was stored with it: not by a service restarted without a payout
+        approver, nor by another instance on the database with none, or with another
+        device."""
+        required = record.payout_approver_key
+        if required is None:
+            return
+        approver = self.payout_approver
+        if approver is None:
+            raise PaymentNotApproved(
+                f"{what} was made under --payout-approver hwi: each of its payouts needs the "
+                f"yes of the device with the key {required}, and this service runs without "
+                "--payout-approver hwi, so it is not paid"
+            )
+        if approver.pubkey.hex() != required:
+            raise PaymentNotApproved(
+                f"{what} was made under --payout-approver hwi with the key {required}; this "
+                f"service's payout approver has the key {approver.pubkey.hex()}: not paid"
             )
 
     async def approve_payout(
@@ -133,8 +158,10 @@ class PayoutAuthority:
         # The approver checked the signature against its key on the device thread; checked
         # again here against what was sent, as the creation approvals are.
         pubkey = bytes.fromhex(evidence["pubkey"])
+        required = record.payout_approver_key
         if (
-            evidence.get("message") != text
+            (required is not None and pubkey.hex() != required)
+            or evidence.get("message") != text
             or approval.payment_hash_of(text) != payment.payment_hash
             or approval.recover_bip137(text, evidence.get("signature")) != pubkey
         ):

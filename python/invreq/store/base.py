@@ -75,6 +75,10 @@ class Record:
     # The LNURL-withdraw door's capability (invreq.lnurl), made with the request when
     # --lnurl is on; None: the request has no such door.
     lnurl_k1: str | None = None
+    # Decided at creation (--payout-approver hwi): the key (hex) of the device that approves
+    # each of this request's payouts; every payout needs its yes, whatever configuration or
+    # instance pays it later. None: made without a payout approver.
+    payout_approver_key: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -54,6 +54,7 @@ from invreq.store.rows import (
     PAYMENT_COLUMNS,
     PAYMENT_INSERT,
     PAYMENT_INSERT_COUNT,
+    PAYOUT_APPROVER_MIGRATION,
     RECENT_ATTEMPTS,
     REQUEST_WINDOW,
     RUNE_COLUMNS,
@@ -160,6 +161,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     bound_migration("BIGINT", "BOOLEAN", "false"),
     outbox.events_migration("BIGINT", "BIGSERIAL"),
     LNURL_MIGRATION,
+    PAYOUT_APPROVER_MIGRATION,
 )
 
 #: The first schema version without rune strings.
@@ -168,7 +170,7 @@ RUNE_STRINGS_DROPPED = MIGRATIONS.index(_DROP_RUNE_STRINGS) + 1
 _COLUMNS = (
     "invreq_id, bolt12, label, active, single_use, used, created_at, payer_key, "
     "created_index, approval, max_payouts, payout_until, approval_required, absolute_expiry,"
-    " lnurl_k1"
+    " lnurl_k1, payout_approver_key"
 )
 
 
@@ -257,6 +259,7 @@ def _record(row: Any) -> Record:
         approval_required=bool(row[12]),
         absolute_expiry=row[13],
         lnurl_k1=row[14],
+        payout_approver_key=row[15],
     )
 
 
@@ -368,10 +371,11 @@ class PostgresStore:
             rows = await self._pool.fetch(
                 "INSERT INTO invoice_requests (invreq_id, bolt12, label, active, single_use,"
                 " used, created_at, payer_key, approval, max_payouts, payout_until,"
-                " approval_required, absolute_expiry, lnurl_k1)"
+                " approval_required, absolute_expiry, lnurl_k1, payout_approver_key)"
                 " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bool[],"
                 " $5::bool[], $6::bool[], $7::bigint[], $8::text[], $9::jsonb[],"
-                " $10::bigint[], $11::bigint[], $12::bool[], $13::bigint[], $14::text[])"
+                " $10::bigint[], $11::bigint[], $12::bool[], $13::bigint[], $14::text[],"
+                " $15::text[])"
                 " ON CONFLICT (invreq_id) DO NOTHING RETURNING invreq_id, created_index",
                 [r.invreq_id for r in recs],
                 [r.bolt12 for r in recs],
@@ -387,6 +391,7 @@ class PostgresStore:
                 [r.approval_required for r in recs],
                 [r.absolute_expiry for r in recs],
                 [r.lnurl_k1 for r in recs],
+                [r.payout_approver_key for r in recs],
             )
         except Exception as e:  # asyncpg errors, timeouts: the writer must outlive them
             err = CommitFailed(e)

@@ -217,6 +217,11 @@ LNURL_MIGRATION = (
 )
 
 
+#: A request made under --payout-approver hwi (invreq.payments.authority), for both stores:
+#: the key that approves its payouts. The rows before it were made without one recorded.
+PAYOUT_APPROVER_MIGRATION = ("ALTER TABLE invoice_requests ADD COLUMN payout_approver_key TEXT",)
+
+
 # Limits (invreq.store.base.PaymentLimits), counted in the claim's transaction.
 #: The window of the per-request bound: an hour after its last failures, a request may
 #: be attempted again.

@@ -63,6 +63,7 @@ from invreq.store.rows import (
     PAYMENT_COLUMNS,
     PAYMENT_INSERT,
     PAYMENT_INSERT_COUNT,
+    PAYOUT_APPROVER_MIGRATION,
     RECENT_ATTEMPTS,
     REQUEST_WINDOW,
     RUNE_COLUMNS,
@@ -173,6 +174,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     bound_migration("INTEGER", "INTEGER", "0"),
     outbox.events_migration("INTEGER", "INTEGER"),
     LNURL_MIGRATION,
+    PAYOUT_APPROVER_MIGRATION,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 #: The first schema version without rune strings.
@@ -181,15 +183,15 @@ RUNE_STRINGS_DROPPED = MIGRATIONS.index(_DROP_RUNE_STRINGS) + 1
 _COLUMNS = (
     "invreq_id, bolt12, label, active, single_use, used, created_at, payer_key, "
     "created_index, approval, max_payouts, payout_until, approval_required, absolute_expiry,"
-    " lnurl_k1"
+    " lnurl_k1, payout_approver_key"
 )
 
 _INSERT = (
     "INSERT INTO invoice_requests (invreq_id, bolt12, label, active, single_use, used,"
     " created_at, payer_key, approval, max_payouts, payout_until, approval_required,"
-    " absolute_expiry, lnurl_k1) VALUES "
+    " absolute_expiry, lnurl_k1, payout_approver_key) VALUES "
 )
-_ROW = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_ROW = "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 
 
 def _values(r: Record) -> tuple[Any, ...]:
@@ -209,6 +211,7 @@ def _values(r: Record) -> tuple[Any, ...]:
         int(r.approval_required),
         r.absolute_expiry,
         r.lnurl_k1,
+        r.payout_approver_key,
     )
 
 
@@ -271,6 +274,7 @@ def _record(row: tuple[Any, ...]) -> Record:
         approval_required=bool(row[12]),
         absolute_expiry=row[13],
         lnurl_k1=row[14],
+        payout_approver_key=row[15],
     )
 
 
