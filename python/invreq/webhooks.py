@@ -31,7 +31,7 @@ from collections.abc import Callable
 import aiohttp
 
 from invreq import views
-from invreq.changes import RECHECK, ChangeFeed
+from invreq.changes import CHANGED, RECHECK, ChangeFeed
 from invreq.errors import RpcError
 from invreq.oneline import oneline
 from invreq.store import outbox
@@ -108,7 +108,8 @@ class Sender:
                     # until then instead of waking (and re-arming a timer) on every write.
                     await asyncio.sleep(min(EXPIRY_EVERY, max(0.0, next_expiry - self.clock())))
                 else:
-                    await self.feed.wait(RECHECK)
+                    # Events come of payments and disabled requests, never of a creation.
+                    await self.feed.wait(RECHECK, CHANGED)
         finally:
             if self._session is not None:
                 await self._session.close()

@@ -42,7 +42,7 @@ import segno
 from aiohttp import web
 
 from invreq import bolt12, httpguard
-from invreq.changes import RECHECK, ChangeFeed
+from invreq.changes import RECHECK, ChangeFeed, of_request
 from invreq.errors import Bolt12Error
 from invreq.store.base import PaymentStore, Record
 from invreq.web.headers import secure
@@ -345,15 +345,16 @@ async def _stream(request: web.Request, pages: Pages, invreq_id: str) -> web.Str
                 with guard.sending(request.transport):
                     await resp.write(b"event: end\ndata: {}\n\n")
                 break
-            await _changed_or_stopping(pages, RECHECK)
+            await _changed_or_stopping(pages, invreq_id, RECHECK)
     return resp
 
 
-async def _changed_or_stopping(pages: Pages, timeout: float) -> None:
+async def _changed_or_stopping(pages: Pages, invreq_id: str, timeout: float) -> None:
+    """Until a change of this request (or its payments) here, ``timeout``, or shutdown."""
     if pages.stopping.is_set():
         return
     stop = asyncio.ensure_future(pages.stopping.wait())
-    change = asyncio.ensure_future(pages.feed.wait(timeout))
+    change = asyncio.ensure_future(pages.feed.wait(timeout, of_request(invreq_id)))
     try:
         await asyncio.wait((stop, change), return_when=asyncio.FIRST_COMPLETED)
     finally:
