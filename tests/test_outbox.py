@@ -132,3 +132,19 @@ async def test_leases_are_exclusive_and_keep_each_requests_order(
     assert (e4.attempts, e4.last_error, e4.next_attempt_at) == (1, "HTTP 500", NOW + 2)
     # A lease that ran out (its sender died) is taken by another.
     assert [e.event_id for e in await a.events_lease(NOW + 70, "a", 10, 60)] == [2, 4]
+
+
+async def test_released_leases_are_taken_at_once(two: tuple[Store, Store]) -> None:
+    # A sender that stops gives its leases back: the next one need not wait them out.
+    a, b = two
+    for i in (1, 2):
+        await a.insert(rec(i))
+        await a.disable(f"{i:064x}")
+    assert {e.event_id for e in await a.events_lease(NOW, "a", 10, 60)} == {1, 2}
+    assert await b.events_lease(NOW, "b", 10, 60) == []
+    assert await b.events_release("b") == 0  # only the owner's own
+    assert await a.events_release("a") == 2
+    assert {e.event_id for e in await b.events_lease(NOW, "b", 10, 60)} == {1, 2}
+    assert not await a.event_delivered(1, "a", NOW)  # no longer a's to settle
+    assert await b.event_delivered(1, "b", NOW)
+    assert await b.events_release("b") == 1  # a delivered event keeps its record

@@ -296,3 +296,73 @@ async def test_a_stored_payout_approval_wakes_the_waiters() -> None:
     store = NotifyingStore(Inner(), feed)
     assert await store.payment_approved("id", {}, 0) == "stored"
     assert feed.version == 1
+
+
+def test_a_stop_mid_delivery_gives_the_leases_back_for_the_restart(
+    tmp_path: Path, webhook_receiver: Receiver
+) -> None:
+    # The receiver is slow: the stop comes while the sender holds the batch's leases. They
+    # are given back, so the restarted service delivers at once; before, the events waited
+    # for the leases to end (60 s), and the restart test failed once so in CI.
+    webhook_receiver.delay = 3.0
+    s = serve(tmp_path, webhook_receiver).start()
+    try:
+        for i in range(3):
+            r = s.rpc.call("invoicerequest", {"amount": 1000, "description": f"r{i}"})
+            s.rpc.call("disableinvoicerequest", [r["invreq_id"]])
+        time.sleep(1.0)  # the first delivery is under way (the receiver holds each 3 s)
+        assert s.stop() == 0, s.output()
+        webhook_receiver.delay = 0.0
+        started = time.monotonic()
+        s.start()
+        # Every event recorded delivered by the restarted service, the one whose delivery
+        # the stop cut short included (it is sent again: at least once).
+        wait_until(
+            lambda: all(
+                e["delivery"]["state"] == "delivered" for e in s.rpc.call("listevents")["events"]
+            ),
+            timeout=30,
+        )
+        assert time.monotonic() - started < 30
+        assert {e["event_id"] for e in webhook_receiver.accepted()} == {1, 2, 3}
+    finally:
+        s.stop()
+
+
+async def test_a_batch_that_would_outlast_its_leases_gives_the_rest_back(
+    tmp_path: Path,
+) -> None:
+    # 20 events to a receiver that times out (10 s each): a sender used to go on sending
+    # the 7th..20th after their leases had ended, while another could lease and send them.
+    from _storerows import NOW, record
+    from invreq import webhooks
+    from invreq.changes import ChangeFeed
+    from invreq.store import outbox
+    from invreq.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "s.sqlite3")
+    await store.open()
+    try:
+        for i in range(20):
+            await store.insert(record(i))
+            await store.disable(f"{i:064x}")
+        clock = [float(NOW)]
+        sender = webhooks.Sender(
+            store, ChangeFeed(), "http://127.0.0.1:9/", SECRET, lambda: clock[0]
+        )
+        sent: list[int] = []
+
+        async def deliver(e: Any) -> None:  # a delivery that times out
+            sent.append(e.event_id)
+            clock[0] += webhooks.TIMEOUT
+            await store.event_retry(e.event_id, sender.owner, int(clock[0]) + 600, "timeout")
+
+        sender._deliver = deliver  # type: ignore[method-assign]
+        assert await sender._deliver_due()
+        # Begun only while the lease still covers a whole delivery: 0, 10 ... 40 s in.
+        assert len(sent) == (outbox.LEASE_SECONDS - webhooks.TIMEOUT) // webhooks.TIMEOUT
+        # The rest are another sender's to take at once.
+        rest = await store.events_lease(int(clock[0]), "other", 20, 60)
+        assert len(rest) == 20 - len(sent)
+    finally:
+        await store.close()

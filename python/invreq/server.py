@@ -280,6 +280,8 @@ async def _webhooks(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        if config.webhook_url is not None:
+            await sender.release()
 
 
 async def _stop_streams(app: web.Application) -> None:

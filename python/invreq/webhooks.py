@@ -116,12 +116,31 @@ class Sender:
 
     async def _deliver_due(self) -> bool:
         """Deliver the events due now; True when there were some (look again at once)."""
-        events = await self.store.events_lease(
-            int(self.clock()), self.owner, BATCH, outbox.LEASE_SECONDS
-        )
+        now = int(self.clock())
+        events = await self.store.events_lease(now, self.owner, BATCH, outbox.LEASE_SECONDS)
+        # The batch's leases end LEASE_SECONDS from now and a delivery may take TIMEOUT (20
+        # of them up to 200 s): one not begun by then could be leased and sent by another
+        # sender meanwhile, so the rest are given back and leased again.
+        last_start = now + outbox.LEASE_SECONDS - TIMEOUT
         for e in events:
+            if self.clock() >= last_start:
+                await self.store.events_release(self.owner)
+                break
             await self._deliver(e)
         return bool(events)
+
+    async def release(self) -> None:
+        """At a stop: give back the leases still held (a batch cut short), so a restart or
+        another instance delivers those events at once instead of LEASE_SECONDS later. An
+        event whose delivery was cut short may so be delivered twice (at least once, as
+        ever: the receiver dedupes by its id)."""
+        try:
+            released = await self.store.events_release(self.owner)
+        except Exception as e:  # the store is going away too: the leases then just end
+            log.warning("webhook: leases not given back at stop (%s)", e)
+            return
+        if released:
+            log.info("webhook: %d leased events given back at stop", released)
 
     async def _deliver(self, e: Event) -> None:
         assert self._session is not None and self.url is not None and self.secret is not None

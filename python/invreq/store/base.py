@@ -370,6 +370,9 @@ class EventStore(Protocol):
     async def event_retry(self, event_id: int, owner: str, next_at: int, error: str) -> bool:
         """Count a failed attempt and release the lease until ``next_at``."""
 
+    async def events_release(self, owner: str) -> int:
+        """Give back every lease ``owner`` holds on undelivered events; returns how many."""
+
     async def note_expired(self, now: int) -> int:
         """Add a request_expired event for every active unused request whose absolute
         expiry has passed and was not told yet; returns how many."""

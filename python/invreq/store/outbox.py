@@ -159,6 +159,13 @@ RETRY = (
     "UPDATE events SET attempts = attempts + 1, next_attempt_at = {p1}, last_error = {p2},"
     " lease_until = NULL WHERE event_id = {p3} AND lease_owner = {p4} AND delivered_at IS NULL"
 )
+#: Give back the leases an owner holds (parameter: owner): a sender that stops, or that
+#: cannot reach the rest of its batch before the leases end, so that the events are not
+#: held up to LEASE_SECONDS from whoever delivers next (a restart, another instance).
+RELEASE = (
+    "UPDATE events SET lease_until = NULL, lease_owner = NULL"
+    " WHERE lease_owner = {p1} AND delivered_at IS NULL"
+)
 #: Requests whose absolute expiry has passed while active and unused, not yet told
 #: (parameter: now); marks them told and returns what the event needs.
 EXPIRED = (

@@ -837,6 +837,11 @@ class PostgresStore:
             status = await pool.execute(_sql(outbox.RETRY), next_at, error, event_id, owner)
         return bool(status == "UPDATE 1")
 
+    async def events_release(self, owner: str) -> int:
+        async with self._pool_guarded() as pool:
+            status = await pool.execute(_sql(outbox.RELEASE), owner)
+        return int(status.split()[-1])
+
     async def note_expired(self, now: int) -> int:
         async with self._pool_guarded() as pool, pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(_sql(outbox.EXPIRED, active="active", used="used"), now)

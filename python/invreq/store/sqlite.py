@@ -1129,6 +1129,13 @@ class SQLiteStore:
         result: bool = await self._write(write)
         return result
 
+    async def events_release(self, owner: str) -> int:
+        def write(conn: sqlite3.Connection) -> int:
+            return int(conn.execute(_sql(outbox.RELEASE), _args(owner)).rowcount)
+
+        result: int = await self._write(write)
+        return result
+
     async def note_expired(self, now: int) -> int:
         def write(conn: sqlite3.Connection) -> int:
             rows = conn.execute(

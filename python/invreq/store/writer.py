@@ -82,6 +82,7 @@ WRITES = frozenset(
         "events_lease",
         "event_delivered",
         "event_retry",
+        "events_release",
         "note_expired",
     }
 )
@@ -522,6 +523,10 @@ class WorkerStore:
 
     async def event_retry(self, event_id: int, owner: str, next_at: int, error: str) -> bool:
         result: bool = await self._call("event_retry", event_id, owner, next_at, error)
+        return result
+
+    async def events_release(self, owner: str) -> int:
+        result: int = await self._call("events_release", owner)
         return result
 
     async def note_expired(self, now: int) -> int:
