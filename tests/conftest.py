@@ -37,14 +37,6 @@ INLINE_ON_PURPOSE: tuple[tuple[str, str, str], ...] = (
         # inline against 167-274 us through the reader thread; WAL readers never wait.
         "one row by its unique key is cheaper inline than the hop to the reader thread",
     ),
-    (
-        "invreq/store/sqlite.py",
-        "_commit_lone",
-        # Measured here (sequential fsync'd inserts): 0.44-0.51 ms inline against 0.70-0.80
-        # ms through the writer thread; only a write with no company, only when the file's
-        # lock is free (never a wait on another process).
-        "a lone write commits on the loop: cheaper than the hop to the writer thread",
-    ),
     # Start-up, before any door accepts a connection: nothing can wait on the loop yet.
     # The network directory and the secret files are created or read there, once.
     *(
