@@ -35,13 +35,17 @@ CLOSED = (
 )
 
 
-def side(name: str, work: Path, rates: list[float], duration: float, sequential: int) -> str:
+def side(
+    name: str, work: Path, rates: list[float], duration: float, sequential: int, closed: bool
+) -> str:
     proc = e2e.start_invreq(work, name)
     try:
         bodies = e2e.bodies(work, proc)
         rune = proc.rune()
         out = []
-        for transport, body, connections, items in CLOSED:
+        if not closed:  # the open rows still meet a store with records in it
+            e2e.load([proc.targets["http"]], bodies["invoicerequest"], 64, 3.0, rune)
+        for transport, body, connections, items in CLOSED if closed else ():
             cpu, loop = e2e.cpu_seconds(proc.p.pid), e2e.main_thread_cpu_seconds(proc.p.pid)
             r = e2e.load([proc.targets[transport]], bodies[body], connections, duration, rune)
             # The warm-up second is inside the CPU window: count its requests at the rate.
@@ -72,6 +76,12 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=3.0)
     ap.add_argument("--rates", default="1350,2700", help="open-loop rates, comma-separated")
     ap.add_argument("--sequential", type=int, default=300, help="requests (0: no row)")
+    ap.add_argument(
+        "--no-closed",
+        dest="closed",
+        action="store_false",
+        help="no closed-loop rows (3 s of closed-loop load first, unmeasured)",
+    )
     a = ap.parse_args()
     sides = [s.split("=", 1) for s in a.sides]
     rates = [float(r) for r in a.rates.split(",") if r]
@@ -79,7 +89,7 @@ def main() -> int:
     for n in range(a.rounds):
         for name, path in sides:
             os.environ["PYTHONPATH"] = str(Path(path).resolve())
-            line = side(f"{name}-{n}", work, rates, a.duration, a.sequential)
+            line = side(f"{name}-{n}", work, rates, a.duration, a.sequential, a.closed)
             print(f"[{name} round {n}] {line}", flush=True)
     return 0
 
