@@ -36,14 +36,23 @@ CLOSED = (
 
 
 def side(
-    name: str, work: Path, rates: list[float], duration: float, sequential: int, closed: bool
+    name: str,
+    work: Path,
+    rates: list[float],
+    duration: float,
+    sequential: int,
+    closed: bool,
+    prefill: float,
 ) -> str:
     proc = e2e.start_invreq(work, name)
     try:
         bodies = e2e.bodies(work, proc)
         rune = proc.rune()
         out = []
-        if not closed:  # the open rows still meet a store with records in it
+        if prefill:  # a store with many records, as after make bench's closed-loop rows
+            r = e2e.load([proc.targets["http"]], bodies["batch 50"], 16, prefill, rune)
+            out.append(f"prefilled {r['requests'] * 50 * (prefill + e2e.WARMUP) / prefill:.0f}")
+        elif not closed:  # the open rows still meet a store with records in it
             e2e.load([proc.targets["http"]], bodies["invoicerequest"], 64, 3.0, rune)
         for transport, body, connections, items in CLOSED if closed else ():
             cpu, loop = e2e.cpu_seconds(proc.p.pid), e2e.main_thread_cpu_seconds(proc.p.pid)
@@ -77,6 +86,12 @@ def main() -> int:
     ap.add_argument("--rates", default="1350,2700", help="open-loop rates, comma-separated")
     ap.add_argument("--sequential", type=int, default=300, help="requests (0: no row)")
     ap.add_argument(
+        "--prefill",
+        type=float,
+        default=0.0,
+        help="seconds of batches of 50 (16 HTTP connections) first, unmeasured",
+    )
+    ap.add_argument(
         "--no-closed",
         dest="closed",
         action="store_false",
@@ -89,7 +104,9 @@ def main() -> int:
     for n in range(a.rounds):
         for name, path in sides:
             os.environ["PYTHONPATH"] = str(Path(path).resolve())
-            line = side(f"{name}-{n}", work, rates, a.duration, a.sequential, a.closed)
+            line = side(
+                f"{name}-{n}", work, rates, a.duration, a.sequential, a.closed, a.prefill
+            )
             print(f"[{name} round {n}] {line}", flush=True)
     return 0
 
